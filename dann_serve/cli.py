@@ -1,0 +1,102 @@
+"""The ``dann-serve`` command: option parsing only; the work lives in plain modules.
+
+TensorFlow is imported inside each command, not at module level, so that
+``dann-serve --help`` and usage errors answer at once.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+# Quiet TensorFlow's C++ start-up chatter before anything imports it.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+
+def _fail(message: str, code: int = 1) -> None:
+    click.echo(f"dann-serve: error: {message}", err=True)
+    sys.exit(code)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="dann-serve")
+def main() -> None:
+    """Train domain-adversarial digit models, export them, serve them."""
+
+
+@main.command()
+@click.option("--source", default="fonts", show_default=True, help="Labelled source data set.")
+@click.option("--target", default="digits", show_default=True,
+              help="Unlabelled target data set (its labels are only reported).")  # fmt: skip
+@click.option("--mode", type=click.Choice(["dann", "source-only"]), default="dann",
+              show_default=True, help="source-only: same network, lambda = 0.")  # fmt: skip
+@click.option("--arch", type=click.Choice(["mnist", "svhn"]), default="mnist",
+              show_default=True, help="Network of Ganin et al. 2016.")  # fmt: skip
+@click.option("--steps", type=click.IntRange(min=1), default=3000, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=2), default=128, show_default=True,
+              help="Images per step, half source and half target.")  # fmt: skip
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--learning-rate", type=float, default=0.01, show_default=True,
+              help="mu0 of mu_p = mu0 / (1 + alpha p)^beta.")  # fmt: skip
+@click.option("--lr-alpha", type=float, default=10.0, show_default=True)
+@click.option("--lr-beta", type=float, default=0.75, show_default=True)
+@click.option("--momentum", type=float, default=0.9, show_default=True)
+@click.option("--gamma", type=float, default=10.0, show_default=True,
+              help="lambda_p = lambda_max (2 / (1 + exp(-gamma p)) - 1).")  # fmt: skip
+@click.option("--lambda-max", type=float, default=1.0, show_default=True)
+@click.option("--batch-norm/--no-batch-norm", default=False, show_default=True)
+@click.option("--eval-every", type=click.IntRange(min=1), default=250, show_default=True,
+              help="Steps between metrics rows and checkpoints.")  # fmt: skip
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder holding the files of file-based data sets.")  # fmt: skip
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Run directory to create (or to continue with --resume).")  # fmt: skip
+@click.option("--resume", is_flag=True,
+              help="Continue --out from its last checkpoint, with its saved options.")  # fmt: skip
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def train(out: Path, resume: bool, quiet: bool, data_dir: Path | None, **options) -> None:
+    """Train a DANN (or its source-only baseline) and write a run directory."""
+    from dann_serve.config import TrainConfig
+    from dann_serve.datasets import DatasetError
+    from dann_serve.rundir import RunError
+    from dann_serve.training import train_run
+
+    try:
+        config = TrainConfig(**options, data_dir=str(data_dir) if data_dir else None)
+        summary = train_run(config, out, resume=resume, show_progress=not quiet)
+    except (ValueError, RunError, DatasetError) as error:
+        _fail(str(error), 2 if isinstance(error, ValueError) else 1)
+    except KeyboardInterrupt:
+        _fail(f"interrupted; progress is saved, continue with: dann-serve train --out {out} "
+              "--resume", 130)  # fmt: skip
+    click.echo(
+        f"{out}: step {summary['step']}, source test accuracy "
+        f"{summary['source_test_accuracy']:.4f}, target test accuracy "
+        f"{summary['target_test_accuracy']:.4f}, domain accuracy {summary['domain_accuracy']:.4f}"
+    )
+
+
+@main.command()
+@click.argument("run", type=click.Path(path_type=Path))
+@click.option("--dataset", required=True, help="Data set to evaluate on, e.g. digits.")
+@click.option("--split", type=click.Choice(["train", "test"]), default="test", show_default=True)
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None)
+def evaluate(run: Path, dataset: str, split: str, data_dir: Path | None) -> None:
+    """Print the label accuracy of RUN's latest checkpoint on a data set split."""
+    from dann_serve.datasets import DatasetError
+    from dann_serve.evaluation import evaluate_run
+    from dann_serve.rundir import RunError
+
+    try:
+        value = evaluate_run(run, dataset, split, data_dir)
+    except (RunError, DatasetError) as error:
+        _fail(str(error))
+    click.echo(f"{run}: {dataset} {split} accuracy {value:.4f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,47 @@
+"""The options of a training run, validated once, saved as config.json."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+MODES = ("dann", "source-only")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every option of a run; saved as config.json and reloaded by --resume."""
+
+    source: str = "fonts"
+    target: str = "digits"
+    mode: str = "dann"
+    arch: str = "mnist"
+    steps: int = 3000
+    batch_size: int = 128
+    seed: int = 0
+    learning_rate: float = 0.01
+    lr_alpha: float = 10.0
+    lr_beta: float = 0.75
+    momentum: float = 0.9
+    gamma: float = 10.0
+    lambda_max: float = 1.0
+    batch_norm: bool = False
+    augment: bool = False
+    weight_decay: float = 0.0
+    eval_every: int = 250
+    data_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"unknown mode {self.mode!r}: choose one of {', '.join(MODES)}")
+        if self.steps < 1:
+            raise ValueError(f"--steps must be at least 1, got {self.steps}")
+        if self.batch_size < 2 or self.batch_size % 2:
+            raise ValueError(f"--batch-size must be an even number >= 2, got {self.batch_size}")
+        if self.eval_every < 1:
+            raise ValueError(f"--eval-every must be at least 1, got {self.eval_every}")
+
+    @classmethod
+    def from_dict(cls, values: dict) -> TrainConfig:
+        known = {field.name for field in dataclasses.fields(cls)}
+        return cls(**{key: value for key, value in values.items() if key in known})

@@ -1,0 +1,36 @@
+"""Training curves as PNG files, drawn from the rows of metrics.csv."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def plot_curves(rows: list[dict], run_dir: Path) -> None:
+    """accuracy.png and losses.png from the metrics rows."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = np.array([int(row["step"]) for row in rows])
+
+    def series(name: str) -> np.ndarray:
+        return np.array([float(row[name]) for row in rows])
+
+    for filename, names, ylabel in (
+        ("accuracy.png", ("source_accuracy", "target_accuracy", "domain_accuracy"), "accuracy"),
+        ("losses.png", ("label_loss", "domain_loss", "lambda"), "value"),
+    ):
+        figure, axes = plt.subplots(figsize=(6, 4))
+        for name in names:
+            start = 1 if name.endswith("loss") else 0  # step 0 has no training loss
+            axes.plot(steps[start:], series(name)[start:], label=name.replace("_", " "))
+        axes.set_xlabel("step")
+        axes.set_ylabel(ylabel)
+        axes.grid(alpha=0.3)
+        axes.legend()
+        figure.tight_layout()
+        figure.savefig(run_dir / filename, dpi=100)
+        plt.close(figure)

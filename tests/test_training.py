@@ -1,0 +1,125 @@
+import csv
+import json
+import math
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from dann_serve.config import TrainConfig
+from dann_serve.evaluation import evaluate_run, restore_model
+from dann_serve.rundir import RunError
+from dann_serve.training import Trainer, train_run
+
+RUN_FILES = ("config.json", "metrics.csv", "summary.json", "accuracy.png", "losses.png")
+
+
+def _config(pair: tuple[str, str], **overrides) -> TrainConfig:
+    source, target = pair
+    values = dict(source=source, target=target, steps=40, batch_size=32, eval_every=10,
+                  learning_rate=0.05)  # fmt: skip
+    values.update(overrides)
+    return TrainConfig(**values)
+
+
+def _rows(run_dir) -> list[dict]:
+    with (run_dir / "metrics.csv").open() as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_short_training_lowers_label_loss_and_writes_the_run(tiny_pair, tmp_path) -> None:
+    run_dir = tmp_path / "run"
+    summary = train_run(_config(tiny_pair, steps=60), run_dir, show_progress=False)
+
+    for name in RUN_FILES:
+        assert (run_dir / name).stat().st_size > 0, name
+    assert list((run_dir / "tensorboard").iterdir())
+    assert tf.train.latest_checkpoint(str(run_dir / "checkpoints")).endswith("ckpt-60")
+
+    rows = _rows(run_dir)
+    assert [int(row["step"]) for row in rows] == [0, 10, 20, 30, 40, 50, 60]
+    losses = [float(row["label_loss"]) for row in rows[1:]]
+    assert losses[-1] < 0.8 * losses[0]
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["options"]["mode"] == "dann"
+    assert config["options"]["steps"] == 60
+    assert "tensorflow" in config["versions"]
+    assert config["data"]["target"]["name"] == "tiny-digits"
+    assert summary["step"] == 60
+    assert summary["target_test_accuracy"] == pytest.approx(float(rows[-1]["target_accuracy"]))
+    assert json.loads((run_dir / "summary.json").read_text()) == summary
+
+
+def test_metrics_follow_the_schedules(tiny_pair, tmp_path) -> None:
+    train_run(_config(tiny_pair), tmp_path / "run", show_progress=False)
+    for row in _rows(tmp_path / "run"):
+        p = int(row["step"]) / 40
+        assert float(row["lambda"]) == pytest.approx(2 / (1 + math.exp(-10 * p)) - 1, abs=1e-5)
+        assert float(row["learning_rate"]) == pytest.approx(0.05 / (1 + 10 * p) ** 0.75, rel=1e-5)
+
+
+def test_source_only_keeps_lambda_at_zero(tiny_pair, tmp_path) -> None:
+    train_run(_config(tiny_pair, mode="source-only"), tmp_path / "run", show_progress=False)
+    assert {float(row["lambda"]) for row in _rows(tmp_path / "run")} == {0.0}
+
+
+def test_resume_after_interruption_continues_step_and_schedule(
+    tiny_pair, tmp_path, monkeypatch
+) -> None:
+    config = _config(tiny_pair)
+    train_run(config, tmp_path / "straight", show_progress=False)
+
+    original_step = Trainer.train_step
+
+    def interrupted_step(self: Trainer) -> None:
+        if self.step == 25:
+            raise KeyboardInterrupt
+        original_step(self)
+
+    monkeypatch.setattr(Trainer, "train_step", interrupted_step)
+    with pytest.raises(KeyboardInterrupt):
+        train_run(config, tmp_path / "resumed", show_progress=False)
+    monkeypatch.setattr(Trainer, "train_step", original_step)
+    assert tf.train.latest_checkpoint(str(tmp_path / "resumed" / "checkpoints")).endswith("-25")
+
+    summary = train_run(config, tmp_path / "resumed", resume=True, show_progress=False)
+    assert summary["step"] == 40
+
+    straight, resumed = _rows(tmp_path / "straight"), _rows(tmp_path / "resumed")
+    assert [row["step"] for row in resumed] == [row["step"] for row in straight]
+    for a, b in zip(straight, resumed, strict=True):
+        assert float(a["lambda"]) == pytest.approx(float(b["lambda"]), abs=1e-7)
+        assert float(a["learning_rate"]) == pytest.approx(float(b["learning_rate"]), rel=1e-6)
+    # Same data order, optimiser state and schedule position: the same weights.
+    for a, b in zip(restore_model(tmp_path / "straight").weights,
+                    restore_model(tmp_path / "resumed").weights, strict=True):  # fmt: skip
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-4)
+
+
+def test_existing_run_is_never_overwritten(tiny_pair, tmp_path) -> None:
+    config = _config(tiny_pair, steps=10)
+    train_run(config, tmp_path / "run", show_progress=False)
+    before = (tmp_path / "run" / "metrics.csv").read_bytes()
+    with pytest.raises(RunError, match=r"already exists.*--resume"):
+        train_run(config, tmp_path / "run", show_progress=False)
+    assert (tmp_path / "run" / "metrics.csv").read_bytes() == before
+
+
+def test_resume_without_checkpoint_is_a_clear_error(tiny_pair, tmp_path) -> None:
+    with pytest.raises(RunError, match="nothing to resume"):
+        train_run(_config(tiny_pair), tmp_path / "empty", resume=True, show_progress=False)
+
+
+def test_evaluate_matches_the_summary(tiny_pair, tmp_path) -> None:
+    summary = train_run(_config(tiny_pair, steps=20), tmp_path / "run", show_progress=False)
+    accuracy = evaluate_run(tmp_path / "run", tiny_pair[1], "test")
+    assert accuracy == pytest.approx(summary["target_test_accuracy"])
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [({"mode": "both"}, "unknown mode"), ({"batch_size": 33}, "even"), ({"steps": 0}, "steps")],
+)
+def test_config_rejects_bad_options(overrides: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**overrides)
