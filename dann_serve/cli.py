@@ -98,5 +98,25 @@ def evaluate(run: Path, dataset: str, split: str, data_dir: Path | None) -> None
     click.echo(f"{run}: {dataset} {split} accuracy {value:.4f}")
 
 
+@main.command()
+@click.argument("run", type=click.Path(path_type=Path))
+@click.option("--model-dir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("models"), show_default=True)  # fmt: skip
+@click.option("--name", default="dann", show_default=True, help="Model name under --model-dir.")
+@click.option("--version", "version", type=click.IntRange(min=1), default=None,
+              help="Version number [default: the next free one].")  # fmt: skip
+@click.option("--force", is_flag=True, help="Replace an existing version.")
+def export(run: Path, model_dir: Path, name: str, version: int | None, force: bool) -> None:
+    """Export RUN as a SavedModel (+ ONNX, warm-up, export.json) under MODEL_DIR/NAME/VERSION."""
+    from dann_serve.export import ExportError, export_run
+    from dann_serve.rundir import RunError
+
+    try:
+        result = export_run(run, model_dir, name, version, force)
+    except (ExportError, RunError) as error:
+        _fail(str(error))
+    click.echo(result.path)
+
+
 if __name__ == "__main__":
     main()

@@ -1,0 +1,238 @@
+"""Export a run as TensorFlow Serving loads it: ``models/<name>/<version>/``.
+
+The version directory is built beside its final place under a name TensorFlow
+Serving ignores (not an integer) and renamed into place only once the SavedModel,
+its warm-up records, the ONNX twins and the parity checks are all done. A failure
+anywhere, or a kill, therefore never leaves a version a server would try to load.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from dann_serve import datasets
+from dann_serve.evaluation import restore_model
+from dann_serve.model import DANN, INPUT_SHAPE
+from dann_serve.pipeline import to_unit_range
+from dann_serve.rundir import load_config, package_versions, read_json, write_json
+from dann_serve.serving_config import add_model_to_config
+
+INPUT_NAME = "images"
+SIGNATURES = ("predict_label", "classify_domain")
+PARITY_IMAGES = 256
+ONNX_OPSET = 17
+IMAGES_SPEC = tf.TensorSpec([None, *INPUT_SHAPE], tf.float32, name=INPUT_NAME)
+
+
+class ExportError(Exception):
+    """The export cannot go on; nothing was left in the model directory."""
+
+
+class ServingModule(tf.Module):
+    """The two inference functions of a trained DANN, as served.
+
+    Each signature runs only the heads it needs, in inference mode; the gradient
+    reversal layer is not on either path, so nothing training-only is exported.
+    """
+
+    def __init__(self, model: DANN) -> None:
+        super().__init__()
+        self.model = model
+
+    @tf.function(input_signature=[IMAGES_SPEC])
+    def predict_label(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
+        features = self.model.features(images, training=False)
+        probabilities = tf.nn.softmax(self.model.label_head(features, training=False))
+        return {
+            "probabilities": probabilities,
+            "label": tf.argmax(probabilities, axis=-1, output_type=tf.int64),
+        }
+
+    @tf.function(input_signature=[IMAGES_SPEC])
+    def classify_domain(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
+        features = self.model.features(images, training=False)
+        probabilities = tf.nn.softmax(self.model.domain_head(features, training=False))
+        return {
+            "probabilities": probabilities,
+            "domain": tf.argmax(probabilities, axis=-1, output_type=tf.int64),
+        }
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    path: Path
+    report: dict
+
+
+def next_version(model_root: Path) -> int:
+    """One more than the largest integer version directory (1 for a new model)."""
+    versions = [int(p.name) for p in model_root.glob("*") if p.name.isdigit() and p.is_dir()]
+    return max(versions, default=0) + 1
+
+
+def _parity_images(target: str, data_dir: str | None) -> tuple[np.ndarray, np.ndarray]:
+    test = datasets.load(target, data_dir).test
+    return to_unit_range(test.images).numpy(), test.labels
+
+
+def write_warmup(path: Path, model_name: str, images: np.ndarray) -> int:
+    """TFRecord of PredictionLog records, batch 1 and a full batch, per signature."""
+    from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    count = 0
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        for signature in SIGNATURES:
+            for batch in (images[:1], images[:32]):
+                request = predict_pb2.PredictRequest(
+                    model_spec=model_pb2.ModelSpec(name=model_name, signature_name=signature),
+                    inputs={INPUT_NAME: tf.make_tensor_proto(batch)},
+                )
+                log = prediction_log_pb2.PredictionLog(
+                    predict_log=prediction_log_pb2.PredictLog(request=request)
+                )
+                writer.write(log.SerializeToString())
+                count += 1
+    return count
+
+
+def convert_to_onnx(function, path: Path) -> None:
+    """One signature to ONNX with tf2onnx, input and output names kept."""
+    import onnx
+    import tf2onnx
+
+    proto, _ = tf2onnx.convert.from_function(
+        function, input_signature=[IMAGES_SPEC], opset=ONNX_OPSET
+    )
+    onnx.checker.check_model(proto)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(proto, str(path))
+
+
+def onnx_parity(saved, onnx_dir: Path, images: np.ndarray) -> dict[str, dict]:
+    """Largest probability difference and label agreement, ONNX Runtime vs SavedModel."""
+    import onnxruntime
+
+    figures = {}
+    for signature, decision in (("predict_label", "label"), ("classify_domain", "domain")):
+        session = onnxruntime.InferenceSession(
+            str(onnx_dir / f"{signature}.onnx"), providers=["CPUExecutionProvider"]
+        )
+        names = [output.name for output in session.get_outputs()]
+        got = dict(zip(names, session.run(None, {INPUT_NAME: images}), strict=True))
+        want = {k: v.numpy() for k, v in saved.signatures[signature](images=images).items()}
+        figures[signature] = {
+            "images": len(images),
+            "max_abs_probability_difference": float(
+                np.max(np.abs(got["probabilities"] - want["probabilities"]))
+            ),
+            "decisions_agree": int(np.sum(got[decision] == want[decision])),
+        }
+    return figures
+
+
+def exported_accuracy(saved, images: np.ndarray, labels: np.ndarray) -> float:
+    predicted = np.concatenate(
+        [
+            saved.signatures["predict_label"](images=images[i : i + 500])["label"].numpy()
+            for i in range(0, len(images), 500)
+        ]
+    )
+    return float(np.mean(predicted == labels))
+
+
+def _build(run_dir: Path, staging: Path, name: str, version: int) -> dict:
+    config = load_config(run_dir)
+    model = restore_model(run_dir)
+    module = ServingModule(model)
+    tf.saved_model.save(
+        module,
+        str(staging),
+        signatures={
+            "predict_label": module.predict_label,
+            "classify_domain": module.classify_domain,
+            "serving_default": module.predict_label,
+        },
+    )
+    images, labels = _parity_images(config.target, config.data_dir)
+    warmup = write_warmup(staging / "assets.extra" / "tf_serving_warmup_requests", name, images)
+    for signature in SIGNATURES:
+        convert_to_onnx(getattr(module, signature), staging / "onnx" / f"{signature}.onnx")
+
+    saved = tf.saved_model.load(str(staging))
+    parity = onnx_parity(saved, staging / "onnx", images[:PARITY_IMAGES])
+    worst = max(figures["max_abs_probability_difference"] for figures in parity.values())
+    if worst > 1e-5 or any(f["decisions_agree"] != f["images"] for f in parity.values()):
+        raise ExportError(f"ONNX and SavedModel disagree: {parity}")
+    summary_path = run_dir / "summary.json"
+    summary = read_json(summary_path) if summary_path.exists() else {}
+    versions = package_versions()
+    for package in ("tf2onnx", "onnx", "onnxruntime"):
+        versions[package] = __import__(package).__version__
+    return {
+        "model": name,
+        "version": version,
+        "run": str(run_dir.resolve()),
+        "mode": config.mode,
+        "arch": config.arch,
+        "source": config.source,
+        "target": config.target,
+        "step": summary.get("step"),
+        "accuracy_at_training": {
+            "source_test": summary.get("source_test_accuracy"),
+            "target_test": summary.get("target_test_accuracy"),
+        },
+        "target_test_accuracy_exported": exported_accuracy(saved, images, labels),
+        "signatures": {
+            "predict_label": {"inputs": [INPUT_NAME], "outputs": ["probabilities", "label"]},
+            "classify_domain": {"inputs": [INPUT_NAME], "outputs": ["probabilities", "domain"]},
+            "serving_default": "predict_label",
+        },
+        "onnx": {"opset": ONNX_OPSET, "parity": parity, "max_abs_difference": worst},
+        "warmup_records": warmup,
+        "versions": versions,
+    }
+
+
+def export_run(
+    run_dir: str | Path,
+    model_dir: str | Path = "models",
+    name: str = "dann",
+    version: int | None = None,
+    force: bool = False,
+) -> ExportResult:
+    """Export ``run_dir``'s latest checkpoint as ``model_dir/name/version``."""
+    run_dir, model_dir = Path(run_dir), Path(model_dir)
+    if not run_dir.is_dir():
+        raise ExportError(f"{run_dir}: no such run directory")
+    if version is not None and version < 1:
+        raise ExportError(f"--version must be a positive integer, got {version}")
+    model_root = model_dir / name
+    version = version if version is not None else next_version(model_root)
+    final = model_root / str(version)
+    if final.exists() and not force:
+        raise ExportError(f"{final} already exists; pass --force to replace it")
+
+    model_root.mkdir(parents=True, exist_ok=True)
+    staging = model_root / f".staging-{version}-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        report = _build(run_dir, staging, name, version)
+        write_json(staging / "export.json", report)
+        if final.exists():
+            retired = model_root / f".retired-{version}-{os.getpid()}"
+            os.rename(final, retired)
+            os.rename(staging, final)
+            shutil.rmtree(retired)
+        else:
+            os.rename(staging, final)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    add_model_to_config(model_dir / "models.config", name)
+    return ExportResult(final, report)

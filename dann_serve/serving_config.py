@@ -1,0 +1,40 @@
+"""``models/models.config``: the model_config_list TensorFlow Serving starts from.
+
+Paths in it are those inside the serving image (``/models/<name>``); the local
+server maps them onto its own ``--model-dir`` by model name.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+CONTAINER_MODEL_ROOT = "/models"
+
+
+def read_config(path: Path):
+    """The parsed ModelServerConfig at ``path`` (empty if the file does not exist)."""
+    from google.protobuf import text_format
+    from tensorflow_serving.config import model_server_config_pb2
+
+    config = model_server_config_pb2.ModelServerConfig()
+    if path.exists():
+        text_format.Parse(path.read_text(), config)
+    return config
+
+
+def add_model_to_config(path: Path, name: str) -> None:
+    """List ``name`` in the config file, keeping every other entry; atomic replace."""
+    from google.protobuf import text_format
+
+    config = read_config(path)
+    entries = config.model_config_list.config
+    if any(entry.name == name for entry in entries):
+        return
+    entry = entries.add()
+    entry.name = name
+    entry.base_path = f"{CONTAINER_MODEL_ROOT}/{name}"
+    entry.model_platform = "tensorflow"
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(text_format.MessageToString(config))
+    os.replace(temporary, path)
