@@ -4,6 +4,8 @@ the real loaders, pipeline and training loop in seconds."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -31,12 +33,39 @@ def tiny_target() -> Domain:
     )
 
 
-@pytest.fixture()
-def tiny_pair(monkeypatch, tiny_source: Domain, tiny_target: Domain) -> tuple[str, str]:
+@pytest.fixture(scope="session")
+def tiny_pair(tiny_source: Domain, tiny_target: Domain) -> Iterator[tuple[str, str]]:
     """Registers the tiny domains as data sets and returns their names."""
-    monkeypatch.setitem(datasets.LOADERS, tiny_source.name, lambda _dir: tiny_source)
-    monkeypatch.setitem(datasets.LOADERS, tiny_target.name, lambda _dir: tiny_target)
-    return tiny_source.name, tiny_target.name
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(datasets.LOADERS, tiny_source.name, lambda _dir: tiny_source)
+        patch.setitem(datasets.LOADERS, tiny_target.name, lambda _dir: tiny_target)
+        yield tiny_source.name, tiny_target.name
+
+
+@pytest.fixture(scope="session")
+def trained_run(tiny_pair: tuple[str, str], tmp_path_factory) -> Path:
+    """A short real DANN run on the tiny pair (shared, read-only for tests)."""
+    from dann_serve.config import TrainConfig
+    from dann_serve.training import train_run
+
+    source, target = tiny_pair
+    run_dir = tmp_path_factory.mktemp("runs") / "tiny"
+    config = TrainConfig(source=source, target=target, steps=60, batch_size=32,
+                         eval_every=30, learning_rate=0.05)  # fmt: skip
+    train_run(config, run_dir, show_progress=False)
+    return run_dir
+
+
+@pytest.fixture(scope="session")
+def exported_model(trained_run: Path, tmp_path_factory) -> Path:
+    """``trained_run`` exported as ``<model_dir>/dann/1`` (returns that version path).
+
+    The model directory (its parent's parent) also holds ``models.config``.
+    """
+    from dann_serve.export import export_run
+
+    model_dir = tmp_path_factory.mktemp("models")
+    return export_run(trained_run, model_dir, "dann").path
 
 
 @pytest.fixture()
