@@ -1,0 +1,168 @@
+"""Images in, predictions out: the client's core loop, free of CLI concerns.
+
+``predict_files`` reads and preprocesses image files in batches, sends each
+batch to a backend (a model server through ``GrpcBackend`` or a local ONNX model
+through ``OnnxBackend``), and yields one ``Prediction`` or ``Unreadable`` per
+input, in input order. While one batch is being answered the next one is read,
+so disk, CPU and network overlap.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from dann_client.contract import (
+    ANSWER_OUTPUT,
+    CLASSIFY_DOMAIN,
+    DEFAULT_BATCH_SIZE,
+    DOMAIN_NAMES,
+    PREDICT_LABEL,
+    PROBABILITIES_OUTPUT,
+)
+from dann_client.errors import ImageError, ServerRejected
+from dann_client.inputs import Unreadable
+from dann_client.preprocessing import WHITE, load_image, to_model_input
+
+
+class Backend(Protocol):
+    """Anything that runs a signature on float32 ``[N, 32, 32, 3]`` images."""
+
+    max_batch: int | None  # largest batch it accepts in one call, None for no limit
+
+    def run(self, signature: str, images: np.ndarray) -> Mapping[str, np.ndarray]: ...
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The model's answer for one image.
+
+    ``index`` is the label (0-9) for ``predict_label`` and the domain column
+    (0 source, 1 target) for ``classify_domain``.
+    """
+
+    path: str
+    signature: str
+    index: int
+    probabilities: tuple[float, ...]
+
+    @property
+    def confidence(self) -> float:
+        return self.probabilities[self.index]
+
+    @property
+    def answer(self) -> str:
+        """What to print: the digit, or the domain's name."""
+        if self.signature == CLASSIFY_DOMAIN and self.index < len(DOMAIN_NAMES):
+            return DOMAIN_NAMES[self.index]
+        return str(self.index)
+
+    def top(self, k: int) -> list[tuple[int, float]]:
+        """The ``k`` most probable classes, best first."""
+        order = sorted(range(len(self.probabilities)), key=lambda i: -self.probabilities[i])
+        return [(i, self.probabilities[i]) for i in order[:k]]
+
+
+def predict_arrays(
+    backend: Backend, images: np.ndarray, signature: str = PREDICT_LABEL
+) -> tuple[np.ndarray, np.ndarray]:
+    """Run ``signature`` on a float32 batch; return (answers int64 [N], probabilities [N, C]).
+
+    Checks the outputs against the signature contract, so that a model with other
+    outputs is reported as such rather than as an index error later on.
+    """
+    outputs = backend.run(signature, images)
+    answer_name = ANSWER_OUTPUT.get(signature)
+    probabilities = outputs.get(PROBABILITIES_OUTPUT)
+    if probabilities is None:
+        raise ServerRejected(f"the model's {signature} gave no '{PROBABILITIES_OUTPUT}' output")
+    probabilities = np.asarray(probabilities)
+    answers = outputs.get(answer_name) if answer_name else None
+    answers = probabilities.argmax(axis=-1) if answers is None else np.asarray(answers)
+    count = len(images)
+    if probabilities.ndim != 2 or len(probabilities) != count or answers.shape != (count,):
+        raise ServerRejected(
+            f"the model's {signature} answered {count} images with outputs of shape "
+            f"{list(probabilities.shape)} and {list(answers.shape)}"
+        )
+    if count and not 0 <= answers.min() <= answers.max() < probabilities.shape[1]:
+        raise ServerRejected(f"the model's {signature} answered classes outside its probabilities")
+    return answers.astype(np.int64), probabilities
+
+
+def predict_files(
+    paths: Iterable[str | Path | Unreadable],
+    backend: Backend,
+    *,
+    signature: str = PREDICT_LABEL,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    background: tuple[int, int, int] = WHITE,
+) -> Iterator[Prediction | Unreadable]:
+    """Predict every readable image; yield results and failures in input order.
+
+    ``paths`` may already contain ``Unreadable`` items (from ``expand_inputs``);
+    they pass through in place. Batches are capped by ``backend.max_batch`` so
+    that each request stays under the transport's message limit. Server errors
+    propagate as ``ServerUnavailable`` / ``ServerRejected``.
+    """
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1")
+    if backend.max_batch is not None:
+        batch_size = min(batch_size, backend.max_batch)
+    items = iter(paths)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="dann-predict") as pool:
+        pending: tuple[list, Future | None] | None = None
+        while chunk := list(itertools.islice(items, batch_size)):
+            loaded, images = _load_chunk(chunk, background)
+            future = (
+                pool.submit(predict_arrays, backend, images, signature)
+                if images is not None
+                else None
+            )
+            if pending is not None:
+                yield from _finish(*pending, signature)
+            pending = (loaded, future)
+        if pending is not None:
+            yield from _finish(*pending, signature)
+
+
+def _load_chunk(
+    chunk: list[str | Path | Unreadable], background: tuple[int, int, int]
+) -> tuple[list[str | Unreadable], np.ndarray | None]:
+    loaded: list[str | Unreadable] = []
+    arrays = []
+    for item in chunk:
+        if isinstance(item, Unreadable):
+            loaded.append(item)
+            continue
+        try:
+            arrays.append(load_image(item, background=background))
+            loaded.append(str(item))
+        except ImageError as error:
+            loaded.append(Unreadable(str(item), str(error)))
+    return loaded, to_model_input(np.stack(arrays)) if arrays else None
+
+
+def _finish(
+    loaded: list[str | Unreadable], future: Future | None, signature: str
+) -> Iterator[Prediction | Unreadable]:
+    try:
+        answers, probabilities = future.result() if future is not None else ((), ())
+    except Exception:
+        # The batch failed as a whole (server down, request rejected): still
+        # report its unreadable files before the error ends the run.
+        yield from (item for item in loaded if isinstance(item, Unreadable))
+        raise
+    rows = zip(answers, probabilities.tolist() if len(probabilities) else (), strict=True)
+    for item in loaded:
+        if isinstance(item, Unreadable):
+            yield item
+        else:
+            answer, row = next(rows)
+            yield Prediction(item, signature, int(answer), tuple(row))

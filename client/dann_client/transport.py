@@ -1,0 +1,143 @@
+"""One gRPC channel to a model server: TLS, deadlines, retries, message limits.
+
+A ``Transport`` knows nothing about models; it sends one request message to one
+RPC path and returns the response, translating gRPC failures into the client's
+errors: ``ServerUnavailable`` (exit 3) when nobody answers or the deadline
+passes, ``ServerRejected`` (exit 4) when the server answers with an error.
+UNAVAILABLE is retried with exponential backoff because it is what a server
+that is still starting, restarting or shedding load says.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+from google.protobuf.message import Message
+
+from dann_client.contract import (
+    DEFAULT_MAX_MESSAGE_BYTES,
+    DEFAULT_RETRIES,
+    DEFAULT_SERVER,
+    DEFAULT_TIMEOUT,
+)
+from dann_client.errors import ServerRejected, ServerUnavailable, UsageError
+
+_MAX_RECEIVE_BYTES = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class TlsConfig:
+    """Files for a TLS channel; with no CA file the system's roots are trusted."""
+
+    ca_cert: Path | None = None
+    client_cert: Path | None = None
+    client_key: Path | None = None
+
+    def credentials(self) -> grpc.ChannelCredentials:
+        if (self.client_cert is None) != (self.client_key is None):
+            raise UsageError("--client-cert and --client-key go together")
+        return grpc.ssl_channel_credentials(
+            root_certificates=_read(self.ca_cert, "--ca-cert"),
+            private_key=_read(self.client_key, "--client-key"),
+            certificate_chain=_read(self.client_cert, "--client-cert"),
+        )
+
+
+class Transport:
+    """A channel to ``address`` plus the policy for every call made over it.
+
+    ``timeout`` is the deadline of each attempt in seconds; ``retries`` how many
+    more attempts follow an UNAVAILABLE answer, waiting ``backoff`` seconds and
+    doubling up to ``max_backoff`` (with jitter, so that many clients do not
+    return in step). ``max_message_bytes`` is the largest request it will send.
+    """
+
+    def __init__(
+        self,
+        address: str = DEFAULT_SERVER,
+        *,
+        tls: TlsConfig | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        retries: int = DEFAULT_RETRIES,
+        backoff: float = 0.1,
+        max_backoff: float = 2.0,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    ) -> None:
+        self.address = address
+        self.timeout = timeout
+        self.retries = max(0, retries)
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self.max_message_bytes = max_message_bytes
+        options = [
+            ("grpc.max_send_message_length", max_message_bytes),
+            ("grpc.max_receive_message_length", _MAX_RECEIVE_BYTES),
+            # Our own retry loop below is the only one, so attempts are counted once.
+            ("grpc.enable_retries", 0),
+        ]
+        if tls is None:
+            self._channel = grpc.insecure_channel(address, options=options)
+        else:
+            self._channel = grpc.secure_channel(address, tls.credentials(), options=options)
+        self._stubs: dict[str, grpc.UnaryUnaryMultiCallable] = {}
+
+    def call(self, path: str, request: Message, response_type: type[Message]) -> Message:
+        """Send ``request`` to the RPC ``path``; return the parsed response."""
+        stub = self._stubs.get(path)
+        if stub is None:
+            stub = self._channel.unary_unary(
+                path,
+                request_serializer=type(request).SerializeToString,
+                response_deserializer=response_type.FromString,
+            )
+            self._stubs[path] = stub
+        for attempt in range(self.retries + 1):
+            try:
+                return stub(request, timeout=self.timeout)
+            except grpc.RpcError as error:
+                code = error.code() if isinstance(error, grpc.Call) else grpc.StatusCode.UNKNOWN
+                if code == grpc.StatusCode.UNAVAILABLE and attempt < self.retries:
+                    time.sleep(self._delay(attempt))
+                    continue
+                raise self._translate(code, error) from None
+        raise AssertionError("unreachable")  # the loop always returns or raises
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> Transport:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _delay(self, attempt: int) -> float:
+        ceiling = min(self.max_backoff, self.backoff * 2**attempt)
+        return random.uniform(ceiling / 2, ceiling)
+
+    def _translate(self, code: grpc.StatusCode, error: grpc.RpcError) -> Exception:
+        details = (error.details() if isinstance(error, grpc.Call) else None) or str(code)
+        details = " ".join(details.split())  # one line, whatever the server sent
+        if code == grpc.StatusCode.UNAVAILABLE:
+            tries = f" after {self.retries + 1} attempts" if self.retries else ""
+            return ServerUnavailable(f"cannot reach server {self.address}{tries}: {details}")
+        if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+            return ServerUnavailable(
+                f"server {self.address} did not answer within {self.timeout:g} s"
+            )
+        return ServerRejected(
+            f"server {self.address} rejected the request: {code.name}: {details}", code.name
+        )
+
+
+def _read(path: Path | None, option: str) -> bytes | None:
+    if path is None:
+        return None
+    try:
+        return Path(path).read_bytes()
+    except OSError as error:
+        raise UsageError(f"cannot read {option} {path}: {error.strerror}") from None

@@ -1,0 +1,275 @@
+"""The dann-client command: exit statuses, output, backends, transport behaviour."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from dann_client.cli import cli
+from dann_client.preprocessing import load_image, to_model_input
+from PIL import Image
+from toy_serving import MODEL_VERSION, grey_image, level_for
+
+
+def run(*args: str, input: str | None = None):
+    return CliRunner().invoke(cli, list(args), input=input)
+
+
+@pytest.fixture
+def digits(tmp_path):
+    """Three images the toy server answers with labels 2, 7 and 9."""
+    return [grey_image(tmp_path / f"{label}.png", level_for(label)) for label in (2, 7, 9)]
+
+
+# --- usage errors: exit 2 ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["predict"],  # no inputs
+        ["predict", "x.png", "--version", "1", "--label", "stable"],
+        ["status", "--version", "1", "--label", "stable"],
+        ["predict", "x.png", "--backend", "onnx"],  # no --onnx
+        ["predict", "x.png", "--top-k", "0"],
+        ["predict", "x.png", "--signature", "serving_nothing"],
+        ["predict", "x.png", "--ca-cert", "/no/such/ca.pem"],
+        ["predict", "x.png", "--background", "not-a-colour"],
+        ["predict", "x.png", "--timeout", "0"],
+        ["frobnicate"],
+    ],
+)
+def test_usage_errors_exit_2(args):
+    result = run(*args)
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+
+
+# --- the onnx backend: no server needed -------------------------------------------
+
+
+def _expected_labels(paths, weights):
+    batch = to_model_input(np.stack([load_image(p) for p in paths]))
+    return list((batch.reshape(len(paths), -1) @ weights).argmax(axis=1))
+
+
+def test_onnx_backend_answers_and_unreadable_files_cost_one_line_each(tmp_path, onnx_models):
+    rng = np.random.default_rng(5)
+    good = []
+    for i in range(5):
+        path = tmp_path / f"img{i}.png"
+        Image.fromarray(rng.integers(0, 256, (40, 30, 3), dtype=np.uint8)).save(path)
+        good.append(path)
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG broken")
+    missing = tmp_path / "missing.png"
+
+    result = run(
+        "predict", str(good[0]), str(tmp_path / "broken.png"), str(missing), *map(str, good[1:]),
+        "--onnx", str(onnx_models["predict_label"]), "--json", "--batch-size", "2",
+    )  # fmt: skip
+
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        f"{tmp_path / 'broken.png'}: not an image file Pillow can read",
+        f"{missing}: no such file or directory",
+    ]
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["path"] for r in records] == [str(p) for p in good]
+    assert [r["label"] for r in records] == _expected_labels(
+        good, onnx_models["predict_label_weights"]
+    )
+    for record in records:
+        assert len(record["probabilities"]) == 10
+        assert record["confidence"] == pytest.approx(max(record["probabilities"]), abs=1e-6)
+
+
+def test_onnx_domain_from_an_export_directory(digits, onnx_models):
+    export_dir = onnx_models["dir"].parent
+    result = run("domain", *map(str, digits), "--backend", "onnx", "--onnx", str(export_dir))
+    assert result.exit_code == 0, result.output
+    expected = _expected_labels(digits, onnx_models["classify_domain_weights"])
+    names = [line.split(": ")[1].split(" ")[0] for line in result.stdout.splitlines()]
+    assert names == [("source", "target")[i] for i in expected]
+
+
+def test_onnx_missing_signature_file_is_a_usage_error(tmp_path, digits, onnx_models):
+    lonely = tmp_path / "lonely"
+    lonely.mkdir()
+    (lonely / "predict_label.onnx").write_bytes(onnx_models["predict_label"].read_bytes())
+    result = run("domain", str(digits[0]), "--onnx", str(lonely))
+    assert result.exit_code == 2
+    assert "no classify_domain.onnx" in result.stderr
+
+
+# --- against a real gRPC server (the toy one in conftest) -------------------------
+
+
+def test_predict_over_grpc_in_order_and_batched(toy_server, digits):
+    servicer, address = toy_server
+    paths = [str(p) for p in digits * 3]  # 9 images
+    result = run("predict", *paths, "--server", address, "--batch-size", "4", "--top-k", "2")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert [line.split(": ")[1].split(" ")[0] for line in lines] == ["2", "7", "9"] * 3
+    assert "top-2: 2 0.910, " in lines[0]
+    assert servicer.batch_sizes == [4, 4, 1]
+
+
+def test_stdin_paths_and_json_output(toy_server, digits):
+    _, address = toy_server
+    stdin = "".join(f"{p}\n" for p in digits)
+    result = run("predict", "-", "--server", address, "--json", "--version", "3", input=stdin)
+    assert result.exit_code == 0, result.output
+    assert [json.loads(line)["label"] for line in result.stdout.splitlines()] == [2, 7, 9]
+
+
+def test_domain_over_grpc(toy_server, tmp_path):
+    _, address = toy_server
+    dark, bright = grey_image(tmp_path / "d.png", 20), grey_image(tmp_path / "b.png", 230)
+    result = run("domain", str(dark), str(bright), "--server", address, "--json")
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [(r["domain"], r["domain_name"]) for r in records] == [(0, "source"), (1, "target")]
+
+
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [
+        (["--model", "nope"], "NOT_FOUND"),
+        (["--version", "99"], "NOT_FOUND"),
+    ],
+)
+def test_server_rejections_exit_4_with_one_line(toy_server, digits, args, code):
+    _, address = toy_server
+    result = run("predict", str(digits[0]), "--server", address, *args)
+    assert result.exit_code == 4
+    assert result.stderr.count("\n") == 1 and code in result.stderr and address in result.stderr
+
+
+def test_unknown_signature_is_failed_precondition(toy_server, digits):
+    from dann_client.errors import ServerRejected
+    from dann_client.predict import predict_files
+    from dann_client.service import GrpcBackend
+    from dann_client.transport import Transport
+
+    _, address = toy_server
+    with Transport(address) as transport, pytest.raises(ServerRejected) as caught:
+        list(predict_files(digits, GrpcBackend(transport), signature="serving_nothing"))
+    assert caught.value.code == "FAILED_PRECONDITION" and caught.value.exit_code == 4
+
+
+def test_unavailable_is_retried_with_backoff(toy_server, digits):
+    servicer, address = toy_server
+    servicer.unavailable_first = 2
+    result = run("predict", str(digits[0]), "--server", address, "--retries", "2")
+    assert result.exit_code == 0, result.output
+    servicer.unavailable_first = 2
+    result = run("predict", str(digits[0]), "--server", address, "--retries", "1")
+    assert result.exit_code == 3
+    assert f"cannot reach server {address} after 2 attempts" in result.stderr
+
+
+def test_a_slow_server_times_out_with_exit_3(toy_server, digits):
+    servicer, address = toy_server
+    servicer.delay = 0.5
+    result = run("predict", str(digits[0]), "--server", address, "--timeout", "0.1")
+    assert result.exit_code == 3
+    assert result.stderr.strip() == f"dann-client: server {address} did not answer within 0.1 s"
+
+
+def test_requests_stay_under_the_message_limit(toy_server, digits):
+    from dann_client.predict import predict_files
+    from dann_client.service import GrpcBackend
+    from dann_client.transport import Transport
+
+    servicer, address = toy_server
+    with Transport(address, max_message_bytes=64 * 1024) as transport:
+        backend = GrpcBackend(transport)
+        assert backend.max_batch == 4  # (64 KiB - 16 KiB overhead) // 12 KiB per image
+        results = list(predict_files(digits * 4, backend, batch_size=256))
+    assert [r.index for r in results] == [2, 7, 9] * 4
+    assert servicer.batch_sizes == [4, 4, 4]
+
+
+def test_status_and_metadata(toy_server):
+    _, address = toy_server
+    result = run("status", "--server", address)
+    assert result.exit_code == 0 and result.stdout == f"dann version {MODEL_VERSION}: AVAILABLE\n"
+    result = run("status", "--server", address, "--json")
+    assert json.loads(result.stdout)["state"] == "AVAILABLE"
+
+    result = run("metadata", "--server", address)
+    assert result.exit_code == 0, result.output
+    assert "    input  images: DT_FLOAT [-1, 32, 32, 3]" in result.stdout
+    assert "    output domain: DT_INT64 [-1]" in result.stdout
+    result = run("metadata", "--server", address, "--json")
+    records = {r["signature"]: r for r in map(json.loads, result.stdout.splitlines())}
+    assert records["predict_label"]["outputs"]["probabilities"]["shape"] == [-1, 10]
+
+
+def test_tls_with_a_ca_certificate(tls_server, tls_files, digits):
+    _, address = tls_server
+    result = run(
+        "predict", str(digits[1]), "--server", address, "--ca-cert", str(tls_files["cert"])
+    )
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith(f"{digits[1]}: 7 ")
+    plain = run("predict", str(digits[1]), "--server", address, "--retries", "0")
+    assert plain.exit_code == 3
+
+
+def test_preprocess_writes_what_the_model_sees(tmp_path):
+    Image.new("RGB", (60, 20), (10, 200, 30)).save(tmp_path / "in.png")
+    result = run("preprocess", str(tmp_path / "in.png"), "-o", str(tmp_path / "out.png"))
+    assert result.exit_code == 0, result.output
+    np.testing.assert_array_equal(
+        np.asarray(Image.open(tmp_path / "out.png")), load_image(tmp_path / "in.png")
+    )
+    result = run("preprocess", str(tmp_path / "nope.png"), "-o", str(tmp_path / "x.png"))
+    assert result.exit_code == 1
+    assert result.stderr == f"{tmp_path / 'nope.png'}: no such file\n"
+
+
+# --- as a real process -------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _client(*args: str) -> subprocess.CompletedProcess:
+    code = "import sys; from dann_client.cli import main; sys.argv[0] = 'dann-client'; main()"
+    return subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=60
+    )
+
+
+def test_unreachable_server_exits_3_with_one_line_naming_it(digits):
+    address = f"127.0.0.1:{_free_port()}"
+    result = _client("predict", str(digits[0]), "--server", address, "--retries", "1")
+    assert result.returncode == 3
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and address in lines[0] and lines[0].startswith("dann-client: ")
+
+
+def test_importing_the_cli_loads_no_tensorflow_nor_heavy_modules():
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", "import dann_client.cli"],
+        capture_output=True, text=True, env=env, check=True,
+    )  # fmt: skip
+    imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines()}
+    top_level = {name.split(".")[0] for name in imported}
+    assert "dann_client.cli" in imported
+    assert not {"tensorflow", "keras"} & top_level
+    # Kept lazy so that --help and usage errors answer at once.
+    assert not {"numpy", "PIL", "grpc", "google", "onnxruntime"} & top_level

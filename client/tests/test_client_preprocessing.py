@@ -1,0 +1,189 @@
+"""Image files -> the model's 32x32 RGB, as DESIGN.md defines it."""
+
+from __future__ import annotations
+
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from dann_client.errors import ImageError
+from dann_client.preprocessing import (
+    image_to_array,
+    layout_batch,
+    load_image,
+    load_images,
+    save_image,
+    to_model_input,
+)
+from PIL import Image
+
+RED, BLUE, WHITE, BLACK = (255, 0, 0), (0, 0, 255), (255, 255, 255), (0, 0, 0)
+
+
+def test_mnist_grey_28x28_is_padded_bit_for_bit(tmp_path):
+    digit = np.random.default_rng(1).integers(0, 256, (28, 28), dtype=np.uint8)
+    Image.fromarray(digit).save(tmp_path / "digit.png")
+
+    loaded = load_image(tmp_path / "digit.png")
+
+    assert loaded.dtype == np.uint8 and loaded.shape == (32, 32, 3)
+    np.testing.assert_array_equal(loaded, layout_batch(digit[None])[0])
+    expected = to_model_input(digit[None])
+    assert to_model_input(loaded[None]).tobytes() == expected.tobytes()
+
+
+def test_rgb_32x32_passes_through_unchanged(tmp_path):
+    pixels = np.random.default_rng(2).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(tmp_path / "svhn.png")
+    np.testing.assert_array_equal(load_image(tmp_path / "svhn.png"), pixels)
+
+
+def test_grey_32x32_repeats_the_channel(tmp_path):
+    grey = np.random.default_rng(3).integers(0, 256, (32, 32), dtype=np.uint8)
+    Image.fromarray(grey).save(tmp_path / "grey.png")
+    np.testing.assert_array_equal(load_image(tmp_path / "grey.png"), np.stack([grey] * 3, -1))
+
+
+def test_rgba_transparency_is_flattened_onto_the_background(tmp_path):
+    pixels = np.zeros((32, 32, 4), np.uint8)
+    pixels[:, :16] = (*BLUE, 255)  # opaque blue left half
+    pixels[:, 16:] = (0, 255, 0, 0)  # fully transparent green right half
+    Image.fromarray(pixels, "RGBA").save(tmp_path / "rgba.png")
+
+    on_white = load_image(tmp_path / "rgba.png")
+    on_black = load_image(tmp_path / "rgba.png", background=BLACK)
+
+    assert on_white.shape == (32, 32, 3)
+    assert tuple(on_white[5, 5]) == BLUE and tuple(on_white[5, 25]) == WHITE
+    assert tuple(on_black[5, 25]) == BLACK
+
+
+def test_palette_with_transparency_is_flattened(tmp_path):
+    image = Image.new("P", (40, 20), 0)
+    image.putpalette([0, 0, 0, *RED] + [0] * (254 * 3))
+    image.paste(1, (0, 0, 20, 20))  # left half red, right half index 0 = transparent
+    image.save(tmp_path / "palette.png", transparency=0)
+    assert Image.open(tmp_path / "palette.png").mode == "P"
+
+    loaded = load_image(tmp_path / "palette.png")
+
+    assert loaded.shape == (32, 32, 3)
+    assert tuple(loaded[16, 4]) == RED
+    assert tuple(loaded[16, 28]) == WHITE  # transparent, not the palette's black
+
+
+def test_16_bit_grey_is_scaled_not_clipped(tmp_path):
+    values = (np.arange(32 * 32, dtype=np.uint16) * 64).reshape(32, 32)
+    Image.fromarray(values).save(tmp_path / "grey16.png")
+    assert Image.open(tmp_path / "grey16.png").mode == "I;16"
+
+    loaded = load_image(tmp_path / "grey16.png")
+
+    expected = np.rint(values / 257.0).astype(np.uint8)
+    np.testing.assert_array_equal(loaded, np.stack([expected] * 3, -1))
+
+
+def test_16_bit_grey_of_another_size_becomes_rgb_32x32(tmp_path):
+    Image.fromarray(np.full((50, 50), 65535, np.uint16)).save(tmp_path / "big16.png")
+    loaded = load_image(tmp_path / "big16.png")
+    assert loaded.shape == (32, 32, 3) and loaded.min() == 255
+
+
+def test_cmyk_jpeg_comes_out_rgb(tmp_path):
+    Image.new("CMYK", (48, 48), (255, 0, 0, 0)).save(tmp_path / "cyan.jpg", quality=95)
+    loaded = load_image(tmp_path / "cyan.jpg")
+    assert loaded.shape == (32, 32, 3)
+    np.testing.assert_allclose(loaded.reshape(-1, 3).mean(axis=0), (0, 255, 255), atol=8)
+
+
+def test_exif_rotated_photo_comes_out_upright(tmp_path):
+    upright = Image.new("RGB", (40, 80), WHITE)
+    upright.paste(RED, (0, 0, 40, 40))  # red top half when viewed upright
+    stored = upright.transpose(Image.Transpose.ROTATE_90)  # what the camera wrote
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90 degrees clockwise to view
+    stored.save(tmp_path / "photo.jpg", exif=exif, quality=95)
+
+    loaded = load_image(tmp_path / "photo.jpg")
+
+    assert loaded.shape == (32, 32, 3)
+    np.testing.assert_allclose(loaded[4, 16], RED, atol=12)
+    np.testing.assert_allclose(loaded[28, 16], WHITE, atol=12)
+    reference = image_to_array(upright)
+    assert np.abs(loaded.astype(int) - reference).mean() < 4
+
+
+def test_non_square_is_padded_with_its_border_colour_then_resized(tmp_path):
+    wide = Image.new("RGB", (90, 30), BLACK)
+    wide.paste(WHITE, (40, 5, 50, 25))  # a white stroke on black, MNIST-like
+    wide.save(tmp_path / "wide.png")
+
+    loaded = load_image(tmp_path / "wide.png")
+
+    assert loaded.shape == (32, 32, 3)
+    assert loaded[:8].max() == 0 and loaded[-8:].max() == 0  # padding stays black
+    assert loaded[16, 16].min() > 200  # the stroke survives in the middle
+
+
+def _png_header(width: int, height: int) -> bytes:
+    """A PNG that claims a size but holds no pixel data: what a bomb looks like
+    to a reader that checks the header before decoding."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data)
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b""))
+        + chunk(b"IEND", b"")
+    )
+
+
+@pytest.mark.parametrize("side", [8_000, 11_000, 30_000])
+def test_decompression_bomb_is_refused_with_a_clear_message(tmp_path, side):
+    path = tmp_path / "bomb.png"
+    path.write_bytes(_png_header(side, side))
+    with pytest.raises(ImageError, match="decompression bomb"):
+        load_image(path)
+
+
+def test_the_pixel_limit_is_adjustable(tmp_path):
+    Image.new("RGB", (20, 20)).save(tmp_path / "small.png")
+    with pytest.raises(ImageError, match="20x20 pixels, over the limit of 100"):
+        load_image(tmp_path / "small.png", max_pixels=100)
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [(None, "no such file"), (b"not an image", "not an image"), ("truncated", "cannot decode")],
+)
+def test_unreadable_files_raise_image_error_with_a_reason(tmp_path, content, reason):
+    path = tmp_path / "bad.png"
+    if content == "truncated":
+        Image.new("RGB", (64, 64), RED).save(path)
+        path.write_bytes(path.read_bytes()[:60])
+    elif content is not None:
+        path.write_bytes(content)
+    with pytest.raises(ImageError, match=reason):
+        load_image(path)
+
+
+def test_load_images_keeps_the_readable_and_reports_the_rest(tmp_path):
+    Image.new("L", (28, 28), 7).save(tmp_path / "a.png")
+    (tmp_path / "b.png").write_bytes(b"junk")
+    batch, failures = load_images([tmp_path / "a.png", tmp_path / "b.png"])
+    assert batch.shape == (1, 32, 32, 3)
+    assert failures == [(str(tmp_path / "b.png"), "not an image file Pillow can read")]
+
+
+def test_save_image_writes_what_load_image_reads(tmp_path):
+    pixels = np.random.default_rng(4).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    save_image(pixels, tmp_path / "seen.png", scale=3)
+    with Image.open(tmp_path / "seen.png") as written:
+        assert written.size == (96, 96)
+    save_image(pixels, tmp_path / "same.png")
+    np.testing.assert_array_equal(load_image(tmp_path / "same.png"), pixels)

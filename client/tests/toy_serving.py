@@ -1,0 +1,164 @@
+"""A toy model server for the client's tests.
+
+It is a real gRPC server on a local port that speaks TensorFlow
+Serving's API (with the client's own messages) around a trivial "model", so that
+transport behaviour (retries, deadlines, status codes, batching, TLS) is tested
+over a real wire. Message compatibility with the official API is tested
+separately, against ``tensorflow_serving.apis``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent import futures
+from pathlib import Path
+
+import grpc
+import numpy as np
+from dann_client import messages
+from dann_client.tensors import from_tensor_proto, to_tensor_proto
+from PIL import Image
+
+MODEL_VERSION = 3
+CLASSES = {"predict_label": 10, "classify_domain": 2, "serving_default": 10}
+
+
+def toy_answers(images: np.ndarray, classes: int) -> np.ndarray:
+    """The toy model: class = mean brightness bucket, so tests can choose answers."""
+    means = images.reshape(len(images), -1).mean(axis=1)
+    return np.minimum((means * classes).astype(np.int64), classes - 1)
+
+
+def grey_image(path: Path, level: int, size: tuple[int, int] = (32, 32)) -> Path:
+    """A uniform grey image; with the toy model, level 255*(k+0.5)/10 answers label k."""
+    Image.new("L", size, level).save(path)
+    return path
+
+
+def level_for(label: int, classes: int = 10) -> int:
+    return round(255 * (label + 0.5) / classes)
+
+
+class ToyServing:
+    """Handlers for PredictionService and ModelService, with knobs for failures."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.reset()
+
+    def reset(self) -> None:
+        self.batch_sizes: list[int] = []
+        self.unavailable_first = 0  # answer UNAVAILABLE to this many calls first
+        self.delay = 0.0  # seconds to sleep before answering Predict
+
+    def _refuse_if_unavailable(self, context: grpc.ServicerContext) -> None:
+        with self.lock:
+            if self.unavailable_first > 0:
+                self.unavailable_first -= 1
+                context.abort(grpc.StatusCode.UNAVAILABLE, "toy server is warming up")
+
+    def _check_model(self, spec, context: grpc.ServicerContext) -> None:
+        if spec.name != "dann":
+            context.abort(grpc.StatusCode.NOT_FOUND, f"Servable not found: {spec.name}")
+        if spec.HasField("version") and spec.version.value != MODEL_VERSION:
+            context.abort(grpc.StatusCode.NOT_FOUND, f"version {spec.version.value} not found")
+
+    def predict(self, request, context: grpc.ServicerContext):
+        self._refuse_if_unavailable(context)
+        time.sleep(self.delay)
+        self._check_model(request.model_spec, context)
+        signature = request.model_spec.signature_name or "serving_default"
+        if signature not in CLASSES:
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"no signature {signature}")
+        if "images" not in request.inputs:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "missing input images")
+        images = from_tensor_proto(request.inputs["images"])
+        if images.dtype != np.float32 or images.shape[1:] != (32, 32, 3):
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"bad input {images.shape}")
+        with self.lock:
+            self.batch_sizes.append(len(images))
+        classes = CLASSES[signature]
+        answers = toy_answers(images, classes)
+        probabilities = np.full((len(images), classes), 0.1 / classes, np.float32)
+        probabilities[np.arange(len(images)), answers] += np.float32(0.9)
+        response = messages.PredictResponse()
+        response.model_spec.name = "dann"
+        response.model_spec.version.value = MODEL_VERSION
+        response.model_spec.signature_name = signature
+        response.outputs["probabilities"].CopyFrom(to_tensor_proto(probabilities))
+        name = "domain" if signature == "classify_domain" else "label"
+        response.outputs[name].CopyFrom(to_tensor_proto(answers))
+        return response
+
+    def get_model_status(self, request, context: grpc.ServicerContext):
+        self._refuse_if_unavailable(context)
+        self._check_model(request.model_spec, context)
+        response = messages.GetModelStatusResponse()
+        response.model_version_status.add(version=MODEL_VERSION, state=30)  # AVAILABLE
+        return response
+
+    def get_model_metadata(self, request, context: grpc.ServicerContext):
+        self._refuse_if_unavailable(context)
+        self._check_model(request.model_spec, context)
+        signature_map = messages.SignatureDefMap()
+        for name, classes in CLASSES.items():
+            definition = signature_map.signature_def[name]
+            definition.method_name = "tensorflow/serving/predict"
+            _tensor_info(definition.inputs["images"], 1, [-1, 32, 32, 3])
+            _tensor_info(definition.outputs["probabilities"], 1, [-1, classes])
+            answer = "domain" if name == "classify_domain" else "label"
+            _tensor_info(definition.outputs[answer], 9, [-1])
+        response = messages.GetModelMetadataResponse()
+        response.model_spec.name = "dann"
+        response.model_spec.version.value = MODEL_VERSION
+        packed = response.metadata["signature_def"]
+        packed.type_url = messages.SIGNATURE_DEF_MAP_URL
+        packed.value = signature_map.SerializeToString()
+        return response
+
+    def handlers(self) -> list[grpc.GenericRpcHandler]:
+        def unary(method, request_type, response_type):
+            return grpc.unary_unary_rpc_method_handler(
+                method,
+                request_deserializer=request_type.FromString,
+                response_serializer=response_type.SerializeToString,
+            )
+
+        prediction = {
+            "Predict": unary(self.predict, messages.PredictRequest, messages.PredictResponse),
+            "GetModelMetadata": unary(
+                self.get_model_metadata,
+                messages.GetModelMetadataRequest,
+                messages.GetModelMetadataResponse,
+            ),
+        }
+        model = {
+            "GetModelStatus": unary(
+                self.get_model_status,
+                messages.GetModelStatusRequest,
+                messages.GetModelStatusResponse,
+            )
+        }
+        return [
+            grpc.method_handlers_generic_handler(
+                "tensorflow.serving.PredictionService", prediction
+            ),
+            grpc.method_handlers_generic_handler("tensorflow.serving.ModelService", model),
+        ]
+
+
+def _tensor_info(info, dtype: int, shape: list[int]) -> None:
+    info.dtype = dtype
+    for size in shape:
+        info.tensor_shape.dim.add(size=size)
+
+
+def start_server(servicer: ToyServing, bind, credentials=None) -> tuple[grpc.Server, int]:
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    server.add_generic_rpc_handlers(servicer.handlers())
+    port = (
+        server.add_secure_port(bind, credentials) if credentials else server.add_insecure_port(bind)
+    )
+    server.start()
+    return server, port
