@@ -120,7 +120,8 @@ def image_to_array(image: PILImage, *, background: tuple[int, int, int] = WHITE)
     """
     from PIL import Image, ImageOps
 
-    image = ImageOps.exif_transpose(image)
+    if image.getexif().get(_EXIF_ORIENTATION, 1) != 1:
+        image = ImageOps.exif_transpose(image)
     if image.mode == "1":
         image = image.convert("L")
     grey = _grey_array(image)
@@ -161,6 +162,7 @@ def save_image(array: np.ndarray, path: str | Path, *, scale: int = 1) -> None:
 
 
 _MODEL_SHAPE = (MODEL_SIZE, MODEL_SIZE)
+_EXIF_ORIENTATION = 0x0112
 
 
 def _check_size(size: tuple[int, int], max_pixels: int) -> None:
@@ -202,7 +204,7 @@ def _to_rgb(image: PILImage, grey: np.ndarray | None, background: tuple[int, int
         return Image.fromarray(grey, mode="L").convert("RGB")
     has_alpha = image.mode in {"RGBA", "LA", "PA", "RGBa", "La"} or "transparency" in image.info
     if not has_alpha:
-        return image.convert("RGB")
+        return image if image.mode == "RGB" else image.convert("RGB")
     rgba = image.convert("RGBA")
     flat = Image.new("RGBA", rgba.size, (*background, 255))
     flat.alpha_composite(rgba)

@@ -5,7 +5,10 @@ serving.binpb``) instead of generated ``*_pb2.py`` modules: generated modules
 register their messages in protobuf's process-wide pool, where the names
 ``tensorflow.serving.*`` clash with the official ``tensorflow-serving-api``
 modules whenever both are imported. The descriptor set is loaded into a private
-pool instead (see ``dann_client.messages``).
+pool instead (see ``dann_client.messages``). The .proto files sit side by side
+under flat names (``predict.proto``, ``tensor.proto``, ...): file names are local
+to the pool, while proto packages, message names and field numbers, which are
+what travels on the wire, are the official ones.
 
 Run after editing a .proto file (needs ``grpcio-tools``, a dev-only tool)::
 
