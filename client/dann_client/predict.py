@@ -59,9 +59,13 @@ class Prediction:
     @property
     def answer(self) -> str:
         """What to print: the digit, or the domain's name."""
-        if self.signature == CLASSIFY_DOMAIN and self.index < len(DOMAIN_NAMES):
-            return DOMAIN_NAMES[self.index]
-        return str(self.index)
+        return self.class_name(self.index)
+
+    def class_name(self, index: int) -> str:
+        """A class as people read it: ``"7"``, or ``"target"`` for domain column 1."""
+        if self.signature == CLASSIFY_DOMAIN and index < len(DOMAIN_NAMES):
+            return DOMAIN_NAMES[index]
+        return str(index)
 
     def top(self, k: int) -> list[tuple[int, float]]:
         """The ``k`` most probable classes, best first."""

@@ -23,7 +23,9 @@ def prediction_text(prediction: Prediction, top_k: int | None = None) -> str:
     """``digit.png: 7 (0.981)  [0.001 ...]``, or with ``top_k`` the best classes only."""
     head = f"{prediction.path}: {prediction.answer} ({prediction.confidence:.3f})"
     if top_k:
-        best = ", ".join(f"{index} {p:.3f}" for index, p in prediction.top(top_k))
+        best = ", ".join(
+            f"{prediction.class_name(index)} {p:.3f}" for index, p in prediction.top(top_k)
+        )
         return f"{head}  top-{top_k}: {best}"
     return f"{head}  [{' '.join(f'{p:.3f}' for p in prediction.probabilities)}]"
 

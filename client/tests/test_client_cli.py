@@ -136,6 +136,8 @@ def test_domain_over_grpc(toy_server, tmp_path):
     assert result.exit_code == 0, result.output
     records = [json.loads(line) for line in result.stdout.splitlines()]
     assert [(r["domain"], r["domain_name"]) for r in records] == [(0, "source"), (1, "target")]
+    result = run("domain", str(bright), "--server", address, "--top-k", "2")
+    assert result.stdout == f"{bright}: target (0.950)  top-2: target 0.950, source 0.050\n"
 
 
 @pytest.mark.parametrize(
