@@ -78,6 +78,12 @@ class Transport:
             ("grpc.max_receive_message_length", _MAX_RECEIVE_BYTES),
             # Our own retry loop below is the only one, so attempts are counted once.
             ("grpc.enable_retries", 0),
+            # gRPC waits ~1 s before reconnecting after a refused connection and
+            # fails calls at once meanwhile; align it with our backoff so that a
+            # server that comes up between two attempts is found by the next one.
+            ("grpc.initial_reconnect_backoff_ms", int(backoff * 1000)),
+            ("grpc.min_reconnect_backoff_ms", int(backoff * 1000)),
+            ("grpc.max_reconnect_backoff_ms", int(max_backoff * 1000)),
         ]
         if tls is None:
             self._channel = grpc.insecure_channel(address, options=options)

@@ -177,6 +177,27 @@ def test_unavailable_is_retried_with_backoff(toy_server, digits):
     assert f"cannot reach server {address} after 2 attempts" in result.stderr
 
 
+def test_a_server_that_comes_up_late_is_found_by_the_retries(digits):
+    import threading
+
+    from toy_serving import ToyServing, start_server
+
+    port = _free_port()
+    started = []
+    starter = threading.Timer(
+        0.3, lambda: started.append(start_server(ToyServing(), f"127.0.0.1:{port}")[0])
+    )
+    starter.start()
+    try:
+        result = run("predict", str(digits[0]), "--server", f"127.0.0.1:{port}", "--retries", "6")
+    finally:
+        starter.join()
+        for server in started:
+            server.stop(None)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith(f"{digits[0]}: 2 ")
+
+
 def test_a_slow_server_times_out_with_exit_3(toy_server, digits):
     servicer, address = toy_server
     servicer.delay = 0.5
