@@ -118,5 +118,47 @@ def export(run: Path, model_dir: Path, name: str, version: int | None, force: bo
     click.echo(result.path)
 
 
+@main.command()
+@click.option("--model-dir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("models"), show_default=True,
+              help="Tree of <name>/<version>/ SavedModels, as TF Serving reads it.")  # fmt: skip
+@click.option("--model-config-file", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="model_config_list text proto [default: MODEL_DIR/models.config"
+              " if it exists, else every model in MODEL_DIR].")  # fmt: skip
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to bind; 0.0.0.0 exposes the server to the network.")  # fmt: skip
+@click.option("--port", type=click.IntRange(0, 65535), default=8500, show_default=True,
+              help="gRPC port (0: any free port).")  # fmt: skip
+@click.option("--rest-port", type=click.IntRange(0, 65535), default=8501, show_default=True,
+              help="REST port (0: no REST, as TensorFlow Serving).")  # fmt: skip
+@click.option("--poll-seconds", type=click.FloatRange(min=0.1), default=1.0, show_default=True,
+              help="How often to look for new versions on disk.")  # fmt: skip
+@click.option("--max-message-mb", type=click.IntRange(min=1), default=256, show_default=True,
+              help="Largest gRPC message or REST body accepted.")  # fmt: skip
+@click.option("--tls-cert", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              default=None, help="PEM certificate chain: serve gRPC over TLS.")  # fmt: skip
+@click.option("--tls-key", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              default=None, help="PEM private key of --tls-cert.")  # fmt: skip
+def serve(model_dir: Path, model_config_file: Path | None, host: str, port: int, rest_port: int,
+          poll_seconds: float, max_message_mb: int, tls_cert: Path | None,
+          tls_key: Path | None) -> None:  # fmt: skip
+    """Serve MODEL_DIR over TensorFlow Serving's gRPC and REST APIs until SIGINT/SIGTERM."""
+    from dann_serve.server.app import ServeOptions
+    from dann_serve.server.app import serve as run_server
+    from dann_serve.server.registry import ConfigError
+
+    if bool(tls_cert) != bool(tls_key):
+        _fail("--tls-cert and --tls-key go together", 2)
+    options = ServeOptions(
+        model_dir=model_dir, host=host, port=port, rest_port=rest_port,
+        config_file=model_config_file, poll_seconds=poll_seconds,
+        max_message_bytes=max_message_mb * 1024 * 1024, tls_cert=tls_cert, tls_key=tls_key,
+    )  # fmt: skip
+    try:
+        run_server(options)
+    except (ConfigError, OSError) as error:
+        _fail(str(error))
+
+
 if __name__ == "__main__":
     main()

@@ -1,0 +1,337 @@
+"""``dann-serve serve`` end to end: a real subprocess on free ports serving a real export,
+queried with the official ``tensorflow-serving-api`` stubs and over REST, and compared
+with the same SavedModel run in this process."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import grpc
+import numpy as np
+import pytest
+import tensorflow as tf
+from tensorflow.core.protobuf import saved_model_pb2
+from tensorflow_serving.apis import (
+    classification_pb2,
+    get_model_metadata_pb2,
+    get_model_status_pb2,
+    inference_pb2,
+    model_service_pb2_grpc,
+    predict_pb2,
+    prediction_service_pb2_grpc,
+    regression_pb2,
+)
+
+MAX_MESSAGE = 64 * 1024 * 1024
+AVAILABLE = get_model_status_pb2.ModelVersionStatus.AVAILABLE
+
+
+@pytest.fixture(scope="module")
+def server(exported_model: Path, start_server, tmp_path_factory):
+    """One server for the module, on a private copy of the export (tests add versions)."""
+    model_dir = tmp_path_factory.mktemp("served") / "models"
+    shutil.copytree(exported_model.parent.parent, model_dir)
+    running = start_server(model_dir, "--poll-seconds", "0.5")
+    yield running
+    assert running.stop(signal.SIGINT) == 0, running.log()
+
+
+@pytest.fixture(scope="module")
+def channel(server):
+    options = [("grpc.max_send_message_length", MAX_MESSAGE),
+               ("grpc.max_receive_message_length", MAX_MESSAGE)]  # fmt: skip
+    with grpc.insecure_channel(server.grpc_address, options=options) as opened:
+        yield opened
+
+
+@pytest.fixture(scope="module")
+def prediction(channel):
+    return prediction_service_pb2_grpc.PredictionServiceStub(channel)
+
+
+@pytest.fixture(scope="module")
+def in_process(exported_model: Path):
+    return tf.saved_model.load(str(exported_model))
+
+
+@pytest.fixture(scope="module")
+def images() -> np.ndarray:
+    return np.random.default_rng(7).random((8, 32, 32, 3), dtype=np.float32)
+
+
+def predict_request(images: np.ndarray, signature: str = "", version: int | None = None,
+                    model: str = "dann") -> predict_pb2.PredictRequest:  # fmt: skip
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = model
+    request.model_spec.signature_name = signature
+    if version is not None:
+        request.model_spec.version.value = version
+    request.inputs["images"].CopyFrom(tf.make_tensor_proto(images))
+    return request
+
+
+def expected(in_process, signature: str, images: np.ndarray) -> dict[str, np.ndarray]:
+    return {k: v.numpy() for k, v in in_process.signatures[signature](images=images).items()}
+
+
+def assert_same(got: dict[str, np.ndarray], want: dict[str, np.ndarray]) -> None:
+    assert set(got) == set(want)
+    for name, value in want.items():
+        if value.dtype.kind == "f":
+            np.testing.assert_allclose(got[name], value, rtol=1e-5, atol=1e-6)
+        else:
+            np.testing.assert_array_equal(got[name], value)
+
+
+def rest(server, path: str, body: dict | bytes | None = None) -> tuple[int, dict]:
+    data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
+    request = urllib.request.Request(server.rest_url + path, data=data,
+                                     method="GET" if data is None else "POST")  # fmt: skip
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+# -- gRPC: answers --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("signature", ["predict_label", "classify_domain", "serving_default", ""])
+def test_grpc_predict_equals_in_process(prediction, in_process, images, signature):
+    response = prediction.Predict(predict_request(images, signature), timeout=30)
+    got = {name: tf.make_ndarray(tensor) for name, tensor in response.outputs.items()}
+    assert_same(got, expected(in_process, signature or "serving_default", images))
+    assert response.model_spec.name == "dann"
+    assert response.model_spec.version.value == 1
+    assert response.model_spec.signature_name == (signature or "serving_default")
+
+
+def test_grpc_predict_typed_values_output_filter_and_version(prediction, in_process, images):
+    request = predict_request(images[:2], "predict_label", version=1)
+    tensor = request.inputs["images"]
+    tensor.ClearField("tensor_content")
+    tensor.float_val.extend(images[:2].ravel().tolist())
+    request.output_filter.append("label")
+    response = prediction.Predict(request, timeout=30)
+    assert list(response.outputs) == ["label"]
+    want = expected(in_process, "predict_label", images[:2])["label"]
+    np.testing.assert_array_equal(tf.make_ndarray(response.outputs["label"]), want)
+
+
+def test_grpc_accepts_a_batch_of_1024(prediction, in_process):
+    batch = np.random.default_rng(8).random((1024, 32, 32, 3), dtype=np.float32)
+    response = prediction.Predict(predict_request(batch, "predict_label"), timeout=60)
+    got = {name: tf.make_ndarray(tensor) for name, tensor in response.outputs.items()}
+    assert_same(got, expected(in_process, "predict_label", batch))
+
+
+def test_grpc_metadata_is_the_saved_signature_defs(prediction, exported_model):
+    request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"])
+    request.model_spec.name = "dann"
+    response = prediction.GetModelMetadata(request, timeout=30)
+    assert response.model_spec.name == "dann" and response.model_spec.version.value == 1
+    signature_map = get_model_metadata_pb2.SignatureDefMap()
+    assert response.metadata["signature_def"].Unpack(signature_map)
+    saved = saved_model_pb2.SavedModel.FromString((exported_model / "saved_model.pb").read_bytes())
+    assert dict(signature_map.signature_def) == dict(saved.meta_graphs[0].signature_def)
+    label = signature_map.signature_def["predict_label"]
+    assert [d.size for d in label.inputs["images"].tensor_shape.dim] == [-1, 32, 32, 3]
+    assert set(label.outputs) == {"probabilities", "label"}
+    assert set(signature_map.signature_def["classify_domain"].outputs) == {"probabilities",
+                                                                           "domain"}  # fmt: skip
+
+
+def test_grpc_model_status(channel):
+    stub = model_service_pb2_grpc.ModelServiceStub(channel)
+    request = get_model_status_pb2.GetModelStatusRequest()
+    request.model_spec.name = "dann"
+    response = stub.GetModelStatus(request, timeout=30)
+    [status] = response.model_version_status
+    assert (status.version, status.state, status.status.error_code) == (1, AVAILABLE, 0)
+    request.model_spec.version.value = 7
+    with pytest.raises(grpc.RpcError) as raised:
+        stub.GetModelStatus(request, timeout=30)
+    assert raised.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+# -- gRPC: refusals ---------------------------------------------------------------------
+
+
+def _tamper(change):
+    def make(images):
+        request = predict_request(images, "predict_label")
+        change(request, images)
+        return request
+
+    return make
+
+
+BAD_REQUESTS = {
+    "unknown model": (grpc.StatusCode.NOT_FOUND,
+                      lambda im: predict_request(im, model="nope")),
+    "unknown version": (grpc.StatusCode.NOT_FOUND,
+                        lambda im: predict_request(im, version=99)),
+    "unknown signature": (grpc.StatusCode.FAILED_PRECONDITION,
+                          lambda im: predict_request(im, "nope")),
+    "missing input": (grpc.StatusCode.INVALID_ARGUMENT,
+                      _tamper(lambda r, im: r.inputs.pop("images"))),
+    "extra input": (grpc.StatusCode.INVALID_ARGUMENT,
+                    _tamper(lambda r, im: r.inputs["x"].CopyFrom(tf.make_tensor_proto(im)))),
+    "wrong dtype": (grpc.StatusCode.INVALID_ARGUMENT,
+                    lambda im: predict_request(im.astype(np.float64), "predict_label")),
+    "wrong shape": (grpc.StatusCode.INVALID_ARGUMENT,
+                    lambda im: predict_request(im[:, :28, :28, :1], "predict_label")),
+    "wrong rank": (grpc.StatusCode.INVALID_ARGUMENT,
+                   lambda im: predict_request(im.reshape(len(im), -1), "predict_label")),
+    "content size": (grpc.StatusCode.INVALID_ARGUMENT,
+                     _tamper(lambda r, im: setattr(r.inputs["images"], "tensor_content",
+                                                   im[:2].tobytes()))),
+    "output filter": (grpc.StatusCode.INVALID_ARGUMENT,
+                      _tamper(lambda r, im: r.output_filter.append("nope"))),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(BAD_REQUESTS))
+def test_grpc_bad_request_status_and_server_keeps_serving(prediction, images, case):
+    code, make = BAD_REQUESTS[case]
+    with pytest.raises(grpc.RpcError) as raised:
+        prediction.Predict(make(images), timeout=30)
+    assert raised.value.code() == code, raised.value.details()
+    assert raised.value.details()
+    assert prediction.Predict(predict_request(images[:1]), timeout=30).outputs["label"]
+
+
+def test_grpc_unimplemented_and_bad_metadata_request(prediction):
+    calls = [(prediction.Classify, classification_pb2.ClassificationRequest()),
+             (prediction.Regress, regression_pb2.RegressionRequest()),
+             (prediction.MultiInference, inference_pb2.MultiInferenceRequest())]  # fmt: skip
+    for method, request in calls:
+        with pytest.raises(grpc.RpcError) as raised:
+            method(request, timeout=30)
+        assert raised.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    request = get_model_metadata_pb2.GetModelMetadataRequest()
+    request.model_spec.name = "dann"
+    with pytest.raises(grpc.RpcError) as raised:
+        prediction.GetModelMetadata(request, timeout=30)
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+# -- REST -------------------------------------------------------------------------------
+
+
+def test_rest_status_and_metadata(server, exported_model):
+    for path in ("/v1/models/dann", "/v1/models/dann/versions/1"):
+        code, body = rest(server, path)
+        assert code == 200
+        assert body == {"model_version_status": [{"version": "1", "state": "AVAILABLE",
+                        "status": {"error_code": "OK", "error_message": ""}}]}  # fmt: skip
+    code, body = rest(server, "/v1/models/dann/metadata")
+    assert code == 200
+    assert body["model_spec"] == {"name": "dann", "signature_name": "", "version": "1"}
+    signatures = body["metadata"]["signature_def"]["signature_def"]
+    assert {"predict_label", "classify_domain", "serving_default"} <= set(signatures)
+    assert signatures["predict_label"]["inputs"]["images"]["dtype"] == "DT_FLOAT"
+
+
+def test_rest_predict_row_and_columnar_formats(server, in_process, images):
+    want = expected(in_process, "predict_label", images)
+    code, body = rest(server, "/v1/models/dann:predict", {"instances": images.tolist()})
+    assert code == 200
+    rows = body["predictions"]
+    assert_same({"probabilities": np.array([r["probabilities"] for r in rows]),
+                 "label": np.array([r["label"] for r in rows])}, want)  # fmt: skip
+
+    named = {"instances": [{"images": image.tolist()} for image in images]}
+    assert rest(server, "/v1/models/dann/versions/1:predict", named) == (200, body)
+
+    domain = expected(in_process, "classify_domain", images)
+    code, body = rest(server, "/v1/models/dann:predict",
+                      {"signature_name": "classify_domain", "inputs": images.tolist()})  # fmt: skip
+    assert code == 200
+    assert_same({k: np.array(v) for k, v in body["outputs"].items()}, domain)
+
+
+REST_ERRORS = [
+    ("/v1/models/nope:predict", {"instances": [[0.0]]}, 404),
+    ("/v1/models/dann/versions/99:predict", {"instances": [[0.0]]}, 404),
+    ("/v1/models/nope", None, 404),
+    ("/v1/models/dann/versions/99/metadata", None, 404),
+    ("/v1/models/dann:explain", {}, 404),
+    ("/v1/../../etc/passwd", None, 404),
+    ("/v1/models/dann:predict", {"signature_name": "nope", "instances": [[0.0]]}, 400),
+    ("/v1/models/dann:predict", {"instances": [[[[0.5, 0.5, 0.5]]]]}, 400),
+    ("/v1/models/dann:predict", {"instances": [{"pixels": [0.0]}]}, 400),
+    ("/v1/models/dann:predict", {"inputs": {"images": [[1, 2], [3]]}}, 400),
+    ("/v1/models/dann:predict", {"inputs": [["a"]]}, 400),
+    ("/v1/models/dann:predict", {"signature_name": "predict_label"}, 400),
+    ("/v1/models/dann:predict", b"{not json", 400),
+]
+
+
+@pytest.mark.parametrize(("path", "body", "status"), REST_ERRORS)
+def test_rest_errors(server, images, path, body, status):
+    code, answer = rest(server, path, body)
+    assert code == status, answer
+    assert set(answer) == {"error"} and answer["error"]
+    assert rest(server, "/v1/models/dann:predict", {"instances": images[:1].tolist()})[0] == 200
+
+
+# -- versions on disk -------------------------------------------------------------------
+
+
+def _served_version(prediction, images) -> int:
+    return prediction.Predict(predict_request(images[:1]), timeout=30).model_spec.version.value
+
+
+def test_new_version_is_picked_up_and_staging_is_ignored(server, prediction, images):
+    root = server.model_dir / "dann"
+    shutil.copytree(root / "1", root / ".staging-3-999")  # an export in progress
+    shutil.copytree(root / "1", root / ".copy-2")
+    (root / ".copy-2").rename(root / "2")  # appears whole, as export_run makes it
+    deadline = time.monotonic() + 15
+    while _served_version(prediction, images) != 2:
+        assert time.monotonic() < deadline, "version 2 not served within 15 s:\n" + server.log()
+        time.sleep(0.2)
+    assert "version 3" not in server.log()
+    code, body = rest(server, "/v1/models/dann/versions/2")
+    assert code == 200 and body["model_version_status"][0]["state"] == "AVAILABLE"
+
+    shutil.rmtree(root / "2")  # gone from disk: back to version 1
+    shutil.rmtree(root / ".staging-3-999")
+    deadline = time.monotonic() + 15
+    while _served_version(prediction, images) != 1:
+        assert time.monotonic() < deadline, "version 1 not restored within 15 s"
+        time.sleep(0.2)
+
+
+# -- TLS and shutdown -------------------------------------------------------------------
+
+
+def test_tls_grpc_and_sigterm_exits_cleanly(exported_model, start_server, tmp_path, images):
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost",
+                    "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)  # fmt: skip
+    running = start_server(exported_model.parent.parent, "--tls-cert", str(cert),
+                           "--tls-key", str(key))  # fmt: skip
+    credentials = grpc.ssl_channel_credentials(root_certificates=cert.read_bytes())
+    port = running.grpc_address.rsplit(":", 1)[1]
+    with grpc.secure_channel(f"localhost:{port}", credentials) as secure:
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(secure)
+        assert stub.Predict(predict_request(images[:1]), timeout=30).model_spec.version.value == 1
+    with grpc.insecure_channel(running.grpc_address) as plain:
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(plain)
+        with pytest.raises(grpc.RpcError) as raised:
+            stub.Predict(predict_request(images[:1]), timeout=5)
+        assert raised.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert running.stop(signal.SIGTERM) == 0, running.log()
+    assert "stopped" in running.log()
