@@ -4,12 +4,6 @@ the real loaders, pipeline and training loop in seconds."""
 from __future__ import annotations
 
 import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -79,72 +73,26 @@ def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
 
 
-class LocalServer:
-    """A ``dann-serve serve`` subprocess on free ports, and how to reach and stop it."""
-
-    def __init__(self, process: subprocess.Popen, model_dir: Path, port: int, rest_port: int,
-                 log_path: Path) -> None:  # fmt: skip
-        self.process = process
-        self.model_dir = model_dir
-        self.grpc_address = f"127.0.0.1:{port}"
-        self.rest_url = f"http://127.0.0.1:{rest_port}"
-        self.log_path = log_path
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self, signal_number: int = signal.SIGTERM, timeout: float = 30.0) -> int:
-        """Send ``signal_number`` and return the exit code (killing it after ``timeout``)."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal_number)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return self.process.returncode
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
 
 @pytest.fixture(scope="session")
 def start_server(tmp_path_factory) -> Iterator:
     """Factory: ``start_server(model_dir, *options)`` runs ``dann-serve serve`` on free
-    ports and returns a ``LocalServer`` once model ``dann`` answers AVAILABLE on REST.
+    ports and returns its ``LocalServer`` once model ``dann`` answers AVAILABLE on REST.
 
     Every server still running at the end of the session is killed.
     """
+    from dann_serve.server.process import LocalServer
+
     started: list[LocalServer] = []
 
     def start(model_dir: Path, *options: str, timeout: float = 120.0) -> LocalServer:
-        port, rest_port = _free_port(), _free_port()
         log_path = tmp_path_factory.mktemp("server") / "serve.log"
-        command = [
-            *(sys.executable, "-m", "dann_serve.cli", "serve", "--model-dir", str(model_dir)),
-            *("--port", str(port), "--rest-port", str(rest_port), *options),
-        ]
-        with log_path.open("wb") as log_file:
-            process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT,
-                                       env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})  # fmt: skip
-        server = LocalServer(process, model_dir, port, rest_port, log_path)
+        server = LocalServer(model_dir, log_path, *options)
         started.append(server)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                pytest.fail(f"dann-serve serve exited with {process.returncode}:\n{server.log()}")
-            try:
-                with urllib.request.urlopen(f"{server.rest_url}/v1/models/dann", timeout=2) as r:
-                    if b"AVAILABLE" in r.read():
-                        return server
-            except OSError:
-                pass
-            time.sleep(0.3)
-        server.stop()
-        pytest.fail(f"dann-serve serve not ready after {timeout} s:\n{server.log()}")
+        try:
+            return server.wait_ready(timeout=timeout)
+        except RuntimeError as error:
+            pytest.fail(str(error))
 
     yield start
     for server in started:

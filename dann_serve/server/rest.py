@@ -112,6 +112,9 @@ class RestHandler(BaseHTTPRequestHandler):
 
     protocol_version = "HTTP/1.1"
     server_version = "dann-serve"
+    # Headers and body leave in two writes; with Nagle on, the second waits for the
+    # client's delayed ACK (~40 ms) on every kept-alive request.
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args) -> None:
         log.debug("rest: " + format, *args)

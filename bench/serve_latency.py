@@ -1,0 +1,200 @@
+"""Latency and throughput of the exported model: in process, and through ``dann-serve serve``
+over gRPC (the official tensorflow-serving-api stubs) and over REST (issue 4).
+
+For each path: batch-1 latency p50 and p99 over N sequential requests, and batch-256
+images/s over M sequential requests, then the ratios to in process. Goals: gRPC batch-1
+p50 within 1 ms of in process; gRPC batch-256 throughput at least 80% of in process.
+
+    python bench/serve_latency.py [--model-dir models] [--requests 300] [--batches 20]
+
+Without --model-dir it trains and exports a tiny model into a temporary directory first
+(about a minute); the figures measure serving overhead, not accuracy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import grpc
+import numpy as np
+import tensorflow as tf
+from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+from dann_serve.server.process import LocalServer
+from dann_serve.server.tensors import to_numpy, to_proto
+
+SIGNATURE = "predict_label"
+BIG_BATCH = 256
+MAX_MESSAGE = 64 * 1024 * 1024
+
+
+def tiny_export(workdir: Path) -> Path:
+    """Train a short run on the embedded pair and export it; returns the model dir."""
+    from dann_serve.config import TrainConfig
+    from dann_serve.export import export_run
+    from dann_serve.training import train_run
+
+    config = TrainConfig(steps=60, batch_size=32, eval_every=30)
+    train_run(config, workdir / "run", show_progress=False)
+    export_run(workdir / "run", workdir / "models", "dann")
+    return workdir / "models"
+
+
+def newest_version(model_dir: Path) -> Path:
+    versions = [p for p in (model_dir / "dann").iterdir() if p.name.isdigit()]
+    if not versions:
+        raise SystemExit(f"{model_dir}/dann has no exported version")
+    return max(versions, key=lambda p: int(p.name))
+
+
+class Recorder:
+    """Timings of one path, gathered over several rounds."""
+
+    def __init__(self, call: Callable[[np.ndarray], object]) -> None:
+        self.call = call
+        self.latencies: list[float] = []
+        self.throughputs: list[float] = []
+
+    def warm_up(self, one: np.ndarray, big: np.ndarray) -> None:
+        for _ in range(20):
+            self.call(one)
+        self.call(big)
+
+    def round(self, one: np.ndarray, big: np.ndarray, requests: int, batches: int) -> None:
+        for _ in range(requests):
+            start = time.perf_counter()
+            self.call(one)
+            self.latencies.append((time.perf_counter() - start) * 1000)
+        start = time.perf_counter()
+        for _ in range(batches):
+            self.call(big)
+        self.throughputs.append(batches * len(big) / (time.perf_counter() - start))
+
+    def figures(self) -> dict[str, float]:
+        return {
+            "p50_ms": statistics.median(self.latencies),
+            "p99_ms": float(np.percentile(self.latencies, 99)),
+            "images_per_s": statistics.median(self.throughputs),
+        }
+
+
+def measure(calls: dict[str, Callable[[np.ndarray], object]], one: np.ndarray,
+            big: np.ndarray, requests: int, batches: int, rounds: int
+            ) -> dict[str, dict[str, float]]:  # fmt: skip
+    """Batch-1 p50/p99 in ms and batch-256 images/s per path.
+
+    The paths take turns in short rounds, so a change in the machine's load (it is
+    shared) falls on all of them alike instead of on whichever ran last.
+    """
+    recorders = {name: Recorder(call) for name, call in calls.items()}
+    for recorder in recorders.values():
+        recorder.warm_up(one, big)
+    for _ in range(rounds):
+        for recorder in recorders.values():
+            recorder.round(one, big, max(1, requests // rounds), max(1, batches // rounds))
+    return {name: recorder.figures() for name, recorder in recorders.items()}
+
+
+def in_process_call(version_dir: Path) -> Callable[[np.ndarray], object]:
+    function = tf.saved_model.load(str(version_dir)).signatures[SIGNATURE]
+    return lambda images: {k: v.numpy() for k, v in function(images=images).items()}
+
+
+def grpc_call(channel: grpc.Channel) -> Callable[[np.ndarray], object]:
+    stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+
+    def call(images: np.ndarray) -> dict[str, np.ndarray]:
+        request = predict_pb2.PredictRequest()
+        request.model_spec.name = "dann"
+        request.model_spec.signature_name = SIGNATURE
+        request.inputs["images"].CopyFrom(to_proto(images))
+        response = stub.Predict(request, timeout=60)
+        return {name: to_numpy(tensor, name) for name, tensor in response.outputs.items()}
+
+    return call
+
+
+def rest_call(rest_url: str) -> Callable[[np.ndarray], object]:
+    host_port = rest_url.removeprefix("http://")
+    connection = http.client.HTTPConnection(host_port, timeout=60)  # kept alive
+
+    def call(images: np.ndarray) -> dict:
+        body = json.dumps({"signature_name": SIGNATURE, "instances": images.tolist()})
+        connection.request("POST", "/v1/models/dann:predict", body=body,
+                           headers={"Content-Type": "application/json"})  # fmt: skip
+        response = connection.getresponse()
+        payload = response.read()
+        if response.status != 200:
+            raise RuntimeError(f"REST {response.status}: {payload[:200]!r}")
+        return json.loads(payload)
+
+    return call
+
+
+def report(figures: dict[str, dict[str, float]]) -> None:
+    base = figures["in-process"]
+    print(f"{'path':<12} {'b1 p50 ms':>10} {'b1 p99 ms':>10} {'b256 img/s':>11} "
+          f"{'p50 +ms':>8} {'img/s %':>8}")  # fmt: skip
+    for name, row in figures.items():
+        print(f"{name:<12} {row['p50_ms']:>10.3f} {row['p99_ms']:>10.3f} "
+              f"{row['images_per_s']:>11.0f} {row['p50_ms'] - base['p50_ms']:>8.3f} "
+              f"{100 * row['images_per_s'] / base['images_per_s']:>7.1f}%")  # fmt: skip
+    grpc_row = figures["grpc"]
+    extra = grpc_row["p50_ms"] - base["p50_ms"]
+    share = grpc_row["images_per_s"] / base["images_per_s"]
+    print(f"goal gRPC batch-1 p50 within 1 ms of in process: +{extra:.3f} ms "
+          f"{'met' if extra <= 1.0 else 'NOT met'}")  # fmt: skip
+    print(f"goal gRPC batch-256 throughput >= 80% of in process: {100 * share:.1f}% "
+          f"{'met' if share >= 0.8 else 'NOT met'}")  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model-dir", type=Path, default=None,
+                        help="A tree holding dann/<version>/ (default: train a tiny one).")
+    parser.add_argument("--requests", type=int, default=300, help="batch-1 requests per path")
+    parser.add_argument("--batches", type=int, default=20, help="batch-256 requests per path")
+    parser.add_argument("--rounds", type=int, default=5, help="turns the paths take")
+    parser.add_argument("--json", type=Path, default=None, help="also write figures here")
+    args = parser.parse_args()  # fmt: skip
+
+    with tempfile.TemporaryDirectory(prefix="serve-latency-") as scratch:
+        workdir = Path(scratch)
+        model_dir = args.model_dir or tiny_export(workdir)
+        version_dir = newest_version(model_dir)
+        rng = np.random.default_rng(0)
+        one = rng.random((1, 32, 32, 3), dtype=np.float32)
+        big = rng.random((BIG_BATCH, 32, 32, 3), dtype=np.float32)
+
+        server = LocalServer(model_dir, workdir / "serve.log").wait_ready()
+        options = [("grpc.max_receive_message_length", MAX_MESSAGE),
+                   ("grpc.max_send_message_length", MAX_MESSAGE)]  # fmt: skip
+        try:
+            with grpc.insecure_channel(server.grpc_address, options=options) as channel:
+                calls = {
+                    "in-process": in_process_call(version_dir),
+                    "grpc": grpc_call(channel),
+                    "rest": rest_call(server.rest_url),
+                }
+                figures = measure(calls, one, big, args.requests, args.batches, args.rounds)
+        finally:
+            server.stop()
+    print(f"model {version_dir}, signature {SIGNATURE}, {args.requests} batch-1 and "
+          f"{args.batches} batch-{BIG_BATCH} requests per path, {os.cpu_count()} CPUs")
+    report(figures)
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
