@@ -87,5 +87,7 @@ class ServedSignature:
         try:
             result = self.function(**inputs)
         except tf.errors.OpError as error:
-            raise from_code_number(error.error_code, error.message) from None
+            # TensorFlow's message spans lines (node, stack note); the wire wants one.
+            message = " ".join(line.strip() for line in error.message.splitlines() if line.strip())
+            raise from_code_number(error.error_code, message) from None
         return {name: result[name].numpy() for name in outputs}
