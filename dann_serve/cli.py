@@ -49,6 +49,11 @@ def main() -> None:
               help="lambda_p = lambda_max (2 / (1 + exp(-gamma p)) - 1).")  # fmt: skip
 @click.option("--lambda-max", type=float, default=1.0, show_default=True)
 @click.option("--batch-norm/--no-batch-norm", default=False, show_default=True)
+@click.option("--grayscale/--no-grayscale", default=False, show_default=True,
+              help="Convert to luminance inside the network (and the export).")  # fmt: skip
+@click.option("--augment/--no-augment", default=False, show_default=True,
+              help="Random shifts of up to 10% for both domains while training.")  # fmt: skip
+@click.option("--weight-decay", type=float, default=0.0, show_default=True)
 @click.option("--eval-every", type=click.IntRange(min=1), default=250, show_default=True,
               help="Steps between metrics rows and checkpoints.")  # fmt: skip
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,

@@ -27,6 +27,7 @@ class TrainConfig:
     lambda_max: float = 1.0
     batch_norm: bool = False
     augment: bool = False
+    grayscale: bool = False
     weight_decay: float = 0.0
     eval_every: int = 250
     data_dir: str | None = None

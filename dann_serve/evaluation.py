@@ -44,7 +44,7 @@ def restore_model(run_dir: Path) -> DANN:
     latest = tf.train.latest_checkpoint(str(run_dir / CHECKPOINTS))
     if latest is None:
         raise RunError(f"{run_dir}: no checkpoint in {run_dir / CHECKPOINTS}")
-    model = DANN(config.arch, batch_norm=config.batch_norm)
+    model = DANN(config.arch, batch_norm=config.batch_norm, grayscale=config.grayscale)
     tf.train.Checkpoint(model=model).restore(latest).expect_partial()
     return model
 

@@ -19,6 +19,16 @@ NUM_DOMAINS = 2
 INPUT_SHAPE = (32, 32, 3)
 
 
+class Grayscale(keras.layers.Layer):
+    """RGB -> luminance. Digit identity does not live in colour; the target may be grey."""
+
+    def call(self, images: tf.Tensor) -> tf.Tensor:
+        return tf.image.rgb_to_grayscale(images)
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        return (*input_shape[:-1], 1)
+
+
 class PerImageStandardization(keras.layers.Layer):
     """Scales each image to zero mean and unit variance over its pixels and channels.
 
@@ -56,7 +66,9 @@ def _dense_stack(units: tuple[int, ...], outputs: int, dropout: float, name: str
     return keras.Sequential(layers, name=name)
 
 
-def feature_extractor(arch: str, batch_norm: bool = False) -> keras.Sequential:
+def feature_extractor(
+    arch: str, batch_norm: bool = False, grayscale: bool = False
+) -> keras.Sequential:
     """G_f: the shared convolutional features both heads read."""
     if arch == "mnist":  # 32 -> 28 -> 14 -> 10 -> 5: 5x5x48 = 1,200 features
         blocks = _conv_block(32, (2, 2), batch_norm, "valid") + _conv_block(
@@ -70,8 +82,9 @@ def feature_extractor(arch: str, batch_norm: bool = False) -> keras.Sequential:
         )
     else:
         raise ValueError(f"unknown architecture {arch!r}: choose one of {ARCHITECTURES}")
+    front = [Grayscale()] if grayscale else []
     return keras.Sequential(
-        [PerImageStandardization(), *blocks, keras.layers.Flatten()], name="features"
+        [*front, PerImageStandardization(), *blocks, keras.layers.Flatten()], name="features"
     )
 
 
@@ -95,11 +108,14 @@ class DANN(keras.Model):
     export module wraps the same sub-models into the two serving signatures.
     """
 
-    def __init__(self, arch: str = "mnist", batch_norm: bool = False, **kwargs) -> None:
+    def __init__(
+        self, arch: str = "mnist", batch_norm: bool = False, grayscale: bool = False, **kwargs
+    ) -> None:
         super().__init__(**kwargs)
         self.arch = arch
         self.batch_norm = batch_norm
-        self.features = feature_extractor(arch, batch_norm)
+        self.grayscale = grayscale
+        self.features = feature_extractor(arch, batch_norm, grayscale)
         self.label_head = label_head(arch)
         self.reversal = GradientReversal(name="gradient_reversal")
         self.domain_head = domain_head(arch)
@@ -120,4 +136,4 @@ class DANN(keras.Model):
         return label_logits, domain_logits
 
     def get_config(self) -> dict:
-        return {"arch": self.arch, "batch_norm": self.batch_norm}
+        return {"arch": self.arch, "batch_norm": self.batch_norm, "grayscale": self.grayscale}

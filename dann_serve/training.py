@@ -48,7 +48,7 @@ class Trainer:
         self.source = source
         self.target = target
         keras.utils.set_random_seed(config.seed)
-        self.model = DANN(config.arch, batch_norm=config.batch_norm)
+        self.model = DANN(config.arch, batch_norm=config.batch_norm, grayscale=config.grayscale)
         self.learning_rate = AnnealedLearningRate(
             config.learning_rate, config.steps, config.lr_alpha, config.lr_beta
         )
@@ -106,7 +106,8 @@ class Trainer:
             )
             loss = label_loss + domain_loss
         variables = self.model.trainable_variables
-        self.optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables, strict=True))
+        gradients = tape.gradient(loss, variables)
+        self.optimizer.apply_gradients(zip(gradients, variables, strict=True))
         self.label_loss.update_state(label_loss)
         self.domain_loss.update_state(domain_loss)
 

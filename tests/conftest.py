@@ -51,7 +51,7 @@ def trained_run(tiny_pair: tuple[str, str], tmp_path_factory) -> Path:
     source, target = tiny_pair
     run_dir = tmp_path_factory.mktemp("runs") / "tiny"
     config = TrainConfig(source=source, target=target, steps=60, batch_size=32,
-                         eval_every=30, learning_rate=0.05)  # fmt: skip
+                         eval_every=30, learning_rate=0.01)  # fmt: skip
     train_run(config, run_dir, show_progress=False)
     return run_dir
 

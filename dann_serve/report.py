@@ -1,0 +1,65 @@
+"""Adaptation reports: source-only and DANN, identical settings, several seeds.
+
+The two modes of a seed share every option but ``mode``; target labels enter only
+through the final target test accuracy each run reports, never a choice of step,
+checkpoint or hyper-parameter. Finished runs are reused, so a long report can be
+interrupted and started again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import statistics
+from collections.abc import Iterable
+from pathlib import Path
+
+from dann_serve.config import TrainConfig
+from dann_serve.training import train_run
+
+MODES = ("source-only", "dann")
+
+
+def run_pair(base: TrainConfig, seeds: Iterable[int], out: Path, show_progress: bool) -> list[dict]:
+    """Train (or reuse) both modes for every seed; one summary per run."""
+    summaries = []
+    for seed in seeds:
+        for mode in MODES:
+            config = dataclasses.replace(base, seed=seed, mode=mode)
+            run_dir = out / f"{base.source}-{base.target}" / f"{mode}-seed{seed}"
+            finished = run_dir / "summary.json"
+            if finished.exists():
+                summaries.append(json.loads(finished.read_text()))
+                continue
+            resume = (run_dir / "config.json").exists()
+            summaries.append(train_run(config, run_dir, resume=resume,
+                                       show_progress=show_progress))  # fmt: skip
+    return summaries
+
+
+def _mean_std(values: list[float]) -> str:
+    spread = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{100 * statistics.mean(values):.1f} ± {100 * spread:.1f}"
+
+
+def pair_table(summaries: list[dict]) -> tuple[str, dict]:
+    """Markdown rows per seed plus the mean ± std line, and the figures behind them."""
+    by_seed: dict[int, dict[str, float]] = {}
+    for summary in summaries:
+        by_seed.setdefault(summary["seed"], {})[summary["mode"]] = summary["target_test_accuracy"]
+    lines = ["| seed | source-only | DANN | DANN - source-only |", "|---|---|---|---|"]
+    for seed, result in sorted(by_seed.items()):
+        gain = result["dann"] - result["source-only"]
+        lines.append(f"| {seed} | {100 * result['source-only']:.1f} | "
+                     f"{100 * result['dann']:.1f} | {100 * gain:+.1f} |")  # fmt: skip
+    source_only = [r["source-only"] for r in by_seed.values()]
+    dann = [r["dann"] for r in by_seed.values()]
+    gains = [d - s for d, s in zip(dann, source_only, strict=True)]
+    lines.append(f"| mean ± std | {_mean_std(source_only)} | {_mean_std(dann)} | "
+                 f"{100 * statistics.mean(gains):+.1f} |")  # fmt: skip
+    figures = {
+        "source_only_mean": statistics.mean(source_only),
+        "dann_mean": statistics.mean(dann),
+        "gain_mean": statistics.mean(gains),
+    }
+    return "\n".join(lines), figures

@@ -1,0 +1,165 @@
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from dann_serve.config import TrainConfig
+from dann_serve.export import ExportError, export_run, next_version
+from dann_serve.pipeline import to_unit_range
+from dann_serve.serving_config import read_config
+
+SIGNATURE_SHAPES = {
+    "predict_label": {"probabilities": ([None, 10], tf.float32), "label": ([None], tf.int64)},
+    "classify_domain": {"probabilities": ([None, 2], tf.float32), "domain": ([None], tf.int64)},
+    "serving_default": {"probabilities": ([None, 10], tf.float32), "label": ([None], tf.int64)},
+}
+
+
+@pytest.fixture(scope="module")
+def saved(exported_model):
+    return tf.saved_model.load(str(exported_model))
+
+
+@pytest.fixture(scope="module")
+def report(exported_model) -> dict:
+    return json.loads((exported_model / "export.json").read_text())
+
+
+@pytest.mark.parametrize("name", sorted(SIGNATURE_SHAPES))
+def test_signatures_have_the_contract_names_dtypes_and_shapes(saved, name: str) -> None:
+    function = saved.signatures[name]
+    _, inputs = function.structured_input_signature
+    assert list(inputs) == ["images"]
+    assert inputs["images"].dtype == tf.float32
+    assert inputs["images"].shape.as_list() == [None, 32, 32, 3]
+    outputs = function.structured_outputs
+    assert set(outputs) == set(SIGNATURE_SHAPES[name])
+    for output, (shape, dtype) in SIGNATURE_SHAPES[name].items():
+        assert outputs[output].shape.as_list() == shape
+        assert outputs[output].dtype == dtype
+
+
+def test_export_lands_in_the_serving_layout(exported_model) -> None:
+    assert exported_model.name == "1"
+    assert (exported_model / "saved_model.pb").exists()
+    assert (exported_model / "onnx" / "predict_label.onnx").exists()
+    assert (exported_model / "onnx" / "classify_domain.onnx").exists()
+    assert not [p for p in exported_model.parent.iterdir() if p.name.startswith(".")]
+
+
+def test_onnx_parity_is_recorded_and_tight(report) -> None:
+    for signature in ("predict_label", "classify_domain"):
+        figures = report["onnx"]["parity"][signature]
+        assert figures["images"] == 100  # the tiny target test split holds 100 images
+        assert figures["decisions_agree"] == figures["images"]
+        assert figures["max_abs_probability_difference"] <= 1e-5
+    assert report["onnx"]["opset"] >= 13
+    for package in ("tensorflow", "keras", "tf2onnx", "onnx"):
+        assert report["versions"][package]
+
+
+def test_onnx_runtime_answers_like_the_saved_model(exported_model, saved, tiny_target) -> None:
+    import onnxruntime
+
+    images = to_unit_range(tiny_target.test.images[:16]).numpy()
+    session = onnxruntime.InferenceSession(str(exported_model / "onnx" / "predict_label.onnx"))
+    assert [i.name for i in session.get_inputs()] == ["images"]
+    got = dict(zip([o.name for o in session.get_outputs()],
+                   session.run(None, {"images": images}), strict=True))  # fmt: skip
+    want = saved.signatures["predict_label"](images=tf.constant(images))
+    np.testing.assert_array_equal(got["label"], want["label"].numpy())
+    np.testing.assert_allclose(got["probabilities"], want["probabilities"].numpy(), atol=1e-5)
+
+
+def test_exported_accuracy_equals_the_run_summary(trained_run, report) -> None:
+    summary = json.loads((trained_run / "summary.json").read_text())
+    assert report["target_test_accuracy_exported"] == pytest.approx(
+        summary["target_test_accuracy"], abs=1e-12
+    )
+
+
+def test_an_image_alone_equals_the_same_image_in_a_batch(saved, tiny_target) -> None:
+    batch = to_unit_range(tiny_target.test.images[:64])
+    for name in ("predict_label", "classify_domain"):
+        together = saved.signatures[name](images=batch)["probabilities"].numpy()
+        for index in (0, 17, 63):
+            alone = saved.signatures[name](images=batch[index : index + 1])["probabilities"]
+            np.testing.assert_allclose(alone.numpy()[0], together[index], atol=1e-6)
+
+
+def test_warmup_records_parse_with_the_official_messages(exported_model, saved) -> None:
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    path = exported_model / "assets.extra" / "tf_serving_warmup_requests"
+    seen = set()
+    for record in tf.data.TFRecordDataset(str(path)):
+        log = prediction_log_pb2.PredictionLog.FromString(record.numpy())
+        request = log.predict_log.request
+        assert request.model_spec.name == "dann"
+        signature = saved.signatures[request.model_spec.signature_name]
+        assert list(request.inputs) == ["images"]
+        array = tf.make_ndarray(request.inputs["images"])
+        assert array.dtype == np.float32 and array.shape[1:] == (32, 32, 3)
+        signature(images=tf.constant(array))  # the server could run it as is
+        seen.add(request.model_spec.signature_name)
+    assert seen == {"predict_label", "classify_domain"}
+
+
+def test_models_config_parses_with_the_official_messages(exported_model) -> None:
+    config = read_config(exported_model.parent.parent / "models.config")
+    (entry,) = config.model_config_list.config
+    assert (entry.name, entry.base_path, entry.model_platform) == (
+        "dann", "/models/dann", "tensorflow",
+    )  # fmt: skip
+
+
+def _versions(model_root) -> list[str]:
+    return sorted(p.name for p in model_root.iterdir())
+
+
+def test_next_free_version_and_no_overwrite_without_force(trained_run, tmp_path) -> None:
+    first = export_run(trained_run, tmp_path, "m").path
+    second = export_run(trained_run, tmp_path, "m").path
+    assert (first.name, second.name) == ("1", "2")
+    before = (second / "saved_model.pb").stat().st_mtime_ns
+    with pytest.raises(ExportError, match="already exists; pass --force"):
+        export_run(trained_run, tmp_path, "m", version=2)
+    assert (second / "saved_model.pb").stat().st_mtime_ns == before
+    replaced = export_run(trained_run, tmp_path, "m", version=2, force=True).path
+    assert replaced == second and (second / "export.json").exists()
+    assert _versions(tmp_path / "m") == ["1", "2"]
+    assert next_version(tmp_path / "m") == 3
+
+
+def test_missing_run_leaves_nothing(tmp_path) -> None:
+    with pytest.raises(ExportError, match="no such run directory"):
+        export_run(tmp_path / "nope", tmp_path / "models")
+    assert not (tmp_path / "models").exists()
+
+
+def test_run_without_checkpoint_leaves_nothing(tiny_pair, tmp_path) -> None:
+    from dann_serve.rundir import RunError, write_json
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    config = TrainConfig(source=tiny_pair[0], target=tiny_pair[1], steps=10, batch_size=32)
+    write_json(run_dir / "config.json", {"options": vars(config)})
+    with pytest.raises(RunError, match="no checkpoint"):
+        export_run(run_dir, tmp_path / "models")
+    assert _versions(tmp_path / "models" / "dann") == []
+
+
+def test_failure_during_conversion_leaves_no_version(trained_run, tmp_path, monkeypatch) -> None:
+    import dann_serve.export as export_module
+
+    def broken(function, path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"half an onnx file")
+        raise RuntimeError("converter crashed")
+
+    monkeypatch.setattr(export_module, "convert_to_onnx", broken)
+    with pytest.raises(RuntimeError, match="converter crashed"):
+        export_run(trained_run, tmp_path, "m")
+    assert _versions(tmp_path / "m") == []
+    assert not (tmp_path / "models.config").exists()
