@@ -291,25 +291,32 @@ def _served_version(prediction, images) -> int:
     return prediction.Predict(predict_request(images[:1]), timeout=30).model_spec.version.value
 
 
+def _wait_for_version(prediction, images, version: int, server) -> None:
+    deadline = time.monotonic() + 15
+    while _served_version(prediction, images) != version:
+        assert time.monotonic() < deadline, f"not serving {version} in 15 s:\n{server.log()}"
+        time.sleep(0.2)
+
+
 def test_new_version_is_picked_up_and_staging_is_ignored(server, prediction, images):
     root = server.model_dir / "dann"
     shutil.copytree(root / "1", root / ".staging-3-999")  # an export in progress
-    shutil.copytree(root / "1", root / ".copy-2")
-    (root / ".copy-2").rename(root / "2")  # appears whole, as export_run makes it
-    deadline = time.monotonic() + 15
-    while _served_version(prediction, images) != 2:
-        assert time.monotonic() < deadline, "version 2 not served within 15 s:\n" + server.log()
+    (root / "2").mkdir()  # a copy by hand, file by file: first only the graph
+    shutil.copy2(root / "1" / "saved_model.pb", root / "2" / "saved_model.pb")
+    deadline = time.monotonic() + 3
+    while "cannot load dann version 2" not in server.log():
+        assert time.monotonic() < deadline, "the half-copied version 2 was not tried"
         time.sleep(0.2)
+    assert _served_version(prediction, images) == 1
+    shutil.copytree(root / "1", root / "2", dirs_exist_ok=True)  # the copy completes
+    _wait_for_version(prediction, images, 2, server)
     assert "version 3" not in server.log()
     code, body = rest(server, "/v1/models/dann/versions/2")
     assert code == 200 and body["model_version_status"][0]["state"] == "AVAILABLE"
 
     shutil.rmtree(root / "2")  # gone from disk: back to version 1
     shutil.rmtree(root / ".staging-3-999")
-    deadline = time.monotonic() + 15
-    while _served_version(prediction, images) != 1:
-        assert time.monotonic() < deadline, "version 1 not restored within 15 s"
-        time.sleep(0.2)
+    _wait_for_version(prediction, images, 1, server)
 
 
 # -- TLS and shutdown -------------------------------------------------------------------

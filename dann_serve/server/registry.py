@@ -71,7 +71,7 @@ class LoadedVersion:
     name: str
     version: int
     path: Path
-    identity: tuple[int, int]
+    identity: int
     signatures: dict[str, ServedSignature]
     signature_defs: dict = field(repr=False)
     saved: object = field(repr=False)
@@ -87,10 +87,18 @@ class LoadedVersion:
         return found
 
 
-def _identity(path: Path) -> tuple[int, int]:
-    """Changes when a version directory is replaced (``export --force``)."""
-    stat = (path / "saved_model.pb").stat()
-    return stat.st_ino, stat.st_mtime_ns
+def _identity(path: Path) -> int:
+    """A fingerprint of every file's name, size and mtime in a version directory.
+
+    It changes when the version is replaced (``export --force``) and when a copy made
+    by hand, file by file, completes, so a load that failed on a half-copied directory
+    is tried again once the copy is whole, and not every second before that.
+    """
+    entries = []
+    for file in sorted(path.rglob("*")):
+        stat = file.stat()
+        entries.append((str(file.relative_to(path)), stat.st_size, stat.st_mtime_ns))
+    return hash(tuple(entries))
 
 
 def versions_on_disk(base: Path) -> dict[int, Path]:
