@@ -12,9 +12,13 @@ from pathlib import Path
 
 import click
 
+from dann_serve.config import ARCHITECTURES, MODES, TrainConfig
+
 # Quiet TensorFlow's C++ start-up chatter before anything imports it.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+
+DEFAULTS = TrainConfig()
 
 
 def _fail(message: str, code: int = 1) -> None:
@@ -28,53 +32,76 @@ def main() -> None:
     """Train domain-adversarial digit models, export them, serve them."""
 
 
+def training_options(command):
+    """The options every training command shares; defaults come from TrainConfig."""
+    options = [
+        click.option("--source", default=DEFAULTS.source, show_default=True,
+                     help="Labelled source data set."),
+        click.option("--target", default=DEFAULTS.target, show_default=True,
+                     help="Unlabelled target data set (its labels are only reported)."),
+        click.option("--arch", type=click.Choice(ARCHITECTURES), default=DEFAULTS.arch,
+                     show_default=True, help="Network of Ganin et al. 2016."),
+        click.option("--steps", type=click.IntRange(min=1), default=DEFAULTS.steps,
+                     show_default=True),
+        click.option("--batch-size", type=click.IntRange(min=2), default=DEFAULTS.batch_size,
+                     show_default=True, help="Images per step, half source and half target."),
+        click.option("--learning-rate", type=float, default=DEFAULTS.learning_rate,
+                     show_default=True, help="mu0 of mu_p = mu0 / (1 + alpha p)^beta."),
+        click.option("--lr-alpha", type=float, default=DEFAULTS.lr_alpha, show_default=True),
+        click.option("--lr-beta", type=float, default=DEFAULTS.lr_beta, show_default=True),
+        click.option("--momentum", type=float, default=DEFAULTS.momentum, show_default=True),
+        click.option("--gamma", type=float, default=DEFAULTS.gamma, show_default=True,
+                     help="lambda_p = lambda_max (2 / (1 + exp(-gamma p)) - 1)."),
+        click.option("--lambda-max", type=float, default=DEFAULTS.lambda_max,
+                     show_default=True),
+        click.option("--batch-norm/--no-batch-norm", default=DEFAULTS.batch_norm,
+                     show_default=True),
+        click.option("--grayscale/--no-grayscale", default=DEFAULTS.grayscale,
+                     show_default=True,
+                     help="Convert to luminance inside the network (and the export)."),
+        click.option("--augment/--no-augment", default=DEFAULTS.augment, show_default=True,
+                     help="Random shifts of up to 10% for both domains while training."),
+        click.option("--weight-decay", type=float, default=DEFAULTS.weight_decay,
+                     show_default=True),
+        click.option("--eval-every", type=click.IntRange(min=1), default=DEFAULTS.eval_every,
+                     show_default=True, help="Steps between metrics rows and checkpoints."),
+        click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
+                     default=None, help="Folder holding the files of file-based data sets."),
+        click.option("--quiet", is_flag=True, help="No progress bar."),
+    ]  # fmt: skip
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _config(data_dir: Path | None, **options) -> TrainConfig:
+    try:
+        return TrainConfig(**options, data_dir=str(data_dir) if data_dir else None)
+    except ValueError as error:
+        _fail(str(error), 2)
+        raise
+
+
 @main.command()
-@click.option("--source", default="fonts", show_default=True, help="Labelled source data set.")
-@click.option("--target", default="digits", show_default=True,
-              help="Unlabelled target data set (its labels are only reported).")  # fmt: skip
-@click.option("--mode", type=click.Choice(["dann", "source-only"]), default="dann",
+@training_options
+@click.option("--mode", type=click.Choice(MODES), default=DEFAULTS.mode,
               show_default=True, help="source-only: same network, lambda = 0.")  # fmt: skip
-@click.option("--arch", type=click.Choice(["mnist", "svhn"]), default="mnist",
-              show_default=True, help="Network of Ganin et al. 2016.")  # fmt: skip
-@click.option("--steps", type=click.IntRange(min=1), default=3000, show_default=True)
-@click.option("--batch-size", type=click.IntRange(min=2), default=128, show_default=True,
-              help="Images per step, half source and half target.")  # fmt: skip
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--learning-rate", type=float, default=0.01, show_default=True,
-              help="mu0 of mu_p = mu0 / (1 + alpha p)^beta.")  # fmt: skip
-@click.option("--lr-alpha", type=float, default=10.0, show_default=True)
-@click.option("--lr-beta", type=float, default=0.75, show_default=True)
-@click.option("--momentum", type=float, default=0.9, show_default=True)
-@click.option("--gamma", type=float, default=10.0, show_default=True,
-              help="lambda_p = lambda_max (2 / (1 + exp(-gamma p)) - 1).")  # fmt: skip
-@click.option("--lambda-max", type=float, default=1.0, show_default=True)
-@click.option("--batch-norm/--no-batch-norm", default=False, show_default=True)
-@click.option("--grayscale/--no-grayscale", default=False, show_default=True,
-              help="Convert to luminance inside the network (and the export).")  # fmt: skip
-@click.option("--augment/--no-augment", default=False, show_default=True,
-              help="Random shifts of up to 10% for both domains while training.")  # fmt: skip
-@click.option("--weight-decay", type=float, default=0.0, show_default=True)
-@click.option("--eval-every", type=click.IntRange(min=1), default=250, show_default=True,
-              help="Steps between metrics rows and checkpoints.")  # fmt: skip
-@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Folder holding the files of file-based data sets.")  # fmt: skip
+@click.option("--seed", type=int, default=DEFAULTS.seed, show_default=True)
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Run directory to create (or to continue with --resume).")  # fmt: skip
 @click.option("--resume", is_flag=True,
               help="Continue --out from its last checkpoint, with its saved options.")  # fmt: skip
-@click.option("--quiet", is_flag=True, help="No progress bar.")
 def train(out: Path, resume: bool, quiet: bool, data_dir: Path | None, **options) -> None:
     """Train a DANN (or its source-only baseline) and write a run directory."""
-    from dann_serve.config import TrainConfig
     from dann_serve.datasets import DatasetError
     from dann_serve.rundir import RunError
     from dann_serve.training import train_run
 
     try:
-        config = TrainConfig(**options, data_dir=str(data_dir) if data_dir else None)
-        summary = train_run(config, out, resume=resume, show_progress=not quiet)
-    except (ValueError, RunError, DatasetError) as error:
-        _fail(str(error), 2 if isinstance(error, ValueError) else 1)
+        summary = train_run(_config(data_dir, **options), out, resume=resume,
+                            show_progress=not quiet)  # fmt: skip
+    except (RunError, DatasetError) as error:
+        _fail(str(error))
     except KeyboardInterrupt:
         _fail(f"interrupted; progress is saved, continue with: dann-serve train --out {out} "
               "--resume", 130)  # fmt: skip
@@ -163,6 +190,52 @@ def serve(model_dir: Path, model_config_file: Path | None, host: str, port: int,
         run_server(options)
     except (ConfigError, OSError) as error:
         _fail(str(error))
+
+
+@main.command()
+@click.option("--dataset", default="digits", show_default=True)
+@click.option("--split", type=click.Choice(["train", "test"]), default="test", show_default=True)
+@click.option("--count", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
+def samples(dataset: str, split: str, count: int, data_dir: Path | None, out: Path) -> None:
+    """Write COUNT images of a data set as PNG files (true label in each name)."""
+    from dann_serve.datasets import DatasetError
+    from dann_serve.samples import write_samples
+
+    try:
+        paths = write_samples(dataset, out, count, split, str(data_dir) if data_dir else None)
+    except DatasetError as error:
+        _fail(str(error))
+    click.echo(f"{out}: {len(paths)} {dataset} {split} images")
+
+
+@main.command()
+@training_options
+@click.option("--seeds", type=int, multiple=True, default=(0, 1, 2), show_default=True,
+              help="Repeat for several seeds.")  # fmt: skip
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("runs/compare"), show_default=True,
+              help="Parent of the run directories (finished runs are reused).")  # fmt: skip
+@click.option("--report", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the table as Markdown to this file.")  # fmt: skip
+def compare(seeds: tuple[int, ...], out: Path, report: Path | None, quiet: bool,
+            data_dir: Path | None, **options) -> None:  # fmt: skip
+    """Train source-only and DANN with identical settings per seed; print the table."""
+    from dann_serve.datasets import DatasetError
+    from dann_serve.report import pair_table, run_pair
+    from dann_serve.rundir import RunError
+
+    base = _config(data_dir, **options)
+    try:
+        summaries = run_pair(base, seeds, out, show_progress=not quiet)
+    except (RunError, DatasetError) as error:
+        _fail(str(error))
+    table, _ = pair_table(summaries)
+    click.echo(table)
+    if report is not None:
+        report.parent.mkdir(parents=True, exist_ok=True)
+        report.write_text(f"## {base.source} -> {base.target}\n\n{table}\n")
 
 
 if __name__ == "__main__":

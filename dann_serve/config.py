@@ -6,6 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 
 MODES = ("dann", "source-only")
+ARCHITECTURES = ("mnist", "svhn")
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,9 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from dann_serve.config import ARCHITECTURES
 from dann_serve.layers import GradientReversal
 
-ARCHITECTURES = ("mnist", "svhn")
 NUM_CLASSES = 10
 NUM_DOMAINS = 2
 INPUT_SHAPE = (32, 32, 3)

@@ -14,10 +14,8 @@ import statistics
 from collections.abc import Iterable
 from pathlib import Path
 
-from dann_serve.config import TrainConfig
+from dann_serve.config import MODES, TrainConfig
 from dann_serve.training import train_run
-
-MODES = ("source-only", "dann")
 
 
 def run_pair(base: TrainConfig, seeds: Iterable[int], out: Path, show_progress: bool) -> list[dict]:

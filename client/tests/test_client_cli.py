@@ -11,10 +11,11 @@ import sys
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from dann_client.cli import cli
-from dann_client.preprocessing import load_image, to_model_input
 from PIL import Image
 from toy_serving import MODEL_VERSION, grey_image, level_for
+
+from dann_client.cli import cli
+from dann_client.preprocessing import load_image, to_model_input
 
 
 def run(*args: str, input: str | None = None):

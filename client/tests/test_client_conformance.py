@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from dann_client import messages
 from dann_client.service import ModelRef, parse_model_metadata, parse_model_status
 from dann_client.tensors import from_tensor_proto, to_tensor_proto

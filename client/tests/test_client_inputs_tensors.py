@@ -6,6 +6,7 @@ import io
 
 import numpy as np
 import pytest
+
 from dann_client import messages
 from dann_client.inputs import Unreadable, expand_inputs
 from dann_client.tensors import from_tensor_proto, to_tensor_proto

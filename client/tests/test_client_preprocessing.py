@@ -7,6 +7,8 @@ import zlib
 
 import numpy as np
 import pytest
+from PIL import Image
+
 from dann_client.errors import ImageError
 from dann_client.preprocessing import (
     image_to_array,
@@ -16,7 +18,6 @@ from dann_client.preprocessing import (
     save_image,
     to_model_input,
 )
-from PIL import Image
 
 RED, BLUE, WHITE, BLACK = (255, 0, 0), (0, 0, 255), (255, 255, 255), (0, 0, 0)
 

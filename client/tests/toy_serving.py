@@ -16,9 +16,10 @@ from pathlib import Path
 
 import grpc
 import numpy as np
+from PIL import Image
+
 from dann_client import messages
 from dann_client.tensors import from_tensor_proto, to_tensor_proto
-from PIL import Image
 
 MODEL_VERSION = 3
 CLASSES = {"predict_label": 10, "classify_domain": 2, "serving_default": 10}

@@ -9,9 +9,9 @@ blurry from the upscaling, unlike the crisp coloured ``fonts``.
 from __future__ import annotations
 
 import numpy as np
-from dann_client.preprocessing import layout_batch
 from PIL import Image
 
+from dann_client.preprocessing import layout_batch
 from dann_serve.datasets import Domain, Split
 
 TEST_SIZE = 500
