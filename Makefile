@@ -24,8 +24,7 @@ test: lint
 	$(PY) -m pytest -q
 
 demo: $(STAMP)
-	$(VENV)/bin/dann-serve train --source fonts --target digits --mode dann --out runs/demo
-	$(VENV)/bin/dann-serve evaluate runs/demo --dataset digits --split test
+	VENV=$(VENV) scripts/demo.sh
 
 clean:
 	rm -rf runs .pytest_cache .ruff_cache
