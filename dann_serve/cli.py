@@ -175,12 +175,12 @@ def serve(model_dir: Path, model_config_file: Path | None, host: str, port: int,
           poll_seconds: float, max_message_mb: int, tls_cert: Path | None,
           tls_key: Path | None) -> None:  # fmt: skip
     """Serve MODEL_DIR over TensorFlow Serving's gRPC and REST APIs until SIGINT/SIGTERM."""
+    if bool(tls_cert) != bool(tls_key):
+        _fail("--tls-cert and --tls-key go together", 2)
     from dann_serve.server.app import ServeOptions
     from dann_serve.server.app import serve as run_server
     from dann_serve.server.registry import ConfigError
 
-    if bool(tls_cert) != bool(tls_key):
-        _fail("--tls-cert and --tls-key go together", 2)
     options = ServeOptions(
         model_dir=model_dir, host=host, port=port, rest_port=rest_port,
         config_file=model_config_file, poll_seconds=poll_seconds,

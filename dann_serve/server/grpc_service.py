@@ -95,11 +95,15 @@ def build_server(
         PredictionServicer(registry), server
     )
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(registry), server)
-    if tls is not None:
-        certificate, key = tls
-        port = server.add_secure_port(address, grpc.ssl_server_credentials([(key, certificate)]))
-    else:
-        port = server.add_insecure_port(address)
+    try:
+        if tls is not None:
+            certificate, key = tls
+            credentials = grpc.ssl_server_credentials([(key, certificate)])
+            port = server.add_secure_port(address, credentials)
+        else:
+            port = server.add_insecure_port(address)
+    except RuntimeError:  # grpcio raises this, older versions return 0
+        port = 0
     if not port:
-        raise OSError(f"cannot listen for gRPC on {address}")
+        raise OSError(f"cannot listen for gRPC on {address} (in use, or not an address here)")
     return server, port
