@@ -1,0 +1,334 @@
+"""``dann-client`` end to end (issue 5, acceptance 4): the real console script, run as a
+user runs it, on real image files, against a real ``dann-serve serve`` subprocess that
+holds a real export; answers compared with the same SavedModel run in this process.
+
+One server for the module. Its model directory holds the export as ``dann`` and a
+copy named ``legacy`` whose SavedModel lacks ``classify_domain`` (as an export from
+before the domain head would), so that the CLI itself can meet FAILED_PRECONDITION:
+``--signature`` only offers the contract's names, and a typo is a usage error.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+from tensorflow.core.protobuf import saved_model_pb2
+
+from dann_client.preprocessing import layout_batch, load_images, to_model_input
+from dann_serve.datasets import Domain
+from dann_serve.server.process import free_port
+from dann_serve.serving_config import add_model_to_config
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+MNIST_IMAGES = SHARED_DATA / "mnist" / "t10k-images-idx3-ubyte.gz"
+MNIST_COUNT = 300  # enough for several batches and all ten digits, still quick
+ANSWER = {"predict_label": "label", "classify_domain": "domain"}
+
+
+# -- fixtures ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def model_dir(exported_model: Path, tmp_path_factory) -> Path:
+    """A private copy of the export, plus ``legacy/1`` without ``classify_domain``."""
+    root = tmp_path_factory.mktemp("e2e") / "models"
+    shutil.copytree(exported_model.parent.parent, root)
+    legacy = root / "legacy" / "1"
+    shutil.copytree(exported_model, legacy)
+    # Its warm-up records ask for classify_domain too; a model without it has none.
+    (legacy / "assets.extra" / "tf_serving_warmup_requests").unlink()
+    saved = saved_model_pb2.SavedModel.FromString((legacy / "saved_model.pb").read_bytes())
+    for graph in saved.meta_graphs:
+        del graph.signature_def["classify_domain"]
+    (legacy / "saved_model.pb").write_bytes(saved.SerializeToString())
+    add_model_to_config(root / "models.config", "legacy")
+    return root
+
+
+@pytest.fixture(scope="module")
+def server(model_dir: Path, start_server):
+    running = start_server(model_dir)
+    yield running
+    assert running.stop(signal.SIGINT) == 0, running.log()
+
+
+@pytest.fixture(scope="module")
+def in_process(exported_model: Path):
+    return tf.saved_model.load(str(exported_model))
+
+
+@pytest.fixture(scope="module")
+def tiny_files(tiny_target: Domain, tmp_path_factory) -> list[Path]:
+    """The tiny target domain's test images as 32x32 RGB PNGs, in a nested folder."""
+    directory = tmp_path_factory.mktemp("tiny")
+    paths = []
+    for index, pixels in enumerate(tiny_target.test.images):
+        path = directory / f"{index // 50}" / f"{index:04d}.png"  # two subfolders
+        path.parent.mkdir(exist_ok=True)
+        Image.fromarray(pixels).save(path)
+        paths.append(path)
+    return paths
+
+
+@pytest.fixture(scope="module")
+def mnist_files(tmp_path_factory) -> list[Path]:
+    """The first MNIST test images from ../shared/data as 28x28 grey PNGs."""
+    if not MNIST_IMAGES.is_file():
+        pytest.skip(f"shared data not present: {MNIST_IMAGES}")
+    pixels = read_idx_images(MNIST_IMAGES)[:MNIST_COUNT]
+    directory = tmp_path_factory.mktemp("mnist")
+    paths = []
+    for index, image in enumerate(pixels):
+        paths.append(directory / f"{index:05d}.png")
+        Image.fromarray(image, mode="L").save(paths[-1])
+    # The files carry the IDX pixels, and the client reads them back as the training
+    # pipeline lays out the raw arrays, bit for bit.
+    np.testing.assert_array_equal(load_images(paths)[0], layout_batch(pixels))
+    return paths
+
+
+@pytest.fixture(params=["tiny_target", "shared_mnist"])
+def image_files(request) -> list[Path]:
+    name = "tiny_files" if request.param == "tiny_target" else "mnist_files"
+    return request.getfixturevalue(name)
+
+
+# -- helpers ----------------------------------------------------------------------------
+
+
+def read_idx_images(path: Path) -> np.ndarray:
+    """uint8 ``[N, rows, cols]`` from a gzipped IDX3 file (magic 2051, big-endian)."""
+    raw = gzip.decompress(path.read_bytes())
+    magic, count, rows, cols = (int(v) for v in np.frombuffer(raw[:16], dtype=">u4"))
+    assert magic == 2051, f"{path}: not an IDX3 image file"
+    return np.frombuffer(raw, dtype=np.uint8, offset=16).reshape(count, rows, cols)
+
+
+def dann_client(*args: str | Path, stdin: str | None = None) -> subprocess.CompletedProcess:
+    """Run the installed ``dann-client`` console script (or ``python -m dann_client``)."""
+    script = Path(sys.executable).with_name("dann-client")
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "dann_client"]
+    return subprocess.run(
+        [*command, *map(str, args)], input=stdin, capture_output=True, text=True, timeout=60
+    )
+
+
+def records(result: subprocess.CompletedProcess) -> list[dict]:
+    return [json.loads(line) for line in result.stdout.splitlines()]
+
+
+def expected(in_process, signature: str, paths: list[Path]) -> dict[str, np.ndarray]:
+    """The SavedModel's outputs in this process for the same files, read the same way."""
+    images, failures = load_images(paths)
+    assert not failures
+    outputs = in_process.signatures[signature](images=tf.constant(to_model_input(images)))
+    return {name: value.numpy() for name, value in outputs.items()}
+
+
+def assert_answers(got: list[dict], paths: list[Path], want: dict[str, np.ndarray],
+                   signature: str) -> None:  # fmt: skip
+    """Same files in the same order, the same answers exactly, probabilities to 6 places."""
+    key = ANSWER[signature]
+    assert [record["path"] for record in got] == [str(path) for path in paths]
+    assert [record[key] for record in got] == want[key].tolist()
+    probabilities = np.array([record["probabilities"] for record in got])
+    np.testing.assert_allclose(probabilities, want["probabilities"], atol=1e-6)
+
+
+def one_error_line(result: subprocess.CompletedProcess) -> str:
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    return lines[0]
+
+
+# -- answers ----------------------------------------------------------------------------
+
+
+def test_predict_labels_equal_the_in_process_model(server, in_process, image_files):
+    directory = os.path.commonpath(image_files)  # walked recursively, in sorted order
+    result = dann_client("predict", directory, "--json", "--batch-size", "64",
+                         "--server", server.grpc_address)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    want = expected(in_process, "predict_label", image_files)
+    assert_answers(records(result), image_files, want, "predict_label")
+    assert len(set(want["label"].tolist())) > 1  # a model that always says 7 proves little
+
+
+def test_onnx_backend_gives_the_same_labels_without_a_server(in_process, exported_model,
+                                                              image_files):  # fmt: skip
+    nobody = f"127.0.0.1:{free_port()}"  # would fail with exit 3 if it were asked
+    for command, signature in (("predict", "predict_label"), ("domain", "classify_domain")):
+        result = dann_client(command, *image_files, "--json", "--backend", "onnx",
+                             "--onnx", exported_model, "--server", nobody)  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        want = expected(in_process, signature, image_files)
+        assert_answers(records(result), image_files, want, signature)
+
+
+def test_domain_command_and_signature_option_equal_in_process(server, in_process,
+                                                              tiny_files):  # fmt: skip
+    want = expected(in_process, "classify_domain", tiny_files)
+    by_command = dann_client("domain", *tiny_files, "--json", "--server", server.grpc_address)
+    by_option = dann_client("predict", *tiny_files, "--json", "--signature", "classify_domain",
+                            "--server", server.grpc_address)  # fmt: skip
+    assert by_command.returncode == by_option.returncode == 0, by_command.stderr
+    assert by_command.stdout == by_option.stdout
+    got = records(by_command)
+    assert_answers(got, tiny_files, want, "classify_domain")
+    names = [record["domain_name"] for record in got]
+    assert names == [("source", "target")[d] for d in want["domain"].tolist()]
+
+
+def test_paths_from_stdin_and_text_output(server, in_process, tiny_files):
+    chosen = tiny_files[:3]
+    result = dann_client("predict", "-", "--server", server.grpc_address,
+                         stdin="".join(f"{path}\n" for path in chosen))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    labels = expected(in_process, "predict_label", chosen)["label"].tolist()
+    lines = result.stdout.splitlines()
+    assert [line.split(": ", 1)[0] for line in lines] == [str(path) for path in chosen]
+    assert [int(line.split(": ", 1)[1].split()[0]) for line in lines] == labels
+
+
+# -- exit status 1 and 2 ----------------------------------------------------------------
+
+
+def test_a_corrupt_file_costs_one_line_and_others_are_answered(
+    server, in_process, tiny_files, tmp_path
+):
+    good = []
+    for index, source in enumerate(tiny_files[:6]):
+        good.append(tmp_path / f"{index}.png")
+        shutil.copy(source, good[-1])
+    broken = tmp_path / "3-broken.png"  # sorts among the good ones
+    broken.write_bytes(tiny_files[0].read_bytes()[:40])  # a PNG cut short
+    result = dann_client("predict", tmp_path, "--json", "--server", server.grpc_address)
+    assert result.returncode == 1
+    line = one_error_line(result)
+    assert line.startswith(f"{broken}: ") and len(line) > len(f"{broken}: ")
+    good = sorted(good)
+    assert_answers(records(result), good, expected(in_process, "predict_label", good),
+                   "predict_label")  # fmt: skip
+
+
+USAGE_ERRORS = {
+    "no inputs": ["predict"],
+    "unknown option": ["predict", "{image}", "--bogus"],
+    "unknown signature": ["predict", "{image}", "--signature", "nope"],
+    "version zero": ["predict", "{image}", "--version", "0"],
+    "version and label": ["predict", "{image}", "--version", "1", "--label", "stable"],
+    "onnx without a file": ["predict", "{image}", "--backend", "onnx"],
+}
+
+
+@pytest.mark.parametrize("case", list(USAGE_ERRORS))
+def test_usage_errors_exit_2_before_any_answer(server, tiny_files, case):
+    args = [arg.format(image=tiny_files[0]) for arg in USAGE_ERRORS[case]]
+    result = dann_client(*args, "--server", server.grpc_address)
+    assert result.returncode == 2, result.stderr
+    assert result.stdout == ""
+    assert "Error" in result.stderr and "Traceback" not in result.stderr
+
+
+# -- exit status 3 ----------------------------------------------------------------------
+
+
+def test_server_down_exits_3_with_one_line_naming_the_address(tiny_files):
+    address = f"127.0.0.1:{free_port()}"  # nothing listens there
+    for command in (["predict", tiny_files[0]], ["status"], ["metadata"]):
+        result = dann_client(*command, "--server", address, "--retries", "1")
+        assert result.returncode == 3, result.stderr
+        assert result.stdout == ""
+        line = one_error_line(result)
+        assert address in line and line.startswith("dann-client: ")
+
+
+def test_a_deadline_too_short_for_the_real_server_exits_3(server, tiny_files):
+    result = dann_client("predict", *tiny_files[:50], "--timeout", "0.000001",
+                         "--server", server.grpc_address)  # fmt: skip
+    assert result.returncode == 3, result.stderr
+    assert result.stdout == ""
+    line = one_error_line(result)
+    assert server.grpc_address in line and "did not answer within" in line
+
+
+# -- exit status 4 ----------------------------------------------------------------------
+
+
+REJECTIONS = {
+    "unknown model": (["predict", "{image}", "--model", "nope"], "NOT_FOUND"),
+    "unknown version": (["predict", "{image}", "--version", "99"], "NOT_FOUND"),
+    "unknown signature": (["domain", "{image}", "--model", "legacy"], "FAILED_PRECONDITION"),
+    "unknown label": (["predict", "{image}", "--label", "nope"], "INVALID_ARGUMENT"),
+    "status of an unknown model": (["status", "--model", "nope"], "NOT_FOUND"),
+    "metadata of an unknown version": (["metadata", "--version", "99"], "NOT_FOUND"),
+}
+
+
+@pytest.mark.parametrize("case", list(REJECTIONS))
+def test_requests_the_server_rejects_exit_4(server, tiny_files, case):
+    template, code = REJECTIONS[case]
+    args = [arg.format(image=tiny_files[0]) for arg in template]
+    result = dann_client(*args, "--server", server.grpc_address)
+    assert result.returncode == 4, result.stderr
+    assert result.stdout == ""
+    line = one_error_line(result)
+    assert f"rejected the request: {code}:" in line and server.grpc_address in line
+
+
+def test_the_legacy_model_still_answers_labels(server, in_process, tiny_files):
+    """So the FAILED_PRECONDITION above is about the signature, not a broken model."""
+    result = dann_client("predict", *tiny_files[:5], "--json", "--model", "legacy",
+                         "--server", server.grpc_address)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    want = expected(in_process, "predict_label", tiny_files[:5])
+    assert_answers(records(result), tiny_files[:5], want, "predict_label")
+
+
+# -- status and metadata ----------------------------------------------------------------
+
+
+def test_status_of_the_served_model(server):
+    as_json = dann_client("status", "--json", "--server", server.grpc_address)
+    assert as_json.returncode == 0, as_json.stderr
+    assert records(as_json) == [{"model": "dann", "version": 1, "state": "AVAILABLE",
+                                 "error_code": "OK", "error_message": ""}]  # fmt: skip
+    as_text = dann_client("status", "--version", "1", "--server", server.grpc_address)
+    assert (as_text.returncode, as_text.stdout) == (0, "dann version 1: AVAILABLE\n")
+
+
+def test_metadata_is_the_exported_signatures(server, exported_model):
+    saved = saved_model_pb2.SavedModel.FromString((exported_model / "saved_model.pb").read_bytes())
+    signature_defs = saved.meta_graphs[0].signature_def
+    result = dann_client("metadata", "--json", "--server", server.grpc_address)
+    assert result.returncode == 0, result.stderr
+    found = {record["signature"]: record for record in records(result)}
+    assert set(found) == set(signature_defs)
+    assert {record["version"] for record in found.values()} == {1}
+    for name in ("predict_label", "classify_domain", "serving_default"):
+        record, definition = found[name], signature_defs[name]
+        assert record["method"] == definition.method_name
+        assert set(record["outputs"]) == set(definition.outputs)
+        assert record["inputs"] == {"images": {"dtype": "DT_FLOAT", "shape": [-1, 32, 32, 3]}}
+    assert found["predict_label"]["outputs"] == {
+        "label": {"dtype": "DT_INT64", "shape": [-1]},
+        "probabilities": {"dtype": "DT_FLOAT", "shape": [-1, 10]},
+    }
+    assert found["classify_domain"]["outputs"]["probabilities"]["shape"] == [-1, 2]
+
+    legacy = dann_client("metadata", "--model", "legacy", "--server", server.grpc_address)
+    assert legacy.returncode == 0, legacy.stderr
+    assert "predict_label" in legacy.stdout and "classify_domain" not in legacy.stdout
