@@ -28,8 +28,10 @@ class TrainConfig:
     lambda_max: float = 1.0
     batch_norm: bool = False
     augment: bool = False
-    grayscale: bool = False
+    grayscale: bool = True
+    dark_background: bool = True
     weight_decay: float = 0.0
+    average_decay: float = 0.998
     eval_every: int = 250
     data_dir: str | None = None
 
@@ -40,6 +42,8 @@ class TrainConfig:
             raise ValueError(f"--steps must be at least 1, got {self.steps}")
         if self.batch_size < 2 or self.batch_size % 2:
             raise ValueError(f"--batch-size must be an even number >= 2, got {self.batch_size}")
+        if not 0.0 <= self.average_decay < 1.0:
+            raise ValueError(f"--average-decay must be in [0, 1), got {self.average_decay}")
         if self.eval_every < 1:
             raise ValueError(f"--eval-every must be at least 1, got {self.eval_every}")
 

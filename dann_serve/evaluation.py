@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from dann_serve import datasets
 from dann_serve.datasets import Split
-from dann_serve.model import DANN
+from dann_serve.model import DANN, build_model
 from dann_serve.pipeline import ordered_batches, to_unit_range
 from dann_serve.rundir import CHECKPOINTS, RunError, load_config
 
@@ -44,8 +44,10 @@ def restore_model(run_dir: Path) -> DANN:
     latest = tf.train.latest_checkpoint(str(run_dir / CHECKPOINTS))
     if latest is None:
         raise RunError(f"{run_dir}: no checkpoint in {run_dir / CHECKPOINTS}")
-    model = DANN(config.arch, batch_norm=config.batch_norm, grayscale=config.grayscale)
-    tf.train.Checkpoint(model=model).restore(latest).expect_partial()
+    model = build_model(config)
+    # The averaged weights are the run's model (see Trainer); the raw ones only
+    # matter to --resume.
+    tf.train.Checkpoint(averaged=model).restore(latest).expect_partial()
     return model
 
 

@@ -45,23 +45,21 @@ class ServingModule(tf.Module):
         super().__init__()
         self.model = model
 
-    @tf.function(input_signature=[IMAGES_SPEC])
-    def predict_label(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
+    def _answer(self, head, images: tf.Tensor, decision: str) -> dict[str, tf.Tensor]:
         features = self.model.features(images, training=False)
-        probabilities = tf.nn.softmax(self.model.label_head(features, training=False))
+        probabilities = tf.nn.softmax(head(features, training=False))
         return {
             "probabilities": probabilities,
-            "label": tf.argmax(probabilities, axis=-1, output_type=tf.int64),
+            decision: tf.argmax(probabilities, axis=-1, output_type=tf.int64),
         }
 
     @tf.function(input_signature=[IMAGES_SPEC])
+    def predict_label(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
+        return self._answer(self.model.label_head, images, "label")
+
+    @tf.function(input_signature=[IMAGES_SPEC])
     def classify_domain(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
-        features = self.model.features(images, training=False)
-        probabilities = tf.nn.softmax(self.model.domain_head(features, training=False))
-        return {
-            "probabilities": probabilities,
-            "domain": tf.argmax(probabilities, axis=-1, output_type=tf.int64),
-        }
+        return self._answer(self.model.domain_head, images, "domain")
 
 
 @dataclass(frozen=True)

@@ -11,12 +11,14 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from dann_serve.config import ARCHITECTURES
+from dann_serve.config import ARCHITECTURES, TrainConfig
 from dann_serve.layers import GradientReversal
 
 NUM_CLASSES = 10
 NUM_DOMAINS = 2
 INPUT_SHAPE = (32, 32, 3)
+_FRAME = 3  # border width, in pixels, that tells the background's brightness
+_CENTRE = 8  # margin cut off to find the centre, where the digit is
 
 
 class Grayscale(keras.layers.Layer):
@@ -27,6 +29,33 @@ class Grayscale(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape: tuple) -> tuple:
         return (*input_shape[:-1], 1)
+
+
+class DarkBackground(keras.layers.Layer):
+    """Inverts an image whose border is brighter than its centre, so ink is always light.
+
+    Printed digits come dark-on-light as often as light-on-dark, handwriting scans
+    light-on-dark. Polarity says nothing about the digit, but a ReLU feature
+    extractor cannot learn to ignore it: a domain classifier reads it at once, and
+    the adversarial game spends itself fighting over it (docs/RESULTS.md).
+    """
+
+    def call(self, images: tf.Tensor) -> tf.Tensor:
+        border = tf.concat(
+            [
+                tf.reshape(images[:, :_FRAME], [tf.shape(images)[0], -1]),
+                tf.reshape(images[:, -_FRAME:], [tf.shape(images)[0], -1]),
+                tf.reshape(images[:, :, :_FRAME], [tf.shape(images)[0], -1]),
+                tf.reshape(images[:, :, -_FRAME:], [tf.shape(images)[0], -1]),
+            ],
+            axis=1,
+        )
+        centre = images[:, _CENTRE:-_CENTRE, _CENTRE:-_CENTRE]
+        flip = tf.reduce_mean(border, axis=1) > tf.reduce_mean(centre, axis=[1, 2, 3])
+        return tf.where(flip[:, None, None, None], 1.0 - images, images)
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        return input_shape
 
 
 class PerImageStandardization(keras.layers.Layer):
@@ -67,7 +96,7 @@ def _dense_stack(units: tuple[int, ...], outputs: int, dropout: float, name: str
 
 
 def feature_extractor(
-    arch: str, batch_norm: bool = False, grayscale: bool = False
+    arch: str, batch_norm: bool = False, grayscale: bool = True, dark_background: bool = True
 ) -> keras.Sequential:
     """G_f: the shared convolutional features both heads read."""
     if arch == "mnist":  # 32 -> 28 -> 14 -> 10 -> 5: 5x5x48 = 1,200 features
@@ -83,6 +112,8 @@ def feature_extractor(
     else:
         raise ValueError(f"unknown architecture {arch!r}: choose one of {ARCHITECTURES}")
     front = [Grayscale()] if grayscale else []
+    if dark_background:
+        front.append(DarkBackground())
     return keras.Sequential(
         [*front, PerImageStandardization(), *blocks, keras.layers.Flatten()], name="features"
     )
@@ -109,13 +140,19 @@ class DANN(keras.Model):
     """
 
     def __init__(
-        self, arch: str = "mnist", batch_norm: bool = False, grayscale: bool = False, **kwargs
+        self,
+        arch: str = "mnist",
+        batch_norm: bool = False,
+        grayscale: bool = True,
+        dark_background: bool = True,
+        **kwargs,
     ) -> None:
         super().__init__(**kwargs)
         self.arch = arch
         self.batch_norm = batch_norm
         self.grayscale = grayscale
-        self.features = feature_extractor(arch, batch_norm, grayscale)
+        self.dark_background = dark_background
+        self.features = feature_extractor(arch, batch_norm, grayscale, dark_background)
         self.label_head = label_head(arch)
         self.reversal = GradientReversal(name="gradient_reversal")
         self.domain_head = domain_head(arch)
@@ -136,4 +173,19 @@ class DANN(keras.Model):
         return label_logits, domain_logits
 
     def get_config(self) -> dict:
-        return {"arch": self.arch, "batch_norm": self.batch_norm, "grayscale": self.grayscale}
+        return {
+            "arch": self.arch,
+            "batch_norm": self.batch_norm,
+            "grayscale": self.grayscale,
+            "dark_background": self.dark_background,
+        }
+
+
+def build_model(config: TrainConfig) -> DANN:
+    """The network a training configuration describes."""
+    return DANN(
+        config.arch,
+        batch_norm=config.batch_norm,
+        grayscale=config.grayscale,
+        dark_background=config.dark_background,
+    )

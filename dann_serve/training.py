@@ -20,7 +20,7 @@ from dann_serve import datasets
 from dann_serve.config import TrainConfig
 from dann_serve.datasets import Domain
 from dann_serve.evaluation import accuracy, domain_accuracy
-from dann_serve.model import DANN
+from dann_serve.model import build_model
 from dann_serve.pipeline import paired_batches, to_unit_range
 from dann_serve.plots import plot_curves
 from dann_serve.rundir import (
@@ -48,7 +48,12 @@ class Trainer:
         self.source = source
         self.target = target
         keras.utils.set_random_seed(config.seed)
-        self.model = DANN(config.arch, batch_norm=config.batch_norm, grayscale=config.grayscale)
+        self.model = build_model(config)
+        # The model a run reports, checkpoints for serving and exports is the moving
+        # average of the trained weights: the adversarial game makes the weights
+        # orbit, and a single step's weights are one arbitrary point of that orbit.
+        self.averaged = build_model(config)
+        self.averaged.set_weights(self.model.get_weights())
         self.learning_rate = AnnealedLearningRate(
             config.learning_rate, config.steps, config.lr_alpha, config.lr_beta
         )
@@ -73,7 +78,11 @@ class Trainer:
         half = config.batch_size // 2
         self.domain_labels = tf.concat([tf.zeros(half, tf.int64), tf.ones(half, tf.int64)], axis=0)
         self.checkpoint = tf.train.Checkpoint(
-            model=self.model, optimizer=self.optimizer, data=self.iterator, augment=self.augment
+            model=self.model,
+            averaged=self.averaged,
+            optimizer=self.optimizer,
+            data=self.iterator,
+            augment=self.augment,
         )
 
     @property
@@ -108,8 +117,23 @@ class Trainer:
         variables = self.model.trainable_variables
         gradients = tape.gradient(loss, variables)
         self.optimizer.apply_gradients(zip(gradients, variables, strict=True))
+        self._update_average()
         self.label_loss.update_state(label_loss)
         self.domain_loss.update_state(domain_loss)
+
+    def _update_average(self) -> None:
+        """averaged <- d * averaged + (1 - d) * trained, with d ramping up early on.
+
+        The ramp d_t = min(decay, (1 + t) / (10 + t)) keeps the first steps from
+        dragging the random initial weights along for hundreds of steps.
+        """
+        if self.config.average_decay == 0.0:
+            decay = tf.constant(0.0)
+        else:
+            t = tf.cast(self.optimizer.iterations, tf.float32)
+            decay = tf.minimum(self.config.average_decay, (1.0 + t) / (10.0 + t))
+        for average, value in zip(self.averaged.weights, self.model.weights, strict=True):
+            average.assign(decay * average + (1.0 - decay) * value)
 
     def measure(self) -> dict[str, float]:
         """The metrics row logged every ``eval_every`` steps; resets the loss means."""
@@ -119,9 +143,9 @@ class Trainer:
             "domain_loss": float(self.domain_loss.result()),
             "lambda": self.current_lambda(),
             "learning_rate": self.current_learning_rate(),
-            "source_accuracy": accuracy(self.model, self.source.test),
-            "target_accuracy": accuracy(self.model, self.target.test),
-            "domain_accuracy": domain_accuracy(self.model, self.source.test, self.target.test),
+            "source_accuracy": accuracy(self.averaged, self.source.test),
+            "target_accuracy": accuracy(self.averaged, self.target.test),
+            "domain_accuracy": domain_accuracy(self.averaged, self.source.test, self.target.test),
         }
         self.label_loss.reset_state()
         self.domain_loss.reset_state()

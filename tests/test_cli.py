@@ -19,9 +19,9 @@ def test_bad_option_values_are_usage_errors() -> None:
 def test_unknown_dataset_is_one_line(tmp_path) -> None:
     result = _run("train", "--source", "nope", "--out", str(tmp_path / "run"), "--quiet")
     assert result.exit_code == 1
-    assert result.output.strip() == (
-        "dann-serve: error: unknown data set 'nope': choose one of digits, fonts"
-    )
+    (line,) = result.output.strip().splitlines()
+    assert line.startswith("dann-serve: error: unknown data set 'nope': choose one of ")
+    assert "digits" in line and "fonts" in line
 
 
 def test_evaluate_missing_run_is_one_line(tmp_path) -> None:
