@@ -6,17 +6,13 @@ TensorFlow is imported inside each command, not at module level, so that
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
 import click
 
 from dann_serve.config import ARCHITECTURES, MODES, TrainConfig
-
-# Quiet TensorFlow's C++ start-up chatter before anything imports it.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
+from dann_serve.runtime import load_tensorflow
 
 DEFAULTS = TrainConfig()
 
@@ -100,6 +96,7 @@ def _config(data_dir: Path | None, **options) -> TrainConfig:
               help="Continue --out from its last checkpoint, with its saved options.")  # fmt: skip
 def train(out: Path, resume: bool, quiet: bool, data_dir: Path | None, **options) -> None:
     """Train a DANN (or its source-only baseline) and write a run directory."""
+    load_tensorflow()
     from dann_serve.datasets import DatasetError
     from dann_serve.rundir import RunError
     from dann_serve.training import train_run
@@ -126,6 +123,7 @@ def train(out: Path, resume: bool, quiet: bool, data_dir: Path | None, **options
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None)
 def evaluate(run: Path, dataset: str, split: str, data_dir: Path | None) -> None:
     """Print the label accuracy of RUN's latest checkpoint on a data set split."""
+    load_tensorflow()
     from dann_serve.datasets import DatasetError
     from dann_serve.evaluation import evaluate_run
     from dann_serve.rundir import RunError
@@ -147,6 +145,7 @@ def evaluate(run: Path, dataset: str, split: str, data_dir: Path | None) -> None
 @click.option("--force", is_flag=True, help="Replace an existing version.")
 def export(run: Path, model_dir: Path, name: str, version: int | None, force: bool) -> None:
     """Export RUN as a SavedModel (+ ONNX, warm-up, export.json) under MODEL_DIR/NAME/VERSION."""
+    load_tensorflow()
     from dann_serve.export import ExportError, export_run
     from dann_serve.rundir import RunError
 
@@ -184,6 +183,7 @@ def serve(model_dir: Path, model_config_file: Path | None, host: str, port: int,
     """Serve MODEL_DIR over TensorFlow Serving's gRPC and REST APIs until SIGINT/SIGTERM."""
     if bool(tls_cert) != bool(tls_key):
         _fail("--tls-cert and --tls-key go together", 2)
+    load_tensorflow()
     from dann_serve.server.app import ServeOptions
     from dann_serve.server.app import serve as run_server
     from dann_serve.server.registry import ConfigError
@@ -229,6 +229,7 @@ def samples(dataset: str, split: str, count: int, data_dir: Path | None, out: Pa
 def compare(seeds: tuple[int, ...], out: Path, report: Path | None, quiet: bool,
             data_dir: Path | None, **options) -> None:  # fmt: skip
     """Train source-only and DANN with identical settings per seed; print the table."""
+    load_tensorflow()
     from dann_serve.datasets import DatasetError
     from dann_serve.report import pair_table, run_pair
     from dann_serve.rundir import RunError

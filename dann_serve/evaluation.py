@@ -47,6 +47,8 @@ def restore_model(run_dir: Path) -> DANN:
     model = build_model(config)
     # The averaged weights are the run's model (see Trainer); the raw ones only
     # matter to --resume.
+    if not any(name.startswith("averaged/") for name, _ in tf.train.list_variables(latest)):
+        raise RunError(f"{latest}: holds no averaged weights (not a dann-serve checkpoint?)")
     tf.train.Checkpoint(averaged=model).restore(latest).expect_partial()
     return model
 

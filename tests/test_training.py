@@ -131,3 +131,15 @@ def test_evaluate_matches_the_summary(tiny_pair, tmp_path) -> None:
 def test_config_rejects_bad_options(overrides: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         TrainConfig(**overrides)
+
+
+def test_restore_refuses_a_checkpoint_without_the_averaged_weights(tiny_pair, tmp_path) -> None:
+    """A foreign checkpoint must not load as a silently random model."""
+    from dann_serve.model import build_model
+    from dann_serve.rundir import write_json
+
+    config = _config(tiny_pair)
+    write_json(tmp_path / "config.json", {"options": vars(config)})
+    tf.train.Checkpoint(model=build_model(config)).save(str(tmp_path / "checkpoints" / "ckpt"))
+    with pytest.raises(RunError, match="holds no averaged weights"):
+        restore_model(tmp_path)
