@@ -19,7 +19,8 @@ DEFAULT_SERVER = "localhost:8500"
 DEFAULT_MODEL = "dann"
 DEFAULT_TIMEOUT = 10.0  # seconds per attempt
 DEFAULT_RETRIES = 3  # extra attempts after UNAVAILABLE
-DEFAULT_BATCH_SIZE = 256  # images per request, before the message-size cap
+DEFAULT_BATCH_SIZE = 64  # images per request, before the message-size cap
+DEFAULT_IN_FLIGHT = 3  # batches being answered while the next one is read
 DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 """gRPC's default receive limit, which servers keep unless told otherwise; requests
 stay under it so that any server accepts them."""

@@ -8,6 +8,7 @@ the served model: the export writes ``onnx/predict_label.onnx`` and
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +39,8 @@ class OnnxBackend:
         if not self.path.exists():
             raise UsageError(f"no such ONNX model: {self.path}")
         self._sessions: dict[str, object] = {}
+        # predict_files runs batches from several threads: load each model once.
+        self._lock = threading.Lock()
 
     def run(self, signature: str, images: np.ndarray) -> dict[str, np.ndarray]:
         session = self._session(signature)
@@ -55,6 +58,10 @@ class OnnxBackend:
         self._sessions.clear()
 
     def _session(self, signature: str):
+        with self._lock:
+            return self._load_session(signature)
+
+    def _load_session(self, signature: str):
         if signature not in self._sessions:
             model_file = self._model_file(signature)
             options = self._ort.SessionOptions()

@@ -3,13 +3,14 @@
 ``predict_files`` reads and preprocesses image files in batches, sends each
 batch to a backend (a model server through ``GrpcBackend`` or a local ONNX model
 through ``OnnxBackend``), and yields one ``Prediction`` or ``Unreadable`` per
-input, in input order. While one batch is being answered the next one is read,
-so disk, CPU and network overlap.
+input, in input order. While earlier batches are being answered the next one
+is read, so disk, CPU, network and the server overlap.
 """
 
 from __future__ import annotations
 
 import itertools
+from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from dann_client.contract import (
     ANSWER_OUTPUT,
     CLASSIFY_DOMAIN,
     DEFAULT_BATCH_SIZE,
+    DEFAULT_IN_FLIGHT,
     DOMAIN_NAMES,
     PREDICT_LABEL,
     PROBABILITIES_OUTPUT,
@@ -107,21 +109,28 @@ def predict_files(
     signature: str = PREDICT_LABEL,
     batch_size: int = DEFAULT_BATCH_SIZE,
     background: tuple[int, int, int] = WHITE,
+    in_flight: int = DEFAULT_IN_FLIGHT,
 ) -> Iterator[Prediction | Unreadable]:
     """Predict every readable image; yield results and failures in input order.
 
     ``paths`` may already contain ``Unreadable`` items (from ``expand_inputs``);
     they pass through in place. Batches are capped by ``backend.max_batch`` so
-    that each request stays under the transport's message limit. Server errors
+    that each request stays under the transport's message limit. Up to
+    ``in_flight`` batches are being answered while the next one is read: a
+    server works on one request while the next arrives instead of idling for a
+    round trip, and runs two at once when it has the cores. Server errors
     propagate as ``ServerUnavailable`` / ``ServerRejected``.
     """
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
+    if in_flight < 1:
+        raise ValueError("in_flight must be at least 1")
     if backend.max_batch is not None:
         batch_size = min(batch_size, backend.max_batch)
     items = iter(paths)
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="dann-predict") as pool:
-        pending: tuple[list, Future | None] | None = None
+    pending: deque[tuple[list[str | Unreadable], Future | None]] = deque()
+    pool = ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix="dann-predict")
+    try:
         while chunk := list(itertools.islice(items, batch_size)):
             loaded, images = _load_chunk(chunk, background)
             future = (
@@ -129,11 +138,15 @@ def predict_files(
                 if images is not None
                 else None
             )
-            if pending is not None:
-                yield from _finish(*pending, signature)
-            pending = (loaded, future)
-        if pending is not None:
-            yield from _finish(*pending, signature)
+            pending.append((loaded, future))
+            while len(pending) > in_flight:
+                yield from _finish(*pending.popleft(), signature)
+        while pending:
+            yield from _finish(*pending.popleft(), signature)
+    finally:
+        # After an error (or a caller that stops early) the batches still queued
+        # are dropped, not sent; the ones on the wire end within their deadline.
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _load_chunk(

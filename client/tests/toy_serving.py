@@ -52,6 +52,8 @@ class ToyServing:
         self.batch_sizes: list[int] = []
         self.unavailable_first = 0  # answer UNAVAILABLE to this many calls first
         self.delay = 0.0  # seconds to sleep before answering Predict
+        self.active = 0  # Predict calls being answered right now
+        self.most_active = 0  # the most there ever were at once
 
     def _refuse_if_unavailable(self, context: grpc.ServicerContext) -> None:
         with self.lock:
@@ -66,6 +68,16 @@ class ToyServing:
             context.abort(grpc.StatusCode.NOT_FOUND, f"version {spec.version.value} not found")
 
     def predict(self, request, context: grpc.ServicerContext):
+        with self.lock:
+            self.active += 1
+            self.most_active = max(self.most_active, self.active)
+        try:
+            return self._predict(request, context)
+        finally:
+            with self.lock:
+                self.active -= 1
+
+    def _predict(self, request, context: grpc.ServicerContext):
         self._refuse_if_unavailable(context)
         time.sleep(self.delay)
         self._check_model(request.model_spec, context)
