@@ -1,0 +1,340 @@
+"""End-to-end images per second of ``dann-client`` against the way TensorFlow Serving's
+documentation writes a client (issue 5, acceptance 5).
+
+Both sides read the same PNG files with Pillow, apply the same preprocessing
+(``dann_client.preprocessing``), ask the same ``dann-serve serve`` process over gRPC
+and print one JSON line per image (to ``/dev/null``). They differ only in how they
+talk to the server:
+
+- ours: ``dann-client predict DIR --json > /dev/null``, timed as a user runs it (a
+  subprocess, start-up included), and the library (``predict_files``) in process;
+- baseline: TensorFlow Serving's example client (``resnet_client_grpc.py``):
+  ``tensorflow_serving.apis`` stubs, ``tf.make_tensor_proto``, one image per
+  ``Predict`` call, ``tf.make_ndarray`` on the answer. It is timed in this process
+  with TensorFlow already imported, which spares it the seconds of import a user's
+  script would pay: the comparison is generous to the baseline.
+
+Two ceilings are timed beside them, to show where the time goes: our requests sent
+from arrays already in memory (no files, no printing: the most any client could get
+from this server), and the SavedModel called in this process (the model's own speed
+here, no server at all). The paths take turns in each repeat, so a change in load on
+this shared machine falls on all of them alike; the figures are medians over the
+repeats. Goals: ours at least 10x the baseline and at least 2,000 images/s.
+
+    python bench/client_throughput.py [--model-dir models] [--images 10000]
+        [--baseline-images 2000] [--repeats 3] [--json figures.json]
+
+Images: the MNIST test set from ``../shared/data/mnist`` when present (28x28 grey PNGs),
+else synthetic font digits (32x32 RGB PNGs). Without ``--model-dir`` a tiny model is
+trained and exported first (about a minute); the figures measure the client and the
+wire, not accuracy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import grpc
+import numpy as np
+import tensorflow as tf
+from PIL import Image
+from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+from dann_client.preprocessing import image_to_array, load_images, to_model_input
+from dann_serve.server.process import LocalServer
+
+ROOT = Path(__file__).resolve().parent.parent
+MNIST_IMAGES = ROOT.parent / "shared" / "data" / "mnist" / "t10k-images-idx3-ubyte.gz"
+SIGNATURE = "predict_label"
+GOAL_RATIO = 10.0
+GOAL_IMAGES_PER_S = 2000.0
+
+
+# -- inputs -----------------------------------------------------------------------------
+
+
+def read_idx_images(path: Path) -> np.ndarray:
+    """uint8 ``[N, rows, cols]`` from a gzipped IDX3 file (magic 2051, big-endian)."""
+    raw = gzip.decompress(path.read_bytes())
+    magic, count, rows, cols = np.frombuffer(raw[:16], dtype=">u4")
+    if magic != 2051:
+        raise SystemExit(f"{path}: not an IDX3 image file (magic {magic})")
+    return np.frombuffer(raw, dtype=np.uint8, offset=16).reshape(count, rows, cols)
+
+
+def write_pngs(directory: Path, count: int) -> str:
+    """``count`` PNG files in ``directory``; returns where their pixels came from."""
+    if MNIST_IMAGES.is_file():
+        pixels, source = read_idx_images(MNIST_IMAGES), f"MNIST test set ({MNIST_IMAGES})"
+    else:
+        from dann_serve.datasets.fonts import generate
+
+        pixels, source = generate(min(count, 2000), seed=5).images, "synthetic font digits"
+    directory.mkdir(parents=True, exist_ok=True)
+    for index in range(count):  # cycles through the source if it has fewer images
+        Image.fromarray(pixels[index % len(pixels)]).save(directory / f"{index:05d}.png")
+    return source
+
+
+def tiny_export(workdir: Path) -> Path:
+    """Train a short run on the embedded pair and export it; returns the model dir."""
+    from dann_serve.config import TrainConfig
+    from dann_serve.export import export_run
+    from dann_serve.training import train_run
+
+    config = TrainConfig(steps=60, batch_size=32, eval_every=30)
+    train_run(config, workdir / "run", show_progress=False)
+    export_run(workdir / "run", workdir / "models", "dann")
+    return workdir / "models"
+
+
+# -- the three ways to predict a folder -------------------------------------------------
+
+
+def client_command() -> list[str]:
+    """The installed console script beside this interpreter, else the module."""
+    script = Path(sys.executable).with_name("dann-client")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "dann_client"]
+
+
+def ours_cli(address: str, directory: Path) -> Callable[[], int]:
+    """``dann-client predict DIR --json --server ADDRESS > /dev/null``."""
+    command = [*client_command(), "predict", str(directory), "--json", "--server", address]
+
+    def run() -> int:
+        subprocess.run(command, stdout=subprocess.DEVNULL, check=True)
+        return len(os.listdir(directory))
+
+    return run
+
+
+def ours_library(address: str, directory: Path) -> Callable[[], int]:
+    """``predict_files`` on the folder, each result printed as JSON to ``os.devnull``."""
+    from dann_client.inputs import expand_inputs
+    from dann_client.predict import predict_files
+    from dann_client.report import prediction_json
+    from dann_client.service import GrpcBackend
+    from dann_client.transport import Transport
+
+    def run() -> int:
+        count = 0
+        with open(os.devnull, "w") as out, Transport(address) as transport:
+            backend = GrpcBackend(transport)
+            for result in predict_files(expand_inputs([str(directory)]), backend):
+                out.write(prediction_json(result) + "\n")
+                count += 1
+        return count
+
+    return run
+
+
+def wire_ceiling(address: str, images: np.ndarray) -> Callable[[], int]:
+    """The same requests as ours (batches of 64, 3 in flight) from arrays already in
+    memory, nothing read or printed: what the server gives a client that costs nothing."""
+    from dann_client.predict import predict_arrays
+    from dann_client.service import GrpcBackend
+    from dann_client.transport import Transport
+
+    batches = np.array_split(images, range(64, len(images), 64))
+
+    def run() -> int:
+        with Transport(address) as transport, ThreadPoolExecutor(3) as pool:
+            backend = GrpcBackend(transport)
+            list(pool.map(lambda batch: predict_arrays(backend, batch), batches))
+        return len(images)
+
+    return run
+
+
+def model_in_process(version_dir: Path, images: np.ndarray) -> Callable[[], int]:
+    """The SavedModel called in this process on batches of 64: the model's own speed
+    on this machine, with no server, wire or files at all."""
+    function = tf.saved_model.load(str(version_dir)).signatures[SIGNATURE]
+    batches = [tf.constant(b) for b in np.array_split(images, range(64, len(images), 64))]
+
+    def run() -> int:
+        for batch in batches:
+            function(images=batch)["label"].numpy()
+        return len(images)
+
+    return run
+
+
+def documented_request(path: Path) -> predict_pb2.PredictRequest:
+    """One image as TensorFlow Serving's example client sends it: PIL, make_tensor_proto."""
+    with Image.open(path) as image:
+        data = to_model_input(image_to_array(image)[None])
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = "dann"
+    request.model_spec.signature_name = SIGNATURE
+    request.inputs["images"].CopyFrom(tf.make_tensor_proto(data, shape=data.shape))
+    return request
+
+
+def baseline(address: str, paths: list[Path]) -> Callable[[], int]:
+    """TensorFlow Serving's documented client: one image per request, official stubs."""
+
+    def run() -> int:
+        channel = grpc.insecure_channel(address)
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        with open(os.devnull, "w") as out:
+            for path in paths:
+                result = stub.Predict(documented_request(path), 10.0)  # 10 secs timeout
+                probabilities = tf.make_ndarray(result.outputs["probabilities"])[0]
+                label = int(tf.make_ndarray(result.outputs["label"])[0])
+                record = {
+                    "path": str(path),
+                    "label": label,
+                    "confidence": round(float(probabilities[label]), 6),
+                    "probabilities": [round(float(p), 6) for p in probabilities],
+                }
+                out.write(json.dumps(record) + "\n")
+        channel.close()
+        return len(paths)
+
+    return run
+
+
+def baseline_labels(address: str, paths: list[Path]) -> list[int]:
+    """The baseline's labels, to check that both sides answer the same question."""
+    with grpc.insecure_channel(address) as channel:
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        return [
+            int(tf.make_ndarray(stub.Predict(documented_request(p), 10.0).outputs["label"])[0])
+            for p in paths
+        ]
+
+
+def cli_labels(address: str, paths: list[Path]) -> list[int]:
+    command = [*client_command(), "predict", *map(str, paths), "--json", "--server", address]
+    result = subprocess.run(command, capture_output=True, text=True, check=True)
+    return [json.loads(line)["label"] for line in result.stdout.splitlines()]
+
+
+# -- measuring --------------------------------------------------------------------------
+
+
+def measure(paths: dict[str, Callable[[], int]], repeats: int) -> dict[str, list[float]]:
+    """images/s of each path in every repeat; the paths take turns within a repeat."""
+    rates: dict[str, list[float]] = {name: [] for name in paths}
+    for repeat in range(repeats):
+        for name, run in paths.items():
+            start = time.perf_counter()
+            count = run()
+            seconds = time.perf_counter() - start
+            rates[name].append(count / seconds)
+            print(
+                f"  repeat {repeat + 1}: {name:<12} {count:6d} images in {seconds:6.2f} s "
+                f"= {count / seconds:8.0f} images/s",
+                flush=True,
+            )
+    return rates
+
+
+def newest_version(model_dir: Path) -> Path:
+    versions = [p for p in (model_dir / "dann").iterdir() if p.name.isdigit()]
+    if not versions:
+        raise SystemExit(f"{model_dir}/dann has no exported version")
+    return max(versions, key=lambda p: int(p.name))
+
+
+def report(rates: dict[str, list[float]], args: argparse.Namespace, source: str) -> dict:
+    """Print the medians and ratios; return them as a JSON-ready dict."""
+    medians = {name: statistics.median(values) for name, values in rates.items()}
+    ours, base = medians["dann-client"], medians["baseline"]
+    ratio = ours / base
+    met = ratio >= GOAL_RATIO and ours >= GOAL_IMAGES_PER_S
+    labels = {
+        "dann-client": f"dann-client predict DIR --json (CLI, {args.images} files)",
+        "library": f"dann_client.predict_files (in process, {args.images} files)",
+        "baseline": f"baseline, TF Serving docs' client ({args.baseline_images} files)",
+        "wire ceiling": "ceiling: our requests from memory, no files, no printing",
+        "model": "ceiling: the SavedModel in process, no server",
+    }
+    print(f"\nmedian images/s over {args.repeats} repeats ({os.cpu_count()} CPUs, shared):")
+    for name, label in labels.items():
+        print(f"  {label:<66} {medians[name]:8.0f}")
+    print(f"ratio dann-client / baseline:           {ratio:6.1f}x   (goal >= {GOAL_RATIO:.0f}x)")
+    print(f"ratio wire ceiling / baseline:          {medians['wire ceiling'] / base:6.1f}x")
+    print(f"dann-client / wire ceiling:             {100 * ours / medians['wire ceiling']:6.1f}%")
+    print(
+        f"goal >= {GOAL_RATIO:.0f}x the baseline and >= {GOAL_IMAGES_PER_S:.0f} images/s: "
+        f"{'met' if met else 'NOT met'}"
+    )
+    return {
+        "images": args.images,
+        "baseline_images": args.baseline_images,
+        "source": source,
+        "repeats": args.repeats,
+        "cpus": os.cpu_count(),
+        "images_per_s": {name: {"median": medians[name], "runs": rates[name]} for name in rates},
+        "ratio_cli_to_baseline": ratio,
+        "goal_met": met,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--model-dir", type=Path, default=None,
+        help="A tree holding dann/<version>/ (default: train and export a tiny one).",
+    )  # fmt: skip
+    parser.add_argument("--images", type=int, default=10_000, help="PNG files for our client")
+    parser.add_argument(
+        "--baseline-images", type=int, default=2_000,
+        help="the first N of them for the one-image-per-request baseline",
+    )  # fmt: skip
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs per path (>= 3)")
+    parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    args = parser.parse_args()
+    if args.repeats < 3 or args.baseline_images < 1_000 or args.images < args.baseline_images:
+        parser.error("need --repeats >= 3 and 1000 <= --baseline-images <= --images")
+
+    with tempfile.TemporaryDirectory(prefix="client-throughput-") as scratch:
+        workdir = Path(scratch)
+        model_dir = args.model_dir or tiny_export(workdir)
+        source = write_pngs(workdir / "images", args.images)
+        files = sorted((workdir / "images").iterdir())
+        images = to_model_input(load_images(files)[0])
+        server = LocalServer(model_dir, workdir / "serve.log").wait_ready()
+        try:
+            address = server.grpc_address
+            sample = files[:200]
+            if cli_labels(address, sample) != baseline_labels(address, sample):
+                raise SystemExit("dann-client and the baseline disagree on the labels")
+            paths = {
+                "dann-client": ours_cli(address, workdir / "images"),
+                "library": ours_library(address, workdir / "images"),
+                "baseline": baseline(address, files[: args.baseline_images]),
+                "wire ceiling": wire_ceiling(address, images),
+                "model": model_in_process(newest_version(model_dir), images),
+            }
+            print(
+                f"{args.images} PNG files from the {source}; the baseline times the first "
+                f"{args.baseline_images} of them"
+            )
+            rates = measure(paths, args.repeats)
+        finally:
+            server.stop()
+
+    figures = report(rates, args, source)
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+    return 0 if figures["goal_met"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
