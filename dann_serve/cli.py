@@ -17,6 +17,16 @@ from dann_serve.runtime import load_tensorflow
 DEFAULTS = TrainConfig()
 
 
+def _parse_seeds(context: click.Context, parameter: click.Parameter, value: str) -> list[int]:
+    try:
+        seeds = [int(part) for part in value.split(",") if part.strip()]
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated integers, got {value!r}") from None
+    if not seeds:
+        raise click.BadParameter("name at least one seed")
+    return seeds
+
+
 def _fail(message: str, code: int = 1) -> None:
     click.echo(f"dann-serve: error: {message}", err=True)
     sys.exit(code)
@@ -219,14 +229,14 @@ def samples(dataset: str, split: str, count: int, data_dir: Path | None, out: Pa
 
 @main.command()
 @training_options
-@click.option("--seeds", type=int, multiple=True, default=(0, 1, 2), show_default=True,
-              help="Repeat for several seeds.")  # fmt: skip
+@click.option("--seeds", default="0,1,2", show_default=True, callback=_parse_seeds,
+              help="Comma-separated seeds; both modes run for each.")  # fmt: skip
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               default=Path("runs/compare"), show_default=True,
               help="Parent of the run directories (finished runs are reused).")  # fmt: skip
 @click.option("--report", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the table as Markdown to this file.")  # fmt: skip
-def compare(seeds: tuple[int, ...], out: Path, report: Path | None, quiet: bool,
+def compare(seeds: list[int], out: Path, report: Path | None, quiet: bool,
             data_dir: Path | None, **options) -> None:  # fmt: skip
     """Train source-only and DANN with identical settings per seed; print the table."""
     load_tensorflow()

@@ -1,0 +1,30 @@
+import pytest
+
+from dann_serve.report import pair_table
+
+
+def _summary(seed: int, mode: str, accuracy: float) -> dict:
+    return {"seed": seed, "mode": mode, "target_test_accuracy": accuracy}
+
+
+def test_pair_table_pairs_modes_by_seed_and_averages_the_gain() -> None:
+    summaries = [
+        _summary(0, "dann", 0.70), _summary(0, "source-only", 0.60),
+        _summary(1, "source-only", 0.66), _summary(1, "dann", 0.62),
+    ]  # fmt: skip
+    table, figures = pair_table(summaries)
+    lines = table.splitlines()
+    assert lines[2] == "| 0 | 60.0 | 70.0 | +10.0 |"
+    assert lines[3] == "| 1 | 66.0 | 62.0 | -4.0 |"
+    assert lines[4].startswith("| mean ± std | 63.0 ± 4.2 | 66.0 ± 5.7 | +3.0 |")
+    assert figures["gain_mean"] == pytest.approx(0.03)
+
+
+def test_compare_rejects_bad_seed_lists(tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from dann_serve.cli import main
+
+    result = CliRunner().invoke(main, ["compare", "--seeds", "1,x", "--out", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "comma-separated integers" in result.output
