@@ -19,7 +19,7 @@ from tqdm import tqdm
 from dann_serve import datasets
 from dann_serve.config import TrainConfig
 from dann_serve.datasets import Domain
-from dann_serve.evaluation import accuracy, domain_accuracy
+from dann_serve.evaluation import pair_accuracies
 from dann_serve.model import build_model
 from dann_serve.pipeline import paired_batches, to_unit_range
 from dann_serve.plots import plot_curves
@@ -143,9 +143,7 @@ class Trainer:
             "domain_loss": float(self.domain_loss.result()),
             "lambda": self.current_lambda(),
             "learning_rate": self.current_learning_rate(),
-            "source_accuracy": accuracy(self.averaged, self.source.test),
-            "target_accuracy": accuracy(self.averaged, self.target.test),
-            "domain_accuracy": domain_accuracy(self.averaged, self.source.test, self.target.test),
+            **pair_accuracies(self.averaged, self.source.test, self.target.test),
         }
         self.label_loss.reset_state()
         self.domain_loss.reset_state()
