@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import click
 
@@ -27,7 +28,7 @@ def _parse_seeds(context: click.Context, parameter: click.Parameter, value: str)
     return seeds
 
 
-def _fail(message: str, code: int = 1) -> None:
+def _fail(message: str, code: int = 1) -> NoReturn:
     click.echo(f"dann-serve: error: {message}", err=True)
     sys.exit(code)
 
@@ -92,7 +93,6 @@ def _config(data_dir: Path | None, **options) -> TrainConfig:
         return TrainConfig(**options, data_dir=str(data_dir) if data_dir else None)
     except ValueError as error:
         _fail(str(error), 2)
-        raise
 
 
 @main.command()
