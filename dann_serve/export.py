@@ -24,7 +24,9 @@ from dann_serve.rundir import load_config, package_versions, read_json, write_js
 from dann_serve.serving_config import add_model_to_config
 
 INPUT_NAME = "images"
-SIGNATURES = ("predict_label", "classify_domain")
+# Each signature's name and the name of its decision output (beside `probabilities`).
+DECISIONS = {"predict_label": "label", "classify_domain": "domain"}
+SIGNATURES = tuple(DECISIONS)
 PARITY_IMAGES = 256
 ONNX_OPSET = 17
 IMAGES_SPEC = tf.TensorSpec([None, *INPUT_SHAPE], tf.float32, name=INPUT_NAME)
@@ -55,11 +57,11 @@ class ServingModule(tf.Module):
 
     @tf.function(input_signature=[IMAGES_SPEC])
     def predict_label(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
-        return self._answer(self.model.label_head, images, "label")
+        return self._answer(self.model.label_head, images, DECISIONS["predict_label"])
 
     @tf.function(input_signature=[IMAGES_SPEC])
     def classify_domain(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
-        return self._answer(self.model.domain_head, images, "domain")
+        return self._answer(self.model.domain_head, images, DECISIONS["classify_domain"])
 
 
 @dataclass(frozen=True)
@@ -118,7 +120,7 @@ def onnx_parity(saved, onnx_dir: Path, images: np.ndarray) -> dict[str, dict]:
     import onnxruntime
 
     figures = {}
-    for signature, decision in (("predict_label", "label"), ("classify_domain", "domain")):
+    for signature, decision in DECISIONS.items():
         session = onnxruntime.InferenceSession(
             str(onnx_dir / f"{signature}.onnx"), providers=["CPUExecutionProvider"]
         )
@@ -188,8 +190,10 @@ def _build(run_dir: Path, staging: Path, name: str, version: int) -> dict:
         },
         "target_test_accuracy_exported": exported_accuracy(saved, images, labels),
         "signatures": {
-            "predict_label": {"inputs": [INPUT_NAME], "outputs": ["probabilities", "label"]},
-            "classify_domain": {"inputs": [INPUT_NAME], "outputs": ["probabilities", "domain"]},
+            **{
+                signature: {"inputs": [INPUT_NAME], "outputs": ["probabilities", decision]}
+                for signature, decision in DECISIONS.items()
+            },
             "serving_default": "predict_label",
         },
         "onnx": {"opset": ONNX_OPSET, "parity": parity, "max_abs_difference": worst},
