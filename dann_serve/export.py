@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from dann_client.preprocessing import to_model_input
 from dann_serve import datasets
 from dann_serve.evaluation import restore_model
 from dann_serve.model import DANN, INPUT_SHAPE
-from dann_serve.pipeline import to_unit_range
 from dann_serve.rundir import load_config, package_versions, read_json, write_json
 from dann_serve.serving_config import add_model_to_config
 
@@ -78,7 +78,7 @@ def next_version(model_root: Path) -> int:
 
 def _parity_images(target: str, data_dir: str | None) -> tuple[np.ndarray, np.ndarray]:
     test = datasets.load(target, data_dir).test
-    return to_unit_range(test.images).numpy(), test.labels
+    return to_model_input(test.images), test.labels
 
 
 def write_warmup(path: Path, model_name: str, images: np.ndarray) -> int:
