@@ -7,6 +7,9 @@ the whole contract between a pixel on disk and the model's input.
 
 from __future__ import annotations
 
+import os
+import re
+import stat
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
@@ -92,6 +95,7 @@ def load_image(
     from PIL import Image, UnidentifiedImageError
 
     try:
+        _check_regular_file(path)
         with warnings.catch_warnings():
             # Pillow only warns between its two thresholds; refuse those as well.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -109,8 +113,11 @@ def load_image(
         raise ImageError("permission denied") from None
     except UnidentifiedImageError:
         raise ImageError("not an image file Pillow can read") from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ImageError(_bomb_message(None, max_pixels)) from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        # Pillow refuses the largest images in Image.open, before the size is known
+        # here; its message carries the pixel count.
+        found = re.search(r"\((\d+) pixels\)", str(error))
+        raise ImageError(_bomb_message(int(found[1]) if found else None, max_pixels)) from None
     except Exception as error:
         # Pillow reports truncated and corrupt data with many exception types
         # (OSError, SyntaxError, struct.error, ...); one bad file must not stop a run.
@@ -172,15 +179,35 @@ _MODEL_SHAPE = (MODEL_SIZE, MODEL_SIZE)
 _EXIF_ORIENTATION = 0x0112
 
 
+def _check_regular_file(path: str | Path) -> None:
+    """Refuse what is not a regular file before opening it: opening a FIFO blocks
+    until someone writes to it, and a device such as /dev/zero never ends."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise ImageError("no such file") from None
+    except PermissionError:
+        raise ImageError("permission denied") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise ImageError("is a directory")
+    if not stat.S_ISREG(info.st_mode):
+        raise ImageError("not a regular file")
+    if info.st_size == 0:
+        raise ImageError("empty file")
+
+
 def _check_size(size: tuple[int, int], max_pixels: int) -> None:
     if size[0] * size[1] > max_pixels:
         raise ImageError(_bomb_message(size, max_pixels))
 
 
-def _bomb_message(size: tuple[int, int] | None, max_pixels: int) -> str:
-    shown = f"{size[0]}x{size[1]} pixels" if size else "too many pixels"
+def _bomb_message(size: tuple[int, int] | int | None, max_pixels: int) -> str:
+    if isinstance(size, tuple):
+        shown = f"is {size[0]}x{size[1]} pixels"
+    else:
+        shown = f"has {size:,} pixels" if size else "has too many pixels"
     return (
-        f"image is {shown}, over the limit of {max_pixels:,}: "
+        f"image {shown}, over the limit of {max_pixels:,}: "
         "refused as a possible decompression bomb"
     )
 

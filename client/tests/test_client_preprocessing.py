@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import struct
 import zlib
 
@@ -144,11 +145,15 @@ def _png_header(width: int, height: int) -> bytes:
     )
 
 
-@pytest.mark.parametrize("side", [8_000, 11_000, 30_000])
-def test_decompression_bomb_is_refused_with_a_clear_message(tmp_path, side):
+@pytest.mark.parametrize(
+    ("side", "size"),
+    [(8_000, "8000x8000 pixels"), (11_000, "121,000,000 pixels"),
+     (30_000, "900,000,000 pixels")],  # Pillow warns or refuses in Image.open
+)  # fmt: skip
+def test_decompression_bomb_is_refused_with_a_clear_message(tmp_path, side, size):
     path = tmp_path / "bomb.png"
     path.write_bytes(_png_header(side, side))
-    with pytest.raises(ImageError, match="decompression bomb"):
+    with pytest.raises(ImageError, match=f"{size}, over the limit .* decompression bomb"):
         load_image(path)
 
 
@@ -160,13 +165,21 @@ def test_the_pixel_limit_is_adjustable(tmp_path):
 
 @pytest.mark.parametrize(
     ("content", "reason"),
-    [(None, "no such file"), (b"not an image", "not an image"), ("truncated", "cannot decode")],
-)
+    [(None, "no such file"), (b"not an image", "not an image"), ("truncated", "cannot decode"),
+     (b"", "empty file"), ("fifo", "not a regular file"), ("device", "not a regular file"),
+     ("directory", "is a directory")],
+)  # fmt: skip
 def test_unreadable_files_raise_image_error_with_a_reason(tmp_path, content, reason):
     path = tmp_path / "bad.png"
     if content == "truncated":
         Image.new("RGB", (64, 64), RED).save(path)
         path.write_bytes(path.read_bytes()[:60])
+    elif content == "fifo":
+        os.mkfifo(path)  # opening it to read would wait for a writer forever
+    elif content == "device":
+        path.symlink_to(os.devnull)
+    elif content == "directory":
+        path.mkdir()
     elif content is not None:
         path.write_bytes(content)
     with pytest.raises(ImageError, match=reason):
