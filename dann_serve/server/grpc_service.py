@@ -43,11 +43,15 @@ def _unimplemented(context: grpc.ServicerContext, method: str):
 
 
 class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
-    def __init__(self, registry: ModelRegistry) -> None:
+    def __init__(self, registry: ModelRegistry, max_input_bytes: int | None = None) -> None:
         self.registry = registry
+        # No decoded input may be larger than the largest message the server accepts.
+        self.max_input_bytes = max_input_bytes
 
     def Predict(self, request, context):
-        return _answer(context, lambda: service.predict(self.registry, request))
+        return _answer(
+            context, lambda: service.predict(self.registry, request, self.max_input_bytes)
+        )
 
     def GetModelMetadata(self, request, context):
         return _answer(context, lambda: service.model_metadata(self.registry, request))
@@ -92,7 +96,7 @@ def build_server(
         ],
     )
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-        PredictionServicer(registry), server
+        PredictionServicer(registry, max_message_bytes), server
     )
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(registry), server)
     try:

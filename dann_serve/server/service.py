@@ -55,16 +55,19 @@ def run_signature(
 
 
 def predict(
-    registry: ModelRegistry, request: predict_pb2.PredictRequest
+    registry: ModelRegistry,
+    request: predict_pb2.PredictRequest,
+    max_input_bytes: int | None = None,
 ) -> predict_pb2.PredictResponse:
-    """PredictionService.Predict."""
+    """PredictionService.Predict; inputs that would decode to more than
+    ``max_input_bytes`` are refused with INVALID_ARGUMENT."""
     loaded = resolve(registry, request.model_spec)
     signature = loaded.signature(request.model_spec.signature_name)
     signature.check_input_names(request.inputs)
     inputs = {}
     for name, tensor in request.inputs.items():
         signature.check_input_dtype(name, tensor.dtype)
-        inputs[name] = to_numpy(tensor, name)
+        inputs[name] = to_numpy(tensor, name, max_input_bytes)
     outputs = run_signature(signature, inputs, request.output_filter)
     response = predict_pb2.PredictResponse(model_spec=response_spec(loaded, signature.key))
     for name, array in outputs.items():

@@ -60,8 +60,15 @@ def shape_text(shape: tuple[int, ...] | list[int]) -> str:
     return "[" + ",".join(str(size) for size in shape) + "]"
 
 
-def to_numpy(proto: tensor_pb2.TensorProto, name: str) -> np.ndarray:
-    """The array a TensorProto holds; INVALID_ARGUMENT when it does not parse as one."""
+def to_numpy(
+    proto: tensor_pb2.TensorProto, name: str, max_bytes: int | None = None
+) -> np.ndarray:
+    """The array a TensorProto holds; INVALID_ARGUMENT when it does not parse as one.
+
+    ``max_bytes`` caps the decoded size: a typed-value tensor of a few bytes may claim
+    any shape (its last value repeats), and without a cap one small message could make
+    the server allocate and fill gigabytes.
+    """
     wire = _WIRE_TYPES.get(proto.dtype)
     if wire is None:
         raise invalid(f"input {name}: tensors of type {type_name(proto.dtype)} are not supported")
@@ -71,6 +78,11 @@ def to_numpy(proto: tensor_pb2.TensorProto, name: str) -> np.ndarray:
     if any(size < 0 for size in shape):
         raise invalid(f"input {name}: negative dimension in shape {shape_text(shape)}")
     count = math.prod(shape)
+    if max_bytes is not None and count * wire.numpy.itemsize > max_bytes:
+        raise invalid(
+            f"input {name}: shape {shape_text(shape)} of {wire.name} would take "
+            f"{count * wire.numpy.itemsize:,} bytes, over the server's limit of {max_bytes:,}"
+        )
     if proto.tensor_content:
         want = count * wire.numpy.itemsize
         if len(proto.tensor_content) != want:
