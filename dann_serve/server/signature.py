@@ -13,7 +13,7 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.core.protobuf import meta_graph_pb2
 
-from dann_serve.server.status import from_code_number, invalid
+from dann_serve.server.status import ServingError, from_code_number, invalid
 from dann_serve.server.tensors import numpy_dtype, shape_text, type_name
 
 
@@ -84,6 +84,10 @@ class ServedSignature:
 
     def run(self, inputs: Mapping[str, np.ndarray], outputs: list[str]) -> dict[str, np.ndarray]:
         """The signature's outputs for checked inputs; TensorFlow errors keep their code."""
+        if inputs and all(array.ndim and not len(array) for array in inputs.values()):
+            empty = self._empty_outputs(outputs)
+            if empty is not None:
+                return empty
         try:
             result = self.function(**inputs)
         except tf.errors.OpError as error:
@@ -91,3 +95,26 @@ class ServedSignature:
             message = " ".join(line.strip() for line in error.message.splitlines() if line.strip())
             raise from_code_number(error.error_code, message) from None
         return {name: result[name].numpy() for name in outputs}
+
+    def _empty_outputs(self, outputs: list[str]) -> dict[str, np.ndarray] | None:
+        """The answer to a batch of zero: empty outputs of the declared dtypes and shapes.
+
+        TensorFlow's oneDNN kernels (on by default on x86) fail on an empty batch
+        ("input depth must be evenly divisible by filter depth") where the model itself
+        has nothing to compute, so the graph is not run. None when an output's shape is
+        not ``[-1, fixed...]`` and its empty form is therefore unknown.
+        """
+        empty = {}
+        for name in outputs:
+            info = self.definition.outputs[name]
+            sizes = [dim.size for dim in info.tensor_shape.dim]
+            if info.tensor_shape.unknown_rank or not sizes or sizes[0] != -1:
+                return None
+            if any(size < 0 for size in sizes[1:]):
+                return None
+            try:
+                dtype = numpy_dtype(info.dtype)
+            except ServingError:
+                return None
+            empty[name] = np.zeros((0, *sizes[1:]), dtype=dtype)
+        return empty
