@@ -61,7 +61,9 @@ def _inputs(signature: ServedSignature, value: Any, row_format: bool) -> dict[st
     if row_format:
         if not isinstance(value, list):
             raise invalid("'instances' must be a list")
-        if value and all(isinstance(row, dict) for row in value):
+        if not value:
+            raise invalid("No values in 'instances' array")  # TF Serving's words
+        if all(isinstance(row, dict) for row in value):
             keys = set(value[0])
             if any(set(row) != keys for row in value):
                 raise invalid("every object in 'instances' must have the same keys")
@@ -159,7 +161,8 @@ class RestHandler(BaseHTTPRequestHandler):
         raw = self.rfile.read(int(length))
         try:
             return json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as error:
+        except (ValueError, UnicodeDecodeError, RecursionError) as error:
+            # RecursionError: arrays nested deeper than the parser's stack allows.
             raise invalid(f"JSON Parse error: {error}") from None
 
     def _handle(self, method: str) -> None:
