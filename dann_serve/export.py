@@ -76,6 +76,34 @@ def next_version(model_root: Path) -> int:
     return max(versions, default=0) + 1
 
 
+def remove_abandoned_staging(model_root: Path) -> list[Path]:
+    """Delete ``.staging-<version>-<pid>`` directories whose export process is gone.
+
+    An export killed midway leaves its staging directory behind; servers ignore it,
+    but each one holds a SavedModel and two ONNX files. ``.retired-*`` directories
+    are kept: one left by a kill inside ``--force`` holds the only copy of the old
+    version.
+    """
+    removed = []
+    for entry in model_root.glob(".staging-*-*"):
+        pid = entry.name.rsplit("-", 1)[1]
+        if not pid.isdigit() or int(pid) == os.getpid() or _process_alive(int(pid)):
+            continue
+        shutil.rmtree(entry, ignore_errors=True)
+        removed.append(entry)
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
 def _parity_images(target: str, data_dir: str | None) -> tuple[np.ndarray, np.ndarray]:
     test = datasets.load(target, data_dir).test
     return to_model_input(test.images), test.labels
@@ -222,6 +250,7 @@ def export_run(
         raise ExportError(f"{final} already exists; pass --force to replace it")
 
     model_root.mkdir(parents=True, exist_ok=True)
+    remove_abandoned_staging(model_root)
     staging = model_root / f".staging-{version}-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     try:
