@@ -16,6 +16,11 @@ from dann_serve.config import ARCHITECTURES, MODES, TrainConfig
 from dann_serve.runtime import load_tensorflow
 
 DEFAULTS = TrainConfig()
+DATA_DIR_HELP = (
+    "Folder holding the files of file-based data sets, each in <data-dir>/<name>/ "
+    "[default: $DANN_DATA_DIR or ~/.cache/dann-serve/data]."
+)
+DOWNLOAD_HELP = "First fetch missing mnist/svhn files into the data folder (md5-checked)."
 
 
 def _parse_seeds(context: click.Context, parameter: click.Parameter, value: str) -> list[int]:
@@ -80,12 +85,24 @@ def training_options(command):
         click.option("--eval-every", type=click.IntRange(min=1), default=DEFAULTS.eval_every,
                      show_default=True, help="Steps between metrics rows and checkpoints."),
         click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
-                     default=None, help="Folder holding the files of file-based data sets."),
+                     default=None, help=DATA_DIR_HELP),
+        click.option("--download", is_flag=True, help=DOWNLOAD_HELP),
         click.option("--quiet", is_flag=True, help="No progress bar."),
     ]  # fmt: skip
     for option in reversed(options):
         command = option(command)
     return command
+
+
+def _download(names: list[str], data_dir: str | Path | None, quiet: bool = False) -> None:
+    """``--download``: fetch the named data sets' files, or fail with one line."""
+    from dann_serve.datasets import DatasetError
+    from dann_serve.datasets.download import download_datasets
+
+    try:
+        download_datasets(names, Path(data_dir) if data_dir else None, progress=not quiet)
+    except DatasetError as error:
+        _fail(str(error))
 
 
 def _config(data_dir: Path | None, **options) -> TrainConfig:
@@ -104,16 +121,20 @@ def _config(data_dir: Path | None, **options) -> TrainConfig:
               help="Run directory to create (or to continue with --resume).")  # fmt: skip
 @click.option("--resume", is_flag=True,
               help="Continue --out from its last checkpoint, with its saved options.")  # fmt: skip
-def train(out: Path, resume: bool, quiet: bool, data_dir: Path | None, **options) -> None:
+def train(out: Path, resume: bool, quiet: bool, data_dir: Path | None, download: bool,
+          **options) -> None:  # fmt: skip
     """Train a DANN (or its source-only baseline) and write a run directory."""
     load_tensorflow()
     from dann_serve.datasets import DatasetError
-    from dann_serve.rundir import RunError
+    from dann_serve.rundir import RunError, load_config
     from dann_serve.training import train_run
 
+    config = _config(data_dir, **options)
     try:
-        summary = train_run(_config(data_dir, **options), out, resume=resume,
-                            show_progress=not quiet)  # fmt: skip
+        if download:  # --resume trains on the run's saved data sets, so fetch those
+            chosen = load_config(out) if resume else config
+            _download([chosen.source, chosen.target], chosen.data_dir, quiet)
+        summary = train_run(config, out, resume=resume, show_progress=not quiet)
     except (RunError, DatasetError) as error:
         _fail(str(error))
     except KeyboardInterrupt:
@@ -130,9 +151,13 @@ def train(out: Path, resume: bool, quiet: bool, data_dir: Path | None, **options
 @click.argument("run", type=click.Path(path_type=Path))
 @click.option("--dataset", required=True, help="Data set to evaluate on, e.g. digits.")
 @click.option("--split", type=click.Choice(["train", "test"]), default="test", show_default=True)
-@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None)
-def evaluate(run: Path, dataset: str, split: str, data_dir: Path | None) -> None:
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help=DATA_DIR_HELP)  # fmt: skip
+@click.option("--download", is_flag=True, help=DOWNLOAD_HELP)
+def evaluate(run: Path, dataset: str, split: str, data_dir: Path | None, download: bool) -> None:
     """Print the label accuracy of RUN's latest checkpoint on a data set split."""
+    if download:
+        _download([dataset], data_dir)
     load_tensorflow()
     from dann_serve.datasets import DatasetError
     from dann_serve.evaluation import evaluate_run
@@ -237,14 +262,16 @@ def samples(dataset: str, split: str, count: int, data_dir: Path | None, out: Pa
 @click.option("--report", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the table as Markdown to this file.")  # fmt: skip
 def compare(seeds: list[int], out: Path, report: Path | None, quiet: bool,
-            data_dir: Path | None, **options) -> None:  # fmt: skip
+            data_dir: Path | None, download: bool, **options) -> None:  # fmt: skip
     """Train source-only and DANN with identical settings per seed; print the table."""
+    base = _config(data_dir, **options)
+    if download:
+        _download([base.source, base.target], base.data_dir, quiet)
     load_tensorflow()
     from dann_serve.datasets import DatasetError
     from dann_serve.report import pair_table, run_pair
     from dann_serve.rundir import RunError
 
-    base = _config(data_dir, **options)
     try:
         summaries = run_pair(base, seeds, out, show_progress=not quiet)
     except (RunError, DatasetError) as error:

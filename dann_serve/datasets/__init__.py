@@ -2,7 +2,13 @@
 
 Every loader returns uint8 images already in the model's ``[N, 32, 32, 3]`` layout
 (through :func:`dann_client.preprocessing.layout_batch`, the one preprocessing
-step), so the training pipeline never needs to know where a domain came from.
+step, or the client's image-file path for other sizes), so the training pipeline
+never needs to know where a domain came from.
+
+``fonts`` and ``digits`` need no files. The others read ``<data-dir>/<name>/``
+(rule and default folder in :mod:`dann_serve.datasets.files`), one module per
+file format: ``mnist`` (IDX, ``.npz``), ``matlab`` (``svhn``, ``syn``), ``mnistm``
+(PNG folders), ``usps`` (HDF5); ``download`` fetches ``mnist`` and ``svhn``.
 """
 
 from __future__ import annotations
@@ -27,11 +33,17 @@ class Split:
 
 @dataclass(frozen=True)
 class Domain:
-    """One data set with fixed train and test splits."""
+    """One data set with fixed train and test splits.
+
+    ``note`` says how the splits were made when that is not the data set's own
+    train/test division (e.g. MNIST from its test files only), so that a report
+    can print it beside the figures.
+    """
 
     name: str
     train: Split
     test: Split
+    note: str = ""
 
     def split(self, name: str) -> Split:
         if name not in ("train", "test"):
@@ -58,9 +70,46 @@ def _digits(data_dir: Path | None) -> Domain:
     return load_digits()
 
 
+# The file-based loaders import their format libraries (gzip, scipy, h5py, PIL)
+# only when asked for, so that the embedded pair never pays for them.
+def _mnist(data_dir: Path | None) -> Domain:
+    from dann_serve.datasets.mnist import load_mnist
+
+    return load_mnist(data_dir)
+
+
+def _svhn(data_dir: Path | None) -> Domain:
+    from dann_serve.datasets.matlab import load_svhn
+
+    return load_svhn(data_dir)
+
+
+def _syn(data_dir: Path | None) -> Domain:
+    from dann_serve.datasets.matlab import load_syn
+
+    return load_syn(data_dir)
+
+
+def _mnistm(data_dir: Path | None) -> Domain:
+    from dann_serve.datasets.mnistm import load_mnistm
+
+    return load_mnistm(data_dir)
+
+
+def _usps(data_dir: Path | None) -> Domain:
+    from dann_serve.datasets.usps import load_usps
+
+    return load_usps(data_dir)
+
+
 LOADERS: dict[str, Loader] = {
     "fonts": _fonts,
     "digits": _digits,
+    "mnist": _mnist,
+    "svhn": _svhn,
+    "syn": _syn,
+    "mnistm": _mnistm,
+    "usps": _usps,
 }
 
 
