@@ -9,6 +9,7 @@ imports TensorFlow, directly or otherwise.
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -332,6 +333,9 @@ def _colour(name: str) -> tuple[int, int, int]:
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
+    # gRPC's C core logs at INFO to stderr by default, e.g. a line for a failed TLS
+    # handshake before the client's own one-line error; the CLI's stderr is ours.
+    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
     cli.main(args=argv, prog_name=_PROG)
 
 
