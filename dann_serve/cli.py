@@ -78,6 +78,9 @@ def training_options(command):
                      help="Random shifts of up to 10% for both domains while training."),
         click.option("--weight-decay", type=float, default=DEFAULTS.weight_decay,
                      show_default=True),
+        click.option("--clip-norm", type=click.FloatRange(min=0.0), default=DEFAULTS.clip_norm,
+                     show_default=True,
+                     help="Largest global gradient norm of a step (0: no clipping)."),
         click.option("--average-decay", type=float, default=DEFAULTS.average_decay,
                      show_default=True,
                      help="Decay of the weight average that is evaluated and exported "

@@ -31,6 +31,7 @@ class TrainConfig:
     grayscale: bool = True
     dark_background: bool = True
     weight_decay: float = 0.0
+    clip_norm: float = 0.0
     average_decay: float = 0.998
     eval_every: int = 250
     data_dir: str | None = None
@@ -44,6 +45,8 @@ class TrainConfig:
             raise ValueError(f"--batch-size must be an even number >= 2, got {self.batch_size}")
         if not 0.0 <= self.average_decay < 1.0:
             raise ValueError(f"--average-decay must be in [0, 1), got {self.average_decay}")
+        if self.clip_norm < 0.0:
+            raise ValueError(f"--clip-norm must be >= 0 (0: no clipping), got {self.clip_norm}")
         if self.eval_every < 1:
             raise ValueError(f"--eval-every must be at least 1, got {self.eval_every}")
 

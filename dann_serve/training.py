@@ -61,6 +61,7 @@ class Trainer:
             self.learning_rate,
             momentum=config.momentum,
             weight_decay=config.weight_decay or None,
+            global_clipnorm=config.clip_norm or None,
         )
         # Small random shifts of both domains, so that the domain head cannot win
         # by memorising the exact pixels of a small target set.

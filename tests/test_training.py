@@ -9,7 +9,7 @@ import tensorflow as tf
 from dann_serve.config import TrainConfig
 from dann_serve.evaluation import evaluate_run, restore_model
 from dann_serve.rundir import RunError
-from dann_serve.training import Trainer, train_run
+from dann_serve.training import Trainer, load_pair, train_run
 
 RUN_FILES = ("config.json", "metrics.csv", "summary.json", "accuracy.png", "losses.png")
 
@@ -126,7 +126,8 @@ def test_evaluate_matches_the_summary(tiny_pair, tmp_path) -> None:
 
 @pytest.mark.parametrize(
     ("overrides", "message"),
-    [({"mode": "both"}, "unknown mode"), ({"batch_size": 33}, "even"), ({"steps": 0}, "steps")],
+    [({"mode": "both"}, "unknown mode"), ({"batch_size": 33}, "even"), ({"steps": 0}, "steps"),
+     ({"clip_norm": -1.0}, "clip-norm")],
 )
 def test_config_rejects_bad_options(overrides: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
@@ -143,3 +144,20 @@ def test_restore_refuses_a_checkpoint_without_the_averaged_weights(tiny_pair, tm
     tf.train.Checkpoint(model=build_model(config)).save(str(tmp_path / "checkpoints" / "ckpt"))
     with pytest.raises(RunError, match="holds no averaged weights"):
         restore_model(tmp_path)
+
+
+@pytest.mark.parametrize("clip_norm", [0.0, 0.05])
+def test_clip_norm_bounds_the_size_of_a_step(tiny_pair, clip_norm: float) -> None:
+    """The first SGD step moves the weights by lr * gradient: at most lr * clip_norm."""
+    config = _config(tiny_pair, clip_norm=clip_norm, learning_rate=0.01)
+    trainer = Trainer(config, *load_pair(config))
+    before = [w.numpy() for w in trainer.model.trainable_variables]
+    trainer.train_step()
+    moved = math.sqrt(sum(
+        float(np.sum((w.numpy() - b) ** 2))
+        for w, b in zip(trainer.model.trainable_variables, before, strict=True)
+    ))  # fmt: skip
+    if clip_norm:
+        assert moved <= 0.01 * clip_norm * 1.001
+    else:
+        assert moved > 0.01 * 0.05 * 2  # unclipped, the same first step is larger
