@@ -4,6 +4,8 @@ the real loaders, pipeline and training loop in seconds."""
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,26 +13,20 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 import pytest
+import tiny_data
 
 from dann_serve import datasets
-from dann_serve.datasets import Domain, Split
-from dann_serve.datasets.digits import load_digits
-from dann_serve.datasets.fonts import generate
+from dann_serve.datasets import Domain
 
 
 @pytest.fixture(scope="session")
 def tiny_source() -> Domain:
-    return Domain("tiny-fonts", train=generate(256, seed=10), test=generate(100, seed=11))
+    return tiny_data.tiny_source()
 
 
 @pytest.fixture(scope="session")
 def tiny_target() -> Domain:
-    digits = load_digits()
-    return Domain(
-        "tiny-digits",
-        train=Split(digits.train.images[:256], digits.train.labels[:256]),
-        test=Split(digits.test.images[:100], digits.test.labels[:100]),
-    )
+    return tiny_data.tiny_target()
 
 
 @pytest.fixture(scope="session")
@@ -99,3 +95,33 @@ def start_server(tmp_path_factory) -> Iterator:
         if server.process.poll() is None:
             server.process.kill()
             server.process.wait()
+
+
+@pytest.fixture(scope="session")
+def tls_certificate(tmp_path_factory) -> dict[str, Path]:
+    """A self-signed certificate and key for ``localhost``, made by the ``openssl``
+    command (the ``cryptography`` package is not a dependency)."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    directory = tmp_path_factory.mktemp("tls")
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return {"cert": cert, "key": key}
+
+
+@pytest.fixture(scope="session")
+def reliability_server(exported_model: Path, start_server, tmp_path_factory):
+    """``dann-serve serve`` for the reliability tests (issue 7): a private copy of the
+    export (the load test lands a new version in it), a 4 MiB message limit (its
+    ``max_message_bytes``) so that an oversized request is cheap to build, and a poll
+    every 0.5 s."""
+    model_dir = tmp_path_factory.mktemp("reliability") / "models"
+    shutil.copytree(exported_model.parent.parent, model_dir)
+    server = start_server(model_dir, "--poll-seconds", "0.5", "--max-message-mb", "4")
+    server.max_message_bytes = 4 * 1024 * 1024
+    return server

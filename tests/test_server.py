@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import shutil
 import signal
-import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -322,12 +321,9 @@ def test_new_version_is_picked_up_and_staging_is_ignored(server, prediction, ima
 # -- TLS and shutdown -------------------------------------------------------------------
 
 
-def test_tls_grpc_and_sigterm_exits_cleanly(exported_model, start_server, tmp_path, images):
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                    "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost",
-                    "-keyout", str(key), "-out", str(cert)],
-                   check=True, capture_output=True)  # fmt: skip
+def test_tls_grpc_and_sigterm_exits_cleanly(exported_model, start_server, tls_certificate,
+                                            images):  # fmt: skip
+    cert, key = tls_certificate["cert"], tls_certificate["key"]
     running = start_server(exported_model.parent.parent, "--tls-cert", str(cert),
                            "--tls-key", str(key))  # fmt: skip
     credentials = grpc.ssl_channel_credentials(root_certificates=cert.read_bytes())
