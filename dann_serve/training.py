@@ -175,9 +175,8 @@ def train_run(
             f"{run_dir}: a run already exists there; pass --resume to continue it "
             "or choose another --out"
         )
+    source, target = load_pair(config)  # before mkdir: bad data leaves no empty run behind
     run_dir.mkdir(parents=True, exist_ok=True)
-
-    source, target = load_pair(config)
     trainer = Trainer(config, source, target)
     manager = tf.train.CheckpointManager(trainer.checkpoint, str(checkpoints), max_to_keep=3)
     if resume:

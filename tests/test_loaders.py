@@ -538,6 +538,7 @@ def test_cli_missing_data_is_one_line(tmp_path: Path) -> None:
     (line,) = result.output.strip().splitlines()
     assert line.startswith("dann-serve: error: mnist: expected train-images-idx3-ubyte[.gz]")
     assert "/nonexistent/mnist (no such directory)" in line
+    assert not (tmp_path / "run").exists()  # nothing half-made to clean up before a retry
 
 
 def test_cli_download_offline_is_one_line(tmp_path: Path, monkeypatch) -> None:
