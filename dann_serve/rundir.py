@@ -73,12 +73,17 @@ class MetricsLog:
 
     def __init__(self, run_dir: Path, keep_up_to_step: int) -> None:
         self.path = run_dir / "metrics.csv"
+        # The rows up to the resumed step are rewritten into a new file that then
+        # replaces the old one, so a kill at any moment leaves a complete history.
         kept = read_metrics(self.path, keep_up_to_step)
-        self.handle = self.path.open("w", newline="")
+        temporary = self.path.with_name(self.path.name + ".tmp")
+        with temporary.open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=METRIC_FIELDS)
+            writer.writeheader()
+            writer.writerows(kept)
+        os.replace(temporary, self.path)
+        self.handle = self.path.open("a", newline="")
         self.writer = csv.DictWriter(self.handle, fieldnames=METRIC_FIELDS)
-        self.writer.writeheader()
-        self.writer.writerows(kept)
-        self.handle.flush()
         self.events = tf.summary.create_file_writer(str(run_dir / "tensorboard"))
 
     def log(self, row: dict) -> None:

@@ -167,8 +167,10 @@ def train_run(
     checkpoints = run_dir / CHECKPOINTS
     has_checkpoint = tf.train.latest_checkpoint(str(checkpoints)) is not None
     if resume:
-        if not has_checkpoint:
-            raise RunError(f"{run_dir}: nothing to resume (no checkpoint in {checkpoints})")
+        if not (run_dir / "config.json").exists():
+            raise RunError(f"{run_dir}: nothing to resume (no config.json, no checkpoint)")
+        # Without a checkpoint (killed before the first one) the run starts over from
+        # step 0 with its saved options: nothing of it was kept, so nothing is lost.
         config = load_config(run_dir)
     elif has_checkpoint or (run_dir / "config.json").exists():
         raise RunError(
@@ -179,7 +181,7 @@ def train_run(
     run_dir.mkdir(parents=True, exist_ok=True)
     trainer = Trainer(config, source, target)
     manager = tf.train.CheckpointManager(trainer.checkpoint, str(checkpoints), max_to_keep=3)
-    if resume:
+    if resume and has_checkpoint:
         trainer.checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
     write_json(
         run_dir / "config.json",
