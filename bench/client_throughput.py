@@ -22,7 +22,7 @@ this shared machine falls on all of them alike; the figures are medians over the
 repeats. Goals: ours at least 10x the baseline and at least 2,000 images/s.
 
     python bench/client_throughput.py [--model-dir models] [--images 10000]
-        [--baseline-images 2000] [--repeats 3] [--json figures.json]
+        [--baseline-images 2000] [--repeats 3] [--json bench/results/client_throughput.json]
 
 Images: the MNIST test set from ``../shared/data/mnist`` when present (28x28 grey PNGs),
 else synthetic font digits (32x32 RGB PNGs). Without ``--model-dir`` a tiny model is
@@ -55,6 +55,8 @@ from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 from dann_client.preprocessing import image_to_array, load_images, to_model_input
 from dann_serve.server.process import LocalServer
+
+from _common import Result, client_command, newest_version, tiny_export
 
 ROOT = Path(__file__).resolve().parent.parent
 MNIST_IMAGES = ROOT.parent / "shared" / "data" / "mnist" / "t10k-images-idx3-ubyte.gz"
@@ -89,25 +91,7 @@ def write_pngs(directory: Path, count: int) -> str:
     return source
 
 
-def tiny_export(workdir: Path) -> Path:
-    """Train a short run on the embedded pair and export it; returns the model dir."""
-    from dann_serve.config import TrainConfig
-    from dann_serve.export import export_run
-    from dann_serve.training import train_run
-
-    config = TrainConfig(steps=60, batch_size=32, eval_every=30)
-    train_run(config, workdir / "run", show_progress=False)
-    export_run(workdir / "run", workdir / "models", "dann")
-    return workdir / "models"
-
-
 # -- the three ways to predict a folder -------------------------------------------------
-
-
-def client_command() -> list[str]:
-    """The installed console script beside this interpreter, else the module."""
-    script = Path(sys.executable).with_name("dann-client")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "dann_client"]
 
 
 def ours_cli(address: str, directory: Path) -> Callable[[], int]:
@@ -244,13 +228,6 @@ def measure(paths: dict[str, Callable[[], int]], repeats: int) -> dict[str, list
     return rates
 
 
-def newest_version(model_dir: Path) -> Path:
-    versions = [p for p in (model_dir / "dann").iterdir() if p.name.isdigit()]
-    if not versions:
-        raise SystemExit(f"{model_dir}/dann has no exported version")
-    return max(versions, key=lambda p: int(p.name))
-
-
 def report(rates: dict[str, list[float]], args: argparse.Namespace, source: str) -> dict:
     """Print the medians and ratios; return them as a JSON-ready dict."""
     medians = {name: statistics.median(values) for name, values in rates.items()}
@@ -298,8 +275,13 @@ def main() -> int:
         help="the first N of them for the one-image-per-request baseline",
     )  # fmt: skip
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per path (>= 3)")
-    parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    parser.add_argument(
+        "--json", type=Path, default=None,
+        help="where the figures go (default bench/results/client_throughput.json)",
+    )  # fmt: skip
+    parser.add_argument("--strict", action="store_true", help="exit 1 if a goal is missed")
     args = parser.parse_args()
+    result = Result("client_throughput", args.json)
     if args.repeats < 3 or args.baseline_images < 1_000 or args.images < args.baseline_images:
         parser.error("need --repeats >= 3 and 1000 <= --baseline-images <= --images")
 
@@ -331,9 +313,8 @@ def main() -> int:
             server.stop()
 
     figures = report(rates, args, source)
-    if args.json:
-        args.json.write_text(json.dumps(figures, indent=2) + "\n")
-    return 0 if figures["goal_met"] else 1
+    result.write(figures)
+    return 1 if args.strict and not figures["goal_met"] else 0
 
 
 if __name__ == "__main__":

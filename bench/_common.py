@@ -1,0 +1,183 @@
+"""What every benchmark script shares: the machine and versions it ran on, where its
+figures go, and the tiny exported model the serving and client benchmarks talk to.
+
+Each script writes ``bench/results/<name>.json`` (or ``--json PATH``) through
+:func:`write_result`: ``{"benchmark", "date", "wall_seconds", "command", "machine",
+"versions", "figures"}``; ``bench/report.py`` turns those files into the tables of
+``docs/PERFORMANCE.md``. This module imports nothing heavy, so a script that must not
+load TensorFlow (the client start-up benchmark) can use it too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+PACKAGES = ("tensorflow", "keras", "onnxruntime", "grpcio", "numpy", "tf2onnx", "adapt", "tf_keras")
+
+
+# -- the machine and the software --------------------------------------------------------
+
+
+def cpuinfo(text: str | None = None) -> dict[str, str]:
+    """The first processor's fields of ``/proc/cpuinfo`` (empty off Linux)."""
+    if text is None:
+        try:
+            text = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return {}
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        if not line.strip():
+            if fields:
+                break
+            continue
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    return fields
+
+
+def memory_gib() -> float | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return round(int(line.split()[1]) / 2**20, 1)
+    except OSError:
+        pass
+    return None
+
+
+def machine() -> dict:
+    """CPU model, cores, clock, SIMD flags, memory and the load when this was called."""
+    info = cpuinfo()
+    flags = set(info.get("flags", "").split())
+    simd = [
+        f
+        for f in (
+            "sse4_2",
+            "avx",
+            "avx2",
+            "fma",
+            "avx512f",
+            "avx512_bf16",
+            "avx512_vnni",
+            "amx_tile",
+        )
+        if f in flags
+    ]
+    return {
+        "cpu": info.get("model name", platform.processor() or "unknown"),
+        "vendor": info.get("vendor_id", ""),
+        "cpu_family": info.get("cpu family", ""),
+        "cpu_model": info.get("model", ""),
+        "cores": len(os.sched_getaffinity(0))
+        if hasattr(os, "sched_getaffinity")
+        else os.cpu_count(),
+        "mhz": float(info["cpu MHz"]) if "cpu MHz" in info else None,
+        "simd": simd,
+        "memory_gib": memory_gib(),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+        "system": f"{platform.system()} {platform.release()}",
+    }
+
+
+def versions() -> dict[str, str]:
+    """Python and the packages the figures depend on (read from metadata, not imported)."""
+    found = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return found
+
+
+# -- results ----------------------------------------------------------------------------
+
+
+class Result:
+    """One benchmark's figures on their way to ``bench/results/<name>.json``.
+
+    Created when the script starts (so the wall time and the starting load are the
+    script's own); :meth:`write` adds the machine and versions and writes atomically.
+    """
+
+    def __init__(self, name: str, path: Path | None = None) -> None:
+        self.name = name
+        self.path = Path(path) if path else RESULTS / f"{name}.json"
+        self.started = time.perf_counter()
+        self.load_at_start = [round(x, 2) for x in os.getloadavg()]
+
+    def write(self, figures: dict) -> Path:
+        host = machine()
+        host["load_average_at_start"] = self.load_at_start
+        record = {
+            "benchmark": self.name,
+            "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "wall_seconds": round(time.perf_counter() - self.started, 1),
+            "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+            "machine": host,
+            "versions": versions(),
+            "figures": figures,
+        }
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        scratch = self.path.with_name(self.path.name + ".tmp")
+        scratch.write_text(json.dumps(record, indent=2) + "\n")
+        scratch.replace(self.path)
+        print(f"wrote {self.path}", flush=True)
+        return self.path
+
+
+def median(values: Iterable[float]) -> float:
+    return float(statistics.median(list(values)))
+
+
+# -- the model the serving and client benchmarks use --------------------------------------
+
+
+def tiny_export(workdir: Path) -> Path:
+    """Train a short run on the embedded pair and export it; returns the model dir.
+
+    The weights do not matter to latency or throughput (the graph is the same), so
+    a minute of training is enough; ``make bench`` builds it once for all scripts.
+    """
+    from dann_serve.config import TrainConfig
+    from dann_serve.export import export_run
+    from dann_serve.training import train_run
+
+    workdir = Path(workdir)
+    config = TrainConfig(steps=60, batch_size=32, eval_every=30)
+    train_run(config, workdir / "run", show_progress=False)
+    export_run(workdir / "run", workdir / "models", "dann")
+    return workdir / "models"
+
+
+def newest_version(model_dir: Path) -> Path:
+    versions_ = [p for p in (Path(model_dir) / "dann").iterdir() if p.name.isdigit()]
+    if not versions_:
+        raise SystemExit(f"{model_dir}/dann has no exported version")
+    return max(versions_, key=lambda p: int(p.name))
+
+
+def client_command() -> list[str]:
+    """``dann-client`` beside this interpreter, else the module run by this interpreter."""
+    script = Path(sys.executable).with_name("dann-client")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "dann_client"]
+
+
+if __name__ == "__main__":
+    # ``python bench/_common.py export DIR``: the tiny model, once, for `make bench`.
+    if len(sys.argv) != 3 or sys.argv[1] != "export":
+        raise SystemExit("usage: python bench/_common.py export WORKDIR")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    print(newest_version(tiny_export(Path(sys.argv[2]))))
