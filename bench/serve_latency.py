@@ -1,11 +1,16 @@
-"""Latency and throughput of the exported model: in process, and through ``dann-serve serve``
-over gRPC (the official tensorflow-serving-api stubs) and over REST (issue 4).
+"""Latency and throughput of the exported model: the SavedModel in process, ONNX Runtime on
+the exported ``onnx/predict_label.onnx``, and ``dann-serve serve`` over gRPC (the official
+tensorflow-serving-api stubs) and over REST (issues 4 and 8).
 
 For each path: batch-1 latency p50 and p99 over N sequential requests, and batch-256
 images/s over M sequential requests, then the ratios to in process. Goals: gRPC batch-1
-p50 within 1 ms of in process; gRPC batch-256 throughput at least 80% of in process.
+p50 within 1 ms of in process; gRPC batch-256 throughput at least 80% of in process
+(issue 4); ONNX Runtime batch-1 p50 at most half of in process (issue 8). Beside the
+default ONNX Runtime session, variants of its session options (threads, spinning,
+graph optimisation level, execution mode) are timed in the same rounds.
 
     python bench/serve_latency.py [--model-dir models] [--requests 300] [--batches 20]
+        [--json bench/results/serve_latency.json]
 
 Without --model-dir it trains and exports a tiny model into a temporary directory first
 (about a minute); the figures measure serving overhead, not accuracy.
@@ -27,34 +32,29 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import grpc
 import numpy as np
+import onnxruntime
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 from dann_serve.server.process import LocalServer
 from dann_serve.server.tensors import to_numpy, to_proto
 
+from _common import Result, newest_version, tiny_export
+
 SIGNATURE = "predict_label"
 BIG_BATCH = 256
 MAX_MESSAGE = 64 * 1024 * 1024
-
-
-def tiny_export(workdir: Path) -> Path:
-    """Train a short run on the embedded pair and export it; returns the model dir."""
-    from dann_serve.config import TrainConfig
-    from dann_serve.export import export_run
-    from dann_serve.training import train_run
-
-    config = TrainConfig(steps=60, batch_size=32, eval_every=30)
-    train_run(config, workdir / "run", show_progress=False)
-    export_run(workdir / "run", workdir / "models", "dann")
-    return workdir / "models"
-
-
-def newest_version(model_dir: Path) -> Path:
-    versions = [p for p in (model_dir / "dann").iterdir() if p.name.isdigit()]
-    if not versions:
-        raise SystemExit(f"{model_dir}/dann has no exported version")
-    return max(versions, key=lambda p: int(p.name))
+PATHS = ("in-process", "onnxruntime", "grpc", "rest")
+# ONNX Runtime session options tried beside the default session (0 threads = one per core).
+ORT_VARIANTS: dict[str, dict] = {
+    "ort 1 thread": {"intra_op_num_threads": 1},
+    "ort no spinning": {"config": {"session.intra_op.allow_spinning": "0"}},
+    "ort 1 thread, basic opt": {"intra_op_num_threads": 1, "graph_optimization_level":
+                                onnxruntime.GraphOptimizationLevel.ORT_ENABLE_BASIC},
+    "ort no graph opt": {"graph_optimization_level":
+                         onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL},
+    "ort parallel mode": {"execution_mode": onnxruntime.ExecutionMode.ORT_PARALLEL},
+}  # fmt: skip
 
 
 class Recorder:
@@ -110,6 +110,33 @@ def in_process_call(version_dir: Path) -> Callable[[np.ndarray], object]:
     return lambda images: {k: v.numpy() for k, v in function(images=images).items()}
 
 
+def onnx_call(version_dir: Path, options: dict | None = None) -> Callable[[np.ndarray], object]:
+    """``predict_label.onnx`` in an ONNX Runtime session (default options unless given)."""
+    settings = onnxruntime.SessionOptions()
+    for name, value in (options or {}).items():
+        if name == "config":
+            for key, entry in value.items():
+                settings.add_session_config_entry(key, entry)
+        else:
+            setattr(settings, name, value)
+    path = version_dir / "onnx" / f"{SIGNATURE}.onnx"
+    session = onnxruntime.InferenceSession(str(path), settings,
+                                           providers=["CPUExecutionProvider"])  # fmt: skip
+    return lambda images: session.run(None, {"images": images})
+
+
+def onnx_graph(version_dir: Path) -> dict:
+    """Node count and the most frequent node types of the exported ONNX graph."""
+    import collections
+
+    import onnx
+
+    model = onnx.load(str(version_dir / "onnx" / f"{SIGNATURE}.onnx"))
+    kinds = collections.Counter(node.op_type for node in model.graph.node)
+    opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
+    return {"nodes": len(model.graph.node), "opset": opset, "op_types": dict(kinds.most_common())}
+
+
 def grpc_call(channel: grpc.Channel) -> Callable[[np.ndarray], object]:
     stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
 
@@ -141,7 +168,8 @@ def rest_call(rest_url: str) -> Callable[[np.ndarray], object]:
     return call
 
 
-def report(figures: dict[str, dict[str, float]]) -> None:
+def report(figures: dict[str, dict[str, float]]) -> dict[str, str]:
+    """Print the table and the goals; return each goal's verdict."""
     base = figures["in-process"]
     print(f"{'path':<12} {'b1 p50 ms':>10} {'b1 p99 ms':>10} {'b256 img/s':>11} "
           f"{'p50 +ms':>8} {'img/s %':>8}")  # fmt: skip
@@ -156,6 +184,14 @@ def report(figures: dict[str, dict[str, float]]) -> None:
           f"{'met' if extra <= 1.0 else 'NOT met'}")  # fmt: skip
     print(f"goal gRPC batch-256 throughput >= 80% of in process: {100 * share:.1f}% "
           f"{'met' if share >= 0.8 else 'NOT met'}")  # fmt: skip
+    onnx_share = figures["onnxruntime"]["p50_ms"] / base["p50_ms"]
+    print(f"goal ONNX Runtime batch-1 p50 <= 50% of in process: {100 * onnx_share:.1f}% "
+          f"{'met' if onnx_share <= 0.5 else 'NOT met'}")  # fmt: skip
+    return {
+        "grpc_p50_within_1ms": extra <= 1.0,
+        "grpc_throughput_80pct": share >= 0.8,
+        "onnx_p50_half": onnx_share <= 0.5,
+    }
 
 
 def main() -> None:
@@ -165,8 +201,12 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=300, help="batch-1 requests per path")
     parser.add_argument("--batches", type=int, default=20, help="batch-256 requests per path")
     parser.add_argument("--rounds", type=int, default=5, help="turns the paths take")
-    parser.add_argument("--json", type=Path, default=None, help="also write figures here")
+    parser.add_argument("--json", type=Path, default=None,
+                        help="where the figures go (default bench/results/serve_latency.json)")
+    parser.add_argument("--no-ort-variants", action="store_true",
+                        help="time the default ONNX Runtime session only")
     args = parser.parse_args()  # fmt: skip
+    result = Result("serve_latency", args.json)
 
     with tempfile.TemporaryDirectory(prefix="serve-latency-") as scratch:
         workdir = Path(scratch)
@@ -183,17 +223,31 @@ def main() -> None:
             with grpc.insecure_channel(server.grpc_address, options=options) as channel:
                 calls = {
                     "in-process": in_process_call(version_dir),
+                    "onnxruntime": onnx_call(version_dir),
                     "grpc": grpc_call(channel),
                     "rest": rest_call(server.rest_url),
                 }
+                if not args.no_ort_variants:
+                    for name, options in ORT_VARIANTS.items():
+                        calls[name] = onnx_call(version_dir, options)
                 figures = measure(calls, one, big, args.requests, args.batches, args.rounds)
         finally:
             server.stop()
+        graph = onnx_graph(version_dir)
     print(f"model {version_dir}, signature {SIGNATURE}, {args.requests} batch-1 and "
           f"{args.batches} batch-{BIG_BATCH} requests per path, {os.cpu_count()} CPUs")
-    report(figures)
-    if args.json:
-        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+    goals = report(figures)
+    result.write({
+        "signature": SIGNATURE, "requests": args.requests, "batches": args.batches,
+        "big_batch": BIG_BATCH, "rounds": args.rounds, "model": "tiny export" if
+        args.model_dir is None else str(version_dir),
+        "paths": {name: figures[name] for name in PATHS},
+        "ort_variants": {name: {**figures[name], "options": {
+            k: str(v) for k, v in ORT_VARIANTS[name].items()}}
+            for name in figures if name not in PATHS},
+        "onnx_graph": graph,
+        "goals": goals,
+    })  # fmt: skip
 
 
 if __name__ == "__main__":
