@@ -1,0 +1,485 @@
+"""Our DANN against ADAPT's ``adapt.feature_based.DANN`` on the same network, data pair,
+batch and number of steps (issue 8, acceptance 2).
+
+Each contender trains a fresh model for ``--steps`` steps on ``fonts -> digits`` in its
+own subprocess, then reports its target (and source) test accuracy; the same run gives
+its speed: source images per second over the steps after the first ``--warmup``
+(which hold the tracing). ``--rounds`` rounds, seed = round number, the contenders
+taking turns (order reversed every other round) so that the load of this shared
+machine falls on all of them alike. Figures are medians over the rounds.
+
+Contenders:
+
+- ``ours``: ``dann_serve.training.Trainer`` with its defaults (the step ``dann-serve
+  train`` runs), the averaged weights evaluated as the CLI reports and exports them;
+- ``ours-bf16``: the same under Keras' ``mixed_bfloat16`` dtype policy (bf16 matmuls and
+  convolutions, float32 weights): an experiment, NOT an option of ``dann-serve train``;
+  it shows what cheaper arithmetic gives on a CPU with avx512_bf16;
+- ``adapt``: ADAPT 0.4.5 on Keras 3 (what ``pip install adapt`` gives beside TF 2.21),
+  fed OUR feature extractor and label head objects (same layers, same in-graph
+  preprocessing, same initial weights for a seed);
+- ``adapt-tf-keras``: ADAPT on legacy Keras 2 (``tf-keras`` 2.21 with
+  ``TF_USE_LEGACY_KERAS=1``, set only in that subprocess), the API ADAPT was written
+  for: the same layers rebuilt in tf-keras, weights copied, the preprocessing layers
+  wrapped in ``Lambda`` around the very same functions.
+
+Both ADAPT runs get our schedules (SGD with momentum 0.9 and the annealed learning
+rate on all three of its optimisers; lambda rising as 2/(1+exp(-10 p)) - 1 through
+ADAPT's own ``UpdateLambda`` callback) and half a batch of each domain per step,
+so only the implementation differs. What ADAPT cannot take from us is listed in the
+JSON (``differences``) and in docs/PERFORMANCE.md.
+
+    python bench/train_vs_adapt.py [--steps 1000] [--rounds 3] [--batch-size 128]
+        [--contenders ours adapt adapt-tf-keras] [--json bench/results/train_vs_adapt.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from _common import Result, median
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+GOAL_SPEED = 1.5  # issue 8: ours >= 1.5x ADAPT's source images/s, at >= its accuracy
+POLICY = "BENCH_KERAS_DTYPE_POLICY"  # set in a child's environment: its Keras dtype policy
+CONTENDERS = {
+    "ours": ("dann-serve Trainer (Keras 3)", {}),
+    "ours-bf16": ("same, mixed bfloat16 (experiment)", {POLICY: "mixed_bfloat16"}),
+    "adapt": ("ADAPT DANN, Keras 3", {}),
+    "adapt-tf-keras": ("ADAPT DANN, tf-keras 2 (legacy)", {"TF_USE_LEGACY_KERAS": "1"}),
+}
+DIFFERENCES = [
+    "ADAPT's discriminator ends in one sigmoid unit with binary cross-entropy (its train "
+    "step requires it); ours ends in two logits with softmax cross-entropy. Its hidden "
+    "layer (Dense 100, ReLU) starts from our weights; the output unit is drawn fresh.",
+    "ADAPT runs the encoder twice per step (64 source, then 64 target images) and takes "
+    "three gradient tapes (task, encoder, discriminator) with three optimisers; ours runs "
+    "one forward pass over the 128 images and one tape through a gradient reversal layer.",
+    "ADAPT takes float32 arrays (pixels / 255) and builds its own tf.data pipeline "
+    "(shuffle buffer of the whole source set, refilled every epoch of 313 steps); ours "
+    "keeps uint8 pixels and gathers shuffled indices.",
+    "Ours evaluates the moving average of the weights (what it reports and exports); "
+    "ADAPT has no such option, its final weights are evaluated. Our raw final weights' "
+    "accuracy is in the JSON too (target_accuracy_raw).",
+    "In the tf-keras variant the three preprocessing layers (grayscale, dark background, "
+    "per-image standardisation) are tf_keras Lambda layers around the same functions.",
+]
+
+
+# -- one timed run (runs inside the child process) ----------------------------------------
+
+
+class StepClock:
+    """Wall and CPU time of a training run, step by step."""
+
+    def __init__(self, warmup: int) -> None:
+        self.warmup = warmup
+        self.started = time.perf_counter()
+        self.ticks: list[float] = []
+        self.cpu: list[float] = []
+
+    def tick(self) -> None:
+        self.ticks.append(time.perf_counter())
+        if len(self.ticks) == self.warmup:
+            self.cpu.append(time.process_time())
+
+    def figures(self, source_per_step: int) -> dict[str, float]:
+        steps = len(self.ticks) - self.warmup
+        window = self.ticks[-1] - self.ticks[self.warmup - 1]
+        intervals = np.diff(self.ticks[self.warmup - 1 :])
+        typical = float(np.median(intervals))
+        stalls = intervals[intervals > 3 * typical]
+        return {
+            "timed_steps": steps,
+            "first_steps_seconds": self.ticks[self.warmup - 1] - self.started,
+            "window_seconds": window,
+            "source_images_per_s": source_per_step * steps / window,
+            "source_images_per_cpu_s": source_per_step
+            * steps
+            / (time.process_time() - self.cpu[0]),
+            "step_ms_median": 1000 * typical,
+            "step_ms_p90": 1000 * float(np.percentile(intervals, 90)),
+            "stall_steps": len(stalls),
+            "stall_seconds": float(stalls.sum() - len(stalls) * typical),
+        }
+
+
+def load_pair(path: Path):
+    from dann_serve.datasets import Domain, Split
+
+    data = np.load(path)
+    source = Domain("fonts", Split(data["xs"], data["ys"]), Split(data["xs_test"], data["ys_test"]))
+    target = Domain(
+        "digits", Split(data["xt"], data["yt"]), Split(data["xt_test"], data["yt_test"])
+    )
+    return source, target
+
+
+def run_ours(source, target, steps: int, batch_size: int, seed: int, warmup: int) -> dict:
+    from dann_serve.config import TrainConfig
+    from dann_serve.evaluation import pair_accuracies
+    from dann_serve.training import Trainer
+
+    if policy := os.environ.get(POLICY):
+        import keras
+
+        keras.mixed_precision.set_global_policy(policy)
+    clock = StepClock(warmup)
+    trainer = Trainer(TrainConfig(steps=steps, batch_size=batch_size, seed=seed), source, target)
+    for _ in range(steps):
+        trainer.train_step()
+        clock.tick()
+    figures = clock.figures(batch_size // 2)
+    averaged = pair_accuracies(trainer.averaged, source.test, target.test)
+    raw = pair_accuracies(trainer.model, source.test, target.test)
+    return {
+        **figures,
+        "target_accuracy": averaged["target_accuracy"],
+        "source_accuracy": averaged["source_accuracy"],
+        "target_accuracy_raw": raw["target_accuracy"],
+    }
+
+
+def _tf_keras_copy(layers, tfk):
+    """The same layers in tf-keras, weights copied; preprocessing wrapped in Lambda."""
+    import keras
+
+    copies = []
+    for layer in layers:
+        if isinstance(layer, keras.layers.Conv2D):
+            copy = tfk.layers.Conv2D(
+                layer.filters, layer.kernel_size, padding=layer.padding, use_bias=layer.use_bias
+            )
+        elif isinstance(layer, keras.layers.Dense):
+            copy = tfk.layers.Dense(
+                layer.units, activation=keras.activations.serialize(layer.activation)
+            )
+        elif isinstance(layer, keras.layers.ReLU):
+            copy = tfk.layers.ReLU()
+        elif isinstance(layer, keras.layers.MaxPool2D):
+            copy = tfk.layers.MaxPool2D(layer.pool_size, layer.strides, padding=layer.padding)
+        elif isinstance(layer, keras.layers.Flatten):
+            copy = tfk.layers.Flatten()
+        elif isinstance(layer, keras.layers.Dropout):
+            copy = tfk.layers.Dropout(layer.rate)
+        elif not layer.weights:  # Grayscale, DarkBackground, PerImageStandardization
+            copy = tfk.layers.Lambda(layer.call)
+        else:
+            raise SystemExit(f"no tf-keras copy for {layer.__class__.__name__}")
+        copies.append((layer, copy))
+    return copies
+
+
+def adapt_networks(config, legacy: bool):
+    """Encoder, task and discriminator for ADAPT, starting from our seeded weights."""
+    import keras
+
+    from dann_serve.model import build_model
+
+    keras.utils.set_random_seed(config.seed)  # as Trainer does before build_model
+    ours = build_model(config)
+    first_domain_layer = ours.domain_head.layers[0]
+    if not legacy:
+        discriminator = keras.Sequential(
+            [
+                keras.layers.Dense(first_domain_layer.units, activation="relu"),
+                keras.layers.Dense(1, activation="sigmoid"),
+            ],
+            name="discriminator",
+        )
+        discriminator.build(ours.features.compute_output_shape((None, 32, 32, 3)))
+        discriminator.layers[0].set_weights(first_domain_layer.get_weights())
+        return ours.features, ours.label_head, discriminator
+
+    import tf_keras as tfk
+
+    def rebuild(sequential, input_shape):
+        pairs = _tf_keras_copy(sequential.layers, tfk)
+        model = tfk.Sequential([tfk.layers.InputLayer(input_shape), *(c for _, c in pairs)])
+        for original, copy in pairs:
+            if original.weights:
+                copy.set_weights(original.get_weights())
+        return model
+
+    features = ours.features.compute_output_shape((None, 32, 32, 3))[1:]
+    encoder = rebuild(ours.features, (32, 32, 3))
+    task = rebuild(ours.label_head, features)
+    discriminator = tfk.Sequential(
+        [
+            tfk.layers.InputLayer(features),
+            tfk.layers.Dense(first_domain_layer.units, activation="relu"),
+            tfk.layers.Dense(1, activation="sigmoid"),
+        ]
+    )
+    discriminator.layers[0].set_weights(first_domain_layer.get_weights())
+    return encoder, task, discriminator
+
+
+def run_adapt(source, target, steps: int, batch_size: int, seed: int, warmup: int) -> dict:
+    import tensorflow as tf
+
+    legacy = os.environ.get("TF_USE_LEGACY_KERAS") == "1"
+    if legacy:
+        import tf_keras as keras
+    else:
+        import keras
+    from adapt.feature_based import DANN
+    from adapt.utils import UpdateLambda
+
+    from dann_serve.config import TrainConfig
+    from dann_serve.schedules import AnnealedLearningRate
+
+    warnings.filterwarnings("ignore", message=".*shuffle=True.*")
+    config = TrainConfig(steps=steps, batch_size=batch_size, seed=seed)
+    clock = StepClock(warmup)
+    encoder, task, discriminator = adapt_networks(config, legacy)
+
+    def sgd():  # with TF_USE_LEGACY_KERAS=1 our schedule subclasses tf-keras's class
+        rate = AnnealedLearningRate(config.learning_rate, steps, config.lr_alpha, config.lr_beta)
+        return keras.optimizers.SGD(rate, momentum=config.momentum)
+
+    class Stop(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            clock.tick()
+            if len(clock.ticks) >= steps:
+                self.model.stop_training = True
+
+    model = DANN(
+        encoder,
+        task,
+        discriminator,
+        lambda_=tf.Variable(0.0),
+        optimizer_enc=sgd(),
+        optimizer_disc=sgd(),
+        copy=False,
+        random_state=seed,
+        verbose=0,
+    )
+    # compile ourselves: ADAPT's own compile() rebuilds the optimiser from its config,
+    # which turns a custom learning-rate schedule into a dict (and fails).
+    model.pretrain_ = False
+    model.compile(optimizer=sgd(), loss=keras.losses.CategoricalCrossentropy(from_logits=True))
+    xs = source.train.images.astype(np.float32) / 255.0
+    ys = np.eye(10, dtype=np.float32)[source.train.labels]
+    xt = target.train.images.astype(np.float32) / 255.0
+    lambda_schedule = UpdateLambda(0.0, config.lambda_max, steps, config.gamma)
+    model.fit(
+        xs,
+        ys,
+        Xt=xt,
+        epochs=10**6,
+        batch_size=batch_size // 2,
+        verbose=0,
+        callbacks=[lambda_schedule, Stop()],
+    )
+    if len(clock.ticks) != steps or int(model.optimizer.iterations.numpy()) != steps:
+        raise SystemExit(f"ADAPT ran {len(clock.ticks)} steps, not {steps}")
+    figures = clock.figures(batch_size // 2)
+
+    def accuracy(split) -> float:
+        logits = model.predict(split.images.astype(np.float32) / 255.0, batch_size=500, verbose=0)
+        return float(np.mean(np.argmax(logits, axis=1) == split.labels))
+
+    return {
+        **figures,
+        "target_accuracy": accuracy(target.test),
+        "source_accuracy": accuracy(source.test),
+        "final_lambda": float(model.lambda_.numpy()),
+    }
+
+
+def child(args: argparse.Namespace) -> None:
+    source, target = load_pair(args.data)
+    run = run_ours if args.child.startswith("ours") else run_adapt
+    figures = run(source, target, args.steps, args.batch_size, args.seed, args.warmup)
+    args.out.write_text(json.dumps(figures))
+
+
+# -- the parent: data once, contenders in turns, medians ---------------------------------
+
+
+def save_pair(path: Path) -> dict:
+    from dann_serve import datasets
+
+    source, target = datasets.load("fonts"), datasets.load("digits")
+    np.savez(
+        path,
+        xs=source.train.images,
+        ys=source.train.labels,
+        xs_test=source.test.images,
+        ys_test=source.test.labels,
+        xt=target.train.images,
+        yt=target.train.labels,
+        xt_test=target.test.images,
+        yt_test=target.test.labels,
+    )
+    return {
+        "source_train": len(source.train),
+        "source_test": len(source.test),
+        "target_train": len(target.train),
+        "target_test": len(target.test),
+    }
+
+
+def run_child(name: str, data: Path, args: argparse.Namespace, seed: int, out: Path) -> dict:
+    command = [
+        sys.executable,
+        __file__,
+        "--child",
+        name,
+        "--data",
+        str(data),
+        "--steps",
+        str(args.steps),
+        "--batch-size",
+        str(args.batch_size),
+        "--seed",
+        str(seed),
+        "--warmup",
+        str(args.warmup),
+        "--out",
+        str(out),
+    ]
+    env = {**os.environ, **CONTENDERS[name][1]}
+    started = time.perf_counter()
+    subprocess.run(command, env=env, check=True)
+    figures = json.loads(out.read_text())
+    figures["process_seconds"] = time.perf_counter() - started
+    return figures
+
+
+SUMMARISED = (
+    "source_images_per_s",
+    "source_images_per_cpu_s",
+    "step_ms_median",
+    "stall_seconds",
+    "target_accuracy",
+    "source_accuracy",
+    "process_seconds",
+)
+
+
+def summarise(runs: dict[str, list[dict]]) -> dict:
+    """Medians per contender, and each of ours against each of ADAPT's."""
+    contenders = {}
+    for name, rows in runs.items():
+        medians = {key: median(row[key] for row in rows) for key in SUMMARISED}
+        if "target_accuracy_raw" in rows[0]:
+            medians["target_accuracy_raw"] = median(r["target_accuracy_raw"] for r in rows)
+        contenders[name] = {"label": CONTENDERS[name][0], "median": medians, "runs": rows}
+    comparisons = []
+    for mine in (name for name in runs if name.startswith("ours")):
+        for theirs in (name for name in runs if name.startswith("adapt")):
+            a, b = contenders[mine]["median"], contenders[theirs]["median"]
+            paired = [
+                x["source_images_per_s"] / y["source_images_per_s"]
+                for x, y in zip(runs[mine], runs[theirs], strict=True)
+            ]
+            speed = a["source_images_per_s"] / b["source_images_per_s"]
+            gain = a["target_accuracy"] - b["target_accuracy"]
+            comparisons.append(
+                {
+                    "ours": mine,
+                    "adapt": theirs,
+                    "speed": speed,
+                    "speed_paired_median": median(paired),
+                    "speed_per_cpu_s": a["source_images_per_cpu_s"] / b["source_images_per_cpu_s"],
+                    "target_accuracy_gain": gain,
+                    "goal_met": speed >= GOAL_SPEED and gain >= 0,
+                }
+            )
+    return {"contenders": contenders, "comparisons": comparisons}
+
+
+def report(summary: dict, args: argparse.Namespace) -> None:
+    print(
+        f"\nfonts -> digits, {args.steps} steps, batch {args.batch_size} "
+        f"({args.batch_size // 2} source + {args.batch_size // 2} target), medians of "
+        f"{args.rounds} rounds:"
+    )
+    print(
+        f"  {'contender':<34} {'src img/s':>9} {'img/cpu-s':>9} {'step ms':>8} "
+        f"{'target':>7} {'source':>7}"
+    )
+    for row in summary["contenders"].values():
+        m = row["median"]
+        print(
+            f"  {row['label']:<34} {m['source_images_per_s']:9.0f} "
+            f"{m['source_images_per_cpu_s']:9.0f} {m['step_ms_median']:8.1f} "
+            f"{m['target_accuracy']:7.3f} {m['source_accuracy']:7.3f}"
+        )
+    for c in summary["comparisons"]:
+        print(
+            f"  {c['ours']} / {c['adapt']}: speed {c['speed']:.2f}x (paired median "
+            f"{c['speed_paired_median']:.2f}x, per CPU-s {c['speed_per_cpu_s']:.2f}x), target "
+            f"accuracy {100 * c['target_accuracy_gain']:+.1f} points: goal (>= "
+            f"{GOAL_SPEED}x, >= its accuracy) {'met' if c['goal_met'] else 'NOT met'}"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--steps", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=128, help="source + target images")
+    parser.add_argument("--warmup", type=int, default=20, help="steps left out of the timing")
+    parser.add_argument(
+        "--contenders", nargs="+", default=list(CONTENDERS), choices=list(CONTENDERS)
+    )
+    parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--child", choices=list(CONTENDERS), help=argparse.SUPPRESS)
+    parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        return child(args)
+    if args.steps <= args.warmup + 10:
+        parser.error("--steps must exceed --warmup by more than 10")
+
+    result = Result("train_vs_adapt", args.json)
+    runs: dict[str, list[dict]] = {name: [] for name in args.contenders}
+    with tempfile.TemporaryDirectory(prefix="train-vs-adapt-") as scratch:
+        data = Path(scratch) / "pair.npz"
+        sizes = save_pair(data)
+        for seed in range(args.rounds):
+            order = args.contenders if seed % 2 == 0 else args.contenders[::-1]
+            for name in order:
+                row = run_child(name, data, args, seed, Path(scratch) / f"{name}-{seed}.json")
+                runs[name].append({"seed": seed, **row})
+                print(
+                    f"  round {seed + 1}: {name:<15} {row['source_images_per_s']:7.0f} "
+                    f"source img/s, target accuracy {row['target_accuracy']:.3f}, "
+                    f"{row['process_seconds']:.0f} s",
+                    flush=True,
+                )
+    summary = summarise(runs)
+    report(summary, args)
+    result.write(
+        {
+            "pair": "fonts -> digits",
+            "sizes": sizes,
+            "steps": args.steps,
+            "batch_size": args.batch_size,
+            "source_per_step": args.batch_size // 2,
+            "warmup_steps": args.warmup,
+            "rounds": args.rounds,
+            "differences": DIFFERENCES,
+            **summary,
+        }
+    )
+
+
+if __name__ == "__main__":
+    main()
