@@ -1,0 +1,128 @@
+"""The benchmark tooling's own arithmetic: FLOP counts, the CPU peak, the report generator."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+
+import limits
+import report
+
+import _common
+
+# By hand, from the layer shapes of dann_serve/model.py (grayscale input: 1 channel).
+MNIST_MACS = {
+    # conv 5x5x1 -> 28x28x32, pool -> 14x14x32, conv 5x5x32 -> 10x10x48
+    "features": 28 * 28 * 32 * 25 * 1 + 10 * 10 * 48 * 25 * 32,  # 4,467,200
+    "label_head": 1200 * 100 + 100 * 100 + 100 * 10,  # 131,000
+    "domain_head": 1200 * 100 + 100 * 2,  # 120,200
+}
+SVHN_MACS = {
+    # same-padded convs: 32x32x64 (from 1 channel), 16x16x64, 8x8x128
+    "features": 32 * 32 * 64 * 25 + 16 * 16 * 64 * 25 * 64 + 8 * 8 * 128 * 25 * 64,
+    "label_head": 8192 * 3072 + 3072 * 2048 + 2048 * 10,
+    "domain_head": 8192 * 1024 + 1024 * 1024 + 1024 * 2,
+}
+
+
+def test_multiply_adds_of_both_architectures_equal_the_hand_count() -> None:
+    assert limits.analytic_macs("mnist") == MNIST_MACS
+    assert sum(MNIST_MACS.values()) == 4_718_400
+    assert limits.analytic_macs("svhn") == SVHN_MACS
+
+
+def test_tensorflow_graph_statistics_agree_with_the_count() -> None:
+    by_op = limits.graph_flops("mnist")
+    grayscale = 2 * 32 * 32 * 3  # rgb_to_grayscale is a [pixels, 3] x [3, 1] MatMul
+    assert by_op["Conv2D"] == 2 * MNIST_MACS["features"]
+    assert by_op["MatMul"] - grayscale == 2 * (MNIST_MACS["label_head"] + MNIST_MACS["domain_head"])
+
+
+@pytest.mark.parametrize(
+    ("host", "per_cycle"),
+    [
+        ({"vendor": "AuthenticAMD", "cpu_family": "25", "simd": ["avx2", "fma", "avx512f"]}, 32),
+        ({"vendor": "GenuineIntel", "cpu_family": "6", "simd": ["avx2", "fma", "avx512f"]}, 64),
+        ({"vendor": "AuthenticAMD", "cpu_family": "23", "simd": ["avx2", "fma"]}, 32),
+        ({"vendor": "GenuineIntel", "cpu_family": "6", "simd": ["sse4_2"]}, 16),
+    ],
+)
+def test_peak_flops_per_cycle_follows_the_simd_flags(host: dict, per_cycle: int) -> None:
+    peak = limits.peak_flops({**host, "mhz": 2500.0, "cores": 2})
+    assert peak["flop_per_cycle_per_core"] == per_cycle
+    assert peak["peak_flops"] == pytest.approx(2 * 2.5e9 * per_cycle)
+
+
+def test_cpuinfo_reads_the_first_processor() -> None:
+    text = "processor\t: 0\nmodel name\t: Test CPU\nflags\t\t: fma avx2\n\nprocessor\t: 1\n"
+    assert _common.cpuinfo(text) == {
+        "processor": "0",
+        "model name": "Test CPU",
+        "flags": "fma avx2",
+    }
+
+
+def record(figures: dict) -> dict:
+    return {
+        "benchmark": "serve_latency",
+        "date": "2026-01-01T00:00:00Z",
+        "wall_seconds": 12.0,
+        "command": "serve_latency.py",
+        "machine": {
+            "cpu": "Test CPU",
+            "vendor": "v",
+            "cpu_family": "1",
+            "cpu_model": "2",
+            "cores": 2,
+            "mhz": 2000.0,
+            "simd": ["avx2"],
+            "memory_gib": 4.0,
+            "system": "Linux",
+            "load_average": [0.5, 0.5, 0.5],
+        },
+        "versions": {"python": "3.11.7", "tensorflow": "2.21.0"},
+        "figures": figures,
+    }
+
+
+def test_report_fills_a_block_from_json_and_keeps_the_prose(tmp_path: Path) -> None:
+    paths = {
+        "in-process": {"p50_ms": 1.0, "p99_ms": 2.0, "images_per_s": 1000.0},
+        "onnxruntime": {"p50_ms": 0.25, "p99_ms": 0.5, "images_per_s": 2000.0},
+        "grpc": {"p50_ms": 1.5, "p99_ms": 3.0, "images_per_s": 800.0},
+        "rest": {"p50_ms": 5.0, "p99_ms": 9.0, "images_per_s": 100.0},
+    }
+    figures = {
+        "signature": "predict_label",
+        "requests": 10,
+        "batches": 2,
+        "big_batch": 256,
+        "rounds": 2,
+        "model": "tiny export",
+        "paths": paths,
+        "ort_variants": {},
+        "onnx_graph": {"nodes": 3, "opset": 17, "op_types": {"Conv": 2, "MatMul": 1}},
+        "goals": {
+            "grpc_p50_within_1ms": True,
+            "grpc_throughput_80pct": True,
+            "onnx_p50_half": True,
+        },
+    }
+    (tmp_path / "serve_latency.json").write_text(json.dumps(record(figures)))
+    doc = (
+        "# Title\n\nHand-written analysis.\n\n<!-- bench:begin serve -->\nstale\n"
+        "<!-- bench:end serve -->\n\nMore prose.\n<!-- bench:begin adapt -->\nold\n"
+        "<!-- bench:end adapt -->\n"
+    )
+    filled = report.fill(doc, report.Results(tmp_path))
+    assert filled.startswith("# Title\n\nHand-written analysis.\n\n<!-- bench:begin serve -->\n")
+    assert "More prose." in filled and "stale" not in filled and "old" not in filled
+    assert "| ONNX Runtime | 0.250 | 0.500 | 0.25x | 2,000 | 200% |" in filled
+    assert "**met** (25%)" in filled
+    assert "`bench/results/train_vs_adapt.json` is missing" in filled
+    assert report.fill(filled, report.Results(tmp_path)) == filled  # regenerating is stable
