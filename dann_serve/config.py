@@ -27,7 +27,7 @@ class TrainConfig:
     gamma: float = 10.0
     lambda_max: float = 1.0
     batch_norm: bool = False
-    augment: bool = False
+    augment: bool = True
     grayscale: bool = True
     dark_background: bool = True
     weight_decay: float = 0.0

@@ -17,6 +17,7 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from dann_serve import datasets
+from dann_serve.augment import random_shift
 from dann_serve.config import TrainConfig
 from dann_serve.datasets import Domain
 from dann_serve.evaluation import pair_accuracies
@@ -63,11 +64,6 @@ class Trainer:
             weight_decay=config.weight_decay or None,
             global_clipnorm=config.clip_norm or None,
         )
-        # Small random shifts of both domains, so that the domain head cannot win
-        # by memorising the exact pixels of a small target set.
-        self.augment = keras.layers.RandomTranslation(
-            0.1, 0.1, fill_mode="nearest", seed=config.seed
-        )
         self.optimizer.build(self.model.trainable_variables)
         self.adaptation = AdaptationSchedule(
             config.gamma, config.lambda_max if config.mode == "dann" else 0.0
@@ -83,7 +79,6 @@ class Trainer:
             averaged=self.averaged,
             optimizer=self.optimizer,
             data=self.iterator,
-            augment=self.augment,
         )
 
     @property
@@ -101,7 +96,7 @@ class Trainer:
         (xs, ys), (xt, _) = next(self.iterator)
         images = to_unit_range(tf.concat([xs, xt], axis=0))
         if self.config.augment:
-            images = self.augment(images, training=True)
+            images = random_shift(images, self.config.seed, self.optimizer.iterations)
         self.model.reversal.lambda_.assign(
             self.adaptation(progress(self.optimizer.iterations, self.config.steps))
         )
