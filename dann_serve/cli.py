@@ -286,5 +286,61 @@ def compare(seeds: list[int], out: Path, report: Path | None, quiet: bool,
         report.write_text(f"## {base.source} -> {base.target}\n\n{table}\n")
 
 
+def _parse_pairs(context: click.Context, parameter: click.Parameter, value: str
+                 ) -> list[tuple[str, str]]:  # fmt: skip
+    pairs = []
+    for part in value.split(","):
+        source, colon, target = part.strip().partition(":")
+        if not (colon and source and target):
+            raise click.BadParameter(f"expected SOURCE:TARGET[,SOURCE:TARGET...], got {part!r}")
+        pairs.append((source, target))
+    return pairs
+
+
+@main.command()
+@click.option("--runs", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("runs/compare"), show_default=True,
+              help="The --out folder of dann-serve compare "
+                   "(<source>-<target>/<mode>-seed<N>/).")  # fmt: skip
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              default=Path("docs/RESULTS.md"), show_default=True,
+              help="Document to write; only the text between its results markers "
+                   "is replaced.")  # fmt: skip
+@click.option("--pairs", default="usps:mnist,mnist:usps,fonts:digits,fonts:mnist",
+              show_default=True, callback=_parse_pairs,
+              help="SOURCE:TARGET pairs, in order.")  # fmt: skip
+@click.option("--seeds", default="0,1,2", show_default=True, callback=_parse_seeds,
+              help="Seeds each pair should have; absent ones are listed as missing.")  # fmt: skip
+@click.option("--figures", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder of the PNG figures [default: results/ beside --out].")  # fmt: skip
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Data folder for the feature pictures and data notes "
+                   "[default: each run's own --data-dir].")  # fmt: skip
+@click.option("--feature-images", type=click.IntRange(min=0), default=500, show_default=True,
+              help="Source and target test images each in the feature pictures "
+                   "(0: none).")  # fmt: skip
+@click.option("--tsne/--no-tsne", default=True, show_default=True,
+              help="Add a t-SNE row to the feature pictures (PCA is always drawn).")  # fmt: skip
+def report(runs: Path, out: Path, pairs: list[tuple[str, str]], seeds: list[int],
+           figures: Path | None, data_dir: Path | None, feature_images: int,
+           tsne: bool) -> None:  # fmt: skip
+    """Write the results document from the finished runs under RUNS (trains nothing)."""
+    from dann_serve.results import generate_report
+    from dann_serve.results_markdown import ReportError
+
+    if not runs.is_dir():
+        _fail(f"{runs}: no such folder of runs (train pairs into it first with "
+              f"dann-serve compare --out {runs})")  # fmt: skip
+    if feature_images:
+        load_tensorflow()
+    try:
+        outcome = generate_report(runs, out, pairs, seeds, figures, data_dir, feature_images,
+                                  tsne, log=click.echo)  # fmt: skip
+    except (ReportError, OSError) as error:
+        _fail(str(error))
+    click.echo(f"{outcome.document}: {len(outcome.pairs)} pair(s), "
+               f"{len(outcome.figures)} figure(s)")  # fmt: skip
+
+
 if __name__ == "__main__":
     main()

@@ -1,4 +1,5 @@
-"""Training curves as PNG files, drawn from the rows of metrics.csv."""
+"""Training curves as PNG files, drawn from the rows of metrics.csv: one run's
+(:func:`plot_curves`) or both modes of a pair over seeds (:func:`plot_pair_curves`)."""
 
 from __future__ import annotations
 
@@ -34,3 +35,51 @@ def plot_curves(rows: list[dict], run_dir: Path) -> None:
         figure.tight_layout()
         figure.savefig(run_dir / filename, dpi=100)
         plt.close(figure)
+
+
+MODE_COLOURS = {"source-only": "tab:blue", "dann": "tab:red"}
+MODE_LABELS = {"source-only": "source-only", "dann": "DANN"}
+PAIR_PANELS = (
+    ("target_accuracy", "target test accuracy"),
+    ("source_accuracy", "source test accuracy"),
+    ("domain_accuracy", "domain accuracy (0.5: confused)"),
+)
+
+
+def plot_pair_curves(curves: dict[str, list[list[dict]]], path: Path, title: str) -> None:
+    """One PNG comparing the modes of a pair: for each metric, the mean over seeds
+    as a line and the lowest to highest seed as a band.
+
+    ``curves`` maps a mode to the metrics rows of each of its seeds; only the steps
+    every seed of a mode logged are drawn, so seeds line up step for step.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, len(PAIR_PANELS), figsize=(4.2 * len(PAIR_PANELS), 3.6))
+    for mode, runs in curves.items():
+        if not runs:
+            continue
+        by_step = [{int(row["step"]): row for row in rows} for rows in runs]
+        common = sorted(set.intersection(*(set(steps) for steps in by_step)))
+        for panel, (name, ylabel) in zip(axes, PAIR_PANELS, strict=True):
+            values = np.array([[float(steps[step][name]) for step in common]
+                               for steps in by_step])  # fmt: skip
+            colour = MODE_COLOURS.get(mode)
+            seeds = f"{len(runs)} seed{'s' if len(runs) > 1 else ''}"
+            panel.plot(common, values.mean(axis=0), color=colour,
+                       label=f"{MODE_LABELS.get(mode, mode)} ({seeds})")  # fmt: skip
+            if len(runs) > 1:
+                panel.fill_between(common, values.min(axis=0), values.max(axis=0),
+                                   color=colour, alpha=0.2, linewidth=0)  # fmt: skip
+            panel.set_xlabel("step")
+            panel.set_ylabel(ylabel)
+            panel.grid(alpha=0.3)
+    axes[0].legend(loc="lower right")
+    figure.suptitle(title)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=100)
+    plt.close(figure)

@@ -1,0 +1,236 @@
+"""dann-serve report: docs/RESULTS.md from finished runs, read-only, missing runs listed.
+
+Most tests write run directories with known summary.json files (no training, no
+TensorFlow); the figures test reads two real tiny runs (source-only and DANN of one
+seed) through the command line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import statistics
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from dann_serve.config import TrainConfig
+from dann_serve.report import run_dir
+from dann_serve.results import generate_report
+from dann_serve.results_markdown import BEGIN, END, ReportError, splice
+
+PAIR = ("src", "tgt")
+ACCURACIES = {  # seed -> (source-only, DANN) target test accuracy
+    0: (0.600, 0.700),
+    1: (0.650, 0.720),
+    2: (0.620, 0.760),
+}
+
+
+@pytest.fixture()
+def write_run(tmp_path: Path):
+    """Factory: a finished run directory (config.json, metrics.csv, summary.json) under
+    ``tmp_path/runs`` with a known final target accuracy; ``finished=False`` leaves out
+    summary.json, as a run still training does."""
+
+    def write(pair, mode, seed, accuracy, finished=True, unknown=None, **options) -> Path:
+        source, target = pair
+        config = TrainConfig(source=source, target=target, mode=mode, seed=seed, **options)
+        directory = run_dir(tmp_path / "runs", source, target, mode, seed)
+        directory.mkdir(parents=True)
+        data = {"source": {"name": source, "train": 1000, "test": 200},
+                "target": {"name": target, "train": 500, "test": 100,
+                           "note": "Split by hand."}}  # fmt: skip
+        saved = {**dataclasses.asdict(config), **(unknown or {})}
+        (directory / "config.json").write_text(json.dumps(
+            {"options": saved, "versions": {"tensorflow": "2.21.0"}, "data": data}))  # fmt: skip
+        rows = ["step,label_loss,domain_loss,lambda,learning_rate,source_accuracy,"
+                "target_accuracy,domain_accuracy"]  # fmt: skip
+        for step, share in ((0, 0.2), (config.steps // 2, 0.8), (config.steps, 1.0)):
+            rows.append(f"{step},0.5,0.6,0.5,0.01,0.9,{share * accuracy},0.7")
+        (directory / "metrics.csv").write_text("\n".join(rows) + "\n")
+        if finished:
+            summary = {"step": config.steps, "mode": mode, "seed": seed, "source": source,
+                       "target": target, "target_test_accuracy": accuracy}  # fmt: skip
+            (directory / "summary.json").write_text(json.dumps(summary))
+        return directory
+
+    return write
+
+
+@pytest.fixture()
+def known_runs(tmp_path: Path, write_run) -> Path:
+    for seed, (source_only, dann) in ACCURACIES.items():
+        write_run(PAIR, "source-only", seed, source_only)
+        write_run(PAIR, "dann", seed, dann)
+    return tmp_path / "runs"
+
+
+def _report(runs: Path, document: Path, pairs=(PAIR,), seeds=(0, 1, 2)) -> str:
+    generate_report(runs, document, pairs, seeds, feature_images=0)
+    return document.read_text(encoding="utf-8")
+
+
+def _row(text: str, first_cell: str) -> str:
+    (row,) = [line for line in text.splitlines() if line.startswith(f"| {first_cell} |")]
+    return row
+
+
+def test_summary_and_seed_tables_hold_the_means_of_the_summaries(known_runs, tmp_path) -> None:
+    text = _report(known_runs, tmp_path / "RESULTS.md")
+    source_only = [100 * s for s, _ in ACCURACIES.values()]
+    dann = [100 * d for _, d in ACCURACIES.values()]
+    gains = [d - s for s, d in zip(source_only, dann, strict=True)]
+
+    def cell(values: list[float]) -> str:
+        return f"{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f}"
+
+    assert _row(text, "src -> tgt") == (
+        f"| src -> tgt | {cell(source_only)} | {cell(dann)} | {statistics.mean(gains):+.1f} ± "
+        f"{statistics.stdev(gains):.1f} | 3 of 3 | 3,000 | 128 |"
+    )
+    assert _row(text, "1") == "| 1 | 65.0 | 72.0 | +7.0 |"  # the per-seed table
+    assert _row(text, "mean ± std").startswith(f"| mean ± std | {cell(source_only)} |")
+    assert "Split by hand." in text  # the target's data note, from config.json
+    assert "No target label chose anything" in text
+    assert (tmp_path / "results" / "src-tgt-curves.png").stat().st_size > 0
+
+
+def test_text_outside_the_markers_survives_byte_for_byte(known_runs, tmp_path) -> None:
+    document = tmp_path / "RESULTS.md"
+    before = "# Results\r\n\nHand-written, ünïcode, trailing spaces   \n\n"
+    after = "\n\n## Discussion\r\nMore hand-written text.\n\n\n"
+    document.write_bytes(f"{before}{BEGIN}\nstale figures\n{END}{after}".encode())
+
+    first = _report(known_runs, document)
+    raw = document.read_bytes()
+    assert raw.startswith(f"{before}{BEGIN}\n".encode())
+    assert raw.endswith(f"{END}{after}".encode())
+    assert "stale figures" not in first
+    assert _report(known_runs, document) == first  # regenerating changes nothing
+
+
+def test_markers_are_created_on_top_of_a_document_without_them(known_runs, tmp_path) -> None:
+    document = tmp_path / "RESULTS.md"
+    original = "# Adaptation results\n\nAll hand-written.\n"
+    document.write_text(original)
+    text = _report(known_runs, document)
+    assert text.startswith(BEGIN + "\n")
+    assert text.endswith(f"{END}\n\n{original}")
+    assert text.count(BEGIN) == text.count(END) == 1
+
+
+def test_a_missing_document_is_created_with_the_markers(known_runs, tmp_path) -> None:
+    text = _report(known_runs, tmp_path / "docs" / "RESULTS.md")
+    assert text.startswith(BEGIN + "\n") and text.endswith(END + "\n")
+
+
+@pytest.mark.parametrize("document", [
+    f"{BEGIN}\n{BEGIN}\n{END}\n", f"{END}\n{BEGIN}\n", f"{BEGIN}\nno end\n",
+])  # fmt: skip
+def test_broken_markers_are_refused_not_guessed(document: str) -> None:
+    with pytest.raises(ReportError, match="once each"):
+        splice(document, "block\n")
+
+
+def test_missing_and_unfinished_runs_are_listed_not_fatal(tmp_path, write_run) -> None:
+    write_run(PAIR, "source-only", 0, 0.6)
+    write_run(PAIR, "dann", 0, 0.7)
+    write_run(PAIR, "source-only", 1, 0.6)
+    write_run(PAIR, "dann", 1, 0.7, finished=False)  # still training
+    write_run(PAIR, "dann", 3, 0.9)  # a seed nobody asked for
+    text = _report(tmp_path / "runs", tmp_path / "RESULTS.md", pairs=(PAIR, ("x", "y")))
+
+    assert _row(text, "src -> tgt").endswith("| 1 of 3 | 3,000 | 128 |")
+    assert _row(text, "x -> y") == "| x -> y | missing | missing | - | 0 of 3 | - | - |"
+    assert "source-only seed 2, DANN seed 2: missing" in text
+    assert "DANN seed 1: unfinished" in text
+    assert "source-only seed 1: finished, left out until its other mode finishes" in text
+    assert "seeds not asked for (not reported): 3" in text
+    assert "dann-serve compare --source x --target y --seeds 0,1,2" in text
+    assert _row(text, "mean ± std").startswith("| mean ± std | 60.0 ± 0.0 | 70.0 ± 0.0 |")
+
+
+def test_runs_that_differ_in_settings_are_flagged(tmp_path, write_run) -> None:
+    write_run(PAIR, "source-only", 0, 0.6)
+    write_run(PAIR, "dann", 0, 0.7, steps=5000)
+    text = _report(tmp_path / "runs", tmp_path / "RESULTS.md", seeds=(0,))
+    assert "do not share their settings** (`steps`: 3000, 5000)" in text
+    assert _row(text, "src -> tgt").endswith("| 3,000 / 5,000 | 128 |")
+    assert "| steps | 3,000 / 5,000 * |" in text  # 5,000 is not the default
+
+
+def test_options_without_a_row_of_their_own_are_still_shown(tmp_path, write_run) -> None:
+    for mode in ("source-only", "dann"):
+        write_run(PAIR, mode, 0, 0.6, unknown={"lambda_warmup": 500})
+    text = _report(tmp_path / "runs", tmp_path / "RESULTS.md", seeds=(0,))
+    assert "| `lambda_warmup` | 500 |" in text
+
+
+def test_pca_projects_on_the_largest_spread_with_a_fixed_sign() -> None:
+    from dann_serve.embedding import pca
+
+    rng = np.random.default_rng(0)
+    points = rng.normal(size=(200, 5)) * np.array([10.0, 3.0, 0.1, 0.1, 0.1])
+    projected = pca(points)
+    assert projected.shape == (200, 2)
+    assert np.allclose(np.abs(np.corrcoef(projected[:, 0], points[:, 0])[0, 1]), 1, atol=1e-3)
+    assert np.allclose(pca(points), projected)
+
+
+@pytest.fixture(scope="module")
+def tiny_runs(trained_run: Path, tmp_path_factory) -> Path:
+    """Both modes of seed 0 on the tiny pair in dann-serve compare's layout: the shared
+    DANN run, and a source-only run with its exact settings."""
+    from dann_serve.rundir import load_config
+    from dann_serve.training import train_run
+
+    config = load_config(trained_run)
+    runs = tmp_path_factory.mktemp("compare")
+    shutil.copytree(trained_run, run_dir(runs, config.source, config.target, "dann", 0))
+    baseline = dataclasses.replace(config, mode="source-only")
+    train_run(baseline, run_dir(runs, config.source, config.target, "source-only", 0),
+              show_progress=False)  # fmt: skip
+    return runs
+
+
+def test_report_command_draws_curves_and_feature_pictures(tiny_runs, tiny_pair, tmp_path) -> None:
+    from dann_serve.cli import main
+
+    source, target = tiny_pair
+    document = tmp_path / "docs" / "RESULTS.md"
+    result = CliRunner().invoke(main, [
+        "report", "--runs", str(tiny_runs), "--out", str(document), "--seeds", "0",
+        "--pairs", f"{source}:{target}", "--feature-images", "40",
+    ])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert f"{source} -> {target}: 1 of 1 seeds complete" in result.output
+    text = document.read_text()
+    for kind in ("curves", "features"):
+        png = tmp_path / "docs" / "results" / f"{source}-{target}-{kind}.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 1000
+        assert f"](results/{source}-{target}-{kind}.png)" in text
+    assert "read the same 40 source and 40 target test images" in text
+    assert "t-SNE below" in text
+
+
+def test_report_command_names_a_missing_runs_folder_in_one_line(tmp_path) -> None:
+    from dann_serve.cli import main
+
+    result = CliRunner().invoke(main, ["report", "--runs", str(tmp_path / "nope"),
+                                       "--out", str(tmp_path / "RESULTS.md")])  # fmt: skip
+    assert result.exit_code == 1
+    (line,) = result.output.strip().splitlines()
+    assert line.startswith(f"dann-serve: error: {tmp_path / 'nope'}: no such folder of runs")
+    assert not (tmp_path / "RESULTS.md").exists()
+
+
+def test_report_command_rejects_a_malformed_pair(tmp_path) -> None:
+    from dann_serve.cli import main
+
+    result = CliRunner().invoke(main, ["report", "--runs", str(tmp_path), "--pairs", "usps"])
+    assert result.exit_code == 2
+    assert "SOURCE:TARGET" in result.output
