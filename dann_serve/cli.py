@@ -173,6 +173,36 @@ def evaluate(run: Path, dataset: str, split: str, data_dir: Path | None, downloa
     click.echo(f"{run}: {dataset} {split} accuracy {value:.4f}")
 
 
+@main.command("reverse-validate")
+@click.argument("runs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--steps", type=click.IntRange(min=1), default=1500, show_default=True,
+              help="Training steps of each reverse model.")  # fmt: skip
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def reverse_validate(runs: tuple[Path, ...], steps: int, quiet: bool) -> None:
+    """Score RUNS without target labels (Ganin et al. 2016, 5.1.5); higher is better.
+
+    Labels the target training images with each run's model, trains a reverse model
+    from them back to the source, and prints its source test accuracy: a way to
+    choose between settings that never reads a target label.
+    """
+    load_tensorflow()
+    from dann_serve.datasets import DatasetError
+    from dann_serve.rundir import RunError
+    from dann_serve.selection import reverse_validation
+
+    failed = False
+    for run in runs:
+        try:
+            score = reverse_validation(run, steps, show_progress=not quiet)
+        except (RunError, DatasetError) as error:
+            click.echo(f"dann-serve: error: {error}", err=True)
+            failed = True
+            continue
+        click.echo(f"{run}: reverse validation {score:.4f}")
+    if failed:
+        raise SystemExit(1)
+
+
 @main.command()
 @click.argument("run", type=click.Path(path_type=Path))
 @click.option("--model-dir", type=click.Path(file_okay=False, path_type=Path),

@@ -185,9 +185,9 @@ def train_run(
             "versions": package_versions(),
             "data": {
                 "source": {"name": source.name, "train": len(source.train),
-                           "test": len(source.test)},
+                           "test": len(source.test), "note": source.note},
                 "target": {"name": target.name, "train": len(target.train),
-                           "test": len(target.test)},
+                           "test": len(target.test), "note": target.note},
             },
         },
     )  # fmt: skip
