@@ -330,7 +330,7 @@ def usps_parts() -> dict[str, dict[str, np.ndarray]]:
             "test": {"data": rows[:4], "target": labels[:4]}}  # fmt: skip
 
 
-def test_usps_h5_through_the_client_resize(usps_parts, data_dir: Path) -> None:
+def test_usps_h5_framed_like_mnist(usps_parts, data_dir: Path) -> None:
     write_usps(data_dir / "usps" / "usps.h5", usps_parts)
     domain = datasets.load("usps", data_dir)
     assert domain.train.images.shape == (COUNT, 32, 32, 3)
@@ -339,9 +339,13 @@ def test_usps_h5_through_the_client_resize(usps_parts, data_dir: Path) -> None:
     np.testing.assert_array_equal(domain.train.labels, usps_parts["train"]["target"])
     images = domain.train.images
     assert np.array_equal(images[..., 0], images[..., 2])  # grey
-    # 16 -> 32 doubles each pixel: columns 0-13 are ink, 18-31 background.
-    assert (images[0, :, :14] == 255).all() and (images[0, :, 18:] == 0).all()
-    assert (images[1] == 128).all()  # 0.5 -> 127.5 -> 128
+    # 16x16 -> a 20x20 box centred in 28x28 (MNIST's framing) -> padded by 2 to 32x32:
+    # the box spans rows and columns 6-25, everything around it is background.
+    inside = np.zeros((32, 32), bool)
+    inside[6:26, 6:26] = True
+    assert (images[:2, ~inside] == 0).all()
+    assert (images[0, 6:26, 6:12] == 255).all() and (images[0, 6:26, 18:26] == 0).all()
+    assert (images[1, 6:26, 6:26] == 128).all()  # 0.5 -> 127.5 -> 128
     assert images[2:].max() == 0  # dark background stays dark
 
 

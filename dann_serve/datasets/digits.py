@@ -9,21 +9,17 @@ blurry from the upscaling, unlike the crisp coloured ``fonts``.
 from __future__ import annotations
 
 import numpy as np
-from PIL import Image
 
 from dann_client.preprocessing import layout_batch
 from dann_serve.datasets import Domain, Split
+from dann_serve.datasets.framing import frame_like_mnist
 
 TEST_SIZE = 500
 _SPLIT_SEED = 0
-_BOX = 20
 
 
-def _upscale(image8x8: np.ndarray) -> np.ndarray:
-    ink = Image.fromarray(np.round(image8x8 * (255.0 / 16.0)).astype(np.uint8))
-    box = np.asarray(ink.resize((_BOX, _BOX), Image.Resampling.BICUBIC))
-    margin = (28 - _BOX) // 2
-    return np.pad(box, margin)
+def _framed(image8x8: np.ndarray) -> np.ndarray:
+    return frame_like_mnist(np.round(image8x8 * (255.0 / 16.0)).astype(np.uint8))
 
 
 def load_digits() -> Domain:
@@ -31,7 +27,7 @@ def load_digits() -> Domain:
     from sklearn.datasets import load_digits as sklearn_digits
 
     bunch = sklearn_digits()
-    images = layout_batch(np.stack([_upscale(image) for image in bunch.images]))
+    images = layout_batch(np.stack([_framed(image) for image in bunch.images]))
     labels = bunch.target.astype(np.int64)
     order = np.random.default_rng(_SPLIT_SEED).permutation(len(labels))
     test, train = order[:TEST_SIZE], order[TEST_SIZE:]

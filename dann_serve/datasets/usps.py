@@ -5,12 +5,10 @@ Read from ``<data-dir>/usps/usps.h5``, the HDF5 layout common on data-science si
 per row (light digit on a dark background, the digit filling the frame),
 ``train/target`` and ``test/target`` the labels 0-9; 7,291 train and 2,007 test.
 
-16x16 is neither of the two array layouts the shared preprocessing takes as is
-(28x28 MNIST framing, 32x32), so each image takes the client's path for any other
-image (:func:`dann_client.preprocessing.image_to_array`): grey pixels, rounded to
-uint8 as an image file would store them, resized to 32x32 with the client's filter.
-A USPS digit saved as a PNG and sent through ``dann-client`` therefore reaches the
-model exactly as it was trained on.
+Each image is rounded to uint8, as an image file would store it, and framed like
+MNIST (:mod:`dann_serve.datasets.framing`: a 20x20 box centred in 28x28) before the
+shared 28x28 layout step, so that ``usps`` and ``mnist`` differ in handwriting, not
+in how much of the frame a digit fills.
 """
 
 from __future__ import annotations
@@ -19,9 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from dann_client.preprocessing import image_to_array
+from dann_client.preprocessing import layout_batch
 from dann_serve.datasets import DatasetError, Domain, Split
 from dann_serve.datasets.files import checked_labels, corrupt, dataset_dir, missing
+from dann_serve.datasets.framing import frame_like_mnist
 
 NAME = "usps"
 FILE = "usps.h5"
@@ -29,14 +28,9 @@ SIDE = 16
 
 
 def to_model_layout(rows: np.ndarray) -> np.ndarray:
-    """Float rows ``[N, 256]`` in [0, 1] -> uint8 ``[N, 32, 32, 3]`` via the client's resize."""
-    from PIL import Image
-
+    """Float rows ``[N, 256]`` in [0, 1] -> uint8 ``[N, 32, 32, 3]``, framed like MNIST."""
     pixels = np.rint(np.clip(rows, 0.0, 1.0) * 255.0).astype(np.uint8).reshape(-1, SIDE, SIDE)
-    out = np.empty((len(pixels), 32, 32, 3), np.uint8)
-    for index, image in enumerate(pixels):
-        out[index] = image_to_array(Image.fromarray(image, mode="L"))
-    return out
+    return layout_batch(np.stack([frame_like_mnist(image) for image in pixels]))
 
 
 def _read_split(file, path: Path, part: str) -> Split:
