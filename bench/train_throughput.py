@@ -1,15 +1,16 @@
 """Source images per second of one DANN training step, per architecture, and where a
 step's time goes.
 
-Beside the real step (tf.data stream -> gather -> forward/backward -> SGD -> weight
-average), it times a bare step of the same network on a constant in-memory batch
-(forward/backward/SGD only), and two parts of that: the forward pass alone, and forward
-plus gradients. The CPU time of each (busy time of the process, which the load of a
-shared machine does not dilute the way it dilutes wall time) splits a step into forward,
-backward, update, and the rest (data stream, weight average, metrics, Python). The
-variants take turns in each repeat, so a change in load falls on all alike; figures are
-medians over the repeats. The data are random pixels: the speed of a step does not depend on
-them (bench/train_vs_adapt.py times real training on the embedded pair).
+Beside the real step (tf.data stream -> gather -> random shifts, on by default ->
+forward/backward -> SGD -> weight average), it times a bare step of the same network on
+a constant in-memory batch (forward/backward/SGD only), and two parts of that: the
+forward pass alone, and forward plus gradients. The CPU time of each (busy time of the
+process, which the load of a shared machine does not dilute the way it dilutes wall
+time) splits a step into forward, backward, update, and the rest (data stream, shifts,
+weight average, metrics, Python). The variants take turns in each repeat, so a change
+in load falls on all alike; figures are medians over the repeats. The data are random
+pixels: the speed of a step does not depend on them (bench/train_vs_adapt.py times
+real training on the embedded pair).
 
     python bench/train_throughput.py [--steps 200] [--repeats 5] [--batch-size 128]
         [--arch mnist svhn] [--json bench/results/train_throughput.json]

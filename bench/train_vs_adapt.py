@@ -11,7 +11,8 @@ machine falls on all of them alike. Figures are medians over the rounds.
 Contenders:
 
 - ``ours``: ``dann_serve.training.Trainer`` with its defaults (the step ``dann-serve
-  train`` runs), the averaged weights evaluated as the CLI reports and exports them;
+  train`` runs, random shifts included), the averaged weights evaluated as the CLI
+  reports and exports them;
 - ``ours-bf16``: the same under Keras' ``mixed_bfloat16`` dtype policy (bf16 matmuls and
   convolutions, float32 weights): an experiment, NOT an option of ``dann-serve train``;
   it shows what cheaper arithmetic gives on a CPU with avx512_bf16;
@@ -69,6 +70,8 @@ DIFFERENCES = [
     "ADAPT takes float32 arrays (pixels / 255) and builds its own tf.data pipeline "
     "(shuffle buffer of the whole source set, refilled every epoch of 313 steps); ours "
     "keeps uint8 pixels and gathers shuffled indices.",
+    "Ours runs with its defaults, which shift both domains' images randomly each step "
+    "(augment=True); ADAPT has no augmentation of its own and gets none.",
     "Ours evaluates the moving average of the weights (what it reports and exports); "
     "ADAPT has no such option, its final weights are evaluated. Our raw final weights' "
     "accuracy is in the JSON too (target_accuracy_raw).",
