@@ -244,3 +244,23 @@ def test_load_with_a_new_version_landing_has_no_failed_request(reliability_serve
         assert seen[0] < version and seen[-1] == version
     code, body = rest(reliability_server, f"/v1/models/dann/versions/{version}")
     assert code == 200 and body["model_version_status"][0]["state"] == "AVAILABLE"
+
+
+def test_rest_drops_a_client_that_stalls_mid_request(monkeypatch) -> None:
+    """A client that sends half its headers must not hold a handler thread forever."""
+    import threading
+
+    from dann_serve.server.rest import RestHandler, RestServer
+
+    monkeypatch.setattr(RestHandler, "timeout", 0.3)
+    server = RestServer(("127.0.0.1", 0), registry=None, max_body=1024)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with socket.create_connection(server.server_address, timeout=10) as stalled:
+            stalled.sendall(b"POST /v1/models/dann:predict HTTP/1.1\r\nHost: here\r\n")
+            start = time.monotonic()
+            assert stalled.recv(1024) == b""  # closed by the server, no answer
+            assert time.monotonic() - start < 5
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -117,6 +117,9 @@ class RestHandler(BaseHTTPRequestHandler):
     # Headers and body leave in two writes; with Nagle on, the second waits for the
     # client's delayed ACK (~40 ms) on every kept-alive request.
     disable_nagle_algorithm = True
+    # A client that stalls mid-request (or idles on a kept-alive connection) is
+    # dropped after this many seconds instead of holding a handler thread forever.
+    timeout = 60
 
     def log_message(self, format: str, *args) -> None:
         log.debug("rest: " + format, *args)
