@@ -36,6 +36,7 @@ import onnxruntime
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
+from dann_serve.runtime import reuse_large_buffers
 from dann_serve.server.process import LocalServer
 from dann_serve.server.tensors import to_numpy, to_proto
 
@@ -206,6 +207,10 @@ def main() -> None:
     parser.add_argument("--no-ort-variants", action="store_true",
                         help="time the default ONNX Runtime session only")
     args = parser.parse_args()  # fmt: skip
+    # The same allocator setting as `dann-serve serve`, so that every path (the
+    # in-process baseline included) reuses its big buffers instead of faulting in
+    # fresh pages for each request.
+    reuse_large_buffers()
     result = Result("serve_latency", args.json)
 
     with tempfile.TemporaryDirectory(prefix="serve-latency-") as scratch:

@@ -1,4 +1,4 @@
-"""Start TensorFlow without its native start-up chatter on the user's terminal.
+"""Process-wide settings: TensorFlow without its start-up chatter; a reusing allocator.
 
 TensorFlow's C++ side writes several lines straight to file descriptor 2 while it
 imports and looks for GPUs (oneDNN notices, "could not find cuda drivers", a
@@ -9,6 +9,7 @@ sends those lines to a scratch file and replays them only if loading fails.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import sys
 import tempfile
@@ -48,3 +49,28 @@ def load_tensorflow() -> None:
         import tensorflow as tf
 
         tf.config.list_physical_devices()
+
+
+# mallopt parameters of glibc's malloc.h
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
+
+
+def reuse_large_buffers(largest: int = 64 << 20) -> bool:
+    """Keep big freed blocks in the heap, so the next request reuses their pages.
+
+    A batch of 256 images is a 3 MB message, copied a few times on its way to the
+    model. glibc hands each such block out with a fresh ``mmap`` and returns it on
+    free, so every copy first page-faults its 3 MB in again: measured here (a
+    virtual machine, where faults are dear), building one such TensorProto took
+    3-5 ms instead of 0.15 ms. Raising the mmap and trim thresholds makes those
+    blocks ordinary, reused heap memory; TensorFlow Serving gets the same effect by
+    linking tcmalloc. Returns False where glibc is not the allocator.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        return bool(libc.mallopt(_M_MMAP_THRESHOLD, largest)) and bool(
+            libc.mallopt(_M_TRIM_THRESHOLD, 4 * largest)
+        )
+    except (OSError, AttributeError):
+        return False

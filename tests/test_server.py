@@ -338,3 +338,14 @@ def test_tls_grpc_and_sigterm_exits_cleanly(exported_model, start_server, tls_ce
         assert raised.value.code() == grpc.StatusCode.UNAVAILABLE
     assert running.stop(signal.SIGTERM) == 0, running.log()
     assert "stopped" in running.log()
+
+
+def test_the_server_process_reuses_large_buffers() -> None:
+    """glibc only: the mallopt calls that keep 3 MB request buffers in the heap succeed."""
+    import platform
+
+    from dann_serve.runtime import reuse_large_buffers
+
+    if platform.libc_ver()[0] != "glibc":
+        pytest.skip("the setting is glibc's")
+    assert reuse_large_buffers() is True

@@ -9,6 +9,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from dann_serve.runtime import reuse_large_buffers
 from dann_serve.server.grpc_service import build_server
 from dann_serve.server.registry import ModelRegistry
 from dann_serve.server.rest import RestServer
@@ -45,6 +46,7 @@ def serve(options: ServeOptions) -> None:
     cannot be bound, before anything is listening.
     """
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="dann-serve: %(message)s")
+    reuse_large_buffers()
     registry = ModelRegistry(options.model_dir, options.config_file)
     registry.poll()
     if not registry.model_names():
