@@ -33,8 +33,12 @@ def _parse_seeds(context: click.Context, parameter: click.Parameter, value: str)
     return seeds
 
 
-def _fail(message: str, code: int = 1) -> NoReturn:
+def _error(message: str) -> None:
     click.echo(f"dann-serve: error: {message}", err=True)
+
+
+def _fail(message: str, code: int = 1) -> NoReturn:
+    _error(message)
     sys.exit(code)
 
 
@@ -195,7 +199,7 @@ def reverse_validate(runs: tuple[Path, ...], steps: int, quiet: bool) -> None:
         try:
             score = reverse_validation(run, steps, show_progress=not quiet)
         except (RunError, DatasetError) as error:
-            click.echo(f"dann-serve: error: {error}", err=True)
+            _error(str(error))
             failed = True
             continue
         click.echo(f"{run}: reverse validation {score:.4f}")

@@ -14,18 +14,25 @@ from dann_serve.pipeline import ordered_batches, to_unit_range
 from dann_serve.rundir import CHECKPOINTS, RunError, load_config
 
 
-def _hit_counts(model: DANN, split: Split, domain: int) -> tuple[int, int]:
-    """Correct digit labels and correct domain calls over one pass through ``split``.
+def decisions(model: DANN, split: Split) -> tuple[np.ndarray, np.ndarray]:
+    """The digit and the domain ``model`` decides for every image of ``split``, in order.
 
     Both heads come out of the same forward pass, so the metrics of a training run
-    cost one pass per split, not one per metric.
+    cost one pass per split, not one per metric. The split's labels are not read.
     """
-    label_hits = domain_hits = 0
-    for images, labels in ordered_batches(split):
+    labels, domains = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
+    for images, _ in ordered_batches(split):
         label_logits, domain_logits = model(to_unit_range(images), training=False)
-        label_hits += int(tf.reduce_sum(tf.cast(tf.argmax(label_logits, -1) == labels, tf.int32)))
-        domain_hits += int(tf.reduce_sum(tf.cast(tf.argmax(domain_logits, -1) == domain, tf.int32)))
-    return label_hits, domain_hits
+        labels.append(tf.argmax(label_logits, -1).numpy())
+        domains.append(tf.argmax(domain_logits, -1).numpy())
+    return np.concatenate(labels), np.concatenate(domains)
+
+
+def _hit_counts(model: DANN, split: Split, domain: int) -> tuple[int, int]:
+    """Correct digit labels and correct domain calls over one pass through ``split``."""
+    label_decisions, domain_decisions = decisions(model, split)
+    return (int(np.sum(label_decisions == split.labels)),
+            int(np.sum(domain_decisions == domain)))  # fmt: skip
 
 
 def accuracy(model: DANN, split: Split) -> float:

@@ -16,27 +16,14 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-import numpy as np
-import tensorflow as tf
 from tqdm import tqdm
 
 from dann_serve.datasets import Domain, Split
-from dann_serve.evaluation import accuracy, restore_model
-from dann_serve.model import DANN
-from dann_serve.pipeline import ordered_batches, to_unit_range
+from dann_serve.evaluation import accuracy, decisions, restore_model
 from dann_serve.rundir import load_config
 from dann_serve.training import Trainer, load_pair
 
 DEFAULT_STEPS = 1500
-
-
-def pseudo_labels(model: DANN, split: Split) -> np.ndarray:
-    """The model's digit decisions on every image of ``split`` (its labels are not read)."""
-    decisions = [
-        tf.argmax(model(to_unit_range(images), training=False)[0], axis=-1).numpy()
-        for images, _ in ordered_batches(split)
-    ]
-    return np.concatenate(decisions).astype(np.int64)
 
 
 def reverse_validation(run_dir: Path, steps: int = DEFAULT_STEPS, show_progress: bool = False
@@ -51,13 +38,13 @@ def reverse_validation(run_dir: Path, steps: int = DEFAULT_STEPS, show_progress:
     config = load_config(run_dir)
     forward = restore_model(run_dir)
     source, target = load_pair(config)
-    pseudo = Split(target.train.images, pseudo_labels(forward, target.train))
+    # The forward model's own decisions label the target: its labels are never read.
+    pseudo = Split(target.train.images, decisions(forward, target.train)[0])
     reverse_source = Domain(f"{target.name}-pseudo", train=pseudo, test=pseudo)
-    reverse_target = Domain(source.name, train=source.train, test=source.test)
     reverse_config = dataclasses.replace(
-        config, source=reverse_source.name, target=reverse_target.name, steps=steps
+        config, source=reverse_source.name, target=source.name, steps=steps
     )
-    trainer = Trainer(reverse_config, reverse_source, reverse_target)
+    trainer = Trainer(reverse_config, reverse_source, source)
     for _ in tqdm(range(steps), desc=f"reverse {run_dir.name}", unit="step",
                   disable=not show_progress):  # fmt: skip
         trainer.train_step()

@@ -9,19 +9,19 @@ from click.testing import CliRunner
 
 from dann_serve import datasets
 from dann_serve.cli import main
-from dann_serve.evaluation import restore_model
+from dann_serve.evaluation import decisions, restore_model
 from dann_serve.pipeline import ordered_batches, to_unit_range
-from dann_serve.selection import pseudo_labels, reverse_validation
+from dann_serve.selection import reverse_validation
 
 STEPS = 30
 
 
-def test_pseudo_labels_are_the_models_decisions(trained_run, tiny_target) -> None:
+def test_decisions_are_the_models_argmax(trained_run, tiny_target) -> None:
     model = restore_model(trained_run)
     batches = ordered_batches(tiny_target.train)
     images = np.concatenate([to_unit_range(x).numpy() for x, _ in batches])
     expected = np.argmax(model(images, training=False)[0].numpy(), axis=-1)
-    np.testing.assert_array_equal(pseudo_labels(model, tiny_target.train), expected)
+    np.testing.assert_array_equal(decisions(model, tiny_target.train)[0], expected)
 
 
 def test_the_score_ignores_the_target_labels(trained_run, tiny_pair, tiny_target, monkeypatch):
