@@ -94,6 +94,9 @@ def test_typed_fields_are_read_when_there_is_no_tensor_content():
     [
         (1, [2], b"\0" * 3, "tensor_content holds 3 bytes"),
         (7, [1], b"", "cannot read tensors of type DT_STRING"),
+        (1, [-5, 3], b"", "negative dimension"),
+        (1, [2, 1000], b"", "over the limit of 4,000"),  # typed fields may claim any shape
+        (1, [2**40, 2**20], b"", "over the limit"),
     ],
 )
 def test_malformed_tensors_are_rejected(dtype, shape, content, message):
@@ -101,7 +104,7 @@ def test_malformed_tensors_are_rejected(dtype, shape, content, message):
     for size in shape:
         proto.tensor_shape.dim.add(size=size)
     with pytest.raises(ValueError, match=message):
-        from_tensor_proto(proto)
+        from_tensor_proto(proto, max_bytes=4000)
 
 
 def test_unsupported_arrays_are_refused():

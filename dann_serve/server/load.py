@@ -18,7 +18,7 @@ import grpc
 import numpy as np
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-from dann_serve.server.tensors import to_proto
+from dann_client.tensors import fill_tensor_proto
 
 MAX_MESSAGE = 64 * 1024 * 1024
 
@@ -58,7 +58,7 @@ def predict_request(images: np.ndarray, model: str = "dann") -> predict_pb2.Pred
     request = predict_pb2.PredictRequest()
     request.model_spec.name = model
     request.model_spec.signature_name = "predict_label"
-    request.inputs["images"].CopyFrom(to_proto(images.astype(np.float32)))
+    fill_tensor_proto(request.inputs["images"], images.astype(np.float32))
     return request
 
 

@@ -17,10 +17,11 @@ from tensorflow_serving.apis import (
     predict_pb2,
 )
 
+from dann_client.tensors import fill_tensor_proto
 from dann_serve.server.registry import LoadedVersion, ModelRegistry
 from dann_serve.server.signature import ServedSignature
 from dann_serve.server.status import invalid
-from dann_serve.server.tensors import to_numpy, to_proto
+from dann_serve.server.tensors import to_numpy
 
 SIGNATURE_DEF_FIELD = "signature_def"
 
@@ -71,7 +72,7 @@ def predict(
     outputs = run_signature(signature, inputs, request.output_filter)
     response = predict_pb2.PredictResponse(model_spec=response_spec(loaded, signature.key))
     for name, array in outputs.items():
-        response.outputs[name].CopyFrom(to_proto(array))
+        fill_tensor_proto(response.outputs[name], array)
     return response
 
 
