@@ -19,6 +19,7 @@ import tensorflow as tf
 from dann_client.preprocessing import to_model_input
 from dann_serve import datasets
 from dann_serve.evaluation import restore_model
+from dann_serve.metagraph import MetaGraphModel
 from dann_serve.model import DANN, INPUT_SHAPE
 from dann_serve.rundir import load_config, package_versions, read_json, write_json
 from dann_serve.serving_config import add_model_to_config
@@ -46,6 +47,12 @@ class ServingModule(tf.Module):
     def __init__(self, model: DANN) -> None:
         super().__init__()
         self.model = model
+        # Keras 3 keeps each tf.Variable inside a keras.Variable. Reached only through
+        # those, the variables reach the object graph but not the MetaGraph's saver,
+        # and TensorFlow Serving (which restores through the saver) answers every
+        # request with "Could not find variable". Tracking the tf.Variables themselves
+        # puts them in both; the export checks it (metagraph_parity).
+        self.tf_variables = [weight.value for weight in model.weights]
 
     def _answer(self, head, images: tf.Tensor, decision: str) -> dict[str, tf.Tensor]:
         features = self.model.features(images, training=False)
@@ -143,17 +150,12 @@ def convert_to_onnx(function, path: Path) -> None:
     onnx.save(proto, str(path))
 
 
-def onnx_parity(saved, onnx_dir: Path, images: np.ndarray) -> dict[str, dict]:
-    """Largest probability difference and label agreement, ONNX Runtime vs SavedModel."""
-    import onnxruntime
-
+def parity(answer, saved, images: np.ndarray) -> dict[str, dict]:
+    """Largest probability difference and decision agreement between
+    ``answer(signature, images)`` and the SavedModel loaded by ``tf.saved_model.load``."""
     figures = {}
     for signature, decision in DECISIONS.items():
-        session = onnxruntime.InferenceSession(
-            str(onnx_dir / f"{signature}.onnx"), providers=["CPUExecutionProvider"]
-        )
-        names = [output.name for output in session.get_outputs()]
-        got = dict(zip(names, session.run(None, {INPUT_NAME: images}), strict=True))
+        got = answer(signature, images)
         want = {k: v.numpy() for k, v in saved.signatures[signature](images=images).items()}
         figures[signature] = {
             "images": len(images),
@@ -163,6 +165,62 @@ def onnx_parity(saved, onnx_dir: Path, images: np.ndarray) -> dict[str, dict]:
             "decisions_agree": int(np.sum(got[decision] == want[decision])),
         }
     return figures
+
+
+def onnx_parity(saved, onnx_dir: Path, images: np.ndarray) -> dict[str, dict]:
+    """ONNX Runtime on ``onnx/<signature>.onnx`` against the SavedModel."""
+    import onnxruntime
+
+    sessions = {
+        signature: onnxruntime.InferenceSession(
+            str(onnx_dir / f"{signature}.onnx"), providers=["CPUExecutionProvider"]
+        )
+        for signature in SIGNATURES
+    }
+
+    def answer(signature: str, images: np.ndarray) -> dict[str, np.ndarray]:
+        session = sessions[signature]
+        names = [output.name for output in session.get_outputs()]
+        return dict(zip(names, session.run(None, {INPUT_NAME: images}), strict=True))
+
+    return parity(answer, saved, images)
+
+
+def metagraph_parity(saved, version_dir: Path, images: np.ndarray) -> dict[str, dict]:
+    """The SavedModel loaded as TensorFlow Serving loads it, against ``tf.saved_model.load``.
+
+    ``ExportError`` when that load or a signature fails: the version would be served
+    by TensorFlow Serving as a model that answers nothing.
+    """
+    try:
+        model = MetaGraphModel(version_dir)
+    except (tf.errors.OpError, RuntimeError, ValueError) as error:
+        raise ExportError(
+            f"TensorFlow Serving's way of loading fails: {_first_line(error)}"
+        ) from None
+    try:
+        return parity(
+            lambda signature, batch: model.run(
+                signature, {INPUT_NAME: batch}, ["probabilities", DECISIONS[signature]]
+            ),
+            saved,
+            images,
+        )
+    except tf.errors.OpError as error:
+        raise ExportError(
+            f"the SavedModel loads but fails when run the way TensorFlow Serving runs it: "
+            f"{_first_line(error)}"
+        ) from None
+    finally:
+        model.close()
+
+
+def _first_line(error: Exception) -> str:
+    """The line of a TensorFlow error that says what went wrong (not its preamble)."""
+    text = getattr(error, "message", None) or str(error)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    lines = [line for line in lines if line != "Graph execution error:"]
+    return lines[0] if lines else type(error).__name__
 
 
 def exported_accuracy(saved, images: np.ndarray, labels: np.ndarray) -> float:
@@ -194,10 +252,15 @@ def _build(run_dir: Path, staging: Path, name: str, version: int) -> dict:
         convert_to_onnx(getattr(module, signature), staging / "onnx" / f"{signature}.onnx")
 
     saved = tf.saved_model.load(str(staging))
-    parity = onnx_parity(saved, staging / "onnx", images[:PARITY_IMAGES])
-    worst = max(figures["max_abs_probability_difference"] for figures in parity.values())
-    if worst > 1e-5 or any(f["decisions_agree"] != f["images"] for f in parity.values()):
-        raise ExportError(f"ONNX and SavedModel disagree: {parity}")
+    onnx_figures = onnx_parity(saved, staging / "onnx", images[:PARITY_IMAGES])
+    worst = max(figures["max_abs_probability_difference"] for figures in onnx_figures.values())
+    if worst > 1e-5 or any(f["decisions_agree"] != f["images"] for f in onnx_figures.values()):
+        raise ExportError(f"ONNX and SavedModel disagree: {onnx_figures}")
+    served = metagraph_parity(saved, staging, images[:PARITY_IMAGES])
+    if any(f["max_abs_probability_difference"] > 1e-6 or f["decisions_agree"] != f["images"]
+           for f in served.values()):  # fmt: skip
+        raise ExportError(f"loaded as TensorFlow Serving loads it, the model answers otherwise: "
+                          f"{served}")  # fmt: skip
     summary_path = run_dir / "summary.json"
     summary = read_json(summary_path) if summary_path.exists() else {}
     versions = package_versions()
@@ -224,7 +287,8 @@ def _build(run_dir: Path, staging: Path, name: str, version: int) -> dict:
             },
             "serving_default": "predict_label",
         },
-        "onnx": {"opset": ONNX_OPSET, "parity": parity, "max_abs_difference": worst},
+        "onnx": {"opset": ONNX_OPSET, "parity": onnx_figures, "max_abs_difference": worst},
+        "tf_serving_load": {"loader": "serve MetaGraph, saver restore", "parity": served},
         "warmup_records": warmup,
         "versions": versions,
     }

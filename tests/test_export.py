@@ -5,7 +5,15 @@ import pytest
 import tensorflow as tf
 
 from dann_serve.config import TrainConfig
-from dann_serve.export import ExportError, export_run, next_version
+from dann_serve.evaluation import restore_model
+from dann_serve.export import (
+    ExportError,
+    ServingModule,
+    export_run,
+    metagraph_parity,
+    next_version,
+)
+from dann_serve.metagraph import MetaGraphModel
 from dann_serve.pipeline import to_unit_range
 from dann_serve.serving_config import read_config
 
@@ -70,6 +78,36 @@ def test_onnx_runtime_answers_like_the_saved_model(exported_model, saved, tiny_t
     want = saved.signatures["predict_label"](images=tf.constant(images))
     np.testing.assert_array_equal(got["label"], want["label"].numpy())
     np.testing.assert_allclose(got["probabilities"], want["probabilities"].numpy(), atol=1e-5)
+
+
+def test_tensorflow_serving_loads_it_and_gets_the_same_answers(
+    exported_model, saved, report, tiny_target
+) -> None:
+    """The serve MetaGraph, variables restored by its saver: TensorFlow Serving's load."""
+    images = to_unit_range(tiny_target.test.images[:32]).numpy()
+    model = MetaGraphModel(exported_model)
+    try:
+        for signature, outputs in SIGNATURE_SHAPES.items():
+            got = model.run(signature, {"images": images}, sorted(outputs))
+            want = saved.signatures[signature](images=tf.constant(images))
+            for name in outputs:
+                np.testing.assert_allclose(got[name], want[name].numpy(), atol=1e-6)
+    finally:
+        model.close()
+    for figures in report["tf_serving_load"]["parity"].values():
+        assert figures["decisions_agree"] == figures["images"] == 100
+
+
+def test_a_model_tensorflow_serving_cannot_run_is_refused(trained_run, tmp_path) -> None:
+    """Without its tf.Variables tracked, a Keras 3 model in a tf.Module answers through
+    tf.saved_model.load but not through the saver: the check must say so."""
+    module = ServingModule(restore_model(trained_run))
+    del module.tf_variables
+    signatures = {name: getattr(module, name) for name in ("predict_label", "classify_domain")}
+    tf.saved_model.save(module, str(tmp_path), signatures=signatures)
+    images = np.zeros((2, 32, 32, 3), np.float32)
+    with pytest.raises(ExportError, match="Could not find variable"):
+        metagraph_parity(tf.saved_model.load(str(tmp_path)), tmp_path, images)
 
 
 def test_exported_accuracy_equals_the_run_summary(trained_run, report) -> None:
