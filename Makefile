@@ -42,7 +42,7 @@ bench: $(BENCH_STAMP)
 	$(PY) bench/_common.py export $(BENCH_WORK)/export
 	$(PY) bench/train_throughput.py --steps 60 --repeats 3
 	$(PY) bench/train_vs_adapt.py --steps 500 --rounds 3
-	$(PY) bench/serve_latency.py --model-dir $(BENCH_WORK)/export/models --requests 200 --batches 10
+	$(PY) bench/serve_latency.py --model-dir $(BENCH_WORK)/export/models
 	$(PY) bench/client_throughput.py --model-dir $(BENCH_WORK)/export/models --baseline-images 1000
 	$(PY) bench/client_startup.py --model-dir $(BENCH_WORK)/export/models --runs 10 \
 		--predict-runs 3

@@ -212,8 +212,15 @@ SERVE_LABELS = {
     "in-process": "SavedModel in process",
     "onnxruntime": "ONNX Runtime",
     "grpc": "dann-serve serve, gRPC",
+    "grpc, no model": "gRPC to a server without a model (transport and protobuf only)",
     "rest": "dann-serve serve, REST",
 }
+
+
+def share(row: dict, base: dict) -> float:
+    """A path's images/s as a share of in process: the median of the rounds' ratios
+    where the benchmark recorded it (since it paired rounds), else the ratio of medians."""
+    return row.get("share", row["images_per_s"] / base["images_per_s"])
 
 
 def serve_rows(paths: dict, base: dict, labels: dict | None = None) -> list[list[str]]:
@@ -224,7 +231,7 @@ def serve_rows(paths: dict, base: dict, labels: dict | None = None) -> list[list
             num(r["p99_ms"], 3),
             ratio(r["p50_ms"] / base["p50_ms"]),
             num(r["images_per_s"]),
-            pct(r["images_per_s"] / base["images_per_s"], 0),
+            pct(share(r, base), 0),
         ]
         for name, r in paths.items()
     ]
@@ -253,6 +260,7 @@ def serve_block(results: Results) -> str:
     )
     text += table(SERVE_HEADER, serve_rows(f["paths"], base, SERVE_LABELS))
     verdict = {True: "met", False: "not met"}
+    paired = ", the median of the rounds' ratios" if "share" in f["paths"]["grpc"] else ""
     text += (
         f"\n- ONNX Runtime batch-1 p50 at most half of the SavedModel's (issue 8): "
         f"**{verdict[goals['onnx_p50_half']]}** "
@@ -262,7 +270,7 @@ def serve_block(results: Results) -> str:
         f"(+{f['paths']['grpc']['p50_ms'] - base['p50_ms']:.3f} ms)\n"
         f"- gRPC batch-256 at least 80% of in process (issue 4): "
         f"{verdict[goals['grpc_throughput_80pct']]} "
-        f"({pct(f['paths']['grpc']['images_per_s'] / base['images_per_s'], 0)})\n"
+        f"({pct(share(f['paths']['grpc'], base), 1)}{paired})\n"
     )
     return text
 
