@@ -4,14 +4,16 @@ TensorFlow Serving never reads the object graph that ``tf.saved_model.load`` use
 it imports the MetaGraph tagged ``serve``, runs the graph's saver to restore the
 variables, and feeds and fetches the tensor names each SignatureDef lists. A
 SavedModel can answer correctly through ``tf.saved_model.load`` and still fail every
-request in TensorFlow Serving ("Could not find variable ..."), so the export checks
-the model through this path too, before a version is published.
+request in TensorFlow Serving ("Could not find variable ..."). So both the export's
+last check and ``dann-serve serve`` load models this way: what the local server
+answers, TensorFlow Serving can answer.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -38,15 +40,31 @@ class MetaGraphModel:
         finally:
             logger.setLevel(level)
         self.signature_defs = dict(meta_graph.signature_def)
+        self._callables: dict[tuple, Callable] = {}
+        self._lock = threading.Lock()
 
     def run(
         self, signature: str, inputs: Mapping[str, np.ndarray], outputs: Sequence[str]
     ) -> dict[str, np.ndarray]:
-        """Feed ``inputs`` by their SignatureDef names; fetch ``outputs`` likewise."""
-        definition = self.signature_defs[signature]
-        feeds = {definition.inputs[name].name: value for name, value in inputs.items()}
-        fetches = [definition.outputs[name].name for name in outputs]
-        return dict(zip(outputs, self._session.run(fetches, feeds), strict=True))
+        """Feed ``inputs`` by their SignatureDef names; fetch ``outputs`` likewise.
+
+        Each combination of signature, inputs and outputs becomes a session callable
+        once (``Session.make_callable``), which spares every later call the work of
+        resolving tensor names and pruning the graph.
+        """
+        names = sorted(inputs)
+        key = (signature, tuple(names), tuple(outputs))
+        call = self._callables.get(key)
+        if call is None:
+            definition = self.signature_defs[signature]
+            with self._lock:
+                call = self._callables.get(key) or self._session.make_callable(
+                    [definition.outputs[name].name for name in outputs],
+                    feed_list=[definition.inputs[name].name for name in names],
+                )
+                self._callables[key] = call
+        values = call(*(inputs[name] for name in names))
+        return dict(zip(outputs, values, strict=True))
 
     def close(self) -> None:
         self._session.close()

@@ -318,6 +318,36 @@ def test_new_version_is_picked_up_and_staging_is_ignored(server, prediction, ima
     _wait_for_version(prediction, images, 1, server)
 
 
+def test_a_version_tensorflow_serving_could_not_run_is_not_served(
+    server, prediction, images, trained_run, tmp_path
+):
+    """Keras 3 weights reached only through keras.Variable: tf.saved_model.load runs such
+    a SavedModel, TensorFlow Serving does not, and neither may the local server. With
+    its warm-up records (every export has them) the load itself fails, as TensorFlow
+    Serving's does, and the version served before stays."""
+    from dann_serve.evaluation import restore_model
+    from dann_serve.export import ServingModule
+
+    module = ServingModule(restore_model(trained_run))
+    del module.tf_variables
+    signatures = {name: getattr(module, name) for name in ("predict_label", "classify_domain")}
+    tf.saved_model.save(module, str(tmp_path / "5"), signatures=signatures)
+    root = server.model_dir / "dann"
+    shutil.copytree(root / "1" / "assets.extra", tmp_path / "5" / "assets.extra")
+    shutil.move(tmp_path / "5", root / "5")
+    try:
+        deadline = time.monotonic() + 15
+        while "cannot load dann version 5" not in server.log():
+            assert time.monotonic() < deadline, f"version 5 was not tried:\n{server.log()}"
+            time.sleep(0.2)
+        assert "Could not find variable" in server.log()
+        assert _served_version(prediction, images) == 1
+        code, body = rest(server, "/v1/models/dann/versions/5")
+        assert code == 200 and body["model_version_status"][0]["state"] == "END"
+    finally:
+        shutil.rmtree(root / "5")
+
+
 # -- TLS and shutdown -------------------------------------------------------------------
 
 

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import grpc
 import tensorflow as tf
-from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow_serving.apis import get_model_status_pb2, prediction_log_pb2
 from tensorflow_serving.config import model_server_config_pb2
 
+from dann_serve.metagraph import MetaGraphModel
 from dann_serve.server.signature import ServedSignature
 from dann_serve.server.status import ServingError, invalid, not_found
 from dann_serve.server.tensors import to_numpy
@@ -29,7 +29,6 @@ from dann_serve.serving_config import CONTAINER_MODEL_ROOT, read_config
 
 log = logging.getLogger("dann_serve.server")
 
-SERVE_TAG = "serve"
 WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
 MAX_WARMUP_RECORDS = 1000  # TensorFlow Serving's own cap
 State = get_model_status_pb2.ModelVersionStatus.State
@@ -74,7 +73,6 @@ class LoadedVersion:
     identity: int
     signatures: dict[str, ServedSignature]
     signature_defs: dict = field(repr=False)
-    saved: object = field(repr=False)
 
     def signature(self, key: str) -> ServedSignature:
         """The named signature (``serving_default`` if empty); FAILED_PRECONDITION if none."""
@@ -113,20 +111,19 @@ def versions_on_disk(base: Path) -> dict[int, Path]:
 
 
 def load_version(name: str, version: int, path: Path) -> LoadedVersion:
-    """Load a SavedModel, wrap its signatures, and replay its warm-up requests."""
+    """Load a SavedModel as TensorFlow Serving does, wrap its signatures, and replay
+    its warm-up requests."""
     identity = _identity(path)
-    proto = saved_model_pb2.SavedModel.FromString((path / "saved_model.pb").read_bytes())
-    graphs = [g for g in proto.meta_graphs if SERVE_TAG in g.meta_info_def.tags]
-    if not graphs:
-        raise ValueError(f"{path}: no MetaGraph tagged '{SERVE_TAG}'")
-    definitions = graphs[0].signature_def
-    saved = tf.saved_model.load(str(path), tags=[SERVE_TAG])
+    model = MetaGraphModel(path)
+    definitions = model.signature_defs
+    # TensorFlow 2 adds "__saved_model_init_op", which GetModelMetadata lists (as
+    # TensorFlow Serving does) but which is no signature to predict with.
     signatures = {
-        key: ServedSignature(key, definitions[key], function)
-        for key, function in saved.signatures.items()
-        if key in definitions
+        key: ServedSignature(key, definition, model)
+        for key, definition in definitions.items()
+        if not key.startswith("__")
     }
-    loaded = LoadedVersion(name, version, path, identity, signatures, dict(definitions), saved)
+    loaded = LoadedVersion(name, version, path, identity, signatures, dict(definitions))
     _warm_up(loaded)
     return loaded
 

@@ -13,17 +13,20 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.core.protobuf import meta_graph_pb2
 
+from dann_serve.metagraph import MetaGraphModel
 from dann_serve.server.status import ServingError, from_code_number, invalid
 from dann_serve.server.tensors import numpy_dtype, shape_text, type_name
 
 
 class ServedSignature:
-    """A SignatureDef and the concrete function that computes it."""
+    """A SignatureDef and the loaded MetaGraph that computes it."""
 
-    def __init__(self, key: str, definition: meta_graph_pb2.SignatureDef, function) -> None:
+    def __init__(
+        self, key: str, definition: meta_graph_pb2.SignatureDef, model: MetaGraphModel
+    ) -> None:
         self.key = key
         self.definition = definition
-        self.function = function
+        self.model = model
         self.input_names = sorted(definition.inputs)
         self.output_names = sorted(definition.outputs)
         self._shapes = {
@@ -89,12 +92,11 @@ class ServedSignature:
             if empty is not None:
                 return empty
         try:
-            result = self.function(**inputs)
+            return self.model.run(self.key, inputs, outputs)
         except tf.errors.OpError as error:
             # TensorFlow's message spans lines (node, stack note); the wire wants one.
             message = " ".join(line.strip() for line in error.message.splitlines() if line.strip())
             raise from_code_number(error.error_code, message) from None
-        return {name: result[name].numpy() for name in outputs}
 
     def _empty_outputs(self, outputs: list[str]) -> dict[str, np.ndarray] | None:
         """The answer to a batch of zero: empty outputs of the declared dtypes and shapes.
