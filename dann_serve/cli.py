@@ -12,7 +12,7 @@ from typing import NoReturn
 
 import click
 
-from dann_serve.config import ARCHITECTURES, MODES, TrainConfig
+from dann_serve.config import ARCHITECTURES, MODES, REVERSE_VALIDATION_STEPS, TrainConfig
 from dann_serve.runtime import load_tensorflow
 
 DEFAULTS = TrainConfig()
@@ -179,8 +179,8 @@ def evaluate(run: Path, dataset: str, split: str, data_dir: Path | None, downloa
 
 @main.command("reverse-validate")
 @click.argument("runs", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--steps", type=click.IntRange(min=1), default=1500, show_default=True,
-              help="Training steps of each reverse model.")  # fmt: skip
+@click.option("--steps", type=click.IntRange(min=1), default=REVERSE_VALIDATION_STEPS,
+              show_default=True, help="Training steps of each reverse model.")  # fmt: skip
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def reverse_validate(runs: tuple[Path, ...], steps: int, quiet: bool) -> None:
     """Score RUNS without target labels (Ganin et al. 2016, 5.1.5); higher is better.

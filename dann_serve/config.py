@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 MODES = ("dann", "source-only")
 ARCHITECTURES = ("mnist", "svhn")
+# Training steps of each reverse model in reverse validation (dann_serve.selection).
+REVERSE_VALIDATION_STEPS = 1500
 
 
 @dataclass(frozen=True)

@@ -18,16 +18,16 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from dann_serve.config import REVERSE_VALIDATION_STEPS
 from dann_serve.datasets import Domain, Split
 from dann_serve.evaluation import accuracy, decisions, restore_model
 from dann_serve.rundir import load_config
 from dann_serve.training import Trainer, load_pair
 
-DEFAULT_STEPS = 1500
 
-
-def reverse_validation(run_dir: Path, steps: int = DEFAULT_STEPS, show_progress: bool = False
-                       ) -> float:  # fmt: skip
+def reverse_validation(
+    run_dir: Path, steps: int = REVERSE_VALIDATION_STEPS, show_progress: bool = False
+) -> float:
     """Source test accuracy of the reverse model of a run (higher is better).
 
     The reverse run keeps every option of the forward run (mode, schedules, seed)
