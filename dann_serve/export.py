@@ -8,6 +8,8 @@ anywhere, or a kill, therefore never leaves a version a server would try to load
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import os
 import shutil
 from dataclasses import dataclass
@@ -294,6 +296,25 @@ def _build(run_dir: Path, staging: Path, name: str, version: int) -> dict:
     }
 
 
+def exchange(first: Path, second: Path) -> bool:
+    """Swap two directories in one step (Linux ``renameat2(RENAME_EXCHANGE)``).
+
+    With it, ``--force`` replaces a version without the moment between two renames
+    when the version is absent and a polling server would unload it. False where the
+    kernel, C library or file system cannot; the caller then renames twice.
+    """
+    renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+    if renameat2 is None:
+        return False
+    at_fdcwd, rename_exchange = -100, 2  # <fcntl.h>, <linux/fs.h>
+    if renameat2(at_fdcwd, os.fsencode(first), at_fdcwd, os.fsencode(second), rename_exchange):
+        code = ctypes.get_errno()
+        if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+            return False
+        raise OSError(code, os.strerror(code), str(second))
+    return True
+
+
 def export_run(
     run_dir: str | Path,
     model_dir: str | Path = "models",
@@ -321,10 +342,11 @@ def export_run(
         report = _build(run_dir, staging, name, version)
         write_json(staging / "export.json", report)
         if final.exists():
-            retired = model_root / f".retired-{version}-{os.getpid()}"
-            os.rename(final, retired)
-            os.rename(staging, final)
-            shutil.rmtree(retired)
+            if not exchange(staging, final):  # now staging holds the old version
+                retired = model_root / f".retired-{version}-{os.getpid()}"
+                os.rename(final, retired)
+                os.rename(staging, final)
+                shutil.rmtree(retired)
         else:
             os.rename(staging, final)
     finally:

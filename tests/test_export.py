@@ -1,4 +1,5 @@
 import json
+import os
 
 import numpy as np
 import pytest
@@ -9,6 +10,7 @@ from dann_serve.evaluation import restore_model
 from dann_serve.export import (
     ExportError,
     ServingModule,
+    exchange,
     export_run,
     metagraph_parity,
     next_version,
@@ -166,8 +168,19 @@ def test_next_free_version_and_no_overwrite_without_force(trained_run, tmp_path)
     assert (second / "saved_model.pb").stat().st_mtime_ns == before
     replaced = export_run(trained_run, tmp_path, "m", version=2, force=True).path
     assert replaced == second and (second / "export.json").exists()
+    assert (second / "saved_model.pb").stat().st_mtime_ns != before
     assert _versions(tmp_path / "m") == ["1", "2"]
     assert next_version(tmp_path / "m") == 3
+
+
+def test_exchange_swaps_two_directories_in_one_step(tmp_path, monkeypatch) -> None:
+    old, new = tmp_path / "2", tmp_path / ".staging-2-1"
+    for directory, text in ((old, "old"), (new, "new")):
+        directory.mkdir()
+        (directory / "which").write_text(text)
+    monkeypatch.setattr(os, "rename", None)  # no second way to get there
+    assert exchange(new, old)
+    assert (old / "which").read_text() == "new" and (new / "which").read_text() == "old"
 
 
 def test_missing_run_leaves_nothing(tmp_path) -> None:
