@@ -169,6 +169,14 @@ def parity(answer, saved, images: np.ndarray) -> dict[str, dict]:
     return figures
 
 
+def agrees(figures: dict[str, dict], tolerance: float) -> bool:
+    """Every decision equal and every probability within ``tolerance``, per signature."""
+    return all(
+        f["decisions_agree"] == f["images"] and f["max_abs_probability_difference"] <= tolerance
+        for f in figures.values()
+    )
+
+
 def onnx_parity(saved, onnx_dir: Path, images: np.ndarray) -> dict[str, dict]:
     """ONNX Runtime on ``onnx/<signature>.onnx`` against the SavedModel."""
     import onnxruntime
@@ -255,14 +263,13 @@ def _build(run_dir: Path, staging: Path, name: str, version: int) -> dict:
 
     saved = tf.saved_model.load(str(staging))
     onnx_figures = onnx_parity(saved, staging / "onnx", images[:PARITY_IMAGES])
-    worst = max(figures["max_abs_probability_difference"] for figures in onnx_figures.values())
-    if worst > 1e-5 or any(f["decisions_agree"] != f["images"] for f in onnx_figures.values()):
+    if not agrees(onnx_figures, 1e-5):
         raise ExportError(f"ONNX and SavedModel disagree: {onnx_figures}")
     served = metagraph_parity(saved, staging, images[:PARITY_IMAGES])
-    if any(f["max_abs_probability_difference"] > 1e-6 or f["decisions_agree"] != f["images"]
-           for f in served.values()):  # fmt: skip
+    if not agrees(served, 1e-6):
         raise ExportError(f"loaded as TensorFlow Serving loads it, the model answers otherwise: "
                           f"{served}")  # fmt: skip
+    worst = max(figures["max_abs_probability_difference"] for figures in onnx_figures.values())
     summary_path = run_dir / "summary.json"
     summary = read_json(summary_path) if summary_path.exists() else {}
     versions = package_versions()

@@ -64,6 +64,24 @@ def exported_model(trained_run: Path, tmp_path_factory) -> Path:
     return export_run(trained_run, model_dir, "dann").path
 
 
+@pytest.fixture(scope="session")
+def variables_untracked_savedmodel(trained_run: Path, tmp_path_factory) -> Path:
+    """``trained_run`` saved without ServingModule's tracking of its tf.Variables: the
+    Keras 3 defect that ``tf.saved_model.load`` runs and TensorFlow Serving does not
+    (shared, read-only for tests)."""
+    import tensorflow as tf
+
+    from dann_serve.evaluation import restore_model
+    from dann_serve.export import ServingModule
+
+    module = ServingModule(restore_model(trained_run))
+    del module.tf_variables
+    signatures = {name: getattr(module, name) for name in ("predict_label", "classify_domain")}
+    path = tmp_path_factory.mktemp("untracked") / "1"
+    tf.saved_model.save(module, str(path), signatures=signatures)
+    return path
+
+
 @pytest.fixture()
 def rng() -> np.random.Generator:
     return np.random.default_rng(1234)

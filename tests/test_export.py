@@ -6,10 +6,8 @@ import pytest
 import tensorflow as tf
 
 from dann_serve.config import TrainConfig
-from dann_serve.evaluation import restore_model
 from dann_serve.export import (
     ExportError,
-    ServingModule,
     exchange,
     export_run,
     metagraph_parity,
@@ -100,16 +98,13 @@ def test_tensorflow_serving_loads_it_and_gets_the_same_answers(
         assert figures["decisions_agree"] == figures["images"] == 100
 
 
-def test_a_model_tensorflow_serving_cannot_run_is_refused(trained_run, tmp_path) -> None:
+def test_a_model_tensorflow_serving_cannot_run_is_refused(variables_untracked_savedmodel) -> None:
     """Without its tf.Variables tracked, a Keras 3 model in a tf.Module answers through
     tf.saved_model.load but not through the saver: the check must say so."""
-    module = ServingModule(restore_model(trained_run))
-    del module.tf_variables
-    signatures = {name: getattr(module, name) for name in ("predict_label", "classify_domain")}
-    tf.saved_model.save(module, str(tmp_path), signatures=signatures)
+    path = variables_untracked_savedmodel
     images = np.zeros((2, 32, 32, 3), np.float32)
     with pytest.raises(ExportError, match="Could not find variable"):
-        metagraph_parity(tf.saved_model.load(str(tmp_path)), tmp_path, images)
+        metagraph_parity(tf.saved_model.load(str(path)), path, images)
 
 
 def test_exported_accuracy_equals_the_run_summary(trained_run, report) -> None:

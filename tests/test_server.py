@@ -319,22 +319,17 @@ def test_new_version_is_picked_up_and_staging_is_ignored(server, prediction, ima
 
 
 def test_a_version_tensorflow_serving_could_not_run_is_not_served(
-    server, prediction, images, trained_run, tmp_path
+    server, prediction, images, variables_untracked_savedmodel
 ):
     """Keras 3 weights reached only through keras.Variable: tf.saved_model.load runs such
     a SavedModel, TensorFlow Serving does not, and neither may the local server. With
     its warm-up records (every export has them) the load itself fails, as TensorFlow
     Serving's does, and the version served before stays."""
-    from dann_serve.evaluation import restore_model
-    from dann_serve.export import ServingModule
-
-    module = ServingModule(restore_model(trained_run))
-    del module.tf_variables
-    signatures = {name: getattr(module, name) for name in ("predict_label", "classify_domain")}
-    tf.saved_model.save(module, str(tmp_path / "5"), signatures=signatures)
     root = server.model_dir / "dann"
-    shutil.copytree(root / "1" / "assets.extra", tmp_path / "5" / "assets.extra")
-    shutil.move(tmp_path / "5", root / "5")
+    staging = root / ".staging-5"  # complete before it gets a version number
+    shutil.copytree(variables_untracked_savedmodel, staging)
+    shutil.copytree(root / "1" / "assets.extra", staging / "assets.extra")
+    staging.rename(root / "5")
     try:
         deadline = time.monotonic() + 15
         while "cannot load dann version 5" not in server.log():

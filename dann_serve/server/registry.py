@@ -123,7 +123,7 @@ def load_version(name: str, version: int, path: Path) -> LoadedVersion:
         for key, definition in definitions.items()
         if not key.startswith("__")
     }
-    loaded = LoadedVersion(name, version, path, identity, signatures, dict(definitions))
+    loaded = LoadedVersion(name, version, path, identity, signatures, definitions)
     _warm_up(loaded)
     return loaded
 
