@@ -47,7 +47,7 @@ bench: $(BENCH_STAMP)
 	$(PY) bench/client_startup.py --model-dir $(BENCH_WORK)/export/models --runs 10 \
 		--predict-runs 3
 	$(PY) bench/limits.py
-	$(PY) bench/report.py --started $$(cat $(BENCH_WORK)/started)
+	$(PY) bench/performance_page.py --started $$(cat $(BENCH_WORK)/started)
 
 clean:
 	rm -rf runs .pytest_cache .ruff_cache

@@ -3,7 +3,7 @@ figures go, and the tiny exported model the serving and client benchmarks talk t
 
 Each script writes ``bench/results/<name>.json`` (or ``--json PATH``) through
 :func:`write_result`: ``{"benchmark", "date", "wall_seconds", "command", "machine",
-"versions", "figures"}``; ``bench/report.py`` turns those files into the tables of
+"versions", "figures"}``; ``bench/performance_page.py`` turns those files into the tables of
 ``docs/PERFORMANCE.md``. This module imports nothing heavy, so a script that must not
 load TensorFlow (the client start-up benchmark) can use it too.
 """
@@ -22,6 +22,10 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# The test and benchmark harness (harness/) is not installed; the scripts import this
+# module first (``_common`` sorts before ``harness``), which puts the checkout on the path.
+if str(ROOT) not in sys.path:
+    sys.path.insert(1, str(ROOT))
 RESULTS = ROOT / "bench" / "results"
 PACKAGES = ("tensorflow", "keras", "onnxruntime", "grpcio", "numpy", "tf2onnx", "adapt", "tf_keras")
 
@@ -152,8 +156,8 @@ def tiny_export(workdir: Path) -> Path:
     a minute of training is enough; ``make bench`` builds it once for all scripts.
     """
     from dann_serve.config import TrainConfig
-    from dann_serve.export import export_run
-    from dann_serve.training import train_run
+    from dann_serve.export.savedmodel import export_run
+    from dann_serve.training.loop import train_run
 
     workdir = Path(workdir)
     config = TrainConfig(steps=60, batch_size=32, eval_every=30)

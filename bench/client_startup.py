@@ -52,7 +52,7 @@ def predict_cold_start(model_dir: Path, runs: int) -> dict[str, list[float]]:
     """Fresh-process time to one answer: dann-client vs the documented TF Serving client."""
     from PIL import Image
 
-    from dann_serve.server.process import LocalServer
+    from harness.server_process import LocalServer
 
     with tempfile.TemporaryDirectory(prefix="client-startup-") as scratch:
         image = Path(scratch) / "digit.png"

@@ -54,9 +54,9 @@ from PIL import Image
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 from dann_client.preprocessing import image_to_array, load_images, to_model_input
-from dann_serve.server.process import LocalServer
 
 from _common import Result, client_command, newest_version, tiny_export
+from harness.server_process import LocalServer
 
 ROOT = Path(__file__).resolve().parent.parent
 MNIST_IMAGES = ROOT.parent / "shared" / "data" / "mnist" / "t10k-images-idx3-ubyte.gz"
@@ -82,7 +82,7 @@ def write_pngs(directory: Path, count: int) -> str:
     if MNIST_IMAGES.is_file():
         pixels, source = read_idx_images(MNIST_IMAGES), f"MNIST test set ({MNIST_IMAGES})"
     else:
-        from dann_serve.datasets.fonts import generate
+        from dann_serve.data.fonts import generate
 
         pixels, source = generate(min(count, 2000), seed=5).images, "synthetic font digits"
     directory.mkdir(parents=True, exist_ok=True)
@@ -108,8 +108,8 @@ def ours_cli(address: str, directory: Path) -> Callable[[], int]:
 def ours_library(address: str, directory: Path) -> Callable[[], int]:
     """``predict_files`` on the folder, each result printed as JSON to ``os.devnull``."""
     from dann_client.inputs import expand_inputs
+    from dann_client.output import prediction_json
     from dann_client.predict import predict_files
-    from dann_client.report import prediction_json
     from dann_client.service import GrpcBackend
     from dann_client.transport import Transport
 

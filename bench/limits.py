@@ -1,7 +1,7 @@
 """How close the measured speeds come to this CPU's limits (issue 8).
 
 - FLOPs per image of each architecture: multiply-adds counted from the layer shapes
-  of ``dann_serve.model`` (Conv2D: out_h * out_w * filters * k_h * k_w * in_channels;
+  of ``dann_serve.model.networks`` (Conv2D: out_h * out_w * filters * k_h * k_w * in_channels;
   Dense: inputs * units; 1 multiply-add = 2 FLOPs), cross-checked against the FLOP
   statistics TensorFlow registers for the ops of the concrete forward graph (what
   ``tf.compat.v1.profiler`` adds up).
@@ -37,7 +37,7 @@ def analytic_macs(arch: str) -> dict[str, int]:
     """Multiply-adds per image of each part of the network, from its layer shapes."""
     import keras
 
-    from dann_serve.model import DANN, INPUT_SHAPE
+    from dann_serve.model.networks import DANN, INPUT_SHAPE
 
     model = DANN(arch)
     counts: dict[str, int] = {}
@@ -67,7 +67,7 @@ def graph_flops(arch: str) -> dict[str, int]:
     import tensorflow as tf
     from tensorflow.python.framework import ops
 
-    from dann_serve.model import DANN, INPUT_SHAPE
+    from dann_serve.model.networks import DANN, INPUT_SHAPE
 
     model = DANN(arch)
     spec = tf.TensorSpec((1, *INPUT_SHAPE), tf.float32)

@@ -3,7 +3,7 @@
 1. Steady load: 8 concurrent gRPC clients (official tensorflow-serving-api stubs, one
    channel each) send 500 batch-1 Predicts each, one at a time.
 2. Export under load: the same clients keep sending while the trained run is exported
-   again with ``dann_serve.export.export_run`` (in a separate process, as a user's
+   again with ``dann_serve.export.savedmodel.export_run`` (in a separate process, as a user's
    ``dann-serve export`` would be) into the served model directory, and go on until
    each has been answered by the new version.
 
@@ -30,13 +30,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 
-from dann_serve.server.load import run_load
-from dann_serve.server.process import LocalServer
+from harness.load import run_load
+from harness.server_process import LocalServer
 
 
 def tiny_run(workdir: Path) -> Path:
     from dann_serve.config import TrainConfig
-    from dann_serve.training import train_run
+    from dann_serve.training.loop import train_run
 
     train_run(TrainConfig(steps=60, batch_size=32, eval_every=30), workdir / "run",
               show_progress=False)  # fmt: skip
@@ -44,7 +44,7 @@ def tiny_run(workdir: Path) -> Path:
 
 
 def _export(run: str, model_dir: str, report: multiprocessing.Queue) -> None:
-    from dann_serve.export import export_run
+    from dann_serve.export.savedmodel import export_run
 
     began = time.monotonic()
     result = export_run(run, model_dir, "dann")
@@ -73,7 +73,7 @@ def main() -> int:
         run = args.run or tiny_run(workdir)
         model_dir = args.model_dir or workdir / "models"
         if not (model_dir / "dann").is_dir() or newest(model_dir) == 0:
-            from dann_serve.export import export_run
+            from dann_serve.export.savedmodel import export_run
 
             export_run(run, model_dir, "dann")
         before = newest(model_dir)

@@ -42,9 +42,9 @@ from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 from dann_client.tensors import fill_tensor_proto, from_tensor_proto
 from dann_serve.runtime import reuse_large_buffers
-from dann_serve.server.process import LocalServer, free_port
 
 from _common import Result, newest_version, tiny_export
+from harness.server_process import LocalServer, free_port
 
 SIGNATURE = "predict_label"
 BIG_BATCH = 256

@@ -24,8 +24,8 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from dann_serve.datasets import Domain, Split
-from dann_serve.training import TrainConfig, Trainer
+from dann_serve.data import Domain, Split
+from dann_serve.training.loop import TrainConfig, Trainer
 
 from _common import Result, median
 

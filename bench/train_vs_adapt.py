@@ -10,7 +10,7 @@ machine falls on all of them alike. Figures are medians over the rounds.
 
 Contenders:
 
-- ``ours``: ``dann_serve.training.Trainer`` with its defaults (the step ``dann-serve
+- ``ours``: ``dann_serve.training.loop.Trainer`` with its defaults (the step ``dann-serve
   train`` runs, random shifts included), the averaged weights evaluated as the CLI
   reports and exports them;
 - ``ours-bf16``: the same under Keras' ``mixed_bfloat16`` dtype policy (bf16 matmuls and
@@ -119,7 +119,7 @@ class StepClock:
 
 
 def load_pair(path: Path):
-    from dann_serve.datasets import Domain, Split
+    from dann_serve.data import Domain, Split
 
     data = np.load(path)
     source = Domain("fonts", Split(data["xs"], data["ys"]), Split(data["xs_test"], data["ys_test"]))
@@ -131,8 +131,8 @@ def load_pair(path: Path):
 
 def run_ours(source, target, steps: int, batch_size: int, seed: int, warmup: int) -> dict:
     from dann_serve.config import TrainConfig
-    from dann_serve.evaluation import pair_accuracies
-    from dann_serve.training import Trainer
+    from dann_serve.training.evaluation import pair_accuracies
+    from dann_serve.training.loop import Trainer
 
     if policy := os.environ.get(POLICY):
         import keras
@@ -188,7 +188,7 @@ def adapt_networks(config, legacy: bool):
     """Encoder, task and discriminator for ADAPT, starting from our seeded weights."""
     import keras
 
-    from dann_serve.model import build_model
+    from dann_serve.model.networks import build_model
 
     keras.utils.set_random_seed(config.seed)  # as Trainer does before build_model
     ours = build_model(config)
@@ -241,7 +241,7 @@ def run_adapt(source, target, steps: int, batch_size: int, seed: int, warmup: in
     from adapt.utils import UpdateLambda
 
     from dann_serve.config import TrainConfig
-    from dann_serve.schedules import AnnealedLearningRate
+    from dann_serve.training.schedules import AnnealedLearningRate
 
     warnings.filterwarnings("ignore", message=".*shuffle=True.*")
     config = TrainConfig(steps=steps, batch_size=batch_size, seed=seed)
@@ -313,9 +313,9 @@ def child(args: argparse.Namespace) -> None:
 
 
 def save_pair(path: Path) -> dict:
-    from dann_serve import datasets
+    from dann_serve import data
 
-    source, target = datasets.load("fonts"), datasets.load("digits")
+    source, target = data.load("fonts"), data.load("digits")
     np.savez(
         path,
         xs=source.train.images,

@@ -103,8 +103,8 @@ def training_options(command):
 
 def _download(names: list[str], data_dir: str | Path | None, quiet: bool = False) -> None:
     """``--download``: fetch the named data sets' files, or fail with one line."""
-    from dann_serve.datasets import DatasetError
-    from dann_serve.datasets.download import download_datasets
+    from dann_serve.data import DatasetError
+    from dann_serve.data.download import download_datasets
 
     try:
         download_datasets(names, Path(data_dir) if data_dir else None, progress=not quiet)
@@ -132,9 +132,9 @@ def train(out: Path, resume: bool, quiet: bool, data_dir: Path | None, download:
           **options) -> None:  # fmt: skip
     """Train a DANN (or its source-only baseline) and write a run directory."""
     load_tensorflow()
-    from dann_serve.datasets import DatasetError
-    from dann_serve.rundir import RunError, load_config
-    from dann_serve.training import train_run
+    from dann_serve.data import DatasetError
+    from dann_serve.training.loop import train_run
+    from dann_serve.training.rundir import RunError, load_config
 
     config = _config(data_dir, **options)
     try:
@@ -166,9 +166,9 @@ def evaluate(run: Path, dataset: str, split: str, data_dir: Path | None, downloa
     if download:
         _download([dataset], data_dir)
     load_tensorflow()
-    from dann_serve.datasets import DatasetError
-    from dann_serve.evaluation import evaluate_run
-    from dann_serve.rundir import RunError
+    from dann_serve.data import DatasetError
+    from dann_serve.training.evaluation import evaluate_run
+    from dann_serve.training.rundir import RunError
 
     try:
         value = evaluate_run(run, dataset, split, data_dir)
@@ -190,9 +190,9 @@ def reverse_validate(runs: tuple[Path, ...], steps: int, quiet: bool) -> None:
     choose between settings that never reads a target label.
     """
     load_tensorflow()
-    from dann_serve.datasets import DatasetError
-    from dann_serve.rundir import RunError
-    from dann_serve.selection import reverse_validation
+    from dann_serve.data import DatasetError
+    from dann_serve.experiments.reverse_validation import reverse_validation
+    from dann_serve.training.rundir import RunError
 
     failed = False
     for run in runs:
@@ -218,8 +218,8 @@ def reverse_validate(runs: tuple[Path, ...], steps: int, quiet: bool) -> None:
 def export(run: Path, model_dir: Path, name: str, version: int | None, force: bool) -> None:
     """Export RUN as a SavedModel (+ ONNX, warm-up, export.json) under MODEL_DIR/NAME/VERSION."""
     load_tensorflow()
-    from dann_serve.export import ExportError, export_run
-    from dann_serve.rundir import RunError
+    from dann_serve.export.savedmodel import ExportError, export_run
+    from dann_serve.training.rundir import RunError
 
     try:
         result = export_run(run, model_dir, name, version, force)
@@ -256,9 +256,9 @@ def serve(model_dir: Path, model_config_file: Path | None, host: str, port: int,
     if bool(tls_cert) != bool(tls_key):
         _fail("--tls-cert and --tls-key go together", 2)
     load_tensorflow()
-    from dann_serve.server.app import ServeOptions
-    from dann_serve.server.app import serve as run_server
-    from dann_serve.server.registry import ConfigError
+    from dann_serve.serving.registry import ConfigError
+    from dann_serve.serving.server import ServeOptions
+    from dann_serve.serving.server import serve as run_server
 
     options = ServeOptions(
         model_dir=model_dir, host=host, port=port, rest_port=rest_port,
@@ -279,8 +279,8 @@ def serve(model_dir: Path, model_config_file: Path | None, host: str, port: int,
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
 def samples(dataset: str, split: str, count: int, data_dir: Path | None, out: Path) -> None:
     """Write COUNT images of a data set as PNG files (true label in each name)."""
-    from dann_serve.datasets import DatasetError
-    from dann_serve.samples import write_samples
+    from dann_serve.data import DatasetError
+    from dann_serve.data.samples import write_samples
 
     try:
         paths = write_samples(dataset, out, count, split, str(data_dir) if data_dir else None)
@@ -305,9 +305,9 @@ def compare(seeds: list[int], out: Path, report: Path | None, quiet: bool,
     if download:
         _download([base.source, base.target], base.data_dir, quiet)
     load_tensorflow()
-    from dann_serve.datasets import DatasetError
-    from dann_serve.report import pair_table, run_pair
-    from dann_serve.rundir import RunError
+    from dann_serve.data import DatasetError
+    from dann_serve.experiments.compare import pair_table, run_pair
+    from dann_serve.training.rundir import RunError
 
     try:
         summaries = run_pair(base, seeds, out, show_progress=not quiet)
@@ -359,8 +359,8 @@ def report(runs: Path, out: Path, pairs: list[tuple[str, str]], seeds: list[int]
            figures: Path | None, data_dir: Path | None, feature_images: int,
            tsne: bool) -> None:  # fmt: skip
     """Write the results document from the finished runs under RUNS (trains nothing)."""
-    from dann_serve.results import generate_report
-    from dann_serve.results_markdown import ReportError
+    from dann_serve.experiments.markdown import ReportError
+    from dann_serve.experiments.results_page import generate_report
 
     if not runs.is_dir():
         _fail(f"{runs}: no such folder of runs (train pairs into it first with "

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 MODES = ("dann", "source-only")
 ARCHITECTURES = ("mnist", "svhn")
-# Training steps of each reverse model in reverse validation (dann_serve.selection).
+# Training steps of each reverse model in reverse validation
+# (dann_serve.experiments.reverse_validation).
 REVERSE_VALIDATION_STEPS = 1500
 
 

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 import tiny_data
 
-from dann_serve import datasets
-from dann_serve.datasets import Domain
+from dann_serve import data
+from dann_serve.data import Domain
 
 
 @pytest.fixture(scope="session")
@@ -33,8 +33,8 @@ def tiny_target() -> Domain:
 def tiny_pair(tiny_source: Domain, tiny_target: Domain) -> Iterator[tuple[str, str]]:
     """Registers the tiny domains as data sets and returns their names."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setitem(datasets.LOADERS, tiny_source.name, lambda _dir: tiny_source)
-        patch.setitem(datasets.LOADERS, tiny_target.name, lambda _dir: tiny_target)
+        patch.setitem(data.LOADERS, tiny_source.name, lambda _dir: tiny_source)
+        patch.setitem(data.LOADERS, tiny_target.name, lambda _dir: tiny_target)
         yield tiny_source.name, tiny_target.name
 
 
@@ -42,7 +42,7 @@ def tiny_pair(tiny_source: Domain, tiny_target: Domain) -> Iterator[tuple[str, s
 def trained_run(tiny_pair: tuple[str, str], tmp_path_factory) -> Path:
     """A short real DANN run on the tiny pair (shared, read-only for tests)."""
     from dann_serve.config import TrainConfig
-    from dann_serve.training import train_run
+    from dann_serve.training.loop import train_run
 
     source, target = tiny_pair
     run_dir = tmp_path_factory.mktemp("runs") / "tiny"
@@ -58,7 +58,7 @@ def exported_model(trained_run: Path, tmp_path_factory) -> Path:
 
     The model directory (its parent's parent) also holds ``models.config``.
     """
-    from dann_serve.export import export_run
+    from dann_serve.export.savedmodel import export_run
 
     model_dir = tmp_path_factory.mktemp("models")
     return export_run(trained_run, model_dir, "dann").path
@@ -71,8 +71,8 @@ def variables_untracked_savedmodel(trained_run: Path, tmp_path_factory) -> Path:
     (shared, read-only for tests)."""
     import tensorflow as tf
 
-    from dann_serve.evaluation import restore_model
-    from dann_serve.export import ServingModule
+    from dann_serve.export.savedmodel import ServingModule
+    from dann_serve.training.evaluation import restore_model
 
     module = ServingModule(restore_model(trained_run))
     del module.tf_variables
@@ -95,7 +95,7 @@ def start_server(tmp_path_factory) -> Iterator:
 
     Every server still running at the end of the session is killed.
     """
-    from dann_serve.server.process import LocalServer
+    from harness.server_process import LocalServer
 
     started: list[LocalServer] = []
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from dann_serve.augment import MAX_SHIFT, random_shift
+from dann_serve.training.augment import MAX_SHIFT, random_shift
 
 
 @pytest.fixture()

@@ -11,7 +11,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 
 import limits
-import report
+import performance_page
 
 import _common
 
@@ -119,10 +119,11 @@ def test_report_fills_a_block_from_json_and_keeps_the_prose(tmp_path: Path) -> N
         "<!-- bench:end serve -->\n\nMore prose.\n<!-- bench:begin adapt -->\nold\n"
         "<!-- bench:end adapt -->\n"
     )
-    filled = report.fill(doc, report.Results(tmp_path))
+    filled = performance_page.fill(doc, performance_page.Results(tmp_path))
     assert filled.startswith("# Title\n\nHand-written analysis.\n\n<!-- bench:begin serve -->\n")
     assert "More prose." in filled and "stale" not in filled and "old" not in filled
     assert "| ONNX Runtime | 0.250 | 0.500 | 0.25x | 2,000 | 200% |" in filled
     assert "**met** (25%)" in filled
     assert "`bench/results/train_vs_adapt.json` is missing" in filled
-    assert report.fill(filled, report.Results(tmp_path)) == filled  # regenerating is stable
+    # regenerating is stable
+    assert performance_page.fill(filled, performance_page.Results(tmp_path)) == filled

@@ -26,9 +26,10 @@ from PIL import Image
 from tensorflow.core.protobuf import saved_model_pb2
 
 from dann_client.preprocessing import layout_batch, load_images, to_model_input
-from dann_serve.datasets import Domain
-from dann_serve.server.process import free_port
-from dann_serve.serving_config import add_model_to_config
+from dann_serve.data import Domain
+from dann_serve.serving.model_config import add_model_to_config
+
+from harness.server_process import free_port
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 MNIST_IMAGES = SHARED_DATA / "mnist" / "t10k-images-idx3-ubyte.gz"

@@ -3,10 +3,10 @@ import hashlib
 import numpy as np
 import pytest
 
-from dann_serve import datasets
-from dann_serve.datasets import DatasetError
-from dann_serve.datasets.digits import load_digits
-from dann_serve.datasets.fonts import generate
+from dann_serve import data
+from dann_serve.data import DatasetError
+from dann_serve.data.digits import load_digits
+from dann_serve.data.fonts import generate
 
 
 def _digest(split) -> str:
@@ -45,7 +45,7 @@ def test_digits_splits_are_fixed_and_disjoint() -> None:
 
 def test_unknown_dataset_names_the_choices() -> None:
     with pytest.raises(DatasetError, match=r"unknown data set 'nope'.*digits.*fonts"):
-        datasets.load("nope")
+        data.load("nope")
 
 
 def test_split_rejects_unknown_names() -> None:

@@ -6,16 +6,16 @@ import pytest
 import tensorflow as tf
 
 from dann_serve.config import TrainConfig
-from dann_serve.export import (
+from dann_serve.data.pipeline import to_unit_range
+from dann_serve.export.savedmodel import (
     ExportError,
     exchange,
     export_run,
     metagraph_parity,
     next_version,
 )
-from dann_serve.metagraph import MetaGraphModel
-from dann_serve.pipeline import to_unit_range
-from dann_serve.serving_config import read_config
+from dann_serve.serving.loader import MetaGraphModel
+from dann_serve.serving.model_config import read_config
 
 SIGNATURE_SHAPES = {
     "predict_label": {"probabilities": ([None, 10], tf.float32), "label": ([None], tf.int64)},
@@ -185,7 +185,7 @@ def test_missing_run_leaves_nothing(tmp_path) -> None:
 
 
 def test_run_without_checkpoint_leaves_nothing(tiny_pair, tmp_path) -> None:
-    from dann_serve.rundir import RunError, write_json
+    from dann_serve.training.rundir import RunError, write_json
 
     run_dir = tmp_path / "run"
     run_dir.mkdir()
@@ -197,7 +197,7 @@ def test_run_without_checkpoint_leaves_nothing(tiny_pair, tmp_path) -> None:
 
 
 def test_failure_during_conversion_leaves_no_version(trained_run, tmp_path, monkeypatch) -> None:
-    import dann_serve.export as export_module
+    import dann_serve.export.savedmodel as export_module
 
     def broken(function, path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from dann_serve.layers import GradientReversal
+from dann_serve.model.layers import GradientReversal
 
 
 @pytest.mark.parametrize("lambda_", [0.0, 0.3, 1.0, 2.5])

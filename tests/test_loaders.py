@@ -22,9 +22,9 @@ import scipy.io
 from click.testing import CliRunner
 from PIL import Image
 
-from dann_serve import datasets
-from dann_serve.datasets import DatasetError, download, mnist
-from dann_serve.datasets.download import Remote, download_datasets, fetch
+from dann_serve import data
+from dann_serve.data import DatasetError, download, mnist
+from dann_serve.data.download import Remote, download_datasets, fetch
 
 SHARED_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 COUNT = 10
@@ -80,7 +80,7 @@ def mnist_test_files(write_idx, digits28) -> dict[str, Path]:
     }
 
 
-def assert_mnist_layout(split: datasets.Split, images: np.ndarray, labels: np.ndarray) -> None:
+def assert_mnist_layout(split: data.Split, images: np.ndarray, labels: np.ndarray) -> None:
     assert split.images.shape == (len(images), 32, 32, 3)
     assert split.images.dtype == np.uint8 and split.labels.dtype == np.int64
     np.testing.assert_array_equal(split.labels, labels)
@@ -96,7 +96,7 @@ def test_mnist_full_idx_files(write_idx, digits28, data_dir: Path, gz: bool) -> 
     for part, (x, y) in {"train": (images, labels), "t10k": (images[:4], labels[:4])}.items():
         write_idx(f"{part}-images-idx3-ubyte", x, gz)
         write_idx(f"{part}-labels-idx1-ubyte", y, gz)
-    domain = datasets.load("mnist", data_dir)
+    domain = data.load("mnist", data_dir)
     assert_mnist_layout(domain.train, images, labels)
     assert_mnist_layout(domain.test, images[:4], labels[:4])
     assert domain.note == ""
@@ -107,7 +107,7 @@ def test_mnist_npz(data_dir: Path, digits28) -> None:
     (data_dir / "mnist").mkdir(parents=True)
     np.savez(data_dir / "mnist" / "mnist.npz", x_train=images, y_train=labels,
              x_test=images[:3], y_test=labels[:3])  # fmt: skip
-    domain = datasets.load("mnist", data_dir)
+    domain = data.load("mnist", data_dir)
     assert_mnist_layout(domain.train, images, labels)
     assert_mnist_layout(domain.test, images[:3], labels[:3])
 
@@ -117,7 +117,7 @@ def test_mnist_test_files_alone_split_by_index(
 ) -> None:
     monkeypatch.setattr(mnist, "ADAPTATION_SIZE", 6)
     images, labels = digits28
-    domain = datasets.load("mnist", data_dir)
+    domain = data.load("mnist", data_dir)
     assert_mnist_layout(domain.train, images[:6], labels[:6])
     assert_mnist_layout(domain.test, images[6:], labels[6:])
     assert "split by index" in domain.note
@@ -155,13 +155,13 @@ def test_mnist_corrupt_files_name_file_and_problem(
     which, damage, message = IDX_FAULTS[fault]
     damage(mnist_test_files[which])
     with pytest.raises(DatasetError, match=re.escape(message)) as error:
-        datasets.load("mnist", data_dir)
+        data.load("mnist", data_dir)
     assert str(mnist_test_files[which]) in str(error.value)
 
 
 def test_mnist_missing_names_every_file_and_the_folder(tmp_path: Path) -> None:
     with pytest.raises(DatasetError) as error:
-        datasets.load("mnist", tmp_path / "nowhere")
+        data.load("mnist", tmp_path / "nowhere")
     message = str(error.value)
     for name in (*mnist.TRAIN_FILES, *mnist.TEST_FILES, "mnist.npz"):
         assert name in message
@@ -173,14 +173,14 @@ def test_mnist_half_of_the_train_files_is_an_error(mnist_test_files, write_idx, 
                                                     data_dir: Path) -> None:  # fmt: skip
     write_idx("train-images-idx3-ubyte", digits28[0])
     with pytest.raises(DatasetError, match="train-labels-idx1-ubyte"):
-        datasets.load("mnist", data_dir)
+        data.load("mnist", data_dir)
 
 
 def test_mnist_npz_without_an_array(data_dir: Path, digits28) -> None:
     (data_dir / "mnist").mkdir(parents=True)
     np.savez(data_dir / "mnist" / "mnist.npz", x_train=digits28[0])
     with pytest.raises(DatasetError, match=r"mnist\.npz: has no array y_train, x_test, y_test"):
-        datasets.load("mnist", data_dir)
+        data.load("mnist", data_dir)
 
 
 # -- SVHN and SynNumbers --------------------------------------------------------------------
@@ -207,7 +207,7 @@ def matlab_dir(request, data_dir: Path, matlab_arrays) -> tuple[str, Path]:
 def test_matlab_layout_and_ten_means_zero(matlab_dir, data_dir: Path, matlab_arrays) -> None:
     name, _ = matlab_dir
     images, labels = matlab_arrays
-    domain = datasets.load(name, data_dir)
+    domain = data.load(name, data_dir)
     for split in (domain.train, domain.test):
         assert split.images.shape == (COUNT, 32, 32, 3) and split.images.dtype == np.uint8
         assert split.images.flags.c_contiguous
@@ -235,7 +235,7 @@ def test_matlab_corrupt_files(matlab_dir, data_dir: Path, matlab_arrays, fault: 
     contents, message = MAT_FAULTS[fault]
     scipy.io.savemat(folder / "test_32x32.mat", contents(*matlab_arrays))
     with pytest.raises(DatasetError, match=re.escape(message)) as error:
-        datasets.load(name, data_dir)
+        data.load(name, data_dir)
     assert str(error.value).startswith(f"{name}: {folder / 'test_32x32.mat'}: ")
 
 
@@ -243,11 +243,11 @@ def test_matlab_garbage_and_missing(matlab_dir, data_dir: Path) -> None:
     name, folder = matlab_dir
     (folder / "train_32x32.mat").write_bytes(b"MATLAB 5.0 MAT-file" + bytes(50))
     with pytest.raises(DatasetError, match=r"train_32x32\.mat: not a readable MATLAB \.mat"):
-        datasets.load(name, data_dir)
+        data.load(name, data_dir)
     (folder / "train_32x32.mat").unlink()
     with pytest.raises(DatasetError, match=re.escape(
             f"{name}: expected train_32x32.mat and test_32x32.mat in {folder}")):  # fmt: skip
-        datasets.load(name, data_dir)
+        data.load(name, data_dir)
 
 
 # -- MNIST-M ----------------------------------------------------------------------------------
@@ -273,7 +273,7 @@ def mnistm_dir(data_dir: Path, rng: np.random.Generator) -> tuple[Path, np.ndarr
 
 def test_mnistm_png_folders(mnistm_dir, data_dir: Path) -> None:
     _, images, labels = mnistm_dir
-    domain = datasets.load("mnistm", data_dir)
+    domain = data.load("mnistm", data_dir)
     for split in (domain.train, domain.test):
         assert split.images.dtype == np.uint8 and split.labels.dtype == np.int64
         np.testing.assert_array_equal(split.images, images)  # 32x32 RGB passes through
@@ -303,7 +303,7 @@ def test_mnistm_png_folders(mnistm_dir, data_dir: Path) -> None:
 def test_mnistm_errors(mnistm_dir, data_dir: Path, damage, message: str) -> None:
     damage(mnistm_dir[0])
     with pytest.raises(DatasetError, match=re.escape(message)):
-        datasets.load("mnistm", data_dir)
+        data.load("mnistm", data_dir)
 
 
 # -- USPS -------------------------------------------------------------------------------------
@@ -332,7 +332,7 @@ def usps_parts() -> dict[str, dict[str, np.ndarray]]:
 
 def test_usps_h5_framed_like_mnist(usps_parts, data_dir: Path) -> None:
     write_usps(data_dir / "usps" / "usps.h5", usps_parts)
-    domain = datasets.load("usps", data_dir)
+    domain = data.load("usps", data_dir)
     assert domain.train.images.shape == (COUNT, 32, 32, 3)
     assert domain.test.images.shape == (4, 32, 32, 3)
     assert domain.train.images.dtype == np.uint8 and domain.train.labels.dtype == np.int64
@@ -367,28 +367,28 @@ def test_usps_errors(usps_parts, data_dir: Path, change, message: str) -> None:
     change(usps_parts)
     path = write_usps(data_dir / "usps" / "usps.h5", usps_parts)
     with pytest.raises(DatasetError, match=re.escape(f"usps: {path}: ")) as error:
-        datasets.load("usps", data_dir)
+        data.load("usps", data_dir)
     assert message in str(error.value)
 
 
 def test_usps_not_hdf5_and_missing(data_dir: Path) -> None:
     path = data_dir / "usps" / "usps.h5"
     with pytest.raises(DatasetError, match=re.escape(f"expected usps.h5 in {path.parent}")):
-        datasets.load("usps", data_dir)
+        data.load("usps", data_dir)
     path.parent.mkdir(parents=True)
     path.write_bytes(b"not hdf5 at all")
     with pytest.raises(DatasetError, match=r"usps\.h5: not a readable HDF5 file"):
-        datasets.load("usps", data_dir)
+        data.load("usps", data_dir)
 
 
 def test_default_data_dir_is_the_environment_variable(usps_parts, tmp_path, monkeypatch) -> None:
     write_usps(tmp_path / "elsewhere" / "usps" / "usps.h5", usps_parts)
     monkeypatch.setenv("DANN_DATA_DIR", str(tmp_path / "elsewhere"))
-    assert len(datasets.load("usps").train) == COUNT
+    assert len(data.load("usps").train) == COUNT
     monkeypatch.delenv("DANN_DATA_DIR")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     with pytest.raises(DatasetError, match=re.escape(str(tmp_path / "cache" / "dann-serve"))):
-        datasets.load("usps")
+        data.load("usps")
 
 
 # -- downloads ----------------------------------------------------------------------------------
@@ -512,7 +512,7 @@ def test_download_then_load_mnist(server: FileServer, data_dir: Path, digits28) 
     )}  # fmt: skip
     written = download_datasets(["mnist", "digits"], data_dir, progress=False, remotes=remotes)
     assert sorted(path.name for path in written) == sorted(r.filename for r in remotes["mnist"])
-    assert_mnist_layout(datasets.load("mnist", data_dir).train, images, labels)
+    assert_mnist_layout(data.load("mnist", data_dir).train, images, labels)
     # Files already in place are checked, not fetched again.
     server.requests.clear()
     assert download_datasets(["mnist"], data_dir, progress=False, remotes=remotes) == []
@@ -569,7 +569,7 @@ def _shared(path: str) -> Path:
 
 
 def test_real_mnist_test_images_split_disjointly_by_index() -> None:
-    domain = datasets.load("mnist", _shared("mnist/t10k-images-idx3-ubyte.gz"))
+    domain = data.load("mnist", _shared("mnist/t10k-images-idx3-ubyte.gz"))
     assert len(domain.train) == mnist.ADAPTATION_SIZE == 5000 and len(domain.test) == 5000
     assert domain.train.images.shape == (5000, 32, 32, 3) and domain.note
     labels = np.concatenate([domain.train.labels, domain.test.labels])
@@ -584,7 +584,7 @@ def test_real_mnist_test_images_split_disjointly_by_index() -> None:
 
 
 def test_real_usps() -> None:
-    domain = datasets.load("usps", _shared("usps/usps.h5"))
+    domain = data.load("usps", _shared("usps/usps.h5"))
     assert domain.train.images.shape == (7291, 32, 32, 3)
     assert domain.test.images.shape == (2007, 32, 32, 3)
     assert domain.train.images.dtype == np.uint8

@@ -9,14 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dann_serve.datasets import Split
-from dann_serve.pipeline import ordered_batches
+from dann_serve.data import Split
+from dann_serve.data.pipeline import ordered_batches
 
 # Run in a fresh process: resident memory freed by earlier tests would hide growth.
 MEASURE = """
 import gc, numpy as np
-from dann_serve.datasets import Split
-from dann_serve.pipeline import paired_batches
+from dann_serve.data import Split
+from dann_serve.data.pipeline import paired_batches
 
 def resident():
     return int(open("/proc/self/statm").read().split()[1]) * 4096

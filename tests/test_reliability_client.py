@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dann_serve.datasets import Domain
+from dann_serve.data import Domain
 
 MAX_CLIENT_RSS_MB = 500
 BOMB_SIDE = 20_000  # 400 megapixels: 400 MB as decoded 1-bit pixels, 1.2 GB as RGB

@@ -16,7 +16,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from dann_serve.export import remove_abandoned_staging
+from dann_serve.export.savedmodel import remove_abandoned_staging
 
 TINY_CLI = Path(__file__).with_name("tiny_data.py")
 # Files that appear in the staging directory as the export goes: killed as soon as

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from dann_serve.datasets import Domain
+from dann_serve.data import Domain
 
 
 def _listening_addresses(pid: int) -> set[tuple[str, int]]:

@@ -24,7 +24,7 @@ import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 from test_server import predict_request, rest
 
-from dann_serve.server.load import run_load
+from harness.load import run_load
 
 METHODS = ["/tensorflow.serving.PredictionService/Predict",
            "/tensorflow.serving.PredictionService/GetModelMetadata",
@@ -250,7 +250,7 @@ def test_rest_drops_a_client_that_stalls_mid_request(monkeypatch) -> None:
     """A client that sends half its headers must not hold a handler thread forever."""
     import threading
 
-    from dann_serve.server.rest import RestHandler, RestServer
+    from dann_serve.serving.rest_api import RestHandler, RestServer
 
     monkeypatch.setattr(RestHandler, "timeout", 0.3)
     server = RestServer(("127.0.0.1", 0), registry=None, max_body=1024)

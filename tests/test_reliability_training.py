@@ -24,7 +24,7 @@ import pytest
 import tensorflow as tf
 
 from dann_serve.config import TrainConfig
-from dann_serve.training import Trainer, train_run
+from dann_serve.training.loop import Trainer, train_run
 
 TINY_CLI = Path(__file__).with_name("tiny_data.py")
 STEPS = 12

@@ -1,6 +1,6 @@
 import pytest
 
-from dann_serve.report import pair_table
+from dann_serve.experiments.compare import pair_table
 
 
 def _summary(seed: int, mode: str, accuracy: float) -> dict:

@@ -18,9 +18,9 @@ import pytest
 from click.testing import CliRunner
 
 from dann_serve.config import TrainConfig
-from dann_serve.report import run_dir
-from dann_serve.results import generate_report
-from dann_serve.results_markdown import BEGIN, END, ReportError, splice
+from dann_serve.experiments.compare import run_dir
+from dann_serve.experiments.markdown import BEGIN, END, ReportError, splice
+from dann_serve.experiments.results_page import generate_report
 
 PAIR = ("src", "tgt")
 ACCURACIES = {  # seed -> (source-only, DANN) target test accuracy
@@ -171,7 +171,7 @@ def test_options_without_a_row_of_their_own_are_still_shown(tmp_path, write_run)
 
 
 def test_pca_projects_on_the_largest_spread_with_a_fixed_sign() -> None:
-    from dann_serve.embedding import pca
+    from dann_serve.experiments.embedding import pca
 
     rng = np.random.default_rng(0)
     points = rng.normal(size=(200, 5)) * np.array([10.0, 3.0, 0.1, 0.1, 0.1])
@@ -185,8 +185,8 @@ def test_pca_projects_on_the_largest_spread_with_a_fixed_sign() -> None:
 def tiny_runs(trained_run: Path, tmp_path_factory) -> Path:
     """Both modes of seed 0 on the tiny pair in dann-serve compare's layout: the shared
     DANN run, and a source-only run with its exact settings."""
-    from dann_serve.rundir import load_config
-    from dann_serve.training import train_run
+    from dann_serve.training.loop import train_run
+    from dann_serve.training.rundir import load_config
 
     config = load_config(trained_run)
     runs = tmp_path_factory.mktemp("compare")

@@ -3,7 +3,7 @@ import math
 import pytest
 import tensorflow as tf
 
-from dann_serve.schedules import AdaptationSchedule, AnnealedLearningRate, progress
+from dann_serve.training.schedules import AdaptationSchedule, AnnealedLearningRate, progress
 
 
 @pytest.mark.parametrize(

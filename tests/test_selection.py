@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from dann_serve import datasets
+from dann_serve import data
 from dann_serve.cli import main
-from dann_serve.evaluation import decisions, restore_model
-from dann_serve.pipeline import ordered_batches, to_unit_range
-from dann_serve.selection import reverse_validation
+from dann_serve.data.pipeline import ordered_batches, to_unit_range
+from dann_serve.experiments.reverse_validation import reverse_validation
+from dann_serve.training.evaluation import decisions, restore_model
 
 STEPS = 30
 
@@ -35,7 +35,7 @@ def test_the_score_ignores_the_target_labels(trained_run, tiny_pair, tiny_target
                                   labels=rng.permutation(tiny_target.train.labels)),
         test=dataclasses.replace(tiny_target.test, labels=np.zeros_like(tiny_target.test.labels)),
     )  # fmt: skip
-    monkeypatch.setitem(datasets.LOADERS, tiny_pair[1], lambda _dir: scrambled)
+    monkeypatch.setitem(data.LOADERS, tiny_pair[1], lambda _dir: scrambled)
     assert reverse_validation(trained_run, steps=STEPS) == pytest.approx(score, abs=1e-9)
 
 

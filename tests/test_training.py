@@ -7,9 +7,9 @@ import pytest
 import tensorflow as tf
 
 from dann_serve.config import TrainConfig
-from dann_serve.evaluation import evaluate_run, restore_model
-from dann_serve.rundir import RunError
-from dann_serve.training import Trainer, load_pair, train_run
+from dann_serve.training.evaluation import evaluate_run, restore_model
+from dann_serve.training.loop import Trainer, load_pair, train_run
+from dann_serve.training.rundir import RunError
 
 RUN_FILES = ("config.json", "metrics.csv", "summary.json", "accuracy.png", "losses.png")
 
@@ -136,8 +136,8 @@ def test_config_rejects_bad_options(overrides: dict, message: str) -> None:
 
 def test_restore_refuses_a_checkpoint_without_the_averaged_weights(tiny_pair, tmp_path) -> None:
     """A foreign checkpoint must not load as a silently random model."""
-    from dann_serve.model import build_model
-    from dann_serve.rundir import write_json
+    from dann_serve.model.networks import build_model
+    from dann_serve.training.rundir import write_json
 
     config = _config(tiny_pair)
     write_json(tmp_path / "config.json", {"options": vars(config)})

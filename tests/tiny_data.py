@@ -8,20 +8,20 @@ from __future__ import annotations
 
 import sys
 
-from dann_serve import datasets
-from dann_serve.datasets import Domain, Split
+from dann_serve import data
+from dann_serve.data import Domain, Split
 
 SOURCE, TARGET = "tiny-fonts", "tiny-digits"
 
 
 def tiny_source() -> Domain:
-    from dann_serve.datasets.fonts import generate
+    from dann_serve.data.fonts import generate
 
     return Domain(SOURCE, train=generate(256, seed=10), test=generate(100, seed=11))
 
 
 def tiny_target() -> Domain:
-    from dann_serve.datasets.digits import load_digits
+    from dann_serve.data.digits import load_digits
 
     digits = load_digits()
     return Domain(
@@ -33,8 +33,8 @@ def tiny_target() -> Domain:
 
 if __name__ == "__main__":
     source, target = tiny_source(), tiny_target()
-    datasets.LOADERS[SOURCE] = lambda _dir: source
-    datasets.LOADERS[TARGET] = lambda _dir: target
+    data.LOADERS[SOURCE] = lambda _dir: source
+    data.LOADERS[TARGET] = lambda _dir: target
     from dann_serve.cli import main
 
     main(sys.argv[1:], prog_name="dann-serve")

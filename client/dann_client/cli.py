@@ -175,13 +175,13 @@ def domain(**options: Any) -> int:
 @_reports_errors
 def status(as_json: bool, **options: Any) -> int:
     """Show the state of each version of the model on the server."""
-    from dann_client import report, service
+    from dann_client import output, service
 
     model = _model_ref(**options)
     with _transport(**options) as transport:
         versions = service.model_status(transport, model)
     for version in versions:
-        click.echo(report.status_json(version) if as_json else report.status_text(version))
+        click.echo(output.status_json(version) if as_json else output.status_text(version))
     return EXIT_OK
 
 
@@ -190,12 +190,12 @@ def status(as_json: bool, **options: Any) -> int:
 @_reports_errors
 def metadata(as_json: bool, **options: Any) -> int:
     """Show the model's signatures with their inputs and outputs."""
-    from dann_client import report, service
+    from dann_client import output, service
 
     model = _model_ref(**options)
     with _transport(**options) as transport:
         found = service.model_metadata(transport, model)
-    lines = report.metadata_json(found) if as_json else report.metadata_text(found)
+    lines = output.metadata_json(found) if as_json else output.metadata_text(found)
     click.echo("\n".join(lines))
     return EXIT_OK
 
@@ -250,12 +250,12 @@ def _predict(
     background: str,
     **options: Any,
 ) -> int:
-    from dann_client import report
+    from dann_client import output
     from dann_client.inputs import Unreadable, expand_inputs
     from dann_client.predict import predict_files
 
     fill = _colour(background)
-    show = report.prediction_json if as_json else report.prediction_text
+    show = output.prediction_json if as_json else output.prediction_text
     unreadable = 0
     backend = _backend(**options)
     # Plain writes, not click.echo: echo flushes (a write syscall) and probes isatty

@@ -1,0 +1,48 @@
+"""The types every loader returns, and the error every loader raises.
+
+Kept apart from the catalog so that the loaders can import them without importing
+the catalog that imports the loaders.
+"""
+
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Split:
+    """Images (uint8 ``[N, 32, 32, 3]``) and their labels (int64 ``[N]``)."""
+
+    images: np.ndarray
+    labels: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+@dataclass(frozen=True)
+class Domain:
+    """One data set with fixed train and test splits.
+
+    ``note`` says how the splits were made when that is not the data set's own
+    train/test division (e.g. MNIST from its test files only), so that a report
+    can print it beside the figures.
+    """
+
+    name: str
+    train: Split
+    test: Split
+    note: str = ""
+
+    def split(self, name: str) -> Split:
+        if name not in ("train", "test"):
+            raise ValueError(f"unknown split {name!r}: expected 'train' or 'test'")
+        return self.train if name == "train" else self.test
+
+
+class DatasetError(Exception):
+    """A data set cannot be loaded; the message names the data set and the problem."""
+

@@ -1,0 +1,10 @@
+"""Experiments: many runs, compared and reported.
+
+Owns ``compare`` (source-only and DANN over seeds, and their table), reverse
+validation (a label-free score for runs), and ``dann-serve report``: the runs found
+on disk (``collect``), the figures (``embedding``, ``results_page``) and the Markdown
+of ``docs/RESULTS.md`` (``markdown``).
+
+May import: everything below it in the data flow (data, model, training); nothing of
+export or serving.
+"""

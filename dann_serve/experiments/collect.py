@@ -1,0 +1,152 @@
+"""The runs of each pair as found on disk: finished, unfinished, broken or missing.
+
+``dann-serve compare`` trains the runs of one pair into
+``<runs>/<source>-<target>/<mode>-seed<N>/`` (:mod:`dann_serve.experiments.compare`); this module
+only reads them. A run counts once its ``summary.json`` exists; any run of the asked
+pairs and seeds that is absent or unfinished is listed as such, never guessed, and a
+pair is averaged over the seeds whose two modes both finished, so that every gain is
+a paired one.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dann_serve.config import MODES, TrainConfig
+from dann_serve.experiments.compare import pair_dir, run_dir
+
+DEFAULT_PAIRS = (("usps", "mnist"), ("mnist", "usps"), ("fonts", "digits"), ("fonts", "mnist"))
+MODE_NAMES = {"source-only": "source-only", "dann": "DANN"}
+REPORT_ORDER = ("source-only", "dann")  # baseline first, in tables, lists and legends
+# Options that may differ between the runs of a pair without breaking the comparison.
+PER_RUN_OPTIONS = {"mode", "seed", "data_dir"}
+
+
+@dataclass(frozen=True)
+class Run:
+    """One run directory as found on disk: finished, unfinished, unreadable or missing."""
+
+    mode: str
+    seed: int
+    path: Path
+    config: dict | None = None
+    summary: dict | None = None
+    problem: str = ""
+
+    @property
+    def finished(self) -> bool:
+        return self.summary is not None and self.config is not None
+
+    @property
+    def options(self) -> dict:
+        return {**dataclasses.asdict(TrainConfig()), **(self.config or {}).get("options", {})}
+
+    def metrics(self) -> list[dict]:
+        with (self.path / "metrics.csv").open(newline="") as handle:
+            return list(csv.DictReader(handle))
+
+
+def read_run(path: Path, mode: str, seed: int) -> Run:
+    """What ``path`` holds; never raises for a missing or broken run."""
+    if not path.is_dir():
+        return Run(mode, seed, path, problem="missing")
+    found = {}
+    for name in ("config.json", "summary.json"):
+        try:
+            found[name] = json.loads((path / name).read_text())
+        except FileNotFoundError:
+            found[name] = None
+        except (OSError, json.JSONDecodeError) as error:
+            return Run(mode, seed, path, problem=f"unreadable {name} ({error})")
+    if found["config.json"] is None:
+        return Run(mode, seed, path, problem="no config.json (not a training run)")
+    if found["summary.json"] is None:
+        return Run(mode, seed, path, found["config.json"],
+                   problem="unfinished (training or interrupted: no summary.json)")  # fmt: skip
+    if not (path / "metrics.csv").is_file():
+        return Run(mode, seed, path, found["config.json"], problem="no metrics.csv")
+    return Run(mode, seed, path, found["config.json"], found["summary.json"])
+
+
+@dataclass
+class PairRuns:
+    """The runs of one pair for the asked seeds, plus seeds found beyond them."""
+
+    source: str
+    target: str
+    seeds: list[int]
+    runs: dict[tuple[str, int], Run]
+    other_seeds: list[int] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return f"{self.source} -> {self.target}"
+
+    @property
+    def slug(self) -> str:
+        return f"{self.source}-{self.target}"
+
+    @property
+    def complete_seeds(self) -> list[int]:
+        return [s for s in self.seeds if all(self.runs[m, s].finished for m in MODES)]
+
+    def finished(self, mode: str) -> list[Run]:
+        return [self.runs[mode, seed] for seed in self.complete_seeds]
+
+    def complete_summaries(self) -> list[dict]:
+        """summary.json of both modes of every complete seed (what pair_table reads)."""
+        return [run.summary for mode in REPORT_ORDER for run in self.finished(mode)]
+
+    def all_finished(self) -> list[Run]:
+        return [run for run in self.runs.values() if run.finished]
+
+    def missing(self) -> list[tuple[str, str]]:
+        """``(run, why)`` for each asked run that the figures leave out."""
+        left_out = []
+        for mode in REPORT_ORDER:
+            for seed in self.seeds:
+                run, other = self.runs[mode, seed], self.runs[_other(mode), seed]
+                if not run.finished:
+                    left_out.append((f"{MODE_NAMES[mode]} seed {seed}", run.problem))
+                elif not other.finished:
+                    why = "finished, left out until its other mode finishes"
+                    left_out.append((f"{MODE_NAMES[mode]} seed {seed}", why))
+        return left_out
+
+    def differences(self) -> dict[str, list]:
+        """Options that are not the same across the finished runs (mode and seed aside)."""
+        values: dict[str, set] = {}
+        for run in self.all_finished():
+            for option, value in run.options.items():
+                if option not in PER_RUN_OPTIONS:
+                    values.setdefault(option, set()).add(json.dumps(value))
+            data = {role: {k: v for k, v in part.items() if k != "note"}
+                    for role, part in run.config.get("data", {}).items()}  # fmt: skip
+            values.setdefault("data", set()).add(json.dumps(data, sort_keys=True))
+        return {k: sorted(json.loads(v) for v in vs) if k != "data" else sorted(vs)
+                for k, vs in values.items() if len(vs) > 1}  # fmt: skip
+
+
+def _other(mode: str) -> str:
+    return next(m for m in MODES if m != mode)
+
+
+def collect_pair(runs: Path, source: str, target: str, seeds: Sequence[int]) -> PairRuns:
+    found = {
+        (mode, seed): read_run(run_dir(runs, source, target, mode, seed), mode, seed)
+        for seed in seeds
+        for mode in MODES
+    }
+    on_disk = set()
+    if pair_dir(runs, source, target).is_dir():
+        for child in pair_dir(runs, source, target).iterdir():
+            match = re.fullmatch(r"(?:dann|source-only)-seed(-?\d+)", child.name)
+            if match and (child / "summary.json").is_file():
+                on_disk.add(int(match.group(1)))
+    return PairRuns(source, target, list(seeds), found, sorted(on_disk - set(seeds)))

@@ -1,0 +1,268 @@
+"""The Markdown of ``docs/RESULTS.md``: summary, per-pair sections, choices, markers.
+
+Everything here is text from the runs :mod:`dann_serve.experiments.results_page` found and the
+figures it drew; nothing is measured. The generated block sits between
+:data:`BEGIN` and :data:`END`; :func:`splice` replaces only that block and keeps the
+rest of the document (the hand-written part) byte for byte.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dann_serve.config import TrainConfig
+from dann_serve.experiments.collect import PairRuns
+from dann_serve.experiments.compare import pair_table
+
+BEGIN = "<!-- results:begin -->"
+END = "<!-- results:end -->"
+
+
+class ReportError(Exception):
+    """The report cannot be written as asked; the message says why."""
+
+
+@dataclass
+class PairExtras:
+    """What a pair's section shows beside its table: data notes and figures."""
+
+    data_lines: list[str] = field(default_factory=list)
+    curves: Path | None = None
+    features: Path | None = None
+    features_note: str = ""
+
+
+def _pct(value: float) -> str:
+    return f"{100 * value:.1f}"
+
+
+def _figures(pair: PairRuns) -> dict | None:
+    if not pair.complete_seeds:
+        return None
+    return pair_table(pair.complete_summaries())[1]
+
+
+def _shared(pair: PairRuns, option: str) -> str:
+    values = sorted({run.options[option] for run in pair.all_finished()})
+    return " / ".join(f"{value:,}" for value in values) if values else "-"
+
+
+def summary_table(pairs: Sequence[PairRuns]) -> str:
+    lines = [
+        "| pair | source-only | DANN | gain | seeds | steps | batch size |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for pair in pairs:
+        figures = _figures(pair)
+        seeds = f"{len(pair.complete_seeds)} of {len(pair.seeds)}"
+        if figures is None:
+            lines.append(f"| {pair.name} | missing | missing | - | {seeds} | "
+                         f"{_shared(pair, 'steps')} | {_shared(pair, 'batch_size')} |")  # fmt: skip
+            continue
+        lines.append(
+            f"| {pair.name} | {_pct(figures['source_only_mean'])} ± "
+            f"{_pct(figures['source_only_std'])} | {_pct(figures['dann_mean'])} ± "
+            f"{_pct(figures['dann_std'])} | {100 * figures['gain_mean']:+.1f} ± "
+            f"{_pct(figures['gain_std'])} | {seeds} | {_shared(pair, 'steps')} | "
+            f"{_shared(pair, 'batch_size')} |"
+        )
+    return "\n".join(lines)
+
+
+def _link(path: Path, document: Path) -> str:
+    return Path(os.path.relpath(path, document.parent)).as_posix()
+
+
+def missing_text(missing: list[tuple[str, str]]) -> str:
+    """The runs a pair's figures leave out, grouped by why."""
+    grouped: dict[str, list[str]] = {}
+    for run, why in missing:
+        grouped.setdefault(why, []).append(run)
+    return (
+        "Not reported: "
+        + "; ".join(f"{', '.join(runs)}: {why}" for why, runs in grouped.items())
+        + "."
+    )
+
+
+def pair_section(pair: PairRuns, extras: PairExtras, document: Path, runs: Path) -> str:
+    parts = [f"## {pair.name}"]
+    missing = pair.missing()
+    if pair.complete_seeds:
+        table, _ = pair_table(pair.complete_summaries())
+        parts.append(f"Target test accuracy (%) per seed, final averaged weights:\n\n{table}")
+    else:
+        seeds = ",".join(map(str, pair.seeds))
+        parts.append(
+            f"No seed with both modes finished under `{runs}/{pair.slug}/`. Train with "
+            f"`dann-serve compare --source {pair.source} --target {pair.target} "
+            f"--seeds {seeds} --out {runs}`."
+        )
+    if missing:
+        parts.append(missing_text(missing))
+    if pair.other_seeds:
+        parts.append("Finished runs of seeds not asked for (not reported): "
+                     + ", ".join(map(str, pair.other_seeds)) + ".")  # fmt: skip
+    differences = pair.differences()
+    if differences:
+        listed = "; ".join(f"`{k}`: {', '.join(map(str, v))}" for k, v in differences.items())
+        parts.append(f"**Warning: the runs of this pair do not share their settings** ({listed}).")
+    if extras.data_lines:
+        parts.append("Data:\n\n" + "\n".join(f"- {line}" for line in extras.data_lines))
+    if extras.curves is not None:
+        parts.append(
+            f"![{pair.name} training curves]({_link(extras.curves, document)})\n\n"
+            "Mean over the seeds of the table (line) and lowest to highest seed (band), "
+            "evaluated every `--eval-every` steps on the whole test splits. Domain "
+            "accuracy is the domain head's balanced accuracy; it trains in both modes, "
+            "so it reads how separable the features are (0.5: not at all)."
+        )
+    if extras.features is not None:
+        parts.append(f"![{pair.name} features before and after adaptation]"
+                     f"({_link(extras.features, document)})\n\n{extras.features_note}")  # fmt: skip
+    elif extras.features_note:
+        parts.append(f"Feature picture: {extras.features_note}")
+    return "\n\n".join(parts)
+
+
+def _described(options: dict, names: Iterable[str], describe: Callable[[dict], str]) -> str:
+    """``describe(options)``, marked * when any of ``names`` is not today's default."""
+    defaults = dataclasses.asdict(TrainConfig())
+    try:
+        text = describe(options)
+    except KeyError:  # an option this run predates or that was since removed
+        return "-"
+    changed = any(n in defaults and options.get(n) != defaults[n] for n in names)
+    return text + (" *" if changed else "")
+
+
+CHOICES: tuple[tuple[str, tuple[str, ...], Callable[[dict], str]], ...] = (
+    ("steps", ("steps",), lambda o: f"{o['steps']:,}"),
+    ("batch", ("batch_size",),
+     lambda o: f"{o['batch_size']} ({o['batch_size'] // 2} source + "
+               f"{o['batch_size'] // 2} target)"),
+    ("architecture", ("arch",), lambda o: f"`{o['arch']}` (Ganin et al. 2016)"),
+    ("optimiser", ("momentum",), lambda o: f"SGD, momentum {o['momentum']:g}"),
+    ("learning rate", ("learning_rate", "lr_alpha", "lr_beta"),
+     lambda o: f"mu_p = {o['learning_rate']:g} / (1 + {o['lr_alpha']:g} p)^{o['lr_beta']:g}"),
+    ("adaptation weight", ("lambda_max", "gamma"),
+     lambda o: f"lambda_p = {o['lambda_max']:g} (2 / (1 + exp(-{o['gamma']:g} p)) - 1) "
+               "for DANN, 0 for source-only"),
+    ("batch norm", ("batch_norm",), lambda o: "yes" if o["batch_norm"] else "no"),
+    ("grayscale in the graph", ("grayscale",), lambda o: "yes" if o["grayscale"] else "no"),
+    ("light backgrounds inverted", ("dark_background",),
+     lambda o: "yes" if o["dark_background"] else "no"),
+    ("random shifts", ("augment",), lambda o: "yes" if o["augment"] else "no"),
+    ("weight decay", ("weight_decay",), lambda o: f"{o['weight_decay']:g}"),
+    ("gradient clipping", ("clip_norm",),
+     lambda o: f"global norm {o['clip_norm']:g}" if o["clip_norm"] else "none"),
+    ("weights reported", ("average_decay",),
+     lambda o: f"moving average, decay {o['average_decay']:g}" if o["average_decay"] else "raw"),
+    ("evaluated every", ("eval_every",), lambda o: f"{o['eval_every']:,} steps"),
+)  # fmt: skip
+
+
+def _raw(name: str) -> Callable[[dict], str]:
+    """How an option without its own row is shown: its value as config.json has it."""
+    return lambda options: str(options[name])
+
+
+def choices_section(pairs: Sequence[PairRuns]) -> str:
+    shown = [pair for pair in pairs if pair.all_finished()]
+    parts = ["## How each choice was made"]
+    if not shown:
+        return "\n\n".join([*parts, "No finished run yet."])
+    lines = ["| choice | " + " | ".join(p.name for p in shown) + " |",
+             "|---|" + "---|" * len(shown)]  # fmt: skip
+    covered = {name for _, names, _ in CHOICES for name in names}
+    covered |= {"source", "target", "mode", "seed", "data_dir"}
+    others = sorted({option for pair in shown for run in pair.all_finished()
+                     for option in run.options} - covered)  # fmt: skip
+    rows = [*CHOICES, *((f"`{name}`", (name,), _raw(name)) for name in others)]
+    for label, names, describe in rows:
+        cells = []
+        for pair in shown:
+            texts = sorted({_described(run.options, names, describe)
+                            for run in pair.all_finished()})  # fmt: skip
+            cells.append(" / ".join(texts))
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    versions = [sorted({(r.config.get("versions") or {}).get("tensorflow", "?")
+                        for r in pair.all_finished()}) for pair in shown]  # fmt: skip
+    lines.append("| seeds | " + " | ".join(", ".join(map(str, p.complete_seeds)) or "-"
+                                        for p in shown) + " |")  # fmt: skip
+    lines.append("| TensorFlow | " + " | ".join(" / ".join(v) for v in versions) + " |")
+    parts.append("\n".join(lines))
+    parts.append(
+        "Read from each run's `config.json`. `p` is the training progress, step / steps. "
+        "A value marked * differs from the current default of `dann-serve train`; "
+        "unmarked values are the defaults.\n\n"
+        "- **Same settings for both modes.** Source-only is the same network, data "
+        "stream, batch composition, optimiser, schedules and seed with lambda held at 0; "
+        "within a pair every run shares every option but mode and seed (checked above "
+        "from `config.json`; a pair that does not says so in a warning).\n"
+        "- **Checkpoint.** Every figure is the final step's checkpoint of the averaged "
+        "weights: no early stopping, no choice between checkpoints or steps.\n"
+        "- **Schedules.** The learning rate and lambda follow p alone, fixed before "
+        "training; they read no accuracy.\n"
+        "- **No target label chose anything.** Target training images enter only "
+        "through the domain loss, without labels. Target test labels are read only to "
+        "compute the target accuracy logged in `metrics.csv` and reported here; no "
+        "step, checkpoint, option or seed of these runs was selected with them. Seeds "
+        "are the ones asked for, all reported."
+    )
+    return "\n\n".join(parts)
+
+
+def render(pairs: Sequence[PairRuns], extras: dict[str, PairExtras], document: Path,
+           runs: Path) -> str:  # fmt: skip
+    """The generated block (without the markers), ending in a newline."""
+    finished = sum(len(pair.all_finished()) for pair in pairs)
+    header = (
+        f"<!-- Generated by `dann-serve report --runs {runs}` from {finished} finished "
+        "runs; edits between the results markers are overwritten. -->"
+    )
+    summary = (
+        "## Summary\n\nTarget test accuracy (%) of each run's final averaged weights, "
+        "mean ± std (sample std) over the seeds whose source-only and DANN runs both "
+        "finished; gain = DANN - source-only per seed, then mean ± std."
+    )
+    summary += "\n\n" + summary_table(pairs)
+    sections = [pair_section(p, extras.get(p.slug, PairExtras()), document, runs) for p in pairs]
+    return "\n\n".join([header, summary, *sections, choices_section(pairs)]) + "\n"
+
+
+def splice(document: str | None, block: str) -> str:
+    """``document`` with the text between the markers replaced by ``block``.
+
+    Without markers the block goes on top; the rest of the text is kept byte for byte.
+    """
+    generated = f"{BEGIN}\n{block}{END}"
+    if document is None:
+        return generated + "\n"
+    begins, ends = document.count(BEGIN), document.count(END)
+    if begins == ends == 0:
+        return f"{generated}\n\n{document}"
+    start, stop = document.find(BEGIN), document.find(END)
+    if begins != 1 or ends != 1 or stop < start:
+        raise ReportError(f"the markers {BEGIN} and {END} must appear once each, in that "
+                          f"order (found {begins} and {ends})")  # fmt: skip
+    return document[:start] + generated + document[stop + len(END) :]
+
+
+def write_document(path: Path, block: str) -> None:
+    """Splice ``block`` into ``path`` (created if absent), replacing it atomically."""
+    try:  # bytes, not text mode: line endings stay as they are
+        existing = path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        existing = None
+    except UnicodeDecodeError as error:
+        raise ReportError(f"{path}: not UTF-8 text ({error})") from None
+    text = splice(existing, block)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_bytes(text.encode("utf-8"))
+    os.replace(temporary, path)

@@ -1,0 +1,10 @@
+"""Model: the DANN network, from float32 images in ``[0, 1]`` to class and domain logits.
+
+Owns the gradient reversal layer (``layers``) and the two architectures of the paper
+with their in-graph input normalisation (``networks``). Whatever normalisation the
+network wants lives here, inside the graph, so that the export carries it and no
+client can drift from it.
+
+May import: :mod:`dann_serve.config`, TensorFlow and Keras. Nothing of data, training,
+export or serving.
+"""

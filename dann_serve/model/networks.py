@@ -1,0 +1,191 @@
+"""The DANN network: feature extractor, label head, and a domain head behind a GRL.
+
+Two architectures from Ganin et al. (JMLR 2016, section 5.2.2): ``mnist`` for small
+grey-ish digits and ``svhn`` for the larger house-number style network. Input is
+always float32 ``[N, 32, 32, 3]`` in ``[0, 1]``; per-image standardisation happens
+inside the graph so that training, export and every client share it.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from dann_serve.config import ARCHITECTURES, TrainConfig
+from dann_serve.model.layers import GradientReversal
+
+NUM_CLASSES = 10
+NUM_DOMAINS = 2
+INPUT_SHAPE = (32, 32, 3)
+_FRAME = 3  # border width, in pixels, that tells the background's brightness
+_CENTRE = 8  # margin cut off to find the centre, where the digit is
+
+
+class Grayscale(keras.layers.Layer):
+    """RGB -> luminance. Digit identity does not live in colour; the target may be grey."""
+
+    def call(self, images: tf.Tensor) -> tf.Tensor:
+        return tf.image.rgb_to_grayscale(images)
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        return (*input_shape[:-1], 1)
+
+
+class DarkBackground(keras.layers.Layer):
+    """Inverts an image whose border is brighter than its centre, so ink is always light.
+
+    Printed digits come dark-on-light as often as light-on-dark, handwriting scans
+    light-on-dark. Polarity says nothing about the digit, but a ReLU feature
+    extractor cannot learn to ignore it: a domain classifier reads it at once, and
+    the adversarial game spends itself fighting over it (docs/RESULTS.md).
+    """
+
+    def call(self, images: tf.Tensor) -> tf.Tensor:
+        border = tf.concat(
+            [
+                tf.reshape(images[:, :_FRAME], [tf.shape(images)[0], -1]),
+                tf.reshape(images[:, -_FRAME:], [tf.shape(images)[0], -1]),
+                tf.reshape(images[:, :, :_FRAME], [tf.shape(images)[0], -1]),
+                tf.reshape(images[:, :, -_FRAME:], [tf.shape(images)[0], -1]),
+            ],
+            axis=1,
+        )
+        centre = images[:, _CENTRE:-_CENTRE, _CENTRE:-_CENTRE]
+        flip = tf.reduce_mean(border, axis=1) > tf.reduce_mean(centre, axis=[1, 2, 3])
+        return tf.where(flip[:, None, None, None], 1.0 - images, images)
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        return input_shape
+
+
+class PerImageStandardization(keras.layers.Layer):
+    """Scales each image to zero mean and unit variance over its pixels and channels.
+
+    A source of printed digits on random colours and a target of white strokes on
+    black differ first of all in brightness and contrast. Those cues say nothing
+    about the digit, yet a domain classifier reads them at once; removing them in
+    the graph leaves the adversarial game to fight over shapes.
+    """
+
+    def call(self, images: tf.Tensor) -> tf.Tensor:
+        return tf.image.per_image_standardization(images)
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        return input_shape
+
+
+def _conv_block(filters: int, pool: tuple[int, int] | None, batch_norm: bool, padding: str) -> list:
+    layers: list = [keras.layers.Conv2D(filters, 5, padding=padding, use_bias=not batch_norm)]
+    if batch_norm:
+        layers.append(keras.layers.BatchNormalization())
+    layers.append(keras.layers.ReLU())
+    if pool is not None:
+        size, stride = pool
+        layers.append(keras.layers.MaxPool2D(size, strides=stride, padding=padding))
+    return layers
+
+
+def _dense_stack(units: tuple[int, ...], outputs: int, dropout: float, name: str):
+    layers: list = []
+    for width in units:
+        layers += [keras.layers.Dense(width, activation="relu")]
+        if dropout:
+            layers.append(keras.layers.Dropout(dropout))
+    layers.append(keras.layers.Dense(outputs))
+    return keras.Sequential(layers, name=name)
+
+
+def feature_extractor(
+    arch: str, batch_norm: bool = False, grayscale: bool = True, dark_background: bool = True
+) -> keras.Sequential:
+    """G_f: the shared convolutional features both heads read."""
+    if arch == "mnist":  # 32 -> 28 -> 14 -> 10 -> 5: 5x5x48 = 1,200 features
+        blocks = _conv_block(32, (2, 2), batch_norm, "valid") + _conv_block(
+            48, (2, 2), batch_norm, "valid"
+        )
+    elif arch == "svhn":  # 32 -> 16 -> 8, then 128 maps: 8x8x128 = 8,192 features
+        blocks = (
+            _conv_block(64, (3, 2), batch_norm, "same")
+            + _conv_block(64, (3, 2), batch_norm, "same")
+            + _conv_block(128, None, batch_norm, "same")
+        )
+    else:
+        raise ValueError(f"unknown architecture {arch!r}: choose one of {ARCHITECTURES}")
+    front = [Grayscale()] if grayscale else []
+    if dark_background:
+        front.append(DarkBackground())
+    return keras.Sequential(
+        [*front, PerImageStandardization(), *blocks, keras.layers.Flatten()], name="features"
+    )
+
+
+def label_head(arch: str) -> keras.Sequential:
+    """G_y: digit logits from features (source images only during training)."""
+    units = (100, 100) if arch == "mnist" else (3072, 2048)
+    return _dense_stack(units, NUM_CLASSES, dropout=0.0 if arch == "mnist" else 0.5,
+                        name="label_head")  # fmt: skip
+
+
+def domain_head(arch: str) -> keras.Sequential:
+    """G_d: source-vs-target logits (column 0 = source, 1 = target)."""
+    units = (100,) if arch == "mnist" else (1024, 1024)
+    return _dense_stack(units, NUM_DOMAINS, dropout=0.0, name="domain_head")
+
+
+class DANN(keras.Model):
+    """Features -> {label head, GRL -> domain head}.
+
+    ``call`` returns both logits so that one forward pass feeds both losses; the
+    export module wraps the same sub-models into the two serving signatures.
+    """
+
+    def __init__(
+        self,
+        arch: str = "mnist",
+        batch_norm: bool = False,
+        grayscale: bool = True,
+        dark_background: bool = True,
+        **kwargs,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.arch = arch
+        self.batch_norm = batch_norm
+        self.grayscale = grayscale
+        self.dark_background = dark_background
+        self.features = feature_extractor(arch, batch_norm, grayscale, dark_background)
+        self.label_head = label_head(arch)
+        self.reversal = GradientReversal(name="gradient_reversal")
+        self.domain_head = domain_head(arch)
+        self.build((None, *INPUT_SHAPE))
+
+    def build(self, input_shape: tuple) -> None:
+        self.features.build(input_shape)
+        feature_shape = self.features.compute_output_shape(input_shape)
+        self.label_head.build(feature_shape)
+        self.domain_head.build(feature_shape)
+        super().build(input_shape)
+
+    def call(self, images: tf.Tensor, training: bool = False) -> tuple[tf.Tensor, tf.Tensor]:
+        features = self.features(images, training=training)
+        label_logits = self.label_head(features, training=training)
+        domain_logits = self.domain_head(self.reversal(features, training=training),
+                                         training=training)  # fmt: skip
+        return label_logits, domain_logits
+
+    def get_config(self) -> dict:
+        return {
+            "arch": self.arch,
+            "batch_norm": self.batch_norm,
+            "grayscale": self.grayscale,
+            "dark_background": self.dark_background,
+        }
+
+
+def build_model(config: TrainConfig) -> DANN:
+    """The network a training configuration describes."""
+    return DANN(
+        config.arch,
+        batch_norm=config.batch_norm,
+        grayscale=config.grayscale,
+        dark_background=config.dark_background,
+    )

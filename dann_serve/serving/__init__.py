@@ -1,0 +1,14 @@
+"""Serving: ``dann-serve serve``, a local server speaking TensorFlow Serving's APIs.
+
+Laid out like TensorFlow Serving itself: the model loader (``loader``: a SavedModel
+loaded the way TF Serving loads it) and ``model_config`` (``models.config``); the core
+(``registry``: which versions are served, polled from disk; ``signature``: one
+signature's checks and call; ``service``: the three calls in TF Serving's messages);
+the front ends (``grpc_api``, ``rest_api``); ``status``, the one error type both front
+ends translate; ``server``, which runs the lot.
+
+May import: :mod:`dann_client.contract` and :mod:`dann_client.tensors` (the wire
+contract and codec both sides share), the top-level ``runtime`` and ``files``.
+Nothing of data, model, training, export or experiments: a server needs only the
+exported files.
+"""

@@ -1,0 +1,306 @@
+"""Which model versions are served, loaded from disk and kept current by polling.
+
+Like TensorFlow Serving, a model is a base directory whose integer-named
+subdirectories are its versions; anything else (``.staging-*`` of an export in
+progress, ``.retired-*``) is ignored, and a version is only considered once its
+``saved_model.pb`` exists. A new version is loaded and warmed up completely before it
+replaces the old one in a single reference swap, so requests in flight finish on the
+version they started with and none fails during the change. A version that fails to
+load is logged and left out; the version served before stays.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+import tensorflow as tf
+from tensorflow_serving.apis import get_model_status_pb2, prediction_log_pb2
+from tensorflow_serving.config import model_server_config_pb2
+
+from dann_serve.serving.loader import MetaGraphModel
+from dann_serve.serving.model_config import CONTAINER_MODEL_ROOT, read_config
+from dann_serve.serving.signature import ServedSignature
+from dann_serve.serving.status import ServingError, invalid, not_found
+from dann_serve.serving.tensors import to_numpy
+
+log = logging.getLogger("dann_serve.serving")
+
+WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
+MAX_WARMUP_RECORDS = 1000  # TensorFlow Serving's own cap
+State = get_model_status_pb2.ModelVersionStatus.State
+
+
+class ConfigError(Exception):
+    """The model config file cannot be read; the server cannot know what to serve."""
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """A model name, the directory holding its versions, and which versions to serve."""
+
+    name: str
+    base: Path
+    policy: model_server_config_pb2.ModelConfig | None = None
+
+    def wanted(self, on_disk: list[int]) -> list[int]:
+        """The versions the policy asks for, as TF Serving reads model_version_policy."""
+        versions = sorted(on_disk, reverse=True)
+        policy = self.policy.model_version_policy if self.policy else None
+        choice = policy.WhichOneof("policy_choice") if policy else None
+        if choice == "all":
+            return versions
+        if choice == "specific":
+            return [v for v in versions if v in set(policy.specific.versions)]
+        count = policy.latest.num_versions if choice == "latest" else 0
+        return versions[: max(count, 1)]
+
+    @property
+    def labels(self) -> dict[str, int]:
+        return dict(self.policy.version_labels) if self.policy else {}
+
+
+@dataclass
+class LoadedVersion:
+    """One version in memory: its signatures and what on disk it was loaded from."""
+
+    name: str
+    version: int
+    path: Path
+    identity: int
+    signatures: dict[str, ServedSignature]
+    signature_defs: dict = field(repr=False)
+
+    def signature(self, key: str) -> ServedSignature:
+        """The named signature (``serving_default`` if empty); FAILED_PRECONDITION if none."""
+        key = key or "serving_default"
+        found = self.signatures.get(key)
+        if found is None:
+            raise ServingError(
+                grpc.StatusCode.FAILED_PRECONDITION, f'Serving signature key "{key}" not found.'
+            )
+        return found
+
+
+def _identity(path: Path) -> int:
+    """A fingerprint of every file's name, size and mtime in a version directory.
+
+    It changes when the version is replaced (``export --force``) and when a copy made
+    by hand, file by file, completes, so a load that failed on a half-copied directory
+    is tried again once the copy is whole, and not every second before that.
+    """
+    entries = []
+    for file in sorted(path.rglob("*")):
+        stat = file.stat()
+        entries.append((str(file.relative_to(path)), stat.st_size, stat.st_mtime_ns))
+    return hash(tuple(entries))
+
+
+def versions_on_disk(base: Path) -> dict[int, Path]:
+    """Integer-named subdirectories holding a saved_model.pb; all else is ignored."""
+    if not base.is_dir():
+        return {}
+    return {
+        int(entry.name): entry
+        for entry in base.iterdir()
+        if entry.name.isdigit() and (entry / "saved_model.pb").is_file()
+    }
+
+
+def load_version(name: str, version: int, path: Path) -> LoadedVersion:
+    """Load a SavedModel as TensorFlow Serving does, wrap its signatures, and replay
+    its warm-up requests."""
+    identity = _identity(path)
+    model = MetaGraphModel(path)
+    definitions = model.signature_defs
+    # TensorFlow 2 adds "__saved_model_init_op", which GetModelMetadata lists (as
+    # TensorFlow Serving does) but which is no signature to predict with.
+    signatures = {
+        key: ServedSignature(key, definition, model)
+        for key, definition in definitions.items()
+        if not key.startswith("__")
+    }
+    loaded = LoadedVersion(name, version, path, identity, signatures, definitions)
+    _warm_up(loaded)
+    return loaded
+
+
+def _warm_up(loaded: LoadedVersion) -> None:
+    """Run the recorded PredictRequests once, so the first real request is not the slow one."""
+    records = loaded.path / WARMUP_FILE
+    if not records.is_file():
+        return
+    for count, record in enumerate(tf.data.TFRecordDataset(str(records))):
+        if count >= MAX_WARMUP_RECORDS:
+            break
+        entry = prediction_log_pb2.PredictionLog.FromString(record.numpy())
+        if entry.WhichOneof("log_type") != "predict_log":
+            continue
+        request = entry.predict_log.request
+        signature = loaded.signature(request.model_spec.signature_name)
+        inputs = {name: to_numpy(tensor, name) for name, tensor in request.inputs.items()}
+        signature.run(inputs, signature.output_names)
+
+
+class ModelRegistry:
+    """The served versions of every model, read from ``models.config`` or the tree."""
+
+    def __init__(self, model_dir: Path, config_file: Path | None = None) -> None:
+        self.model_dir = Path(model_dir)
+        self.config_file = Path(config_file) if config_file else self.model_dir / "models.config"
+        self._models: dict[str, dict[int, LoadedVersion]] = {}
+        self._sources: dict[str, ModelSource] = {}
+        self._states: dict[str, dict[int, tuple[int, str]]] = {}
+        self._failed: dict[tuple[str, int], tuple[int, int]] = {}
+        self._poll_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- what to serve ------------------------------------------------------------
+
+    def _local_base(self, base_path: str) -> Path:
+        """``/models/<name>`` (the image's path) onto ``--model-dir/<name>``."""
+        prefix = CONTAINER_MODEL_ROOT + "/"
+        if base_path.startswith(prefix):
+            return self.model_dir / base_path[len(prefix) :]
+        path = Path(base_path)
+        return path if path.is_absolute() else self.config_file.parent / path
+
+    def read_sources(self) -> dict[str, ModelSource]:
+        """The models to serve: those the config lists, else every model in the tree."""
+        if self.config_file.is_file():
+            try:
+                config = read_config(self.config_file)
+            except Exception as error:  # text_format raises its own ParseError
+                raise ConfigError(f"{self.config_file}: {error}") from None
+            if config.WhichOneof("config") == "custom_model_config":
+                raise ConfigError(f"{self.config_file}: custom_model_config is not supported")
+            sources = {}
+            for entry in config.model_config_list.config:
+                if entry.model_platform not in ("", "tensorflow"):
+                    log.warning("skipping model %s: platform %r", entry.name, entry.model_platform)
+                    continue
+                sources[entry.name] = ModelSource(
+                    entry.name, self._local_base(entry.base_path), entry
+                )
+            return sources
+        if not self.model_dir.is_dir():
+            return {}
+        return {
+            entry.name: ModelSource(entry.name, entry)
+            for entry in sorted(self.model_dir.iterdir())
+            if entry.is_dir() and not entry.name.startswith(".") and versions_on_disk(entry)
+        }
+
+    # -- loading ------------------------------------------------------------------
+
+    def poll(self) -> None:
+        """One pass: read the config, load what is new, then swap and drop what is gone."""
+        with self._poll_lock:
+            sources = self.read_sources()
+            current = self._models
+            updated: dict[str, dict[int, LoadedVersion]] = {}
+            for name, source in sources.items():
+                updated[name] = self._sync_model(source, current.get(name, {}))
+            for name, old in current.items():
+                for version in set(old) - set(updated.get(name, {})):
+                    self._set_state(name, version, State.END, "")
+                    log.info("unloaded %s version %d", name, version)
+            self._sources = sources
+            self._models = updated  # the swap: readers see the old or the new map, whole
+
+    def _sync_model(
+        self, source: ModelSource, old: dict[int, LoadedVersion]
+    ) -> dict[int, LoadedVersion]:
+        on_disk = versions_on_disk(source.base)
+        usable = {}
+        for version, path in on_disk.items():
+            try:
+                identity = _identity(path)
+            except OSError:
+                continue  # vanished while we looked
+            if self._failed.get((source.name, version)) != identity:
+                usable[version] = (path, identity)
+        if not on_disk and not old:
+            log.debug("no versions of %s under %s yet", source.name, source.base)
+        result = {}
+        for version in source.wanted(list(usable)):
+            path, identity = usable[version]
+            previous = old.get(version)
+            if previous is not None and previous.identity == identity:
+                result[version] = previous
+                continue
+            self._set_state(source.name, version, State.LOADING, "")
+            try:
+                result[version] = load_version(source.name, version, path)
+            except Exception as error:
+                self._failed[(source.name, version)] = identity
+                self._set_state(source.name, version, State.END, f"{type(error).__name__}: {error}")
+                log.error(
+                    "cannot load %s version %d from %s: %s", source.name, version, path, error
+                )
+                continue
+            self._set_state(source.name, version, State.AVAILABLE, "")
+            log.info("serving %s version %d from %s", source.name, version, path)
+        if not result and old:
+            # Nothing new could be loaded: keep serving what was there (availability first).
+            return {v: loaded for v, loaded in old.items() if v in on_disk}
+        return result
+
+    def _set_state(self, name: str, version: int, state: int, error: str) -> None:
+        self._states.setdefault(name, {})[version] = (state, error)
+
+    # -- polling thread -----------------------------------------------------------
+
+    def start_polling(self, interval: float) -> None:
+        """Poll in a daemon thread every ``interval`` seconds until ``stop``."""
+
+        def loop() -> None:
+            while not self._stop.wait(interval):
+                try:
+                    self.poll()
+                except Exception as error:  # a bad config mid-edit must not end the poller
+                    log.error("model poll failed: %s", error)
+
+        self._thread = threading.Thread(target=loop, name="model-poller", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+
+    # -- lookups for requests -----------------------------------------------------
+
+    def model_names(self) -> list[str]:
+        return sorted(self._models)
+
+    def get(self, name: str, version: int | None = None, label: str = "") -> LoadedVersion:
+        """The version a ModelSpec names; NOT_FOUND as TF Serving words it."""
+        versions = self._models.get(name)
+        if label:
+            source = self._sources.get(name)
+            if source is None or label not in source.labels:
+                raise invalid(f"Unrecognized servable version label: {label}")
+            version = source.labels[label]
+        if version is not None:
+            if versions is None or version not in versions:
+                raise not_found(f"Servable not found for request: Specific({name}, {version})")
+            return versions[version]
+        if not versions:
+            raise not_found(f"Servable not found for request: Latest({name})")
+        return versions[max(versions)]
+
+    def status(self, name: str, version: int | None = None) -> list[tuple[int, int, str]]:
+        """(version, state, error) of the model's versions, newest first; NOT_FOUND if none."""
+        states = self._states.get(name, {})
+        if name not in self._sources or not states:
+            raise not_found(f"Could not find any versions of model {name}")
+        if version is not None:
+            if version not in states:
+                raise not_found(f"Could not find version {version} of model {name}")
+            return [(version, *states[version])]
+        return [(v, *states[v]) for v in sorted(states, reverse=True)]

@@ -1,0 +1,114 @@
+"""The three calls the project serves, in TensorFlow Serving's own messages.
+
+Both front ends use these functions: the gRPC servicers return the messages as they
+are, the REST handler converts them to JSON. So a request means the same thing, and
+fails with the same code, whichever protocol carries it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+from tensorflow_serving.apis import (
+    get_model_metadata_pb2,
+    get_model_status_pb2,
+    model_pb2,
+    predict_pb2,
+)
+
+from dann_client.tensors import fill_tensor_proto
+from dann_serve.serving.registry import LoadedVersion, ModelRegistry
+from dann_serve.serving.signature import ServedSignature
+from dann_serve.serving.status import invalid
+from dann_serve.serving.tensors import to_numpy
+
+SIGNATURE_DEF_FIELD = "signature_def"
+
+
+def resolve(registry: ModelRegistry, spec: model_pb2.ModelSpec) -> LoadedVersion:
+    """The loaded version a ModelSpec asks for (the newest if it names none)."""
+    if not spec.name:
+        raise invalid("Missing ModelSpec")
+    which = spec.WhichOneof("version_choice")
+    version = spec.version.value if which == "version" else None
+    label = spec.version_label if which == "version_label" else ""
+    return registry.get(spec.name, version, label)
+
+
+def response_spec(loaded: LoadedVersion, signature_name: str = "") -> model_pb2.ModelSpec:
+    spec = model_pb2.ModelSpec(name=loaded.name, signature_name=signature_name)
+    spec.version.value = loaded.version
+    return spec
+
+
+def run_signature(
+    signature: ServedSignature,
+    inputs: Mapping[str, np.ndarray],
+    output_filter: Iterable[str] = (),
+) -> dict[str, np.ndarray]:
+    """Check decoded inputs against the signature and run it."""
+    signature.check_input_names(inputs)
+    outputs = signature.check_output_filter(output_filter)
+    for name, array in inputs.items():
+        signature.check_input_shape(name, array)
+    return signature.run(inputs, outputs)
+
+
+def predict(
+    registry: ModelRegistry,
+    request: predict_pb2.PredictRequest,
+    max_input_bytes: int | None = None,
+) -> predict_pb2.PredictResponse:
+    """PredictionService.Predict; inputs that would decode to more than
+    ``max_input_bytes`` are refused with INVALID_ARGUMENT."""
+    loaded = resolve(registry, request.model_spec)
+    signature = loaded.signature(request.model_spec.signature_name)
+    signature.check_input_names(request.inputs)
+    inputs = {}
+    for name, tensor in request.inputs.items():
+        signature.check_input_dtype(name, tensor.dtype)
+        inputs[name] = to_numpy(tensor, name, max_input_bytes)
+    outputs = run_signature(signature, inputs, request.output_filter)
+    response = predict_pb2.PredictResponse(model_spec=response_spec(loaded, signature.key))
+    for name, array in outputs.items():
+        fill_tensor_proto(response.outputs[name], array)
+    return response
+
+
+def model_metadata(
+    registry: ModelRegistry, request: get_model_metadata_pb2.GetModelMetadataRequest
+) -> get_model_metadata_pb2.GetModelMetadataResponse:
+    """PredictionService.GetModelMetadata: the SignatureDefMap packed in an Any."""
+    if not request.metadata_field:
+        raise invalid("GetModelMetadataRequest must specify at least one metadata_field")
+    unsupported = [f for f in request.metadata_field if f != SIGNATURE_DEF_FIELD]
+    if unsupported:
+        raise invalid(f"Metadata field {unsupported[0]} is not supported")
+    loaded = resolve(registry, request.model_spec)
+    response = get_model_metadata_pb2.GetModelMetadataResponse(model_spec=response_spec(loaded))
+    signature_map = get_model_metadata_pb2.SignatureDefMap()
+    for key, definition in loaded.signature_defs.items():
+        signature_map.signature_def[key].CopyFrom(definition)
+    response.metadata[SIGNATURE_DEF_FIELD].Pack(signature_map)
+    return response
+
+
+def model_status(
+    registry: ModelRegistry, request: get_model_status_pb2.GetModelStatusRequest
+) -> get_model_status_pb2.GetModelStatusResponse:
+    """ModelService.GetModelStatus: the state of each version the server knows of."""
+    spec = request.model_spec
+    if not spec.name:
+        raise invalid("Missing ModelSpec")
+    which = spec.WhichOneof("version_choice")
+    if which == "version_label":
+        version = resolve(registry, spec).version
+    else:
+        version = spec.version.value if which == "version" else None
+    response = get_model_status_pb2.GetModelStatusResponse()
+    for number, state, error in registry.status(spec.name, version):
+        entry = response.model_version_status.add(version=number, state=state)
+        entry.status.error_code = 2 if error else 0  # UNKNOWN or OK
+        entry.status.error_message = error
+    return response

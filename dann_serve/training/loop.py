@@ -1,0 +1,238 @@
+"""The training loop: one tf.function step for DANN and source-only alike.
+
+Source-only is DANN with lambda held at 0: the same network, data stream, batch
+composition, optimiser and schedule, so the baseline differs from DANN in exactly
+one thing, the reversed domain gradient reaching the features. The domain head
+still trains in both modes, which makes its accuracy a fair readout of how
+separable the two domains' features are.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+from tqdm import tqdm
+
+from dann_serve import data
+from dann_serve.config import TrainConfig
+from dann_serve.data import Domain
+from dann_serve.data.pipeline import paired_batches, to_unit_range
+from dann_serve.model.networks import build_model
+from dann_serve.training.augment import random_shift
+from dann_serve.training.evaluation import pair_accuracies
+from dann_serve.training.plots import plot_curves
+from dann_serve.training.rundir import (
+    CHECKPOINTS,
+    MetricsLog,
+    RunError,
+    load_config,
+    package_versions,
+    read_metrics,
+    write_json,
+)
+from dann_serve.training.schedules import AdaptationSchedule, AnnealedLearningRate, progress
+
+
+class Trainer:
+    """Holds the model, optimiser, schedules and data stream of one run.
+
+    Everything that determines the next step (weights, optimiser slots and step
+    counter, the data iterator's position) is tracked by one tf.train.Checkpoint,
+    so a resumed run continues exactly where the saved one stopped.
+    """
+
+    def __init__(self, config: TrainConfig, source: Domain, target: Domain) -> None:
+        self.config = config
+        self.source = source
+        self.target = target
+        keras.utils.set_random_seed(config.seed)
+        self.model = build_model(config)
+        # The model a run reports, checkpoints for serving and exports is the moving
+        # average of the trained weights: the adversarial game makes the weights
+        # orbit, and a single step's weights are one arbitrary point of that orbit.
+        self.averaged = build_model(config)
+        self.averaged.set_weights(self.model.get_weights())
+        self.learning_rate = AnnealedLearningRate(
+            config.learning_rate, config.steps, config.lr_alpha, config.lr_beta
+        )
+        self.optimizer = keras.optimizers.SGD(
+            self.learning_rate,
+            momentum=config.momentum,
+            weight_decay=config.weight_decay or None,
+            global_clipnorm=config.clip_norm or None,
+        )
+        self.optimizer.build(self.model.trainable_variables)
+        self.adaptation = AdaptationSchedule(
+            config.gamma, config.lambda_max if config.mode == "dann" else 0.0
+        )
+        stream = paired_batches(source.train, target.train, config.batch_size, config.seed)
+        self.iterator = iter(stream)
+        self.label_loss = keras.metrics.Mean()
+        self.domain_loss = keras.metrics.Mean()
+        half = config.batch_size // 2
+        self.domain_labels = tf.concat([tf.zeros(half, tf.int64), tf.ones(half, tf.int64)], axis=0)
+        self.checkpoint = tf.train.Checkpoint(
+            model=self.model,
+            averaged=self.averaged,
+            optimizer=self.optimizer,
+            data=self.iterator,
+        )
+
+    @property
+    def step(self) -> int:
+        return int(self.optimizer.iterations.numpy())
+
+    def current_lambda(self) -> float:
+        return float(self.adaptation(progress(self.step, self.config.steps)))
+
+    def current_learning_rate(self) -> float:
+        return float(self.learning_rate(self.optimizer.iterations))
+
+    @tf.function
+    def train_step(self) -> None:
+        (xs, ys), (xt, _) = next(self.iterator)
+        images = to_unit_range(tf.concat([xs, xt], axis=0))
+        if self.config.augment:
+            images = random_shift(images, self.config.seed, self.optimizer.iterations)
+        self.model.reversal.lambda_.assign(
+            self.adaptation(progress(self.optimizer.iterations, self.config.steps))
+        )
+        with tf.GradientTape() as tape:
+            label_logits, domain_logits = self.model(images, training=True)
+            half = tf.shape(xs)[0]
+            label_loss = tf.reduce_mean(
+                tf.nn.sparse_softmax_cross_entropy_with_logits(ys, label_logits[:half])
+            )
+            domain_loss = tf.reduce_mean(
+                tf.nn.sparse_softmax_cross_entropy_with_logits(self.domain_labels, domain_logits)
+            )
+            loss = label_loss + domain_loss
+        variables = self.model.trainable_variables
+        gradients = tape.gradient(loss, variables)
+        self.optimizer.apply_gradients(zip(gradients, variables, strict=True))
+        self._update_average()
+        self.label_loss.update_state(label_loss)
+        self.domain_loss.update_state(domain_loss)
+
+    def _update_average(self) -> None:
+        """averaged <- d * averaged + (1 - d) * trained, with d ramping up early on.
+
+        The ramp d_t = min(decay, (1 + t) / (10 + t)) keeps the first steps from
+        dragging the random initial weights along for hundreds of steps.
+        """
+        if self.config.average_decay == 0.0:
+            decay = tf.constant(0.0)
+        else:
+            t = tf.cast(self.optimizer.iterations, tf.float32)
+            decay = tf.minimum(self.config.average_decay, (1.0 + t) / (10.0 + t))
+        for average, value in zip(self.averaged.weights, self.model.weights, strict=True):
+            average.assign(decay * average + (1.0 - decay) * value)
+
+    def measure(self) -> dict[str, float]:
+        """The metrics row logged every ``eval_every`` steps; resets the loss means."""
+        row = {
+            "step": self.step,
+            "label_loss": float(self.label_loss.result()),
+            "domain_loss": float(self.domain_loss.result()),
+            "lambda": self.current_lambda(),
+            "learning_rate": self.current_learning_rate(),
+            **pair_accuracies(self.averaged, self.source.test, self.target.test),
+        }
+        self.label_loss.reset_state()
+        self.domain_loss.reset_state()
+        if not math.isfinite(row["label_loss"]) and row["step"] > 0:
+            raise FloatingPointError(f"label loss became {row['label_loss']} at step {self.step}")
+        return row
+
+
+def load_pair(config: TrainConfig) -> tuple[Domain, Domain]:
+    return data.load(config.source, config.data_dir), data.load(
+        config.target, config.data_dir
+    )
+
+
+def train_run(
+    config: TrainConfig, run_dir: Path, resume: bool = False, show_progress: bool = True
+) -> dict:
+    """Train (or continue) the run in ``run_dir`` and return its summary."""
+    run_dir = Path(run_dir)
+    checkpoints = run_dir / CHECKPOINTS
+    has_checkpoint = tf.train.latest_checkpoint(str(checkpoints)) is not None
+    if resume:
+        if not (run_dir / "config.json").exists():
+            raise RunError(f"{run_dir}: nothing to resume (no config.json, no checkpoint)")
+        # Without a checkpoint (killed before the first one) the run starts over from
+        # step 0 with its saved options: nothing of it was kept, so nothing is lost.
+        config = load_config(run_dir)
+    elif has_checkpoint or (run_dir / "config.json").exists():
+        raise RunError(
+            f"{run_dir}: a run already exists there; pass --resume to continue it "
+            "or choose another --out"
+        )
+    source, target = load_pair(config)  # before mkdir: bad data leaves no empty run behind
+    run_dir.mkdir(parents=True, exist_ok=True)
+    trainer = Trainer(config, source, target)
+    manager = tf.train.CheckpointManager(trainer.checkpoint, str(checkpoints), max_to_keep=3)
+    if resume and has_checkpoint:
+        trainer.checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+    write_json(
+        run_dir / "config.json",
+        {
+            "options": {**vars(config)},
+            "versions": package_versions(),
+            "data": {
+                "source": {"name": source.name, "train": len(source.train),
+                           "test": len(source.test), "note": source.note},
+                "target": {"name": target.name, "train": len(target.train),
+                           "test": len(target.test), "note": target.note},
+            },
+        },
+    )  # fmt: skip
+
+    metrics = MetricsLog(run_dir, keep_up_to_step=trainer.step)
+    if trainer.step == 0:
+        metrics.log(trainer.measure())
+    bar = tqdm(
+        total=config.steps, initial=trainer.step, disable=not show_progress,
+        desc=f"{config.mode} {config.source}->{config.target}", unit="step",
+        dynamic_ncols=True,
+    )  # fmt: skip
+    try:
+        while trainer.step < config.steps:
+            trainer.train_step()
+            bar.update(1)
+            step = trainer.step
+            if step % config.eval_every == 0 or step == config.steps:
+                row = trainer.measure()
+                metrics.log(row)
+                manager.save(checkpoint_number=step)
+                bar.set_postfix(
+                    loss=f"{row['label_loss']:.3f}", src=f"{row['source_accuracy']:.3f}",
+                    tgt=f"{row['target_accuracy']:.3f}", dom=f"{row['domain_accuracy']:.2f}",
+                )  # fmt: skip
+    except KeyboardInterrupt:
+        manager.save(checkpoint_number=trainer.step)
+        raise
+    finally:
+        bar.close()
+        metrics.close()
+
+    rows = read_metrics(run_dir / "metrics.csv", config.steps)
+    final = rows[-1]
+    summary = {
+        "step": int(final["step"]),
+        "mode": config.mode,
+        "source": config.source,
+        "target": config.target,
+        "arch": config.arch,
+        "seed": config.seed,
+        "source_test_accuracy": float(final["source_accuracy"]),
+        "target_test_accuracy": float(final["target_accuracy"]),
+        "domain_accuracy": float(final["domain_accuracy"]),
+    }
+    write_json(run_dir / "summary.json", summary)
+    plot_curves(rows, run_dir)
+    return summary
