@@ -266,19 +266,25 @@ def report(rates: dict[str, list[float]], args: argparse.Namespace, source: str)
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--model-dir", type=Path, default=None,
+        "--model-dir",
+        type=Path,
+        default=None,
         help="A tree holding dann/<version>/ (default: train and export a tiny one).",
-    )  # fmt: skip
+    )
     parser.add_argument("--images", type=int, default=10_000, help="PNG files for our client")
     parser.add_argument(
-        "--baseline-images", type=int, default=2_000,
+        "--baseline-images",
+        type=int,
+        default=2_000,
         help="the first N of them for the one-image-per-request baseline",
-    )  # fmt: skip
+    )
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per path (>= 3)")
     parser.add_argument(
-        "--json", type=Path, default=None,
+        "--json",
+        type=Path,
+        default=None,
         help="where the figures go (default bench/results/client_throughput.json)",
-    )  # fmt: skip
+    )
     parser.add_argument("--strict", action="store_true", help="exit 1 if a goal is missed")
     args = parser.parse_args()
     result = Result("client_throughput", args.json)

@@ -38,8 +38,9 @@ def tiny_run(workdir: Path) -> Path:
     from dann_serve.config import TrainConfig
     from dann_serve.training.loop import train_run
 
-    train_run(TrainConfig(steps=60, batch_size=32, eval_every=30), workdir / "run",
-              show_progress=False)  # fmt: skip
+    train_run(
+        TrainConfig(steps=60, batch_size=32, eval_every=30), workdir / "run", show_progress=False
+    )
     return workdir / "run"
 
 
@@ -52,8 +53,7 @@ def _export(run: str, model_dir: str, report: multiprocessing.Queue) -> None:
 
 
 def newest(model_dir: Path) -> int:
-    return max((int(p.name) for p in (model_dir / "dann").iterdir() if p.name.isdigit()),
-               default=0)  # fmt: skip
+    return max((int(p.name) for p in (model_dir / "dann").iterdir() if p.name.isdigit()), default=0)
 
 
 def main() -> int:
@@ -61,12 +61,20 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--requests", type=int, default=500, help="per client, steady phase")
     parser.add_argument("--batch", type=int, default=1, help="images per request")
-    parser.add_argument("--run", type=Path, default=None,
-                        help="a training run to export (default: train a tiny one)")
-    parser.add_argument("--model-dir", type=Path, default=None,
-                        help="served tree holding dann/<version>/ (default: export --run "
-                             "into a temporary one first)")
-    args = parser.parse_args()  # fmt: skip
+    parser.add_argument(
+        "--run",
+        type=Path,
+        default=None,
+        help="a training run to export (default: train a tiny one)",
+    )
+    parser.add_argument(
+        "--model-dir",
+        type=Path,
+        default=None,
+        help="served tree holding dann/<version>/ (default: export --run "
+        "into a temporary one first)",
+    )
+    args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="bench-load-") as scratch:
         workdir = Path(scratch)
@@ -96,9 +104,13 @@ def main() -> int:
         try:
             steady = run_load(server.grpc_address, args.clients, args.requests, images)
             switch = run_load(
-                server.grpc_address, args.clients, 1, images,
-                while_running=export_under_load, until_version=before + 1,
-            )  # fmt: skip
+                server.grpc_address,
+                args.clients,
+                1,
+                images,
+                while_running=export_under_load,
+                until_version=before + 1,
+            )
             new_version, export_seconds = exported.get(timeout=5)
             loaded = f"serving dann version {new_version}" in server.log()
         finally:
@@ -110,15 +122,19 @@ def main() -> int:
     print(f"                 {switch.summary()}")
     for index, seen in enumerate(switch.versions):
         old = sum(1 for version in seen if version < new_version)
-        print(f"  client {index}: {old} answers by version {before}, then "
-              f"{len(seen) - old} by version {new_version}")
+        print(
+            f"  client {index}: {old} answers by version {before}, then "
+            f"{len(seen) - old} by version {new_version}"
+        )
     errors = steady.errors + switch.errors
     if errors:
         print("errors:", *errors[:10], sep="\n  ")
     ended = all(seen and seen[-1] == new_version for seen in switch.versions)
     monotonic = all(seen == sorted(seen) for seen in switch.versions)
-    print(f"errors {len(errors)}; version {new_version} loaded: {loaded}; every client ended "
-          f"on it: {ended}; no client went back: {monotonic}")
+    print(
+        f"errors {len(errors)}; version {new_version} loaded: {loaded}; every client ended "
+        f"on it: {ended}; no client went back: {monotonic}"
+    )
     return 0 if not errors and loaded and ended and monotonic else 1
 
 

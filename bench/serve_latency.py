@@ -50,18 +50,23 @@ SIGNATURE = "predict_label"
 BIG_BATCH = 256
 MAX_MESSAGE = 64 * 1024 * 1024
 PATHS = ("in-process", "onnxruntime", "grpc", "grpc, no model", "rest")
-GRPC_OPTIONS = [("grpc.max_receive_message_length", MAX_MESSAGE),
-                ("grpc.max_send_message_length", MAX_MESSAGE)]  # fmt: skip
+GRPC_OPTIONS = [
+    ("grpc.max_receive_message_length", MAX_MESSAGE),
+    ("grpc.max_send_message_length", MAX_MESSAGE),
+]
 # ONNX Runtime session options tried beside the default session (0 threads = one per core).
 ORT_VARIANTS: dict[str, dict] = {
     "ort 1 thread": {"intra_op_num_threads": 1},
     "ort no spinning": {"config": {"session.intra_op.allow_spinning": "0"}},
-    "ort 1 thread, basic opt": {"intra_op_num_threads": 1, "graph_optimization_level":
-                                onnxruntime.GraphOptimizationLevel.ORT_ENABLE_BASIC},
-    "ort no graph opt": {"graph_optimization_level":
-                         onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL},
+    "ort 1 thread, basic opt": {
+        "intra_op_num_threads": 1,
+        "graph_optimization_level": onnxruntime.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+    },
+    "ort no graph opt": {
+        "graph_optimization_level": onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
+    },
     "ort parallel mode": {"execution_mode": onnxruntime.ExecutionMode.ORT_PARALLEL},
-}  # fmt: skip
+}
 
 
 class Recorder:
@@ -105,9 +110,14 @@ class Recorder:
         }
 
 
-def measure(calls: dict[str, Callable[[np.ndarray], object]], one: np.ndarray,
-            big: np.ndarray, requests: int, batches: int, rounds: int
-            ) -> dict[str, dict[str, float]]:  # fmt: skip
+def measure(
+    calls: dict[str, Callable[[np.ndarray], object]],
+    one: np.ndarray,
+    big: np.ndarray,
+    requests: int,
+    batches: int,
+    rounds: int,
+) -> dict[str, dict[str, float]]:
     """Batch-1 p50/p99 in ms and batch-256 images/s per path.
 
     The paths take turns in short rounds, so a change in the machine's load (it is
@@ -138,8 +148,7 @@ def onnx_call(version_dir: Path, options: dict | None = None) -> Callable[[np.nd
         else:
             setattr(settings, name, value)
     path = version_dir / "onnx" / f"{SIGNATURE}.onnx"
-    session = onnxruntime.InferenceSession(str(path), settings,
-                                           providers=["CPUExecutionProvider"])  # fmt: skip
+    session = onnxruntime.InferenceSession(str(path), settings, providers=["CPUExecutionProvider"])
     return lambda images: session.run(None, {"images": images})
 
 
@@ -196,8 +205,12 @@ def rest_call(rest_url: str) -> Callable[[np.ndarray], object]:
 
     def call(images: np.ndarray) -> dict:
         body = json.dumps({"signature_name": SIGNATURE, "instances": images.tolist()})
-        connection.request("POST", "/v1/models/dann:predict", body=body,
-                           headers={"Content-Type": "application/json"})  # fmt: skip
+        connection.request(
+            "POST",
+            "/v1/models/dann:predict",
+            body=body,
+            headers={"Content-Type": "application/json"},
+        )
         response = connection.getresponse()
         payload = response.read()
         if response.status != 200:
@@ -210,32 +223,45 @@ def rest_call(rest_url: str) -> Callable[[np.ndarray], object]:
 def report(figures: dict[str, dict[str, float]]) -> dict[str, str]:
     """Print the table and the goals; return each goal's verdict."""
     base = figures["in-process"]
-    print(f"{'path':<24} {'b1 p50 ms':>10} {'b1 p99 ms':>10} {'b256 img/s':>11} "
-          f"{'p50 +ms':>8} {'img/s %':>8}")  # fmt: skip
+    print(
+        f"{'path':<24} {'b1 p50 ms':>10} {'b1 p99 ms':>10} {'b256 img/s':>11} "
+        f"{'p50 +ms':>8} {'img/s %':>8}"
+    )
     # img/s % is the median of the per-round ratios (see Recorder.figures)
     for name, row in figures.items():
-        print(f"{name:<24} {row['p50_ms']:>10.3f} {row['p99_ms']:>10.3f} "
-              f"{row['images_per_s']:>11.0f} {row['p50_ms'] - base['p50_ms']:>8.3f} "
-              f"{100 * row['share']:>7.1f}%")  # fmt: skip
+        print(
+            f"{name:<24} {row['p50_ms']:>10.3f} {row['p99_ms']:>10.3f} "
+            f"{row['images_per_s']:>11.0f} {row['p50_ms'] - base['p50_ms']:>8.3f} "
+            f"{100 * row['share']:>7.1f}%"
+        )
     grpc_row = figures["grpc"]
     extra = grpc_row["p50_ms"] - base["p50_ms"]
     share = grpc_row["share"]
-    print(f"goal gRPC batch-1 p50 within 1 ms of in process: +{extra:.3f} ms "
-          f"{'met' if extra <= 1.0 else 'NOT met'}")  # fmt: skip
-    print(f"goal gRPC batch-256 throughput >= 80% of in process: {100 * share:.1f}% "
-          f"{'met' if share >= 0.8 else 'NOT met'} (median of the rounds' ratios, range "
-          f"{100 * grpc_row['share_min']:.1f}-{100 * grpc_row['share_max']:.1f}%)")  # fmt: skip
+    print(
+        f"goal gRPC batch-1 p50 within 1 ms of in process: +{extra:.3f} ms "
+        f"{'met' if extra <= 1.0 else 'NOT met'}"
+    )
+    print(
+        f"goal gRPC batch-256 throughput >= 80% of in process: {100 * share:.1f}% "
+        f"{'met' if share >= 0.8 else 'NOT met'} (median of the rounds' ratios, range "
+        f"{100 * grpc_row['share_min']:.1f}-{100 * grpc_row['share_max']:.1f}%)"
+    )
     floor = figures["grpc, no model"]
+
     def batch_ms(row: dict[str, float]) -> float:
         return BIG_BATCH * 1000 / row["images_per_s"]
 
-    print(f"gRPC over in process: +{extra:.3f} ms at batch 1, "
-          f"+{batch_ms(grpc_row) - batch_ms(base):.2f} ms per batch of {BIG_BATCH}; the same "
-          f"requests to a server without a model take {floor['p50_ms']:.3f} ms and "
-          f"{batch_ms(floor):.2f} ms")  # fmt: skip
+    print(
+        f"gRPC over in process: +{extra:.3f} ms at batch 1, "
+        f"+{batch_ms(grpc_row) - batch_ms(base):.2f} ms per batch of {BIG_BATCH}; the same "
+        f"requests to a server without a model take {floor['p50_ms']:.3f} ms and "
+        f"{batch_ms(floor):.2f} ms"
+    )
     onnx_share = figures["onnxruntime"]["p50_ms"] / base["p50_ms"]
-    print(f"goal ONNX Runtime batch-1 p50 <= 50% of in process: {100 * onnx_share:.1f}% "
-          f"{'met' if onnx_share <= 0.5 else 'NOT met'}")  # fmt: skip
+    print(
+        f"goal ONNX Runtime batch-1 p50 <= 50% of in process: {100 * onnx_share:.1f}% "
+        f"{'met' if onnx_share <= 0.5 else 'NOT met'}"
+    )
     return {
         "grpc_p50_within_1ms": extra <= 1.0,
         "grpc_throughput_80pct": share >= 0.8,
@@ -245,16 +271,25 @@ def report(figures: dict[str, dict[str, float]]) -> dict[str, str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model-dir", type=Path, default=None,
-                        help="A tree holding dann/<version>/ (default: train a tiny one).")
+    parser.add_argument(
+        "--model-dir",
+        type=Path,
+        default=None,
+        help="A tree holding dann/<version>/ (default: train a tiny one).",
+    )
     parser.add_argument("--requests", type=int, default=400, help="batch-1 requests per path")
     parser.add_argument("--batches", type=int, default=40, help="batch-256 requests per path")
     parser.add_argument("--rounds", type=int, default=10, help="turns the paths take")
-    parser.add_argument("--json", type=Path, default=None,
-                        help="where the figures go (default bench/results/serve_latency.json)")
-    parser.add_argument("--no-ort-variants", action="store_true",
-                        help="time the default ONNX Runtime session only")
-    args = parser.parse_args()  # fmt: skip
+    parser.add_argument(
+        "--json",
+        type=Path,
+        default=None,
+        help="where the figures go (default bench/results/serve_latency.json)",
+    )
+    parser.add_argument(
+        "--no-ort-variants", action="store_true", help="time the default ONNX Runtime session only"
+    )
+    args = parser.parse_args()
     # The same allocator setting as `dann-serve serve`, so that every path (the
     # in-process baseline included) reuses its big buffers instead of faulting in
     # fresh pages for each request.
@@ -272,12 +307,16 @@ def main() -> None:
         server = LocalServer(model_dir, workdir / "serve.log").wait_ready()
         no_model_port = free_port()
         no_model = multiprocessing.get_context("spawn").Process(
-            target=serve_no_model, args=(no_model_port,), daemon=True)  # fmt: skip
+            target=serve_no_model, args=(no_model_port,), daemon=True
+        )
         no_model.start()
         try:
-            with (grpc.insecure_channel(server.grpc_address, options=GRPC_OPTIONS) as channel,
-                  grpc.insecure_channel(f"127.0.0.1:{no_model_port}",
-                                        options=GRPC_OPTIONS) as no_model_channel):  # fmt: skip
+            with (
+                grpc.insecure_channel(server.grpc_address, options=GRPC_OPTIONS) as channel,
+                grpc.insecure_channel(
+                    f"127.0.0.1:{no_model_port}", options=GRPC_OPTIONS
+                ) as no_model_channel,
+            ):
                 grpc.channel_ready_future(no_model_channel).result(timeout=120)
                 calls = {
                     "in-process": in_process_call(version_dir),
@@ -295,27 +334,38 @@ def main() -> None:
                         name: onnx_call(version_dir, options)
                         for name, options in ORT_VARIANTS.items()
                     }
-                    measured = measure(variants, one, big, args.requests, args.batches,
-                                       args.rounds)  # fmt: skip
+                    measured = measure(variants, one, big, args.requests, args.batches, args.rounds)
                     figures |= {name: measured[name] for name in ORT_VARIANTS}
         finally:
             server.stop()
             no_model.kill()
         graph = onnx_graph(version_dir)
-    print(f"model {version_dir}, signature {SIGNATURE}, {args.requests} batch-1 and "
-          f"{args.batches} batch-{BIG_BATCH} requests per path, {os.cpu_count()} CPUs")
+    print(
+        f"model {version_dir}, signature {SIGNATURE}, {args.requests} batch-1 and "
+        f"{args.batches} batch-{BIG_BATCH} requests per path, {os.cpu_count()} CPUs"
+    )
     goals = report(figures)
-    result.write({
-        "signature": SIGNATURE, "requests": args.requests, "batches": args.batches,
-        "big_batch": BIG_BATCH, "rounds": args.rounds, "model": "tiny export" if
-        args.model_dir is None else str(version_dir),
-        "paths": {name: figures[name] for name in PATHS},
-        "ort_variants": {name: {**figures[name], "options": {
-            k: str(v) for k, v in ORT_VARIANTS[name].items()}}
-            for name in figures if name not in PATHS},
-        "onnx_graph": graph,
-        "goals": goals,
-    })  # fmt: skip
+    result.write(
+        {
+            "signature": SIGNATURE,
+            "requests": args.requests,
+            "batches": args.batches,
+            "big_batch": BIG_BATCH,
+            "rounds": args.rounds,
+            "model": "tiny export" if args.model_dir is None else str(version_dir),
+            "paths": {name: figures[name] for name in PATHS},
+            "ort_variants": {
+                name: {
+                    **figures[name],
+                    "options": {k: str(v) for k, v in ORT_VARIANTS[name].items()},
+                }
+                for name in figures
+                if name not in PATHS
+            },
+            "onnx_graph": graph,
+            "goals": goals,
+        }
+    )
 
 
 if __name__ == "__main__":

@@ -88,8 +88,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--arch", nargs="+", default=["mnist", "svhn"])
-    parser.add_argument("--json", help="where the figures go "
-                        "(default bench/results/train_throughput.json)")  # fmt: skip
+    parser.add_argument(
+        "--json", help="where the figures go (default bench/results/train_throughput.json)"
+    )
     args = parser.parse_args()
     result = Result("train_throughput", args.json)
 
@@ -101,9 +102,11 @@ def main() -> None:
         steps = args.steps if arch == "mnist" else max(args.steps // 8, 10)
         config = TrainConfig(arch=arch, steps=10**6, batch_size=args.batch_size)
         trainer = Trainer(config, source, target)
-        seconds = time_steps({"ours": trainer.train_step,
-                              **bare_steps(trainer, args.batch_size)}, steps,
-                             args.repeats)  # fmt: skip
+        seconds = time_steps(
+            {"ours": trainer.train_step, **bare_steps(trainer, args.batch_size)},
+            steps,
+            args.repeats,
+        )
         ours = median(half * steps / s for s in seconds["ours"]["wall"])
         bare = median(half * steps / s for s in seconds["bare"]["wall"])
         cpu_ms = {name: 1000 * median(times["cpu"]) / steps for name, times in seconds.items()}
@@ -113,20 +116,32 @@ def main() -> None:
             "update": cpu_ms["bare"] - cpu_ms["forward+backward"],
             "data, average, metrics": cpu_ms["ours"] - cpu_ms["bare"],
         }
-        results[arch] = {"steps": steps, "source_images_per_s": ours,
-                         "bare_step_source_images_per_s": bare, "ratio_to_bare": ours / bare,
-                         "source_images_per_cpu_s": half * 1000 / cpu_ms["ours"],
-                         "cpu_ms_per_step": cpu_ms, "cpu_ms_parts": parts,
-                         "seconds": seconds}  # fmt: skip
+        results[arch] = {
+            "steps": steps,
+            "source_images_per_s": ours,
+            "bare_step_source_images_per_s": bare,
+            "ratio_to_bare": ours / bare,
+            "source_images_per_cpu_s": half * 1000 / cpu_ms["ours"],
+            "cpu_ms_per_step": cpu_ms,
+            "cpu_ms_parts": parts,
+            "seconds": seconds,
+        }
         print(
             f"{arch:6s} DANN step: {ours:8.0f} source images/s (median of {args.repeats}); "
             f"bare tf.function step: {bare:8.0f}; ratio {ours / bare:.2f}\n"
-            f"       CPU ms per step: " + ", ".join(f"{k} {v:.1f}" for k, v in parts.items())
+            f"       CPU ms per step: "
+            + ", ".join(f"{k} {v:.1f}" for k, v in parts.items())
             + f" = {cpu_ms['ours']:.1f}",
             flush=True,
-        )  # fmt: skip
-    result.write({"batch_size": args.batch_size, "source_per_step": half,
-                  "repeats": args.repeats, "results": results})  # fmt: skip
+        )
+    result.write(
+        {
+            "batch_size": args.batch_size,
+            "source_per_step": half,
+            "repeats": args.repeats,
+            "results": results,
+        }
+    )
 
 
 if __name__ == "__main__":

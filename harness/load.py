@@ -39,9 +39,10 @@ class LoadResult:
     def percentile_ms(self, q: float) -> float:
         if len(self.latencies) < 2:
             return 1000 * (self.latencies[0] if self.latencies else float("nan"))
-        return 1000 * statistics.quantiles(self.latencies, n=1000, method="inclusive")[
-            round(q * 10) - 1
-        ]
+        return (
+            1000
+            * statistics.quantiles(self.latencies, n=1000, method="inclusive")[round(q * 10) - 1]
+        )
 
     def summary(self) -> str:
         switched = sum(1 for seen in self.versions if len(set(seen)) > 1)
@@ -92,8 +93,10 @@ def run_load(
     end_by = time.monotonic() + deadline
 
     def client(index: int) -> None:
-        options = [("grpc.max_send_message_length", MAX_MESSAGE),
-                   ("grpc.max_receive_message_length", MAX_MESSAGE)]  # fmt: skip
+        options = [
+            ("grpc.max_send_message_length", MAX_MESSAGE),
+            ("grpc.max_receive_message_length", MAX_MESSAGE),
+        ]
         channel = (
             grpc.secure_channel(address, credentials, options)
             if credentials

@@ -46,8 +46,9 @@ def trained_run(tiny_pair: tuple[str, str], tmp_path_factory) -> Path:
 
     source, target = tiny_pair
     run_dir = tmp_path_factory.mktemp("runs") / "tiny"
-    config = TrainConfig(source=source, target=target, steps=60, batch_size=32,
-                         eval_every=30, learning_rate=0.01)  # fmt: skip
+    config = TrainConfig(
+        source=source, target=target, steps=60, batch_size=32, eval_every=30, learning_rate=0.01
+    )
     train_run(config, run_dir, show_progress=False)
     return run_dir
 
@@ -87,7 +88,6 @@ def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
 
 
-
 @pytest.fixture(scope="session")
 def start_server(tmp_path_factory) -> Iterator:
     """Factory: ``start_server(model_dir, *options)`` runs ``dann-serve serve`` on free
@@ -124,11 +124,27 @@ def tls_certificate(tmp_path_factory) -> dict[str, Path]:
     directory = tmp_path_factory.mktemp("tls")
     cert, key = directory / "cert.pem", directory / "key.pem"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost",
-         "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
-    )  # fmt: skip
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
     return {"cert": cert, "key": key}
 
 

@@ -45,6 +45,8 @@ def test_samples_writes_labelled_pngs(tmp_path) -> None:
     assert result.exit_code == 0, result.output
     files = sorted(tmp_path.glob("*.png"))
     assert [f.name.split("-label")[0] for f in files] == [
-        "digits-test-0000", "digits-test-0001", "digits-test-0002",
-    ]  # fmt: skip
+        "digits-test-0000",
+        "digits-test-0001",
+        "digits-test-0002",
+    ]
     assert Image.open(files[0]).size == (32, 32)

@@ -137,8 +137,9 @@ def expected(in_process, signature: str, paths: list[Path]) -> dict[str, np.ndar
     return {name: value.numpy() for name, value in outputs.items()}
 
 
-def assert_answers(got: list[dict], paths: list[Path], want: dict[str, np.ndarray],
-                   signature: str) -> None:  # fmt: skip
+def assert_answers(
+    got: list[dict], paths: list[Path], want: dict[str, np.ndarray], signature: str
+) -> None:
     """Same files in the same order, the same answers exactly, probabilities to 6 places."""
     key = ANSWER[signature]
     assert [record["path"] for record in got] == [str(path) for path in paths]
@@ -159,8 +160,9 @@ def one_error_line(result: subprocess.CompletedProcess) -> str:
 
 def test_predict_labels_equal_the_in_process_model(server, in_process, image_files):
     directory = os.path.commonpath(image_files)  # walked recursively, in sorted order
-    result = dann_client("predict", directory, "--json", "--batch-size", "64",
-                         "--server", server.grpc_address)  # fmt: skip
+    result = dann_client(
+        "predict", directory, "--json", "--batch-size", "64", "--server", server.grpc_address
+    )
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
     want = expected(in_process, "predict_label", image_files)
@@ -168,23 +170,39 @@ def test_predict_labels_equal_the_in_process_model(server, in_process, image_fil
     assert len(set(want["label"].tolist())) > 1  # a model that always says 7 proves little
 
 
-def test_onnx_backend_gives_the_same_labels_without_a_server(in_process, exported_model,
-                                                              image_files):  # fmt: skip
+def test_onnx_backend_gives_the_same_labels_without_a_server(
+    in_process, exported_model, image_files
+):
     nobody = f"127.0.0.1:{free_port()}"  # would fail with exit 3 if it were asked
     for command, signature in (("predict", "predict_label"), ("domain", "classify_domain")):
-        result = dann_client(command, *image_files, "--json", "--backend", "onnx",
-                             "--onnx", exported_model, "--server", nobody)  # fmt: skip
+        result = dann_client(
+            command,
+            *image_files,
+            "--json",
+            "--backend",
+            "onnx",
+            "--onnx",
+            exported_model,
+            "--server",
+            nobody,
+        )
         assert result.returncode == 0, result.stderr
         want = expected(in_process, signature, image_files)
         assert_answers(records(result), image_files, want, signature)
 
 
-def test_domain_command_and_signature_option_equal_in_process(server, in_process,
-                                                              tiny_files):  # fmt: skip
+def test_domain_command_and_signature_option_equal_in_process(server, in_process, tiny_files):
     want = expected(in_process, "classify_domain", tiny_files)
     by_command = dann_client("domain", *tiny_files, "--json", "--server", server.grpc_address)
-    by_option = dann_client("predict", *tiny_files, "--json", "--signature", "classify_domain",
-                            "--server", server.grpc_address)  # fmt: skip
+    by_option = dann_client(
+        "predict",
+        *tiny_files,
+        "--json",
+        "--signature",
+        "classify_domain",
+        "--server",
+        server.grpc_address,
+    )
     assert by_command.returncode == by_option.returncode == 0, by_command.stderr
     assert by_command.stdout == by_option.stdout
     got = records(by_command)
@@ -195,8 +213,13 @@ def test_domain_command_and_signature_option_equal_in_process(server, in_process
 
 def test_paths_from_stdin_and_text_output(server, in_process, tiny_files):
     chosen = tiny_files[:3]
-    result = dann_client("predict", "-", "--server", server.grpc_address,
-                         stdin="".join(f"{path}\n" for path in chosen))  # fmt: skip
+    result = dann_client(
+        "predict",
+        "-",
+        "--server",
+        server.grpc_address,
+        stdin="".join(f"{path}\n" for path in chosen),
+    )
     assert result.returncode == 0, result.stderr
     labels = expected(in_process, "predict_label", chosen)["label"].tolist()
     lines = result.stdout.splitlines()
@@ -221,8 +244,9 @@ def test_a_corrupt_file_costs_one_line_and_others_are_answered(
     line = one_error_line(result)
     assert line.startswith(f"{broken}: ") and len(line) > len(f"{broken}: ")
     good = sorted(good)
-    assert_answers(records(result), good, expected(in_process, "predict_label", good),
-                   "predict_label")  # fmt: skip
+    assert_answers(
+        records(result), good, expected(in_process, "predict_label", good), "predict_label"
+    )
 
 
 USAGE_ERRORS = {
@@ -258,8 +282,9 @@ def test_server_down_exits_3_with_one_line_naming_the_address(tiny_files):
 
 
 def test_a_deadline_too_short_for_the_real_server_exits_3(server, tiny_files):
-    result = dann_client("predict", *tiny_files[:50], "--timeout", "0.000001",
-                         "--server", server.grpc_address)  # fmt: skip
+    result = dann_client(
+        "predict", *tiny_files[:50], "--timeout", "0.000001", "--server", server.grpc_address
+    )
     assert result.returncode == 3, result.stderr
     assert result.stdout == ""
     line = one_error_line(result)
@@ -292,8 +317,9 @@ def test_requests_the_server_rejects_exit_4(server, tiny_files, case):
 
 def test_the_legacy_model_still_answers_labels(server, in_process, tiny_files):
     """So the FAILED_PRECONDITION above is about the signature, not a broken model."""
-    result = dann_client("predict", *tiny_files[:5], "--json", "--model", "legacy",
-                         "--server", server.grpc_address)  # fmt: skip
+    result = dann_client(
+        "predict", *tiny_files[:5], "--json", "--model", "legacy", "--server", server.grpc_address
+    )
     assert result.returncode == 0, result.stderr
     want = expected(in_process, "predict_label", tiny_files[:5])
     assert_answers(records(result), tiny_files[:5], want, "predict_label")
@@ -305,8 +331,15 @@ def test_the_legacy_model_still_answers_labels(server, in_process, tiny_files):
 def test_status_of_the_served_model(server):
     as_json = dann_client("status", "--json", "--server", server.grpc_address)
     assert as_json.returncode == 0, as_json.stderr
-    assert records(as_json) == [{"model": "dann", "version": 1, "state": "AVAILABLE",
-                                 "error_code": "OK", "error_message": ""}]  # fmt: skip
+    assert records(as_json) == [
+        {
+            "model": "dann",
+            "version": 1,
+            "state": "AVAILABLE",
+            "error_code": "OK",
+            "error_message": "",
+        }
+    ]
     as_text = dann_client("status", "--version", "1", "--server", server.grpc_address)
     assert (as_text.returncode, as_text.stdout) == (0, "dann version 1: AVAILABLE\n")
 

@@ -73,8 +73,13 @@ def test_onnx_runtime_answers_like_the_saved_model(exported_model, saved, tiny_t
     images = to_unit_range(tiny_target.test.images[:16]).numpy()
     session = onnxruntime.InferenceSession(str(exported_model / "onnx" / "predict_label.onnx"))
     assert [i.name for i in session.get_inputs()] == ["images"]
-    got = dict(zip([o.name for o in session.get_outputs()],
-                   session.run(None, {"images": images}), strict=True))  # fmt: skip
+    got = dict(
+        zip(
+            [o.name for o in session.get_outputs()],
+            session.run(None, {"images": images}),
+            strict=True,
+        )
+    )
     want = saved.signatures["predict_label"](images=tf.constant(images))
     np.testing.assert_array_equal(got["label"], want["label"].numpy())
     np.testing.assert_allclose(got["probabilities"], want["probabilities"].numpy(), atol=1e-5)
@@ -145,8 +150,10 @@ def test_models_config_parses_with_the_official_messages(exported_model) -> None
     config = read_config(exported_model.parent.parent / "models.config")
     (entry,) = config.model_config_list.config
     assert (entry.name, entry.base_path, entry.model_platform) == (
-        "dann", "/models/dann", "tensorflow",
-    )  # fmt: skip
+        "dann",
+        "/models/dann",
+        "tensorflow",
+    )
 
 
 def _versions(model_root) -> list[str]:

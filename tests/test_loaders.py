@@ -105,8 +105,13 @@ def test_mnist_full_idx_files(write_idx, digits28, data_dir: Path, gz: bool) -> 
 def test_mnist_npz(data_dir: Path, digits28) -> None:
     images, labels = digits28
     (data_dir / "mnist").mkdir(parents=True)
-    np.savez(data_dir / "mnist" / "mnist.npz", x_train=images, y_train=labels,
-             x_test=images[:3], y_test=labels[:3])  # fmt: skip
+    np.savez(
+        data_dir / "mnist" / "mnist.npz",
+        x_train=images,
+        y_train=labels,
+        x_test=images[:3],
+        y_test=labels[:3],
+    )
     domain = data.load("mnist", data_dir)
     assert_mnist_layout(domain.train, images, labels)
     assert_mnist_layout(domain.test, images[:3], labels[:3])
@@ -129,22 +134,45 @@ def _truncate_gzip(path: Path) -> None:
 
 IDX_FAULTS = {
     # name: (file to damage, damage, message)
-    "bad magic": ("images", lambda p: p.write_bytes(gzip.compress(
-        struct.pack(">4i", 2049, COUNT, 28, 28) + bytes(COUNT * 784))), "bad magic number 2049"),
-    "truncated": ("images", lambda p: p.write_bytes(gzip.compress(
-        gzip.decompress(p.read_bytes())[:-100])), "truncated IDX file"),
-    "too long": ("labels", lambda p: p.write_bytes(gzip.compress(
-        gzip.decompress(p.read_bytes()) + b"\0")), "IDX file too long"),
-    "header only": ("labels", lambda p: p.write_bytes(gzip.compress(b"\0\0\x08")),
-                    "shorter than its 8-byte header"),
+    "bad magic": (
+        "images",
+        lambda p: p.write_bytes(
+            gzip.compress(struct.pack(">4i", 2049, COUNT, 28, 28) + bytes(COUNT * 784))
+        ),
+        "bad magic number 2049",
+    ),
+    "truncated": (
+        "images",
+        lambda p: p.write_bytes(gzip.compress(gzip.decompress(p.read_bytes())[:-100])),
+        "truncated IDX file",
+    ),
+    "too long": (
+        "labels",
+        lambda p: p.write_bytes(gzip.compress(gzip.decompress(p.read_bytes()) + b"\0")),
+        "IDX file too long",
+    ),
+    "header only": (
+        "labels",
+        lambda p: p.write_bytes(gzip.compress(b"\0\0\x08")),
+        "shorter than its 8-byte header",
+    ),
     "broken gzip": ("images", _truncate_gzip, "not a complete gzip file"),
-    "wrong size": ("images", lambda p: p.write_bytes(gzip.compress(
-        idx_bytes(np.zeros((COUNT, 27, 27), np.uint8)))), "images are 27x27, expected 28x28"),
-    "count mismatch": ("labels", lambda p: p.write_bytes(gzip.compress(
-        idx_bytes(np.zeros(COUNT - 1, np.uint8)))), f"{COUNT - 1} labels for the {COUNT} images"),
-    "label out of range": ("labels", lambda p: p.write_bytes(gzip.compress(
-        idx_bytes(np.full(COUNT, 12, np.uint8)))), "label 12 at index 0 is out of range 0-9"),
-}  # fmt: skip
+    "wrong size": (
+        "images",
+        lambda p: p.write_bytes(gzip.compress(idx_bytes(np.zeros((COUNT, 27, 27), np.uint8)))),
+        "images are 27x27, expected 28x28",
+    ),
+    "count mismatch": (
+        "labels",
+        lambda p: p.write_bytes(gzip.compress(idx_bytes(np.zeros(COUNT - 1, np.uint8)))),
+        f"{COUNT - 1} labels for the {COUNT} images",
+    ),
+    "label out of range": (
+        "labels",
+        lambda p: p.write_bytes(gzip.compress(idx_bytes(np.full(COUNT, 12, np.uint8)))),
+        "label 12 at index 0 is out of range 0-9",
+    ),
+}
 
 
 @pytest.mark.parametrize("fault", IDX_FAULTS)
@@ -169,8 +197,9 @@ def test_mnist_missing_names_every_file_and_the_folder(tmp_path: Path) -> None:
     assert "--download" in message and "\n" not in message
 
 
-def test_mnist_half_of_the_train_files_is_an_error(mnist_test_files, write_idx, digits28,
-                                                    data_dir: Path) -> None:  # fmt: skip
+def test_mnist_half_of_the_train_files_is_an_error(
+    mnist_test_files, write_idx, digits28, data_dir: Path
+) -> None:
     write_idx("train-images-idx3-ubyte", digits28[0])
     with pytest.raises(DatasetError, match="train-labels-idx1-ubyte"):
         data.load("mnist", data_dir)
@@ -226,7 +255,7 @@ MAT_FAULTS = {
     "not uint8": (lambda X, y: {"X": X.astype(np.float64), "y": y}, "X is float64"),
     "label out of range": (lambda X, y: {"X": X, "y": y + 2}, "label 11 at index 8 is out"),
     "label count": (lambda X, y: {"X": X, "y": y[:5]}, "5 labels for 10 images"),
-}  # fmt: skip
+}
 
 
 @pytest.mark.parametrize("fault", MAT_FAULTS)
@@ -245,8 +274,10 @@ def test_matlab_garbage_and_missing(matlab_dir, data_dir: Path) -> None:
     with pytest.raises(DatasetError, match=r"train_32x32\.mat: not a readable MATLAB \.mat"):
         data.load(name, data_dir)
     (folder / "train_32x32.mat").unlink()
-    with pytest.raises(DatasetError, match=re.escape(
-            f"{name}: expected train_32x32.mat and test_32x32.mat in {folder}")):  # fmt: skip
+    with pytest.raises(
+        DatasetError,
+        match=re.escape(f"{name}: expected train_32x32.mat and test_32x32.mat in {folder}"),
+    ):
         data.load(name, data_dir)
 
 
@@ -283,23 +314,41 @@ def test_mnistm_png_folders(mnistm_dir, data_dir: Path) -> None:
 @pytest.mark.parametrize(
     ("damage", "message"),
     [
-        (lambda root: (root / "mnist_m_test" / f"{COUNT:08d}.png").unlink(),
-         "mnist_m_test/00000010.png: listed in mnist_m_test_labels.txt but no such file"),
-        (lambda root: (root / "mnist_m_test" / f"{COUNT:08d}.png").write_bytes(b"\x89PNG"),
-         "00000010.png: listed in mnist_m_test_labels.txt but not an image file"),
-        (lambda root: (root / "mnist_m_test_labels.txt").write_text("a.png 3\nb.png 10\n"),
-         "mnist_m_test_labels.txt: line 2: label 10 is out of range 0-9"),
-        (lambda root: (root / "mnist_m_test_labels.txt").write_text("a.png three\n"),
-         "line 1: expected '<file name> <label>', got 'a.png three'"),
-        (lambda root: (root / "mnist_m_test_labels.txt").write_text("\n"),
-         "mnist_m_test_labels.txt: the label list is empty"),
-        (lambda root: (root / "mnist_m_test_labels.txt").unlink(),
-         "expected mnist_m_train/ and mnist_m_train_labels.txt and mnist_m_test/ and "
-         "mnist_m_test_labels.txt in"),
+        (
+            lambda root: (root / "mnist_m_test" / f"{COUNT:08d}.png").unlink(),
+            "mnist_m_test/00000010.png: listed in mnist_m_test_labels.txt but no such file",
+        ),
+        (
+            lambda root: (root / "mnist_m_test" / f"{COUNT:08d}.png").write_bytes(b"\x89PNG"),
+            "00000010.png: listed in mnist_m_test_labels.txt but not an image file",
+        ),
+        (
+            lambda root: (root / "mnist_m_test_labels.txt").write_text("a.png 3\nb.png 10\n"),
+            "mnist_m_test_labels.txt: line 2: label 10 is out of range 0-9",
+        ),
+        (
+            lambda root: (root / "mnist_m_test_labels.txt").write_text("a.png three\n"),
+            "line 1: expected '<file name> <label>', got 'a.png three'",
+        ),
+        (
+            lambda root: (root / "mnist_m_test_labels.txt").write_text("\n"),
+            "mnist_m_test_labels.txt: the label list is empty",
+        ),
+        (
+            lambda root: (root / "mnist_m_test_labels.txt").unlink(),
+            "expected mnist_m_train/ and mnist_m_train_labels.txt and mnist_m_test/ and "
+            "mnist_m_test_labels.txt in",
+        ),
     ],
-    ids=["png missing", "png corrupt", "label out of range", "bad line", "empty list",
-         "list missing"],
-)  # fmt: skip
+    ids=[
+        "png missing",
+        "png corrupt",
+        "label out of range",
+        "bad line",
+        "empty list",
+        "list missing",
+    ],
+)
 def test_mnistm_errors(mnistm_dir, data_dir: Path, damage, message: str) -> None:
     damage(mnistm_dir[0])
     with pytest.raises(DatasetError, match=re.escape(message)):
@@ -326,8 +375,10 @@ def usps_parts() -> dict[str, dict[str, np.ndarray]]:
     data[1] = 0.5
     rows = data.reshape(COUNT, 256)
     labels = np.arange(COUNT, dtype=np.int32) % 10
-    return {"train": {"data": rows, "target": labels},
-            "test": {"data": rows[:4], "target": labels[:4]}}  # fmt: skip
+    return {
+        "train": {"data": rows, "target": labels},
+        "test": {"data": rows[:4], "target": labels[:4]},
+    }
 
 
 def test_usps_h5_framed_like_mnist(usps_parts, data_dir: Path) -> None:
@@ -353,16 +404,22 @@ def test_usps_h5_framed_like_mnist(usps_parts, data_dir: Path) -> None:
     ("change", "message"),
     [
         (lambda p: p["test"].pop("target"), "has no dataset 'test/target'"),
-        (lambda p: p["train"].update(data=p["train"]["data"][:, :200]),
-         "train/data has shape [10, 200], expected [N, 256]"),
-        (lambda p: p["train"].update(data=p["train"]["data"] * 255),
-         "train/data has values in [0, 255], expected [0, 1]"),
-        (lambda p: p["train"].update(target=p["train"]["target"] + 1),
-         "label 10 at index 9 is out of range 0-9"),
+        (
+            lambda p: p["train"].update(data=p["train"]["data"][:, :200]),
+            "train/data has shape [10, 200], expected [N, 256]",
+        ),
+        (
+            lambda p: p["train"].update(data=p["train"]["data"] * 255),
+            "train/data has values in [0, 255], expected [0, 1]",
+        ),
+        (
+            lambda p: p["train"].update(target=p["train"]["target"] + 1),
+            "label 10 at index 9 is out of range 0-9",
+        ),
         (lambda p: p["test"].update(target=p["test"]["target"][:3]), "3 labels for 4 images"),
     ],
     ids=["missing dataset", "wrong shape", "not in [0, 1]", "label out of range", "counts"],
-)  # fmt: skip
+)
 def test_usps_errors(usps_parts, data_dir: Path, change, message: str) -> None:
     change(usps_parts)
     path = write_usps(data_dir / "usps" / "usps.h5", usps_parts)
@@ -482,8 +539,11 @@ def test_a_broken_download_keeps_its_part_and_the_next_run_resumes(
 
 def test_checksum_mismatch_deletes_the_download(server: FileServer, tmp_path: Path) -> None:
     remote = Remote(_remote(server, "/bad.bin", b"x" * 5000).url, "0" * 32)
-    with pytest.raises(DatasetError, match=r"bad.bin: checksum mismatch \(md5 [0-9a-f]{32}, "
-                                           f"expected {'0' * 32}\\); deleted"):  # fmt: skip
+    with pytest.raises(
+        DatasetError,
+        match=r"bad.bin: checksum mismatch \(md5 [0-9a-f]{32}, "
+        f"expected {'0' * 32}\\); deleted",
+    ):
         fetch(remote, tmp_path / "bad.bin", progress=False)
     assert list(tmp_path.iterdir()) == []
 
@@ -495,8 +555,13 @@ def test_an_unreachable_url_fails_at_once(tmp_path: Path) -> None:
     url = f"http://127.0.0.1:{port}/mnist/t10k-images-idx3-ubyte.gz"
     started = time.monotonic()
     with pytest.raises(DatasetError) as error:
-        download_datasets(["mnist"], tmp_path, progress=False, timeout=2,
-                          remotes={"mnist": (Remote(url, "0" * 32),)})  # fmt: skip
+        download_datasets(
+            ["mnist"],
+            tmp_path,
+            progress=False,
+            timeout=2,
+            remotes={"mnist": (Remote(url, "0" * 32),)},
+        )
     assert time.monotonic() - started < 2
     message = str(error.value)
     assert f"cannot reach {url}" in message and str(tmp_path / "mnist") in message
@@ -506,10 +571,12 @@ def test_an_unreachable_url_fails_at_once(tmp_path: Path) -> None:
 def test_download_then_load_mnist(server: FileServer, data_dir: Path, digits28) -> None:
     images, labels = digits28
     arrays = dict(zip((*mnist.TRAIN_FILES, *mnist.TEST_FILES), (images, labels) * 2, strict=True))
-    remotes = {"mnist": tuple(
-        _remote(server, f"/mnist/{stem}.gz", gzip.compress(idx_bytes(array)))
-        for stem, array in arrays.items()
-    )}  # fmt: skip
+    remotes = {
+        "mnist": tuple(
+            _remote(server, f"/mnist/{stem}.gz", gzip.compress(idx_bytes(array)))
+            for stem, array in arrays.items()
+        )
+    }
     written = download_datasets(["mnist", "digits"], data_dir, progress=False, remotes=remotes)
     assert sorted(path.name for path in written) == sorted(r.filename for r in remotes["mnist"])
     assert_mnist_layout(data.load("mnist", data_dir).train, images, labels)
@@ -536,8 +603,19 @@ def test_official_remotes_name_the_files_the_loaders_read() -> None:
 def test_cli_missing_data_is_one_line(tmp_path: Path) -> None:
     from dann_serve.cli import main
 
-    result = CliRunner().invoke(main, ["train", "--source", "mnist", "--data-dir", "/nonexistent",
-                                       "--out", str(tmp_path / "run"), "--quiet"])  # fmt: skip
+    result = CliRunner().invoke(
+        main,
+        [
+            "train",
+            "--source",
+            "mnist",
+            "--data-dir",
+            "/nonexistent",
+            "--out",
+            str(tmp_path / "run"),
+            "--quiet",
+        ],
+    )
     assert result.exit_code == 1
     (line,) = result.output.strip().splitlines()
     assert line.startswith("dann-serve: error: mnist: expected train-images-idx3-ubyte[.gz]")

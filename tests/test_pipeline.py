@@ -38,8 +38,9 @@ print((resident() - before) / (source.images.nbytes + target.images.nbytes))
 def test_the_training_stream_holds_the_pixels_once() -> None:
     # tf.constant(array) keeps its NumPy copy beside the tensor, and tf.data's default
     # rewrites serialise captured tensors into a new graph: 2.1x the pixels before.
-    result = subprocess.run([sys.executable, "-c", MEASURE], capture_output=True, text=True,
-                            check=True, timeout=300)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-c", MEASURE], capture_output=True, text=True, check=True, timeout=300
+    )
     growth = float(result.stdout.strip().splitlines()[-1])
     assert growth < 1.4, f"the stream grew the process by {growth:.2f}x its pixels"
 

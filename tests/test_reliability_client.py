@@ -39,8 +39,12 @@ def decompression_bomb(side: int) -> bytes:
     packer = zlib.compressobj(9)
     data = b"".join(packer.compress(row) for _ in range(side)) + packer.flush()
     header = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)  # 1 bit, grey
-    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", data)
-            + _png_chunk(b"IEND", b""))  # fmt: skip
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", header)
+        + _png_chunk(b"IDAT", data)
+        + _png_chunk(b"IEND", b"")
+    )
 
 
 def _encoded(array: np.ndarray, kind: str) -> bytes:
@@ -104,17 +108,21 @@ sys.exit(code)
 """
 
 
-def run_measured(*args: str | Path, workdir: Path,
-                 timeout: float = 120) -> tuple[int, str, str, float]:  # fmt: skip
+def run_measured(
+    *args: str | Path, workdir: Path, timeout: float = 120
+) -> tuple[int, str, str, float]:
     """Run ``dann-client``; (exit code, stdout, stderr, its peak RSS in MB)."""
     script = Path(sys.executable).with_name("dann-client")
     command = [str(script)] if script.exists() else [sys.executable, "-m", "dann_client"]
     peak = workdir / "peak-rss-kb"
     with subprocess.Popen(
         [sys.executable, "-S", "-c", _LAUNCHER, str(peak), *command, *map(str, args)],
-        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True, start_new_session=True,
-    ) as process:  # fmt: skip
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    ) as process:
         try:
             out, err = process.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -136,9 +144,17 @@ def test_hostile_files_cost_one_line_each_and_the_rest_is_answered(
     inputs = [good[0], *bad[:5], good[1], *accepted, *bad[5:], good[2], good[3]]
 
     code, out, err, peak_mb = run_measured(
-        "predict", *inputs, "--json", "--batch-size", "4", "--timeout", "60",
-        "--server", reliability_server.grpc_address, workdir=tmp_path,
-    )  # fmt: skip
+        "predict",
+        *inputs,
+        "--json",
+        "--batch-size",
+        "4",
+        "--timeout",
+        "60",
+        "--server",
+        reliability_server.grpc_address,
+        workdir=tmp_path,
+    )
 
     assert code == 1, err
     assert "Traceback" not in out + err

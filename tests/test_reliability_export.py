@@ -22,8 +22,13 @@ TINY_CLI = Path(__file__).with_name("tiny_data.py")
 # Files that appear in the staging directory as the export goes: killed as soon as
 # one shows, the export is inside the SavedModel write, the warm-up records or the
 # ONNX conversion.
-STAGES = ["variables", "saved_model.pb", "assets.extra/tf_serving_warmup_requests",
-          "onnx/predict_label.onnx", "onnx/classify_domain.onnx"]  # fmt: skip
+STAGES = [
+    "variables",
+    "saved_model.pb",
+    "assets.extra/tf_serving_warmup_requests",
+    "onnx/predict_label.onnx",
+    "onnx/classify_domain.onnx",
+]
 
 
 def _versions(model_root: Path) -> list[str]:
@@ -36,9 +41,10 @@ def _kill_export_at(run: Path, model_dir: Path, stage: str, log: Path) -> Path:
     with log.open("wb") as out:
         export = subprocess.Popen(
             [sys.executable, str(TINY_CLI), "export", str(run), "--model-dir", str(model_dir)],
-            stdout=out, stderr=subprocess.STDOUT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
-        )  # fmt: skip
+        )
     deadline = time.monotonic() + 180
     try:
         while True:

@@ -106,9 +106,13 @@ def test_serve_help_names_the_loopback_default():
 
 @pytest.fixture(scope="module")
 def tls_server(exported_model: Path, start_server, tls_certificate):
-    running = start_server(exported_model.parent.parent, "--tls-cert",
-                           str(tls_certificate["cert"]), "--tls-key",
-                           str(tls_certificate["key"]))  # fmt: skip
+    running = start_server(
+        exported_model.parent.parent,
+        "--tls-cert",
+        str(tls_certificate["cert"]),
+        "--tls-key",
+        str(tls_certificate["key"]),
+    )
     yield running
     assert running.stop(signal.SIGTERM) == 0, running.log()
 
@@ -116,8 +120,7 @@ def tls_server(exported_model: Path, start_server, tls_certificate):
 def _client(*args: str | Path) -> subprocess.CompletedProcess:
     script = Path(sys.executable).with_name("dann-client")
     command = [str(script)] if script.exists() else [sys.executable, "-m", "dann_client"]
-    return subprocess.run([*command, *map(str, args)], capture_output=True, text=True,
-                          timeout=120)  # fmt: skip
+    return subprocess.run([*command, *map(str, args)], capture_output=True, text=True, timeout=120)
 
 
 @pytest.fixture(scope="module")
@@ -136,8 +139,9 @@ def test_tls_client_and_server_with_a_generated_certificate(
 ):
     port = tls_server.grpc_address.rsplit(":", 1)[1]
     secure = f"localhost:{port}"  # the name the certificate is for
-    trusted = _client("predict", *digit_files, "--json", "--server", secure,
-                      "--ca-cert", tls_certificate["cert"])  # fmt: skip
+    trusted = _client(
+        "predict", *digit_files, "--json", "--server", secure, "--ca-cert", tls_certificate["cert"]
+    )
     assert trusted.returncode == 0, trusted.stderr
     assert [json.loads(line)["path"] for line in trusted.stdout.splitlines()] == [
         str(path) for path in digit_files
@@ -147,14 +151,16 @@ def test_tls_client_and_server_with_a_generated_certificate(
 
     refusals = {
         "plaintext to a TLS port": ["--server", secure],
-        "the system's roots do not know a self-signed certificate": ["--tls", "--server",
-                                                                     secure],
-        "the certificate is not for 127.0.0.1": ["--server", f"127.0.0.1:{port}",
-                                                 "--ca-cert", tls_certificate["cert"]],
-    }  # fmt: skip
+        "the system's roots do not know a self-signed certificate": ["--tls", "--server", secure],
+        "the certificate is not for 127.0.0.1": [
+            "--server",
+            f"127.0.0.1:{port}",
+            "--ca-cert",
+            tls_certificate["cert"],
+        ],
+    }
     for case, options in refusals.items():
-        result = _client("predict", digit_files[0], "--retries", "0", "--timeout", "10",
-                         *options)  # fmt: skip
+        result = _client("predict", digit_files[0], "--retries", "0", "--timeout", "10", *options)
         assert result.returncode == 3, (case, result.stderr)
         assert result.stdout == "" and "Traceback" not in result.stderr, case
         assert len(result.stderr.splitlines()) == 1, (case, result.stderr)

@@ -26,9 +26,11 @@ from test_server import predict_request, rest
 
 from harness.load import run_load
 
-METHODS = ["/tensorflow.serving.PredictionService/Predict",
-           "/tensorflow.serving.PredictionService/GetModelMetadata",
-           "/tensorflow.serving.ModelService/GetModelStatus"]  # fmt: skip
+METHODS = [
+    "/tensorflow.serving.PredictionService/Predict",
+    "/tensorflow.serving.PredictionService/GetModelMetadata",
+    "/tensorflow.serving.ModelService/GetModelStatus",
+]
 
 
 @pytest.fixture(scope="module")
@@ -53,8 +55,9 @@ def still_serving(reliability_server, prediction, images):
     yield
     response = prediction.Predict(predict_request(images, "predict_label"), timeout=30)
     assert tf.make_ndarray(response.outputs["probabilities"]).shape == (3, 10)
-    code, body = rest(reliability_server, "/v1/models/dann:predict",
-                      {"instances": images[:1].tolist()})  # fmt: skip
+    code, body = rest(
+        reliability_server, "/v1/models/dann:predict", {"instances": images[:1].tolist()}
+    )
     assert code == 200 and len(body["predictions"]) == 1, body
     assert reliability_server.process.poll() is None, reliability_server.log()
 
@@ -74,8 +77,7 @@ def _rss_mb(pid: int) -> float:
 
 
 @pytest.mark.usefixtures("still_serving")
-@pytest.mark.parametrize(("signature", "classes"), [("predict_label", 10),
-                                                    ("classify_domain", 2)])  # fmt: skip
+@pytest.mark.parametrize(("signature", "classes"), [("predict_label", 10), ("classify_domain", 2)])
 def test_zero_images_get_an_empty_answer(prediction, signature, classes):
     empty = np.zeros((0, 32, 32, 3), np.float32)
     got = _outputs(prediction.Predict(predict_request(empty, signature), timeout=30))
@@ -87,16 +89,13 @@ def test_zero_images_get_an_empty_answer(prediction, signature, classes):
 
 @pytest.mark.usefixtures("still_serving")
 @pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
-def test_non_finite_pixels_are_answered_and_spoil_only_their_own_image(
-    prediction, images, value
-):
+def test_non_finite_pixels_are_answered_and_spoil_only_their_own_image(prediction, images, value):
     batch = images.copy()
     batch[0] = value  # the whole image
     batch[1, 5, 5, 0] = value  # one pixel
     got = _outputs(prediction.Predict(predict_request(batch, "predict_label"), timeout=30))
     assert got["probabilities"].shape == (3, 10) and got["label"].shape == (3,)
-    alone = _outputs(prediction.Predict(predict_request(images[2:], "predict_label"),
-                                        timeout=30))  # fmt: skip
+    alone = _outputs(prediction.Predict(predict_request(images[2:], "predict_label"), timeout=30))
     np.testing.assert_allclose(got["probabilities"][2], alone["probabilities"][0], atol=1e-6)
 
 
@@ -115,10 +114,12 @@ def _typed_values(shape: list[int]) -> predict_pb2.PredictRequest:
 @pytest.mark.usefixtures("still_serving")
 @pytest.mark.parametrize(
     ("shape", "words"),
-    [([1_000_000, 32, 32, 3], "over the limit"),  # 12 GB if filled in
-     ([2**40, 2**10, 32, 3], "over the limit"),  # beyond any memory
-     ([-5, 32, 32, 3], "negative dimension")],
-)  # fmt: skip
+    [
+        ([1_000_000, 32, 32, 3], "over the limit"),  # 12 GB if filled in
+        ([2**40, 2**10, 32, 3], "over the limit"),  # beyond any memory
+        ([-5, 32, 32, 3], "negative dimension"),
+    ],
+)
 def test_a_shape_claiming_more_than_the_content_is_refused_cheaply(
     prediction, reliability_server, shape, words
 ):
@@ -169,10 +170,13 @@ def _raw_http(server, request: bytes) -> tuple[int, dict]:
 REST_HOSTILE = {
     "zero images": ({"instances": []}, 400, "No values in 'instances'"),
     "zero images, columnar": ({"inputs": []}, 400, "shape [0]"),
-    "nested past the parser's depth": (b'{"instances": ' + b"[" * 100_000 + b"]" * 100_000
-                                       + b"}", 400, "JSON Parse error"),
+    "nested past the parser's depth": (
+        b'{"instances": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+        400,
+        "JSON Parse error",
+    ),
     "not UTF-8": (b'{"instances": "\xff\xfe"}', 400, "JSON Parse error"),
-}  # fmt: skip
+}
 
 
 @pytest.mark.usefixtures("still_serving")
@@ -197,16 +201,19 @@ def test_rest_non_finite_pixels_are_answered(reliability_server, images):
 @pytest.mark.usefixtures("still_serving")
 def test_rest_body_over_the_limit_is_refused_unread(reliability_server):
     size = reliability_server.max_message_bytes + 1
-    request = (f"POST /v1/models/dann:predict HTTP/1.1\r\nHost: x\r\n"
-               f"Content-Length: {size}\r\n\r\n").encode() + b"{"  # fmt: skip
+    request = (
+        f"POST /v1/models/dann:predict HTTP/1.1\r\nHost: x\r\nContent-Length: {size}\r\n\r\n"
+    ).encode() + b"{"
     code, answer = _raw_http(reliability_server, request)
     assert code == 429 and "over the limit" in answer["error"]
 
 
 @pytest.mark.usefixtures("still_serving")
 def test_rest_body_shorter_than_its_length_is_400(reliability_server):
-    request = (b"POST /v1/models/dann:predict HTTP/1.1\r\nHost: x\r\n"
-               b"Content-Length: 5000\r\n\r\n" + b'{"instances": [[[[0.5')  # fmt: skip
+    request = (
+        b"POST /v1/models/dann:predict HTTP/1.1\r\nHost: x\r\n"
+        b"Content-Length: 5000\r\n\r\n" + b'{"instances": [[[[0.5'
+    )
     code, answer = _raw_http(reliability_server, request)
     assert code == 400 and "JSON Parse error" in answer["error"]
 
@@ -233,8 +240,15 @@ def test_load_with_a_new_version_landing_has_no_failed_request(reliability_serve
         landed_at.append(time.monotonic())
         _land_version(model_root, version)
 
-    result = run_load(reliability_server.grpc_address, clients=4, requests=50, images=batches,
-                      while_running=land, until_version=version, deadline=120)  # fmt: skip
+    result = run_load(
+        reliability_server.grpc_address,
+        clients=4,
+        requests=50,
+        images=batches,
+        while_running=land,
+        until_version=version,
+        deadline=120,
+    )
     print(result.summary())
     assert result.errors == [], result.errors[:5]
     assert result.requests >= 4 * 50

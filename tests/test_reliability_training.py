@@ -50,14 +50,24 @@ class Training:
         self.checkpoints = run_dir / "checkpoints"
         self.log_path = run_dir.with_name(f"{run_dir.name}-{time.monotonic_ns()}.log")
         flags = [f"--{name.replace('_', '-')}={value}" for name, value in OPTIONS.items()]
-        command = [sys.executable, str(TINY_CLI), "train", "--source=tiny-fonts",
-                   "--target=tiny-digits", *flags, "--quiet", f"--out={run_dir}",
-                   *extra]  # fmt: skip
+        command = [
+            sys.executable,
+            str(TINY_CLI),
+            "train",
+            "--source=tiny-fonts",
+            "--target=tiny-digits",
+            *flags,
+            "--quiet",
+            f"--out={run_dir}",
+            *extra,
+        ]
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
-                command, stdout=log, stderr=subprocess.STDOUT,
+                command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
                 env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
-            )  # fmt: skip
+            )
         # The latest checkpoint at the start, then each new one `checkpoint` names.
         self.steps_seen: list[int | None] = [_latest_step(self.checkpoints)]
 
@@ -145,8 +155,7 @@ def test_sigkill_at_random_steps_and_mid_checkpoint_resumes_like_an_uninterrupte
             )
         p = int(got["step"]) / STEPS  # the schedules' position, by their formulas
         assert float(got["lambda"]) == pytest.approx(2 / (1 + math.exp(-10 * p)) - 1, abs=1e-5)
-        assert float(got["learning_rate"]) == pytest.approx(0.01 / (1 + 10 * p) ** 0.75,
-                                                            rel=1e-5)  # fmt: skip
+        assert float(got["learning_rate"]) == pytest.approx(0.01 / (1 + 10 * p) ** 0.75, rel=1e-5)
 
 
 def test_a_run_killed_before_its_first_checkpoint_can_be_started_again(
@@ -155,8 +164,9 @@ def test_a_run_killed_before_its_first_checkpoint_can_be_started_again(
     """SIGKILL during the first ``eval_every`` steps, simulated in process: the step
     raises an exception ``train_run`` does not handle, so nothing is saved on the way
     out, just as after a kill."""
-    config = TrainConfig(source=tiny_pair[0], target=tiny_pair[1], steps=4, batch_size=32,
-                         eval_every=2)  # fmt: skip
+    config = TrainConfig(
+        source=tiny_pair[0], target=tiny_pair[1], steps=4, batch_size=32, eval_every=2
+    )
 
     class Killed(BaseException):
         pass

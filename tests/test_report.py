@@ -9,9 +9,11 @@ def _summary(seed: int, mode: str, accuracy: float) -> dict:
 
 def test_pair_table_pairs_modes_by_seed_and_averages_the_gain() -> None:
     summaries = [
-        _summary(0, "dann", 0.70), _summary(0, "source-only", 0.60),
-        _summary(1, "source-only", 0.66), _summary(1, "dann", 0.62),
-    ]  # fmt: skip
+        _summary(0, "dann", 0.70),
+        _summary(0, "source-only", 0.60),
+        _summary(1, "source-only", 0.66),
+        _summary(1, "dann", 0.62),
+    ]
     table, figures = pair_table(summaries)
     lines = table.splitlines()
     assert lines[2] == "| 0 | 60.0 | 70.0 | +10.0 |"

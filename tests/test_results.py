@@ -41,20 +41,30 @@ def write_run(tmp_path: Path):
         config = TrainConfig(source=source, target=target, mode=mode, seed=seed, **options)
         directory = run_dir(tmp_path / "runs", source, target, mode, seed)
         directory.mkdir(parents=True)
-        data = {"source": {"name": source, "train": 1000, "test": 200},
-                "target": {"name": target, "train": 500, "test": 100,
-                           "note": "Split by hand."}}  # fmt: skip
+        data = {
+            "source": {"name": source, "train": 1000, "test": 200},
+            "target": {"name": target, "train": 500, "test": 100, "note": "Split by hand."},
+        }
         saved = {**dataclasses.asdict(config), **(unknown or {})}
-        (directory / "config.json").write_text(json.dumps(
-            {"options": saved, "versions": {"tensorflow": "2.21.0"}, "data": data}))  # fmt: skip
-        rows = ["step,label_loss,domain_loss,lambda,learning_rate,source_accuracy,"
-                "target_accuracy,domain_accuracy"]  # fmt: skip
+        (directory / "config.json").write_text(
+            json.dumps({"options": saved, "versions": {"tensorflow": "2.21.0"}, "data": data})
+        )
+        rows = [
+            "step,label_loss,domain_loss,lambda,learning_rate,source_accuracy,"
+            "target_accuracy,domain_accuracy"
+        ]
         for step, share in ((0, 0.2), (config.steps // 2, 0.8), (config.steps, 1.0)):
             rows.append(f"{step},0.5,0.6,0.5,0.01,0.9,{share * accuracy},0.7")
         (directory / "metrics.csv").write_text("\n".join(rows) + "\n")
         if finished:
-            summary = {"step": config.steps, "mode": mode, "seed": seed, "source": source,
-                       "target": target, "target_test_accuracy": accuracy}  # fmt: skip
+            summary = {
+                "step": config.steps,
+                "mode": mode,
+                "seed": seed,
+                "source": source,
+                "target": target,
+                "target_test_accuracy": accuracy,
+            }
             (directory / "summary.json").write_text(json.dumps(summary))
         return directory
 
@@ -128,9 +138,14 @@ def test_a_missing_document_is_created_with_the_markers(known_runs, tmp_path) ->
     assert text.startswith(BEGIN + "\n") and text.endswith(END + "\n")
 
 
-@pytest.mark.parametrize("document", [
-    f"{BEGIN}\n{BEGIN}\n{END}\n", f"{END}\n{BEGIN}\n", f"{BEGIN}\nno end\n",
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "document",
+    [
+        f"{BEGIN}\n{BEGIN}\n{END}\n",
+        f"{END}\n{BEGIN}\n",
+        f"{BEGIN}\nno end\n",
+    ],
+)
 def test_broken_markers_are_refused_not_guessed(document: str) -> None:
     with pytest.raises(ReportError, match="once each"):
         splice(document, "block\n")
@@ -192,8 +207,9 @@ def tiny_runs(trained_run: Path, tmp_path_factory) -> Path:
     runs = tmp_path_factory.mktemp("compare")
     shutil.copytree(trained_run, run_dir(runs, config.source, config.target, "dann", 0))
     baseline = dataclasses.replace(config, mode="source-only")
-    train_run(baseline, run_dir(runs, config.source, config.target, "source-only", 0),
-              show_progress=False)  # fmt: skip
+    train_run(
+        baseline, run_dir(runs, config.source, config.target, "source-only", 0), show_progress=False
+    )
     return runs
 
 
@@ -202,10 +218,22 @@ def test_report_command_draws_curves_and_feature_pictures(tiny_runs, tiny_pair, 
 
     source, target = tiny_pair
     document = tmp_path / "docs" / "RESULTS.md"
-    result = CliRunner().invoke(main, [
-        "report", "--runs", str(tiny_runs), "--out", str(document), "--seeds", "0",
-        "--pairs", f"{source}:{target}", "--feature-images", "40",
-    ])  # fmt: skip
+    result = CliRunner().invoke(
+        main,
+        [
+            "report",
+            "--runs",
+            str(tiny_runs),
+            "--out",
+            str(document),
+            "--seeds",
+            "0",
+            "--pairs",
+            f"{source}:{target}",
+            "--feature-images",
+            "40",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert f"{source} -> {target}: 1 of 1 seeds complete" in result.output
     text = document.read_text()
@@ -220,8 +248,9 @@ def test_report_command_draws_curves_and_feature_pictures(tiny_runs, tiny_pair, 
 def test_report_command_names_a_missing_runs_folder_in_one_line(tmp_path) -> None:
     from dann_serve.cli import main
 
-    result = CliRunner().invoke(main, ["report", "--runs", str(tmp_path / "nope"),
-                                       "--out", str(tmp_path / "RESULTS.md")])  # fmt: skip
+    result = CliRunner().invoke(
+        main, ["report", "--runs", str(tmp_path / "nope"), "--out", str(tmp_path / "RESULTS.md")]
+    )
     assert result.exit_code == 1
     (line,) = result.output.strip().splitlines()
     assert line.startswith(f"dann-serve: error: {tmp_path / 'nope'}: no such folder of runs")

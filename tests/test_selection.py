@@ -31,18 +31,20 @@ def test_the_score_ignores_the_target_labels(trained_run, tiny_pair, tiny_target
     rng = np.random.default_rng(0)
     scrambled = dataclasses.replace(
         tiny_target,
-        train=dataclasses.replace(tiny_target.train,
-                                  labels=rng.permutation(tiny_target.train.labels)),
+        train=dataclasses.replace(
+            tiny_target.train, labels=rng.permutation(tiny_target.train.labels)
+        ),
         test=dataclasses.replace(tiny_target.test, labels=np.zeros_like(tiny_target.test.labels)),
-    )  # fmt: skip
+    )
     monkeypatch.setitem(data.LOADERS, tiny_pair[1], lambda _dir: scrambled)
     assert reverse_validation(trained_run, steps=STEPS) == pytest.approx(score, abs=1e-9)
 
 
 def test_cli_scores_every_run_and_names_the_bad_one(trained_run, tiny_pair, tmp_path) -> None:
     missing = tmp_path / "no-such-run"
-    result = CliRunner().invoke(main, ["reverse-validate", str(missing), str(trained_run),
-                                       "--steps", str(STEPS), "--quiet"])  # fmt: skip
+    result = CliRunner().invoke(
+        main, ["reverse-validate", str(missing), str(trained_run), "--steps", str(STEPS), "--quiet"]
+    )
     assert result.exit_code == 1
     scored = rf"{re.escape(str(trained_run))}: reverse validation [01]\.\d{{4}}"
     assert re.search(scored, result.output)

@@ -44,8 +44,10 @@ def server(exported_model: Path, start_server, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def channel(server):
-    options = [("grpc.max_send_message_length", MAX_MESSAGE),
-               ("grpc.max_receive_message_length", MAX_MESSAGE)]  # fmt: skip
+    options = [
+        ("grpc.max_send_message_length", MAX_MESSAGE),
+        ("grpc.max_receive_message_length", MAX_MESSAGE),
+    ]
     with grpc.insecure_channel(server.grpc_address, options=options) as opened:
         yield opened
 
@@ -65,8 +67,9 @@ def images() -> np.ndarray:
     return np.random.default_rng(7).random((8, 32, 32, 3), dtype=np.float32)
 
 
-def predict_request(images: np.ndarray, signature: str = "", version: int | None = None,
-                    model: str = "dann") -> predict_pb2.PredictRequest:  # fmt: skip
+def predict_request(
+    images: np.ndarray, signature: str = "", version: int | None = None, model: str = "dann"
+) -> predict_pb2.PredictRequest:
     request = predict_pb2.PredictRequest()
     request.model_spec.name = model
     request.model_spec.signature_name = signature
@@ -91,8 +94,9 @@ def assert_same(got: dict[str, np.ndarray], want: dict[str, np.ndarray]) -> None
 
 def rest(server, path: str, body: dict | bytes | None = None) -> tuple[int, dict]:
     data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
-    request = urllib.request.Request(server.rest_url + path, data=data,
-                                     method="GET" if data is None else "POST")  # fmt: skip
+    request = urllib.request.Request(
+        server.rest_url + path, data=data, method="GET" if data is None else "POST"
+    )
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             return response.status, json.loads(response.read())
@@ -144,8 +148,10 @@ def test_grpc_metadata_is_the_saved_signature_defs(prediction, exported_model):
     label = signature_map.signature_def["predict_label"]
     assert [d.size for d in label.inputs["images"].tensor_shape.dim] == [-1, 32, 32, 3]
     assert set(label.outputs) == {"probabilities", "label"}
-    assert set(signature_map.signature_def["classify_domain"].outputs) == {"probabilities",
-                                                                           "domain"}  # fmt: skip
+    assert set(signature_map.signature_def["classify_domain"].outputs) == {
+        "probabilities",
+        "domain",
+    }
 
 
 def test_grpc_model_status(channel):
@@ -174,28 +180,41 @@ def _tamper(change):
 
 
 BAD_REQUESTS = {
-    "unknown model": (grpc.StatusCode.NOT_FOUND,
-                      lambda im: predict_request(im, model="nope")),
-    "unknown version": (grpc.StatusCode.NOT_FOUND,
-                        lambda im: predict_request(im, version=99)),
-    "unknown signature": (grpc.StatusCode.FAILED_PRECONDITION,
-                          lambda im: predict_request(im, "nope")),
-    "missing input": (grpc.StatusCode.INVALID_ARGUMENT,
-                      _tamper(lambda r, im: r.inputs.pop("images"))),
-    "extra input": (grpc.StatusCode.INVALID_ARGUMENT,
-                    _tamper(lambda r, im: r.inputs["x"].CopyFrom(tf.make_tensor_proto(im)))),
-    "wrong dtype": (grpc.StatusCode.INVALID_ARGUMENT,
-                    lambda im: predict_request(im.astype(np.float64), "predict_label")),
-    "wrong shape": (grpc.StatusCode.INVALID_ARGUMENT,
-                    lambda im: predict_request(im[:, :28, :28, :1], "predict_label")),
-    "wrong rank": (grpc.StatusCode.INVALID_ARGUMENT,
-                   lambda im: predict_request(im.reshape(len(im), -1), "predict_label")),
-    "content size": (grpc.StatusCode.INVALID_ARGUMENT,
-                     _tamper(lambda r, im: setattr(r.inputs["images"], "tensor_content",
-                                                   im[:2].tobytes()))),
-    "output filter": (grpc.StatusCode.INVALID_ARGUMENT,
-                      _tamper(lambda r, im: r.output_filter.append("nope"))),
-}  # fmt: skip
+    "unknown model": (grpc.StatusCode.NOT_FOUND, lambda im: predict_request(im, model="nope")),
+    "unknown version": (grpc.StatusCode.NOT_FOUND, lambda im: predict_request(im, version=99)),
+    "unknown signature": (
+        grpc.StatusCode.FAILED_PRECONDITION,
+        lambda im: predict_request(im, "nope"),
+    ),
+    "missing input": (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        _tamper(lambda r, im: r.inputs.pop("images")),
+    ),
+    "extra input": (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        _tamper(lambda r, im: r.inputs["x"].CopyFrom(tf.make_tensor_proto(im))),
+    ),
+    "wrong dtype": (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        lambda im: predict_request(im.astype(np.float64), "predict_label"),
+    ),
+    "wrong shape": (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        lambda im: predict_request(im[:, :28, :28, :1], "predict_label"),
+    ),
+    "wrong rank": (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        lambda im: predict_request(im.reshape(len(im), -1), "predict_label"),
+    ),
+    "content size": (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        _tamper(lambda r, im: setattr(r.inputs["images"], "tensor_content", im[:2].tobytes())),
+    ),
+    "output filter": (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        _tamper(lambda r, im: r.output_filter.append("nope")),
+    ),
+}
 
 
 @pytest.mark.parametrize("case", list(BAD_REQUESTS))
@@ -209,9 +228,11 @@ def test_grpc_bad_request_status_and_server_keeps_serving(prediction, images, ca
 
 
 def test_grpc_unimplemented_and_bad_metadata_request(prediction):
-    calls = [(prediction.Classify, classification_pb2.ClassificationRequest()),
-             (prediction.Regress, regression_pb2.RegressionRequest()),
-             (prediction.MultiInference, inference_pb2.MultiInferenceRequest())]  # fmt: skip
+    calls = [
+        (prediction.Classify, classification_pb2.ClassificationRequest()),
+        (prediction.Regress, regression_pb2.RegressionRequest()),
+        (prediction.MultiInference, inference_pb2.MultiInferenceRequest()),
+    ]
     for method, request in calls:
         with pytest.raises(grpc.RpcError) as raised:
             method(request, timeout=30)
@@ -230,8 +251,15 @@ def test_rest_status_and_metadata(server, exported_model):
     for path in ("/v1/models/dann", "/v1/models/dann/versions/1"):
         code, body = rest(server, path)
         assert code == 200
-        assert body == {"model_version_status": [{"version": "1", "state": "AVAILABLE",
-                        "status": {"error_code": "OK", "error_message": ""}}]}  # fmt: skip
+        assert body == {
+            "model_version_status": [
+                {
+                    "version": "1",
+                    "state": "AVAILABLE",
+                    "status": {"error_code": "OK", "error_message": ""},
+                }
+            ]
+        }
     code, body = rest(server, "/v1/models/dann/metadata")
     assert code == 200
     assert body["model_spec"] == {"name": "dann", "signature_name": "", "version": "1"}
@@ -245,15 +273,23 @@ def test_rest_predict_row_and_columnar_formats(server, in_process, images):
     code, body = rest(server, "/v1/models/dann:predict", {"instances": images.tolist()})
     assert code == 200
     rows = body["predictions"]
-    assert_same({"probabilities": np.array([r["probabilities"] for r in rows]),
-                 "label": np.array([r["label"] for r in rows])}, want)  # fmt: skip
+    assert_same(
+        {
+            "probabilities": np.array([r["probabilities"] for r in rows]),
+            "label": np.array([r["label"] for r in rows]),
+        },
+        want,
+    )
 
     named = {"instances": [{"images": image.tolist()} for image in images]}
     assert rest(server, "/v1/models/dann/versions/1:predict", named) == (200, body)
 
     domain = expected(in_process, "classify_domain", images)
-    code, body = rest(server, "/v1/models/dann:predict",
-                      {"signature_name": "classify_domain", "inputs": images.tolist()})  # fmt: skip
+    code, body = rest(
+        server,
+        "/v1/models/dann:predict",
+        {"signature_name": "classify_domain", "inputs": images.tolist()},
+    )
     assert code == 200
     assert_same({k: np.array(v) for k, v in body["outputs"].items()}, domain)
 
@@ -346,11 +382,11 @@ def test_a_version_tensorflow_serving_could_not_run_is_not_served(
 # -- TLS and shutdown -------------------------------------------------------------------
 
 
-def test_tls_grpc_and_sigterm_exits_cleanly(exported_model, start_server, tls_certificate,
-                                            images):  # fmt: skip
+def test_tls_grpc_and_sigterm_exits_cleanly(exported_model, start_server, tls_certificate, images):
     cert, key = tls_certificate["cert"], tls_certificate["key"]
-    running = start_server(exported_model.parent.parent, "--tls-cert", str(cert),
-                           "--tls-key", str(key))  # fmt: skip
+    running = start_server(
+        exported_model.parent.parent, "--tls-cert", str(cert), "--tls-key", str(key)
+    )
     credentials = grpc.ssl_channel_credentials(root_certificates=cert.read_bytes())
     port = running.grpc_address.rsplit(":", 1)[1]
     with grpc.secure_channel(f"localhost:{port}", credentials) as secure:

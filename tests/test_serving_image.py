@@ -51,18 +51,30 @@ def _serving_message(name: str):
     wrappers_pb2.DESCRIPTOR.CopyToProto(wrappers)
     pool.Add(wrappers)
     file = descriptor_pb2.FileDescriptorProto(
-        name="dann_serve_tests/serving_configs.proto", package="tensorflow.serving",
-        syntax="proto3", dependency=["google/protobuf/wrappers.proto"],
-    )  # fmt: skip
+        name="dann_serve_tests/serving_configs.proto",
+        package="tensorflow.serving",
+        syntax="proto3",
+        dependency=["google/protobuf/wrappers.proto"],
+    )
     field = descriptor_pb2.FieldDescriptorProto
     optional, repeated = field.LABEL_OPTIONAL, field.LABEL_REPEATED
     messages = {
         "BatchingParameters": [
             ("max_batch_size", 1, field.TYPE_MESSAGE, ".google.protobuf.Int64Value", optional),
-            ("batch_timeout_micros", 2, field.TYPE_MESSAGE, ".google.protobuf.Int64Value",
-             optional),
-            ("max_enqueued_batches", 3, field.TYPE_MESSAGE, ".google.protobuf.Int64Value",
-             optional),
+            (
+                "batch_timeout_micros",
+                2,
+                field.TYPE_MESSAGE,
+                ".google.protobuf.Int64Value",
+                optional,
+            ),
+            (
+                "max_enqueued_batches",
+                3,
+                field.TYPE_MESSAGE,
+                ".google.protobuf.Int64Value",
+                optional,
+            ),
             ("num_batch_threads", 4, field.TYPE_MESSAGE, ".google.protobuf.Int64Value", optional),
             ("thread_pool_name", 5, field.TYPE_MESSAGE, ".google.protobuf.StringValue", optional),
             ("allowed_batch_sizes", 6, field.TYPE_INT64, "", repeated),
@@ -73,15 +85,25 @@ def _serving_message(name: str):
             ("path", 2, field.TYPE_STRING, "", optional),
         ],
         "MonitoringConfig": [
-            ("prometheus_config", 1, field.TYPE_MESSAGE, ".tensorflow.serving.PrometheusConfig",
-             optional),
+            (
+                "prometheus_config",
+                1,
+                field.TYPE_MESSAGE,
+                ".tensorflow.serving.PrometheusConfig",
+                optional,
+            ),
         ],
-    }  # fmt: skip
+    }
     for message_name, fields in messages.items():
         message = file.message_type.add(name=message_name)
         for field_name, number, kind, type_name, label in fields:
-            message.field.add(name=field_name, number=number, type=kind, label=label,
-                              **({"type_name": type_name} if type_name else {}))  # fmt: skip
+            message.field.add(
+                name=field_name,
+                number=number,
+                type=kind,
+                label=label,
+                **({"type_name": type_name} if type_name else {}),
+            )
     pool.Add(file)
     return message_factory.GetMessageClass(pool.FindMessageTypeByName(f"tensorflow.serving.{name}"))
 
@@ -98,8 +120,9 @@ def test_base_image_tracks_installed_tensorflow():
     [tag] = re.findall(r"^FROM tensorflow/serving:(\S+)\s*$", DOCKERFILE.read_text(), re.M)
     assert re.fullmatch(r"\d+\.\d+\.\d+", tag), f"pin a full X.Y.Z release, not {tag!r}"
     installed = version("tensorflow").split(".")[:2]
-    assert tag.split(".")[:2] == installed, f"FROM tensorflow/serving:{tag} but tensorflow " \
-        f"{version('tensorflow')} is installed"  # fmt: skip
+    assert tag.split(".")[:2] == installed, (
+        f"FROM tensorflow/serving:{tag} but tensorflow {version('tensorflow')} is installed"
+    )
     serving_api = version("tensorflow-serving-api").split(".")[:2]
     assert serving_api == installed
 
@@ -165,8 +188,12 @@ def test_compose_service_has_ports_and_healthcheck():
 
 
 def test_kubernetes_deployment_and_service():
-    documents = [doc for path in sorted((ROOT / "deploy" / "k8s").glob("*.yaml"))
-                 for doc in yaml.safe_load_all(path.read_text()) if doc]  # fmt: skip
+    documents = [
+        doc
+        for path in sorted((ROOT / "deploy" / "k8s").glob("*.yaml"))
+        for doc in yaml.safe_load_all(path.read_text())
+        if doc
+    ]
     by_kind = {doc["kind"]: doc for doc in documents}
     deployment, service = by_kind["Deployment"], by_kind["Service"]
     assert deployment["spec"]["replicas"] >= 2
@@ -180,4 +207,6 @@ def test_kubernetes_deployment_and_service():
     assert deployment["spec"]["selector"]["matchLabels"].items() <= labels.items()
     assert service["spec"]["selector"].items() <= labels.items()
     assert {(p["port"], p["targetPort"]) for p in service["spec"]["ports"]} == {
-        (8500, "grpc"), (8501, "http")}  # fmt: skip
+        (8500, "grpc"),
+        (8501, "http"),
+    }

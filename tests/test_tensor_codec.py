@@ -42,10 +42,14 @@ def test_what_tensorflow_writes_the_codec_reads(array):
 
 @pytest.mark.parametrize(
     ("dtype", "field", "values"),
-    [(np.float32, "float_val", [0.5, -1.0]), (np.int64, "int64_val", [2**40, -3]),
-     (np.uint8, "int_val", [7, 255]), (np.bool_, "bool_val", [True, False]),
-     (np.float16, "half_val", np.array([1.5, -2], np.float16).view(np.uint16).tolist())],
-)  # fmt: skip
+    [
+        (np.float32, "float_val", [0.5, -1.0]),
+        (np.int64, "int64_val", [2**40, -3]),
+        (np.uint8, "int_val", [7, 255]),
+        (np.bool_, "bool_val", [True, False]),
+        (np.float16, "half_val", np.array([1.5, -2], np.float16).view(np.uint16).tolist()),
+    ],
+)
 def test_typed_fields_read_as_tensorflow_reads_them(dtype, field, values):
     proto = tensor_pb2.TensorProto(dtype=tf.as_dtype(dtype).as_datatype_enum)
     proto.tensor_shape.dim.add(size=5)  # more elements than values: the last one repeats

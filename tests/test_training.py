@@ -16,8 +16,9 @@ RUN_FILES = ("config.json", "metrics.csv", "summary.json", "accuracy.png", "loss
 
 def _config(pair: tuple[str, str], **overrides) -> TrainConfig:
     source, target = pair
-    values = dict(source=source, target=target, steps=40, batch_size=32, eval_every=10,
-                  learning_rate=0.01)  # fmt: skip
+    values = dict(
+        source=source, target=target, steps=40, batch_size=32, eval_every=10, learning_rate=0.01
+    )
     values.update(overrides)
     return TrainConfig(**values)
 
@@ -99,8 +100,11 @@ def test_resume_after_interruption_continues_step_and_schedule(
         assert float(a["lambda"]) == pytest.approx(float(b["lambda"]), abs=1e-7)
         assert float(a["learning_rate"]) == pytest.approx(float(b["learning_rate"]), rel=1e-6)
     # Same data order, optimiser state and schedule position: the same weights.
-    for a, b in zip(restore_model(tmp_path / "straight").weights,
-                    restore_model(tmp_path / "resumed").weights, strict=True):  # fmt: skip
+    for a, b in zip(
+        restore_model(tmp_path / "straight").weights,
+        restore_model(tmp_path / "resumed").weights,
+        strict=True,
+    ):
         np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-4)
 
 
@@ -126,8 +130,12 @@ def test_evaluate_matches_the_summary(tiny_pair, tmp_path) -> None:
 
 @pytest.mark.parametrize(
     ("overrides", "message"),
-    [({"mode": "both"}, "unknown mode"), ({"batch_size": 33}, "even"), ({"steps": 0}, "steps"),
-     ({"clip_norm": -1.0}, "clip-norm")],
+    [
+        ({"mode": "both"}, "unknown mode"),
+        ({"batch_size": 33}, "even"),
+        ({"steps": 0}, "steps"),
+        ({"clip_norm": -1.0}, "clip-norm"),
+    ],
 )
 def test_config_rejects_bad_options(overrides: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
@@ -153,10 +161,12 @@ def test_clip_norm_bounds_the_size_of_a_step(tiny_pair, clip_norm: float) -> Non
     trainer = Trainer(config, *load_pair(config))
     before = [w.numpy() for w in trainer.model.trainable_variables]
     trainer.train_step()
-    moved = math.sqrt(sum(
-        float(np.sum((w.numpy() - b) ** 2))
-        for w, b in zip(trainer.model.trainable_variables, before, strict=True)
-    ))  # fmt: skip
+    moved = math.sqrt(
+        sum(
+            float(np.sum((w.numpy() - b) ** 2))
+            for w, b in zip(trainer.model.trainable_variables, before, strict=True)
+        )
+    )
     if clip_norm:
         assert moved <= 0.01 * clip_norm * 1.001
     else:

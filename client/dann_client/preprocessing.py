@@ -207,8 +207,7 @@ def _bomb_message(size: tuple[int, int] | int | None, max_pixels: int) -> str:
     else:
         shown = f"has {size:,} pixels" if size else "has too many pixels"
     return (
-        f"image {shown}, over the limit of {max_pixels:,}: "
-        "refused as a possible decompression bomb"
+        f"image {shown}, over the limit of {max_pixels:,}: refused as a possible decompression bomb"
     )
 
 

@@ -71,9 +71,17 @@ def test_onnx_backend_answers_and_unreadable_files_cost_one_line_each(tmp_path, 
     missing = tmp_path / "missing.png"
 
     result = run(
-        "predict", str(good[0]), str(tmp_path / "broken.png"), str(missing), *map(str, good[1:]),
-        "--onnx", str(onnx_models["predict_label"]), "--json", "--batch-size", "2",
-    )  # fmt: skip
+        "predict",
+        str(good[0]),
+        str(tmp_path / "broken.png"),
+        str(missing),
+        *map(str, good[1:]),
+        "--onnx",
+        str(onnx_models["predict_label"]),
+        "--json",
+        "--batch-size",
+        "2",
+    )
 
     assert result.exit_code == 1
     assert result.stderr.splitlines() == [
@@ -306,8 +314,11 @@ def test_importing_the_cli_loads_no_tensorflow_nor_heavy_modules():
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
     result = subprocess.run(
         [sys.executable, "-X", "importtime", "-c", "import dann_client.cli"],
-        capture_output=True, text=True, env=env, check=True,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
     imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines()}
     top_level = {name.split(".")[0] for name in imported}
     assert "dann_client.cli" in imported

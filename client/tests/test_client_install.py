@@ -39,8 +39,10 @@ def test_fresh_install_has_no_tensorflow_and_works(tmp_path):
 
     imports = subprocess.run(
         [python, "-X", "importtime", "-c", "import dann_client.cli"],
-        check=True, capture_output=True, text=True,
-    )  # fmt: skip
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     assert "tensorflow" not in imports.stderr
 
     help_text = subprocess.run(

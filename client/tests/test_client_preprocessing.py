@@ -147,9 +147,12 @@ def _png_header(width: int, height: int) -> bytes:
 
 @pytest.mark.parametrize(
     ("side", "size"),
-    [(8_000, "8000x8000 pixels"), (11_000, "121,000,000 pixels"),
-     (30_000, "900,000,000 pixels")],  # Pillow warns or refuses in Image.open
-)  # fmt: skip
+    [
+        (8_000, "8000x8000 pixels"),
+        (11_000, "121,000,000 pixels"),
+        (30_000, "900,000,000 pixels"),
+    ],  # Pillow warns or refuses in Image.open
+)
 def test_decompression_bomb_is_refused_with_a_clear_message(tmp_path, side, size):
     path = tmp_path / "bomb.png"
     path.write_bytes(_png_header(side, side))
@@ -165,10 +168,16 @@ def test_the_pixel_limit_is_adjustable(tmp_path):
 
 @pytest.mark.parametrize(
     ("content", "reason"),
-    [(None, "no such file"), (b"not an image", "not an image"), ("truncated", "cannot decode"),
-     (b"", "empty file"), ("fifo", "not a regular file"), ("device", "not a regular file"),
-     ("directory", "is a directory")],
-)  # fmt: skip
+    [
+        (None, "no such file"),
+        (b"not an image", "not an image"),
+        ("truncated", "cannot decode"),
+        (b"", "empty file"),
+        ("fifo", "not a regular file"),
+        ("device", "not a regular file"),
+        ("directory", "is a directory"),
+    ],
+)
 def test_unreadable_files_raise_image_error_with_a_reason(tmp_path, content, reason):
     path = tmp_path / "bad.png"
     if content == "truncated":

@@ -4,7 +4,6 @@ Kept apart from the catalog so that the loaders can import them without importin
 the catalog that imports the loaders.
 """
 
-
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -45,4 +44,3 @@ class Domain:
 
 class DatasetError(Exception):
     """A data set cannot be loaded; the message names the data set and the problem."""
-

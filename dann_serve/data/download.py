@@ -86,9 +86,13 @@ def _already_there(name: str, folder: Path, remote: Remote) -> bool:
 
 
 def download_datasets(
-    names: Iterable[str], data_dir: Path | None, *, progress: bool = True,
-    timeout: float = TIMEOUT, remotes: dict[str, tuple[Remote, ...]] | None = None,
-) -> list[Path]:  # fmt: skip
+    names: Iterable[str],
+    data_dir: Path | None,
+    *,
+    progress: bool = True,
+    timeout: float = TIMEOUT,
+    remotes: dict[str, tuple[Remote, ...]] | None = None,
+) -> list[Path]:
     """Fetch what is missing of each downloadable data set in ``names``; others are skipped.
 
     Returns the files written. ``remotes`` replaces the official list (for tests).
@@ -108,15 +112,28 @@ def download_datasets(
             raise DatasetError(f"{name}: cannot write to {folder}; choose another --data-dir")
         files = ", ".join(remote.filename for remote in wanted)
         for remote in wanted:
-            written.append(fetch(remote, folder / remote.filename, name=name, files=files,
-                                 progress=progress, timeout=timeout))  # fmt: skip
+            written.append(
+                fetch(
+                    remote,
+                    folder / remote.filename,
+                    name=name,
+                    files=files,
+                    progress=progress,
+                    timeout=timeout,
+                )
+            )
     return written
 
 
 def fetch(
-    remote: Remote, destination: Path, *, name: str = "", files: str = "",
-    progress: bool = True, timeout: float = TIMEOUT,
-) -> Path:  # fmt: skip
+    remote: Remote,
+    destination: Path,
+    *,
+    name: str = "",
+    files: str = "",
+    progress: bool = True,
+    timeout: float = TIMEOUT,
+) -> Path:
     """Download ``remote`` to ``destination`` through ``<destination>.part``, resuming it."""
     part = destination.with_name(destination.name + ".part")
     label = f"{name}: " if name else ""
@@ -130,8 +147,9 @@ def fetch(
             part.unlink()
             continue
         except urllib.error.HTTPError as error:
-            raise DatasetError(f"{label}cannot download {remote.url}: HTTP {error.code} "
-                               f"{error.reason}") from None  # fmt: skip
+            raise DatasetError(
+                f"{label}cannot download {remote.url}: HTTP {error.code} {error.reason}"
+            ) from None
         except (urllib.error.URLError, OSError, http.client.HTTPException) as error:
             reason = getattr(error, "reason", None) or error
             raise DatasetError(
@@ -139,9 +157,11 @@ def fetch(
                 f"{files or destination.name} in {destination.parent} by hand"
             ) from None
         except _BrokeOff as error:
-            raise DatasetError(f"{label}download of {remote.url} broke off at "
-                               f"{part.stat().st_size:,} bytes ({error}); run again to "
-                               "resume it") from None  # fmt: skip
+            raise DatasetError(
+                f"{label}download of {remote.url} broke off at "
+                f"{part.stat().st_size:,} bytes ({error}); run again to "
+                "resume it"
+            ) from None
         break
     found = md5_of(part)
     if found != remote.md5:
@@ -170,8 +190,9 @@ def _stream(url: str, part: Path, offset: int, progress: bool, timeout: float) -
     if offset:
         headers["Range"] = f"bytes={offset}-"
     try:
-        response = urllib.request.urlopen(urllib.request.Request(url, headers=headers),
-                                          timeout=timeout)  # fmt: skip
+        response = urllib.request.urlopen(
+            urllib.request.Request(url, headers=headers), timeout=timeout
+        )
     except urllib.error.HTTPError as error:
         if error.code == 416 and offset:
             raise _RangeRefused from None
@@ -182,9 +203,17 @@ def _stream(url: str, part: Path, offset: int, progress: bool, timeout: float) -
             offset = 0  # the server sent the whole file: start over
         length = response.headers.get("Content-Length")
         total = offset + int(length) if length and length.isdigit() else None
-        bar = tqdm(total=total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024,
-                   desc=part.name.removesuffix(".part"), disable=not progress, file=sys.stderr,
-                   leave=False)  # fmt: skip
+        bar = tqdm(
+            total=total,
+            initial=offset,
+            unit="B",
+            unit_scale=True,
+            unit_divisor=1024,
+            desc=part.name.removesuffix(".part"),
+            disable=not progress,
+            file=sys.stderr,
+            leave=False,
+        )
         with bar, part.open("ab" if resumed else "wb") as out:
             try:
                 while block := response.read(CHUNK):

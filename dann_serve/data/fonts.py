@@ -27,14 +27,28 @@ _OUT = 32
 # Faces whose digits are ordinary lining figures (cmmi10's are old-style, the
 # symbol and size-variant faces have none).
 _FACES = (
-    "DejaVuSans.ttf", "DejaVuSans-Bold.ttf", "DejaVuSans-Oblique.ttf",
-    "DejaVuSans-BoldOblique.ttf", "DejaVuSansMono.ttf", "DejaVuSansMono-Bold.ttf",
-    "DejaVuSansMono-Oblique.ttf", "DejaVuSansMono-BoldOblique.ttf", "DejaVuSerif.ttf",
-    "DejaVuSerif-Bold.ttf", "DejaVuSerif-Italic.ttf", "DejaVuSerif-BoldItalic.ttf",
-    "STIXGeneral.ttf", "STIXGeneralBol.ttf", "STIXGeneralItalic.ttf",
-    "STIXGeneralBolIta.ttf", "cmr10.ttf", "cmb10.ttf", "cmss10.ttf", "cmtt10.ttf",
+    "DejaVuSans.ttf",
+    "DejaVuSans-Bold.ttf",
+    "DejaVuSans-Oblique.ttf",
+    "DejaVuSans-BoldOblique.ttf",
+    "DejaVuSansMono.ttf",
+    "DejaVuSansMono-Bold.ttf",
+    "DejaVuSansMono-Oblique.ttf",
+    "DejaVuSansMono-BoldOblique.ttf",
+    "DejaVuSerif.ttf",
+    "DejaVuSerif-Bold.ttf",
+    "DejaVuSerif-Italic.ttf",
+    "DejaVuSerif-BoldItalic.ttf",
+    "STIXGeneral.ttf",
+    "STIXGeneralBol.ttf",
+    "STIXGeneralItalic.ttf",
+    "STIXGeneralBolIta.ttf",
+    "cmr10.ttf",
+    "cmb10.ttf",
+    "cmss10.ttf",
+    "cmtt10.ttf",
     "cmti10.ttf",
-)  # fmt: skip
+)
 
 
 @cache
@@ -61,9 +75,14 @@ def render_digit(digit: int, rng: np.random.Generator) -> np.ndarray:
     mask = Image.new("L", (_CANVAS, _CANVAS), 0)
     stroke = int(rng.integers(0, 3))
     ImageDraw.Draw(mask).text(
-        (_CANVAS / 2, _CANVAS / 2), str(digit), fill=255, font=font, anchor="mm",
-        stroke_width=stroke, stroke_fill=255,
-    )  # fmt: skip
+        (_CANVAS / 2, _CANVAS / 2),
+        str(digit),
+        fill=255,
+        font=font,
+        anchor="mm",
+        stroke_width=stroke,
+        stroke_fill=255,
+    )
     mask = mask.rotate(float(rng.uniform(-18, 18)), resample=Image.Resampling.BILINEAR)
     left, top, right, bottom = mask.getbbox() or (0, 0, _CANVAS, _CANVAS)
     glyph = mask.crop((left, top, right, bottom))

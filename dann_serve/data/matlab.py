@@ -30,14 +30,19 @@ def _load_mat(name: str, path: Path) -> dict[str, np.ndarray]:
         contents = scipy.io.loadmat(path, variable_names=["X", "y"])
     except NotImplementedError:
         # scipy reads MATLAB v4-v7.2; v7.3 files are HDF5 underneath.
-        raise corrupt(name, path, "a MATLAB v7.3 (HDF5) file; save it as v7 or earlier "
-                                  "(-v7), the format SVHN is distributed in") from None  # fmt: skip
+        raise corrupt(
+            name,
+            path,
+            "a MATLAB v7.3 (HDF5) file; save it as v7 or earlier "
+            "(-v7), the format SVHN is distributed in",
+        ) from None
     except (ValueError, TypeError, OSError, EOFError, IndexError, KeyError) as error:
         raise corrupt(name, path, f"not a readable MATLAB .mat file ({error})") from None
     for key in ("X", "y"):
         if key not in contents:
-            raise corrupt(name, path, f"has no variable {key!r} (expected X: 32x32x3xN "
-                                      "images, y: N labels)")  # fmt: skip
+            raise corrupt(
+                name, path, f"has no variable {key!r} (expected X: 32x32x3xN images, y: N labels)"
+            )
     return contents
 
 
@@ -46,8 +51,9 @@ def read_mat_split(name: str, path: Path) -> Split:
     contents = _load_mat(name, path)
     images, labels = contents["X"], np.asarray(contents["y"])
     if images.ndim != 4 or images.shape[:3] != (SIDE, SIDE, 3):
-        raise corrupt(name, path, f"X has shape {list(images.shape)}, expected "
-                                  f"[{SIDE}, {SIDE}, 3, N]")  # fmt: skip
+        raise corrupt(
+            name, path, f"X has shape {list(images.shape)}, expected [{SIDE}, {SIDE}, 3, N]"
+        )
     if images.dtype != np.uint8:
         raise corrupt(name, path, f"X is {images.dtype}, expected uint8 pixels")
     images = np.ascontiguousarray(np.moveaxis(images, -1, 0))
@@ -62,8 +68,9 @@ def load_matlab_domain(name: str, data_dir: Path | None) -> Domain:
     paths = {split: folder / file for split, file in FILES.items()}
     if not all(path.is_file() for path in paths.values()):
         raise missing(name, folder, [" and ".join(FILES.values())])
-    return Domain(name, train=read_mat_split(name, paths["train"]),
-                  test=read_mat_split(name, paths["test"]))  # fmt: skip
+    return Domain(
+        name, train=read_mat_split(name, paths["train"]), test=read_mat_split(name, paths["test"])
+    )
 
 
 def load_svhn(data_dir: Path | None) -> Domain:

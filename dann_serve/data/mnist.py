@@ -77,8 +77,11 @@ def read_idx(path: Path, magic: int) -> np.ndarray:
     dimensions = magic & 0xFF
     header = 4 + 4 * dimensions
     if len(data) < header:
-        raise corrupt(NAME, path, f"truncated IDX file: {len(data)} bytes, shorter than "
-                                  f"its {header}-byte header")  # fmt: skip
+        raise corrupt(
+            NAME,
+            path,
+            f"truncated IDX file: {len(data)} bytes, shorter than its {header}-byte header",
+        )
     (found,) = struct.unpack(">i", data[:4])
     if found != magic:
         kind = "images" if magic == IMAGES_MAGIC else "labels"
@@ -89,8 +92,12 @@ def read_idx(path: Path, magic: int) -> np.ndarray:
     expected = header + int(np.prod(shape))
     if len(data) != expected:
         problem = "truncated IDX file" if len(data) < expected else "IDX file too long"
-        raise corrupt(NAME, path, f"{problem}: header says {' x '.join(map(str, shape))} "
-                                  f"= {expected} bytes, file has {len(data)}")  # fmt: skip
+        raise corrupt(
+            NAME,
+            path,
+            f"{problem}: header says {' x '.join(map(str, shape))} "
+            f"= {expected} bytes, file has {len(data)}",
+        )
     return np.frombuffer(data, np.uint8, offset=header).reshape(shape)
 
 
@@ -98,8 +105,11 @@ def _idx_split(images_path: Path, labels_path: Path) -> Split:
     images = read_idx(images_path, IMAGES_MAGIC)
     labels = read_idx(labels_path, LABELS_MAGIC)
     if len(labels) != len(images):
-        raise corrupt(NAME, labels_path, f"{len(labels)} labels for the {len(images)} "
-                                         f"images of {images_path.name}")  # fmt: skip
+        raise corrupt(
+            NAME,
+            labels_path,
+            f"{len(labels)} labels for the {len(images)} images of {images_path.name}",
+        )
     return Split(layout_batch(images), checked_labels(NAME, labels_path, labels, len(images)))
 
 
@@ -111,8 +121,9 @@ def _npz_domain(path: Path) -> Domain:
         with np.load(path, allow_pickle=False) as archive:
             absent = [key for key in keys if key not in archive.files]
             if absent:
-                raise corrupt(NAME, path, f"has no array {', '.join(absent)} (expected "
-                                          f"{', '.join(keys)})")  # fmt: skip
+                raise corrupt(
+                    NAME, path, f"has no array {', '.join(absent)} (expected {', '.join(keys)})"
+                )
             arrays = {key: archive[key] for key in keys}
     except DatasetError:
         raise
@@ -122,10 +133,13 @@ def _npz_domain(path: Path) -> Domain:
     for part in ("train", "test"):
         images, labels = arrays[f"x_{part}"], arrays[f"y_{part}"]
         if images.ndim != 3 or images.shape[1:] != (SIDE, SIDE) or images.dtype != np.uint8:
-            raise corrupt(NAME, path, f"x_{part} is {images.dtype} {list(images.shape)}, "
-                                      f"expected uint8 [N, {SIDE}, {SIDE}]")  # fmt: skip
-        splits.append(Split(layout_batch(images),
-                            checked_labels(NAME, path, labels, len(images))))  # fmt: skip
+            raise corrupt(
+                NAME,
+                path,
+                f"x_{part} is {images.dtype} {list(images.shape)}, "
+                f"expected uint8 [N, {SIDE}, {SIDE}]",
+            )
+        splits.append(Split(layout_batch(images), checked_labels(NAME, path, labels, len(images))))
     return Domain(NAME, train=splits[0], test=splits[1])
 
 
@@ -135,11 +149,15 @@ def split_test_only(test: Split) -> tuple[Split, Split]:
     Both parts are views of the one array, so no pixel is held twice.
     """
     if len(test) <= ADAPTATION_SIZE:
-        raise DatasetError(f"{NAME}: only {len(test)} test images; splitting them needs "
-                           f"more than {ADAPTATION_SIZE}")  # fmt: skip
+        raise DatasetError(
+            f"{NAME}: only {len(test)} test images; splitting them needs "
+            f"more than {ADAPTATION_SIZE}"
+        )
     cut = ADAPTATION_SIZE
-    return (Split(test.images[:cut], test.labels[:cut]),
-            Split(test.images[cut:], test.labels[cut:]))  # fmt: skip
+    return (
+        Split(test.images[:cut], test.labels[:cut]),
+        Split(test.images[cut:], test.labels[cut:]),
+    )
 
 
 def load_mnist(data_dir: Path | None) -> Domain:
@@ -158,6 +176,12 @@ def load_mnist(data_dir: Path | None) -> Domain:
         adaptation, evaluation = split_test_only(_idx_split(*test))
         return Domain(NAME, train=adaptation, test=evaluation, note=TEST_ONLY_NOTE)
     names = [f"{stem}[.gz]" for stem in (*TRAIN_FILES, *TEST_FILES)]
-    raise missing(NAME, folder, [
-        ", ".join(names), NPZ, f"{TEST_FILES[0]}[.gz] and {TEST_FILES[1]}[.gz] alone",
-    ])  # fmt: skip
+    raise missing(
+        NAME,
+        folder,
+        [
+            ", ".join(names),
+            NPZ,
+            f"{TEST_FILES[0]}[.gz] and {TEST_FILES[1]}[.gz] alone",
+        ],
+    )

@@ -39,8 +39,9 @@ def read_label_list(path: Path) -> tuple[list[str], np.ndarray]:
         if not fields:
             continue
         if len(fields) != 2 or not fields[1].lstrip("-").isdigit():
-            raise corrupt(NAME, path, f"line {number}: expected '<file name> <label>', "
-                                      f"got {line.strip()!r}")  # fmt: skip
+            raise corrupt(
+                NAME, path, f"line {number}: expected '<file name> <label>', got {line.strip()!r}"
+            )
         label = int(fields[1])
         if not 0 <= label <= 9:
             raise corrupt(NAME, path, f"line {number}: label {label} is out of range 0-9")

@@ -38,21 +38,28 @@ def _read_split(file, path: Path, part: str) -> Split:
     for key in ("data", "target"):
         name = f"{part}/{key}"
         if name not in file:
-            raise corrupt(NAME, path, f"has no dataset {name!r} (expected train/data, "
-                                      "train/target, test/data, test/target)")  # fmt: skip
+            raise corrupt(
+                NAME,
+                path,
+                f"has no dataset {name!r} (expected train/data, "
+                "train/target, test/data, test/target)",
+            )
         arrays[key] = np.asarray(file[name])
     data, target = arrays["data"], arrays["target"]
     if data.ndim == 3:
         data = data.reshape(len(data), -1)
     if data.ndim != 2 or data.shape[1] != SIDE * SIDE:
-        raise corrupt(NAME, path, f"{part}/data has shape {list(data.shape)}, expected "
-                                  f"[N, {SIDE * SIDE}] (flattened {SIDE}x{SIDE})")  # fmt: skip
+        raise corrupt(
+            NAME,
+            path,
+            f"{part}/data has shape {list(data.shape)}, expected "
+            f"[N, {SIDE * SIDE}] (flattened {SIDE}x{SIDE})",
+        )
     if not np.issubdtype(data.dtype, np.floating):
         raise corrupt(NAME, path, f"{part}/data is {data.dtype}, expected floats in [0, 1]")
     low, high = (float(data.min()), float(data.max())) if data.size else (0.0, 0.0)
     if low < -1e-3 or high > 1 + 1e-3 or not np.isfinite(data).all():
-        raise corrupt(NAME, path, f"{part}/data has values in [{low:g}, {high:g}], "
-                                  "expected [0, 1]")  # fmt: skip
+        raise corrupt(NAME, path, f"{part}/data has values in [{low:g}, {high:g}], expected [0, 1]")
     labels = checked_labels(NAME, path, target, len(data))
     return Split(to_model_layout(data), labels)
 
@@ -66,8 +73,9 @@ def load_usps(data_dir: Path | None) -> Domain:
         raise missing(NAME, path.parent, [FILE])
     try:
         with h5py.File(path, "r") as file:
-            return Domain(NAME, train=_read_split(file, path, "train"),
-                          test=_read_split(file, path, "test"))  # fmt: skip
+            return Domain(
+                NAME, train=_read_split(file, path, "train"), test=_read_split(file, path, "test")
+            )
     except DatasetError:
         raise
     except (OSError, ValueError, TypeError, KeyError) as error:

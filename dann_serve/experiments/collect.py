@@ -67,8 +67,13 @@ def read_run(path: Path, mode: str, seed: int) -> Run:
     if found["config.json"] is None:
         return Run(mode, seed, path, problem="no config.json (not a training run)")
     if found["summary.json"] is None:
-        return Run(mode, seed, path, found["config.json"],
-                   problem="unfinished (training or interrupted: no summary.json)")  # fmt: skip
+        return Run(
+            mode,
+            seed,
+            path,
+            found["config.json"],
+            problem="unfinished (training or interrupted: no summary.json)",
+        )
     if not (path / "metrics.csv").is_file():
         return Run(mode, seed, path, found["config.json"], problem="no metrics.csv")
     return Run(mode, seed, path, found["config.json"], found["summary.json"])
@@ -126,11 +131,16 @@ class PairRuns:
             for option, value in run.options.items():
                 if option not in PER_RUN_OPTIONS:
                     values.setdefault(option, set()).add(json.dumps(value))
-            data = {role: {k: v for k, v in part.items() if k != "note"}
-                    for role, part in run.config.get("data", {}).items()}  # fmt: skip
+            data = {
+                role: {k: v for k, v in part.items() if k != "note"}
+                for role, part in run.config.get("data", {}).items()
+            }
             values.setdefault("data", set()).add(json.dumps(data, sort_keys=True))
-        return {k: sorted(json.loads(v) for v in vs) if k != "data" else sorted(vs)
-                for k, vs in values.items() if len(vs) > 1}  # fmt: skip
+        return {
+            k: sorted(json.loads(v) for v in vs) if k != "data" else sorted(vs)
+            for k, vs in values.items()
+            if len(vs) > 1
+        }
 
 
 def _other(mode: str) -> str:

@@ -42,8 +42,9 @@ def run_pair(base: TrainConfig, seeds: Iterable[int], out: Path, show_progress: 
                 summaries.append(json.loads(finished.read_text()))
                 continue
             resume = (directory / "config.json").exists()
-            summaries.append(train_run(config, directory, resume=resume,
-                                       show_progress=show_progress))  # fmt: skip
+            summaries.append(
+                train_run(config, directory, resume=resume, show_progress=show_progress)
+            )
     return summaries
 
 
@@ -65,13 +66,17 @@ def pair_table(summaries: list[dict]) -> tuple[str, dict]:
     lines = ["| seed | source-only | DANN | DANN - source-only |", "|---|---|---|---|"]
     for seed, result in sorted(by_seed.items()):
         gain = result["dann"] - result["source-only"]
-        lines.append(f"| {seed} | {100 * result['source-only']:.1f} | "
-                     f"{100 * result['dann']:.1f} | {100 * gain:+.1f} |")  # fmt: skip
+        lines.append(
+            f"| {seed} | {100 * result['source-only']:.1f} | "
+            f"{100 * result['dann']:.1f} | {100 * gain:+.1f} |"
+        )
     source_only = [r["source-only"] for r in by_seed.values()]
     dann = [r["dann"] for r in by_seed.values()]
     gains = [d - s for d, s in zip(dann, source_only, strict=True)]
-    lines.append(f"| mean ± std | {mean_std(source_only)} | {mean_std(dann)} | "
-                 f"{100 * statistics.mean(gains):+.1f} |")  # fmt: skip
+    lines.append(
+        f"| mean ± std | {mean_std(source_only)} | {mean_std(dann)} | "
+        f"{100 * statistics.mean(gains):+.1f} |"
+    )
     figures = {
         "seeds": sorted(by_seed),
         "source_only_mean": statistics.mean(source_only),

@@ -99,8 +99,13 @@ def tsne(features: np.ndarray, seed: int = 0) -> np.ndarray:
     from sklearn.manifold import TSNE
 
     reduced = pca(features, min(PCA_DIMENSIONS_FOR_TSNE, *features.shape))
-    return TSNE(n_components=2, perplexity=perplexity(len(features)), init="pca",
-                random_state=seed, max_iter=1000).fit_transform(reduced)  # fmt: skip
+    return TSNE(
+        n_components=2,
+        perplexity=perplexity(len(features)),
+        init="pca",
+        random_state=seed,
+        max_iter=1000,
+    ).fit_transform(reduced)
 
 
 def _scatter(axis, points: np.ndarray, sample: Sample) -> None:
@@ -109,14 +114,28 @@ def _scatter(axis, points: np.ndarray, sample: Sample) -> None:
         for digit in range(10):
             chosen = (domains == domain) & (labels == digit)
             if chosen.any():
-                axis.scatter(points[chosen, 0], points[chosen, 1], marker=f"${digit}$", s=28,
-                             color=colour, alpha=0.6, linewidths=0)  # fmt: skip
+                axis.scatter(
+                    points[chosen, 0],
+                    points[chosen, 1],
+                    marker=f"${digit}$",
+                    s=28,
+                    color=colour,
+                    alpha=0.6,
+                    linewidths=0,
+                )
     axis.set_xticks([])
     axis.set_yticks([])
 
 
-def plot_feature_views(before, after, sample: Sample, path: Path, names: tuple[str, str],
-                       with_tsne: bool = True, seed: int = 0) -> int:  # fmt: skip
+def plot_feature_views(
+    before,
+    after,
+    sample: Sample,
+    path: Path,
+    names: tuple[str, str],
+    with_tsne: bool = True,
+    seed: int = 0,
+) -> int:
     """PNG: a column per model (before = source-only, after = DANN), a row per projection.
 
     Returns the number of features per image (the width of ``.features``).
@@ -129,8 +148,9 @@ def plot_feature_views(before, after, sample: Sample, path: Path, names: tuple[s
     projections = [("PCA", pca)] + ([("t-SNE", lambda x: tsne(x, seed))] if with_tsne else [])
     columns = (("before: source-only", before), ("after: DANN", after))
     width = 0
-    figure, axes = plt.subplots(len(projections), 2, figsize=(10, 4.8 * len(projections)),
-                                squeeze=False)  # fmt: skip
+    figure, axes = plt.subplots(
+        len(projections), 2, figsize=(10, 4.8 * len(projections)), squeeze=False
+    )
     for column, (title, model) in enumerate(columns):
         features = feature_vectors(model, sample.images)
         width = features.shape[1]
@@ -141,12 +161,15 @@ def plot_feature_views(before, after, sample: Sample, path: Path, names: tuple[s
             axis.set_title(f"{title}, {projection_name}")
     from matplotlib.lines import Line2D
 
-    handles = [Line2D([], [], marker="o", linestyle="", color=colour, label=f"{role} {name}")
-               for role, name, colour in zip(("source", "target"), names, DOMAIN_COLOURS,
-                                             strict=True)]  # fmt: skip
+    handles = [
+        Line2D([], [], marker="o", linestyle="", color=colour, label=f"{role} {name}")
+        for role, name, colour in zip(("source", "target"), names, DOMAIN_COLOURS, strict=True)
+    ]
     axes[0, 0].legend(handles=handles, loc="best")
-    figure.suptitle(f"{names[0]} -> {names[1]}: features of {len(sample.source)} source and "
-                    f"{len(sample.target)} target test images (glyph = true digit)")  # fmt: skip
+    figure.suptitle(
+        f"{names[0]} -> {names[1]}: features of {len(sample.source)} source and "
+        f"{len(sample.target)} target test images (glyph = true digit)"
+    )
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=100)

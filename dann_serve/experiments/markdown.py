@@ -60,8 +60,10 @@ def summary_table(pairs: Sequence[PairRuns]) -> str:
         figures = _figures(pair)
         seeds = f"{len(pair.complete_seeds)} of {len(pair.seeds)}"
         if figures is None:
-            lines.append(f"| {pair.name} | missing | missing | - | {seeds} | "
-                         f"{_shared(pair, 'steps')} | {_shared(pair, 'batch_size')} |")  # fmt: skip
+            lines.append(
+                f"| {pair.name} | missing | missing | - | {seeds} | "
+                f"{_shared(pair, 'steps')} | {_shared(pair, 'batch_size')} |"
+            )
             continue
         lines.append(
             f"| {pair.name} | {_pct(figures['source_only_mean'])} ± "
@@ -105,8 +107,11 @@ def pair_section(pair: PairRuns, extras: PairExtras, document: Path, runs: Path)
     if missing:
         parts.append(missing_text(missing))
     if pair.other_seeds:
-        parts.append("Finished runs of seeds not asked for (not reported): "
-                     + ", ".join(map(str, pair.other_seeds)) + ".")  # fmt: skip
+        parts.append(
+            "Finished runs of seeds not asked for (not reported): "
+            + ", ".join(map(str, pair.other_seeds))
+            + "."
+        )
     differences = pair.differences()
     if differences:
         listed = "; ".join(f"`{k}`: {', '.join(map(str, v))}" for k, v in differences.items())
@@ -122,8 +127,10 @@ def pair_section(pair: PairRuns, extras: PairExtras, document: Path, runs: Path)
             "so it reads how separable the features are (0.5: not at all)."
         )
     if extras.features is not None:
-        parts.append(f"![{pair.name} features before and after adaptation]"
-                     f"({_link(extras.features, document)})\n\n{extras.features_note}")  # fmt: skip
+        parts.append(
+            f"![{pair.name} features before and after adaptation]"
+            f"({_link(extras.features, document)})\n\n{extras.features_note}"
+        )
     elif extras.features_note:
         parts.append(f"Feature picture: {extras.features_note}")
     return "\n\n".join(parts)
@@ -142,28 +149,49 @@ def _described(options: dict, names: Iterable[str], describe: Callable[[dict], s
 
 CHOICES: tuple[tuple[str, tuple[str, ...], Callable[[dict], str]], ...] = (
     ("steps", ("steps",), lambda o: f"{o['steps']:,}"),
-    ("batch", ("batch_size",),
-     lambda o: f"{o['batch_size']} ({o['batch_size'] // 2} source + "
-               f"{o['batch_size'] // 2} target)"),
+    (
+        "batch",
+        ("batch_size",),
+        lambda o: (
+            f"{o['batch_size']} ({o['batch_size'] // 2} source + {o['batch_size'] // 2} target)"
+        ),
+    ),
     ("architecture", ("arch",), lambda o: f"`{o['arch']}` (Ganin et al. 2016)"),
     ("optimiser", ("momentum",), lambda o: f"SGD, momentum {o['momentum']:g}"),
-    ("learning rate", ("learning_rate", "lr_alpha", "lr_beta"),
-     lambda o: f"mu_p = {o['learning_rate']:g} / (1 + {o['lr_alpha']:g} p)^{o['lr_beta']:g}"),
-    ("adaptation weight", ("lambda_max", "gamma"),
-     lambda o: f"lambda_p = {o['lambda_max']:g} (2 / (1 + exp(-{o['gamma']:g} p)) - 1) "
-               "for DANN, 0 for source-only"),
+    (
+        "learning rate",
+        ("learning_rate", "lr_alpha", "lr_beta"),
+        lambda o: f"mu_p = {o['learning_rate']:g} / (1 + {o['lr_alpha']:g} p)^{o['lr_beta']:g}",
+    ),
+    (
+        "adaptation weight",
+        ("lambda_max", "gamma"),
+        lambda o: (
+            f"lambda_p = {o['lambda_max']:g} (2 / (1 + exp(-{o['gamma']:g} p)) - 1) "
+            "for DANN, 0 for source-only"
+        ),
+    ),
     ("batch norm", ("batch_norm",), lambda o: "yes" if o["batch_norm"] else "no"),
     ("grayscale in the graph", ("grayscale",), lambda o: "yes" if o["grayscale"] else "no"),
-    ("light backgrounds inverted", ("dark_background",),
-     lambda o: "yes" if o["dark_background"] else "no"),
+    (
+        "light backgrounds inverted",
+        ("dark_background",),
+        lambda o: "yes" if o["dark_background"] else "no",
+    ),
     ("random shifts", ("augment",), lambda o: "yes" if o["augment"] else "no"),
     ("weight decay", ("weight_decay",), lambda o: f"{o['weight_decay']:g}"),
-    ("gradient clipping", ("clip_norm",),
-     lambda o: f"global norm {o['clip_norm']:g}" if o["clip_norm"] else "none"),
-    ("weights reported", ("average_decay",),
-     lambda o: f"moving average, decay {o['average_decay']:g}" if o["average_decay"] else "raw"),
+    (
+        "gradient clipping",
+        ("clip_norm",),
+        lambda o: f"global norm {o['clip_norm']:g}" if o["clip_norm"] else "none",
+    ),
+    (
+        "weights reported",
+        ("average_decay",),
+        lambda o: f"moving average, decay {o['average_decay']:g}" if o["average_decay"] else "raw",
+    ),
     ("evaluated every", ("eval_every",), lambda o: f"{o['eval_every']:,} steps"),
-)  # fmt: skip
+)
 
 
 def _raw(name: str) -> Callable[[dict], str]:
@@ -176,24 +204,36 @@ def choices_section(pairs: Sequence[PairRuns]) -> str:
     parts = ["## How each choice was made"]
     if not shown:
         return "\n\n".join([*parts, "No finished run yet."])
-    lines = ["| choice | " + " | ".join(p.name for p in shown) + " |",
-             "|---|" + "---|" * len(shown)]  # fmt: skip
+    lines = [
+        "| choice | " + " | ".join(p.name for p in shown) + " |",
+        "|---|" + "---|" * len(shown),
+    ]
     covered = {name for _, names, _ in CHOICES for name in names}
     covered |= {"source", "target", "mode", "seed", "data_dir"}
-    others = sorted({option for pair in shown for run in pair.all_finished()
-                     for option in run.options} - covered)  # fmt: skip
+    others = sorted(
+        {option for pair in shown for run in pair.all_finished() for option in run.options}
+        - covered
+    )
     rows = [*CHOICES, *((f"`{name}`", (name,), _raw(name)) for name in others)]
     for label, names, describe in rows:
         cells = []
         for pair in shown:
-            texts = sorted({_described(run.options, names, describe)
-                            for run in pair.all_finished()})  # fmt: skip
+            texts = sorted(
+                {_described(run.options, names, describe) for run in pair.all_finished()}
+            )
             cells.append(" / ".join(texts))
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    versions = [sorted({(r.config.get("versions") or {}).get("tensorflow", "?")
-                        for r in pair.all_finished()}) for pair in shown]  # fmt: skip
-    lines.append("| seeds | " + " | ".join(", ".join(map(str, p.complete_seeds)) or "-"
-                                        for p in shown) + " |")  # fmt: skip
+    versions = [
+        sorted(
+            {(r.config.get("versions") or {}).get("tensorflow", "?") for r in pair.all_finished()}
+        )
+        for pair in shown
+    ]
+    lines.append(
+        "| seeds | "
+        + " | ".join(", ".join(map(str, p.complete_seeds)) or "-" for p in shown)
+        + " |"
+    )
     lines.append("| TensorFlow | " + " | ".join(" / ".join(v) for v in versions) + " |")
     parts.append("\n".join(lines))
     parts.append(
@@ -217,8 +257,9 @@ def choices_section(pairs: Sequence[PairRuns]) -> str:
     return "\n\n".join(parts)
 
 
-def render(pairs: Sequence[PairRuns], extras: dict[str, PairExtras], document: Path,
-           runs: Path) -> str:  # fmt: skip
+def render(
+    pairs: Sequence[PairRuns], extras: dict[str, PairExtras], document: Path, runs: Path
+) -> str:
     """The generated block (without the markers), ending in a newline."""
     finished = sum(len(pair.all_finished()) for pair in pairs)
     header = (
@@ -248,8 +289,10 @@ def splice(document: str | None, block: str) -> str:
         return f"{generated}\n\n{document}"
     start, stop = document.find(BEGIN), document.find(END)
     if begins != 1 or ends != 1 or stop < start:
-        raise ReportError(f"the markers {BEGIN} and {END} must appear once each, in that "
-                          f"order (found {begins} and {ends})")  # fmt: skip
+        raise ReportError(
+            f"the markers {BEGIN} and {END} must appear once each, in that "
+            f"order (found {begins} and {ends})"
+        )
     return document[:start] + generated + document[stop + len(END) :]
 
 

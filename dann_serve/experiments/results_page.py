@@ -60,18 +60,25 @@ def data_lines(pair: PairRuns, domains: Domains) -> list[str]:
         return []
     lines = []
     sizes = run.config.get("data", {})
-    for role, name, use in (("source", pair.source, "labelled"),
-                            ("target", pair.target, "unlabelled")):  # fmt: skip
+    for role, name, use in (
+        ("source", pair.source, "labelled"),
+        ("target", pair.target, "unlabelled"),
+    ):
         counts = sizes.get(role, {})
         line = f"{role} `{name}`"
         if "train" in counts:
-            line += (f": {counts['train']:,} {use} training images, {counts['test']:,} test "
-                     f"images{' (the reported accuracy)' if role == 'target' else ''}")  # fmt: skip
+            line += (
+                f": {counts['train']:,} {use} training images, {counts['test']:,} test "
+                f"images{' (the reported accuracy)' if role == 'target' else ''}"
+            )
         note = counts.get("note")
         if note is None:  # runs trained before config.json recorded the note
             domain = domains.get(name, run.options.get("data_dir"))
-            note = (f"(Its note could not be read here: {domain})" if isinstance(domain, str)
-                    else domain.note)  # fmt: skip
+            note = (
+                f"(Its note could not be read here: {domain})"
+                if isinstance(domain, str)
+                else domain.note
+            )
         note = (note or "").strip() or "The data set's own train/test split."
         lines.append(f"{line}. {note}{'' if note.endswith(('.', ')')) else '.'}")
     return lines
@@ -88,8 +95,9 @@ def draw_curves(pair: PairRuns, figures: Path) -> Path | None:
     return path
 
 
-def draw_features(pair: PairRuns, figures: Path, domains: Domains, count: int,
-                  with_tsne: bool) -> tuple[Path | None, str]:  # fmt: skip
+def draw_features(
+    pair: PairRuns, figures: Path, domains: Domains, count: int, with_tsne: bool
+) -> tuple[Path | None, str]:
     """The feature picture of one seed and the caption (or why there is none)."""
     if count <= 0 or not pair.complete_seeds:
         return None, ""
@@ -100,8 +108,9 @@ def draw_features(pair: PairRuns, figures: Path, domains: Domains, count: int,
     seeds = pair.complete_seeds
     seed = PREFERRED_FEATURE_SEED if PREFERRED_FEATURE_SEED in seeds else seeds[0]
     before, after = pair.runs["source-only", seed], pair.runs["dann", seed]
-    loaded = [domains.get(name, before.options.get("data_dir"))
-              for name in (pair.source, pair.target)]  # fmt: skip
+    loaded = [
+        domains.get(name, before.options.get("data_dir")) for name in (pair.source, pair.target)
+    ]
     problems = [item for item in loaded if isinstance(item, str)]
     if problems:
         return None, f"not drawn: {problems[0]}"
@@ -116,8 +125,9 @@ def draw_features(pair: PairRuns, figures: Path, domains: Domains, count: int,
         "PCA on top (the two largest principal axes of the centred features, numpy SVD), "
         f"t-SNE below (scikit-learn, perplexity {perplexity(len(sample.labels)):g}, after PCA "
         "to 50 dimensions)"
-        if with_tsne else "PCA (the two largest principal axes of the centred features)"
-    )  # fmt: skip
+        if with_tsne
+        else "PCA (the two largest principal axes of the centred features)"
+    )
     caption = (
         f"Seed {seed}: the source-only run (before) and the DANN run (after) read the same "
         f"{len(sample.source)} source and {len(sample.target)} target test images, drawn at "
@@ -143,8 +153,10 @@ def generate_report(
     """Write ``document`` (only its generated block) and the figures of every pair."""
     runs, document = Path(runs), Path(document)
     if not runs.is_dir():
-        raise ReportError(f"{runs}: no such folder of runs (train pairs into it first with "
-                          f"dann-serve compare --out {runs})")  # fmt: skip
+        raise ReportError(
+            f"{runs}: no such folder of runs (train pairs into it first with "
+            f"dann-serve compare --out {runs})"
+        )
     figures = Path(figures) if figures is not None else document.parent / "results"
     domains = Domains(data_dir)
     outcome = ReportOutcome(document, [collect_pair(runs, s, t, seeds) for s, t in pairs])
@@ -155,7 +167,9 @@ def generate_report(
         extras[pair.slug] = PairExtras(data_lines(pair, domains), curves, features, caption)
         outcome.figures += [path for path in (curves, features) if path is not None]
         missing = len(pair.missing())
-        log(f"{pair.name}: {len(pair.complete_seeds)} of {len(pair.seeds)} seeds complete"
-            + (f", {missing} runs missing or unfinished" if missing else ""))  # fmt: skip
+        log(
+            f"{pair.name}: {len(pair.complete_seeds)} of {len(pair.seeds)} seeds complete"
+            + (f", {missing} runs missing or unfinished" if missing else "")
+        )
     write_document(document, render(outcome.pairs, extras, document, runs))
     return outcome

@@ -45,7 +45,8 @@ def reverse_validation(
         config, source=reverse_source.name, target=source.name, steps=steps
     )
     trainer = Trainer(reverse_config, reverse_source, source)
-    for _ in tqdm(range(steps), desc=f"reverse {run_dir.name}", unit="step",
-                  disable=not show_progress):  # fmt: skip
+    for _ in tqdm(
+        range(steps), desc=f"reverse {run_dir.name}", unit="step", disable=not show_progress
+    ):
         trainer.train_step()
     return accuracy(trainer.averaged, source.test)

@@ -267,8 +267,9 @@ def _build(run_dir: Path, staging: Path, name: str, version: int) -> dict:
         raise ExportError(f"ONNX and SavedModel disagree: {onnx_figures}")
     served = metagraph_parity(saved, staging, images[:PARITY_IMAGES])
     if not agrees(served, 1e-6):
-        raise ExportError(f"loaded as TensorFlow Serving loads it, the model answers otherwise: "
-                          f"{served}")  # fmt: skip
+        raise ExportError(
+            f"loaded as TensorFlow Serving loads it, the model answers otherwise: {served}"
+        )
     worst = max(figures["max_abs_probability_difference"] for figures in onnx_figures.values())
     summary_path = run_dir / "summary.json"
     summary = read_json(summary_path) if summary_path.exists() else {}

@@ -122,8 +122,9 @@ def feature_extractor(
 def label_head(arch: str) -> keras.Sequential:
     """G_y: digit logits from features (source images only during training)."""
     units = (100, 100) if arch == "mnist" else (3072, 2048)
-    return _dense_stack(units, NUM_CLASSES, dropout=0.0 if arch == "mnist" else 0.5,
-                        name="label_head")  # fmt: skip
+    return _dense_stack(
+        units, NUM_CLASSES, dropout=0.0 if arch == "mnist" else 0.5, name="label_head"
+    )
 
 
 def domain_head(arch: str) -> keras.Sequential:
@@ -168,8 +169,9 @@ class DANN(keras.Model):
     def call(self, images: tf.Tensor, training: bool = False) -> tuple[tf.Tensor, tf.Tensor]:
         features = self.features(images, training=training)
         label_logits = self.label_head(features, training=training)
-        domain_logits = self.domain_head(self.reversal(features, training=training),
-                                         training=training)  # fmt: skip
+        domain_logits = self.domain_head(
+            self.reversal(features, training=training), training=training
+        )
         return label_logits, domain_logits
 
     def get_config(self) -> dict:

@@ -38,9 +38,7 @@ def shape_text(shape: tuple[int, ...] | list[int]) -> str:
     return "[" + ",".join(str(size) for size in shape) + "]"
 
 
-def to_numpy(
-    proto: tensor_pb2.TensorProto, name: str, max_bytes: int | None = None
-) -> np.ndarray:
+def to_numpy(proto: tensor_pb2.TensorProto, name: str, max_bytes: int | None = None) -> np.ndarray:
     """The array a TensorProto holds; INVALID_ARGUMENT naming the input when it is
     malformed or would decode to more than ``max_bytes``."""
     try:

@@ -13,8 +13,9 @@ MAX_SHIFT = 0.1
 """Largest shift, as a fraction of the image side (3.2 px on a 32 px image)."""
 
 
-def random_shift(images: tf.Tensor, seed: int, step: tf.Tensor,
-                 max_shift: float = MAX_SHIFT) -> tf.Tensor:  # fmt: skip
+def random_shift(
+    images: tf.Tensor, seed: int, step: tf.Tensor, max_shift: float = MAX_SHIFT
+) -> tf.Tensor:
     """Each image of ``[N, H, W, C]`` moved by its own uniform sub-pixel offset.
 
     Bilinear resampling; pixels shifted in from outside repeat the nearest edge
@@ -22,16 +23,25 @@ def random_shift(images: tf.Tensor, seed: int, step: tf.Tensor,
     """
     count = tf.shape(images)[0]
     size = tf.cast(tf.shape(images)[1:3], tf.float32)
-    offsets = tf.random.stateless_uniform(
-        [count, 2], seed=tf.stack([tf.cast(seed, tf.int64), tf.cast(step, tf.int64)]),
-        minval=-max_shift, maxval=max_shift,
-    ) * size  # (dy, dx) in pixels  # fmt: skip
+    offsets = (
+        tf.random.stateless_uniform(
+            [count, 2],
+            seed=tf.stack([tf.cast(seed, tf.int64), tf.cast(step, tf.int64)]),
+            minval=-max_shift,
+            maxval=max_shift,
+        )
+        * size
+    )  # (dy, dx) in pixels
     ones, zeros = tf.ones([count]), tf.zeros([count])
     # Output pixel (x, y) reads input pixel (x - dx, y - dy).
     transforms = tf.stack(
         [ones, zeros, -offsets[:, 1], zeros, ones, -offsets[:, 0], zeros, zeros], axis=1
     )
     return tf.raw_ops.ImageProjectiveTransformV3(
-        images=images, transforms=transforms, output_shape=tf.shape(images)[1:3],
-        fill_value=0.0, interpolation="BILINEAR", fill_mode="NEAREST",
-    )  # fmt: skip
+        images=images,
+        transforms=transforms,
+        output_shape=tf.shape(images)[1:3],
+        fill_value=0.0,
+        interpolation="BILINEAR",
+        fill_mode="NEAREST",
+    )

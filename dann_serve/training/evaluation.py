@@ -31,8 +31,7 @@ def decisions(model: DANN, split: Split) -> tuple[np.ndarray, np.ndarray]:
 def _hit_counts(model: DANN, split: Split, domain: int) -> tuple[int, int]:
     """Correct digit labels and correct domain calls over one pass through ``split``."""
     label_decisions, domain_decisions = decisions(model, split)
-    return (int(np.sum(label_decisions == split.labels)),
-            int(np.sum(domain_decisions == domain)))  # fmt: skip
+    return (int(np.sum(label_decisions == split.labels)), int(np.sum(domain_decisions == domain)))
 
 
 def accuracy(model: DANN, split: Split) -> float:

@@ -149,9 +149,7 @@ class Trainer:
 
 
 def load_pair(config: TrainConfig) -> tuple[Domain, Domain]:
-    return data.load(config.source, config.data_dir), data.load(
-        config.target, config.data_dir
-    )
+    return data.load(config.source, config.data_dir), data.load(config.target, config.data_dir)
 
 
 def train_run(
@@ -184,22 +182,33 @@ def train_run(
             "options": {**vars(config)},
             "versions": package_versions(),
             "data": {
-                "source": {"name": source.name, "train": len(source.train),
-                           "test": len(source.test), "note": source.note},
-                "target": {"name": target.name, "train": len(target.train),
-                           "test": len(target.test), "note": target.note},
+                "source": {
+                    "name": source.name,
+                    "train": len(source.train),
+                    "test": len(source.test),
+                    "note": source.note,
+                },
+                "target": {
+                    "name": target.name,
+                    "train": len(target.train),
+                    "test": len(target.test),
+                    "note": target.note,
+                },
             },
         },
-    )  # fmt: skip
+    )
 
     metrics = MetricsLog(run_dir, keep_up_to_step=trainer.step)
     if trainer.step == 0:
         metrics.log(trainer.measure())
     bar = tqdm(
-        total=config.steps, initial=trainer.step, disable=not show_progress,
-        desc=f"{config.mode} {config.source}->{config.target}", unit="step",
+        total=config.steps,
+        initial=trainer.step,
+        disable=not show_progress,
+        desc=f"{config.mode} {config.source}->{config.target}",
+        unit="step",
         dynamic_ncols=True,
-    )  # fmt: skip
+    )
     try:
         while trainer.step < config.steps:
             trainer.train_step()
@@ -210,9 +219,11 @@ def train_run(
                 metrics.log(row)
                 manager.save(checkpoint_number=step)
                 bar.set_postfix(
-                    loss=f"{row['label_loss']:.3f}", src=f"{row['source_accuracy']:.3f}",
-                    tgt=f"{row['target_accuracy']:.3f}", dom=f"{row['domain_accuracy']:.2f}",
-                )  # fmt: skip
+                    loss=f"{row['label_loss']:.3f}",
+                    src=f"{row['source_accuracy']:.3f}",
+                    tgt=f"{row['target_accuracy']:.3f}",
+                    dom=f"{row['domain_accuracy']:.2f}",
+                )
     except KeyboardInterrupt:
         manager.save(checkpoint_number=trainer.step)
         raise

@@ -65,15 +65,24 @@ def plot_pair_curves(curves: dict[str, list[list[dict]]], path: Path, title: str
         by_step = [{int(row["step"]): row for row in rows} for rows in runs]
         common = sorted(set.intersection(*(set(steps) for steps in by_step)))
         for panel, (name, ylabel) in zip(axes, PAIR_PANELS, strict=True):
-            values = np.array([[float(steps[step][name]) for step in common]
-                               for steps in by_step])  # fmt: skip
+            values = np.array([[float(steps[step][name]) for step in common] for steps in by_step])
             colour = MODE_COLOURS.get(mode)
             seeds = f"{len(runs)} seed{'s' if len(runs) > 1 else ''}"
-            panel.plot(common, values.mean(axis=0), color=colour,
-                       label=f"{MODE_LABELS.get(mode, mode)} ({seeds})")  # fmt: skip
+            panel.plot(
+                common,
+                values.mean(axis=0),
+                color=colour,
+                label=f"{MODE_LABELS.get(mode, mode)} ({seeds})",
+            )
             if len(runs) > 1:
-                panel.fill_between(common, values.min(axis=0), values.max(axis=0),
-                                   color=colour, alpha=0.2, linewidth=0)  # fmt: skip
+                panel.fill_between(
+                    common,
+                    values.min(axis=0),
+                    values.max(axis=0),
+                    color=colour,
+                    alpha=0.2,
+                    linewidth=0,
+                )
             panel.set_xlabel("step")
             panel.set_ylabel(ylabel)
             panel.grid(alpha=0.3)

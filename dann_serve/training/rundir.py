@@ -19,9 +19,15 @@ import tensorflow as tf
 from dann_serve.config import TrainConfig
 
 METRIC_FIELDS = (
-    "step", "label_loss", "domain_loss", "lambda", "learning_rate",
-    "source_accuracy", "target_accuracy", "domain_accuracy",
-)  # fmt: skip
+    "step",
+    "label_loss",
+    "domain_loss",
+    "lambda",
+    "learning_rate",
+    "source_accuracy",
+    "target_accuracy",
+    "domain_accuracy",
+)
 CHECKPOINTS = "checkpoints"
 
 
