@@ -33,7 +33,7 @@ class LocalServer:
         self.grpc_address = f"127.0.0.1:{port}"
         self.rest_url = f"http://127.0.0.1:{rest_port}"
         command = [
-            *(sys.executable, "-m", "dann_serve.cli", "serve", "--model-dir", str(model_dir)),
+            *(sys.executable, "-m", "dann_serve", "serve", "--model-dir", str(model_dir)),
             *("--port", str(port), "--rest-port", str(rest_port), *options),
         ]
         with self.log_path.open("wb") as log_file:

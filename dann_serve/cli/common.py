@@ -1,0 +1,177 @@
+"""What every ``dann-serve`` command shares: one-line errors with their exit statuses,
+and the options of the training commands (their defaults come from TrainConfig).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import NoReturn
+
+import click
+
+from dann_serve.config import ARCHITECTURES, TrainConfig
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports it
+
+DEFAULTS = TrainConfig()
+DATA_DIR_HELP = (
+    "Folder holding the files of file-based data sets, each in <data-dir>/<name>/ "
+    "[default: $DANN_DATA_DIR or ~/.cache/dann-serve/data]."
+)
+DOWNLOAD_HELP = "First fetch missing mnist/svhn files into the data folder (md5-checked)."
+
+
+def parse_seeds(context: click.Context, parameter: click.Parameter, value: str) -> list[int]:
+    try:
+        seeds = [int(part) for part in value.split(",") if part.strip()]
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated integers, got {value!r}") from None
+    if not seeds:
+        raise click.BadParameter("name at least one seed")
+    return seeds
+
+
+def report_error(message: str) -> None:
+    click.echo(f"dann-serve: error: {message}", err=True)
+
+
+def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
+    report_error(message)
+    sys.exit(code)
+
+
+def parse_pairs(
+    context: click.Context, parameter: click.Parameter, value: str
+) -> list[tuple[str, str]]:
+    pairs = []
+    for part in value.split(","):
+        source, colon, target = part.strip().partition(":")
+        if not (colon and source and target):
+            raise click.BadParameter(f"expected SOURCE:TARGET[,SOURCE:TARGET...], got {part!r}")
+        pairs.append((source, target))
+    return pairs
+
+
+# The options every training command shares; defaults come from TrainConfig.
+TRAINING_OPTIONS = [
+    click.option(
+        "--source", default=DEFAULTS.source, show_default=True, help="Labelled source data set."
+    ),
+    click.option(
+        "--target",
+        default=DEFAULTS.target,
+        show_default=True,
+        help="Unlabelled target data set (its labels are only reported).",
+    ),
+    click.option(
+        "--arch",
+        type=click.Choice(ARCHITECTURES),
+        default=DEFAULTS.arch,
+        show_default=True,
+        help="Network of Ganin et al. 2016.",
+    ),
+    click.option("--steps", type=click.IntRange(min=1), default=DEFAULTS.steps, show_default=True),
+    click.option(
+        "--batch-size",
+        type=click.IntRange(min=2),
+        default=DEFAULTS.batch_size,
+        show_default=True,
+        help="Images per step, half source and half target.",
+    ),
+    click.option(
+        "--learning-rate",
+        type=float,
+        default=DEFAULTS.learning_rate,
+        show_default=True,
+        help="mu0 of mu_p = mu0 / (1 + alpha p)^beta.",
+    ),
+    click.option("--lr-alpha", type=float, default=DEFAULTS.lr_alpha, show_default=True),
+    click.option("--lr-beta", type=float, default=DEFAULTS.lr_beta, show_default=True),
+    click.option("--momentum", type=float, default=DEFAULTS.momentum, show_default=True),
+    click.option(
+        "--gamma",
+        type=float,
+        default=DEFAULTS.gamma,
+        show_default=True,
+        help="lambda_p = lambda_max (2 / (1 + exp(-gamma p)) - 1).",
+    ),
+    click.option("--lambda-max", type=float, default=DEFAULTS.lambda_max, show_default=True),
+    click.option("--batch-norm/--no-batch-norm", default=DEFAULTS.batch_norm, show_default=True),
+    click.option(
+        "--grayscale/--no-grayscale",
+        default=DEFAULTS.grayscale,
+        show_default=True,
+        help="Convert to luminance inside the network (and the export).",
+    ),
+    click.option(
+        "--dark-background/--any-background",
+        default=DEFAULTS.dark_background,
+        show_default=True,
+        help="Invert light-background images inside the network (and the export).",
+    ),
+    click.option(
+        "--augment/--no-augment",
+        default=DEFAULTS.augment,
+        show_default=True,
+        help="Random shifts of up to 10% for both domains while training.",
+    ),
+    click.option("--weight-decay", type=float, default=DEFAULTS.weight_decay, show_default=True),
+    click.option(
+        "--clip-norm",
+        type=click.FloatRange(min=0.0),
+        default=DEFAULTS.clip_norm,
+        show_default=True,
+        help="Largest global gradient norm of a step (0: no clipping).",
+    ),
+    click.option(
+        "--average-decay",
+        type=float,
+        default=DEFAULTS.average_decay,
+        show_default=True,
+        help="Decay of the weight average that is evaluated and exported (0: the raw weights).",
+    ),
+    click.option(
+        "--eval-every",
+        type=click.IntRange(min=1),
+        default=DEFAULTS.eval_every,
+        show_default=True,
+        help="Steps between metrics rows and checkpoints.",
+    ),
+    click.option(
+        "--data-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=None,
+        help=DATA_DIR_HELP,
+    ),
+    click.option("--download", is_flag=True, help=DOWNLOAD_HELP),
+    click.option("--quiet", is_flag=True, help="No progress bar."),
+]
+
+
+def training_options(command: Callable) -> Callable:
+    """Adds :data:`TRAINING_OPTIONS` to a command, in their order in ``--help``."""
+    for option in reversed(TRAINING_OPTIONS):
+        command = option(command)
+    return command
+
+
+def fetch_data(names: list[str], data_dir: str | Path | None, quiet: bool = False) -> None:
+    """``--download``: fetch the named data sets' files, or fail with one line."""
+    from dann_serve.data import DatasetError
+    from dann_serve.data.download import download_datasets
+
+    try:
+        download_datasets(names, Path(data_dir) if data_dir else None, progress=not quiet)
+    except DatasetError as error:
+        fail(str(error))
+
+
+def train_config(data_dir: Path | None, **options) -> TrainConfig:
+    try:
+        return TrainConfig(**options, data_dir=str(data_dir) if data_dir else None)
+    except ValueError as error:
+        fail(str(error), EXIT_USAGE)

@@ -1,0 +1,112 @@
+"""``train``, ``evaluate`` and ``samples``: one run, and the images it is tried on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from dann_serve.cli.common import (
+    DATA_DIR_HELP,
+    DEFAULTS,
+    DOWNLOAD_HELP,
+    EXIT_INTERRUPTED,
+    fail,
+    fetch_data,
+    train_config,
+    training_options,
+)
+from dann_serve.config import MODES
+from dann_serve.runtime import load_tensorflow
+
+
+@click.command()
+@training_options
+@click.option(
+    "--mode",
+    type=click.Choice(MODES),
+    default=DEFAULTS.mode,
+    show_default=True,
+    help="source-only: same network, lambda = 0.",
+)
+@click.option("--seed", type=int, default=DEFAULTS.seed, show_default=True)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Run directory to create (or to continue with --resume).",
+)
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue --out from its last checkpoint, with its saved options.",
+)
+def train(
+    out: Path, resume: bool, quiet: bool, data_dir: Path | None, download: bool, **options
+) -> None:
+    """Train a DANN (or its source-only baseline) and write a run directory."""
+    load_tensorflow()
+    from dann_serve.data import DatasetError
+    from dann_serve.training.loop import train_run
+    from dann_serve.training.rundir import RunError, load_config
+
+    config = train_config(data_dir, **options)
+    try:
+        if download:  # --resume trains on the run's saved data sets, so fetch those
+            chosen = load_config(out) if resume else config
+            fetch_data([chosen.source, chosen.target], chosen.data_dir, quiet)
+        summary = train_run(config, out, resume=resume, show_progress=not quiet)
+    except (RunError, DatasetError) as error:
+        fail(str(error))
+    except KeyboardInterrupt:
+        fail(
+            f"interrupted; progress is saved, continue with: dann-serve train --out {out} --resume",
+            EXIT_INTERRUPTED,
+        )
+    click.echo(
+        f"{out}: step {summary['step']}, source test accuracy "
+        f"{summary['source_test_accuracy']:.4f}, target test accuracy "
+        f"{summary['target_test_accuracy']:.4f}, domain accuracy {summary['domain_accuracy']:.4f}"
+    )
+
+
+@click.command()
+@click.argument("run", type=click.Path(path_type=Path))
+@click.option("--dataset", required=True, help="Data set to evaluate on, e.g. digits.")
+@click.option("--split", type=click.Choice(["train", "test"]), default="test", show_default=True)
+@click.option(
+    "--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None, help=DATA_DIR_HELP
+)
+@click.option("--download", is_flag=True, help=DOWNLOAD_HELP)
+def evaluate(run: Path, dataset: str, split: str, data_dir: Path | None, download: bool) -> None:
+    """Print the label accuracy of RUN's latest checkpoint on a data set split."""
+    if download:
+        fetch_data([dataset], data_dir)
+    load_tensorflow()
+    from dann_serve.data import DatasetError
+    from dann_serve.training.evaluation import evaluate_run
+    from dann_serve.training.rundir import RunError
+
+    try:
+        value = evaluate_run(run, dataset, split, data_dir)
+    except (RunError, DatasetError) as error:
+        fail(str(error))
+    click.echo(f"{run}: {dataset} {split} accuracy {value:.4f}")
+
+
+@click.command()
+@click.option("--dataset", default="digits", show_default=True)
+@click.option("--split", type=click.Choice(["train", "test"]), default="test", show_default=True)
+@click.option("--count", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
+def samples(dataset: str, split: str, count: int, data_dir: Path | None, out: Path) -> None:
+    """Write COUNT images of a data set as PNG files (true label in each name)."""
+    from dann_serve.data import DatasetError
+    from dann_serve.data.samples import write_samples
+
+    try:
+        paths = write_samples(dataset, out, count, split, str(data_dir) if data_dir else None)
+    except DatasetError as error:
+        fail(str(error))
+    click.echo(f"{out}: {len(paths)} {dataset} {split} images")
