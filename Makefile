@@ -6,17 +6,33 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
 BENCH_WORK  := build/bench
+# Every third-party distribution, pinned for Python 3.11 on x86_64 Linux; see `lock`.
+LOCK   := constraints.txt
+UV_VERSION := 0.13.9
 
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: demo test lint venv clean bench
+.PHONY: demo test lint venv clean bench lock
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml client/pyproject.toml
+# Our two distributions are installed from the checkout, editable, in one pip command:
+# the client from ./client (the root's `dann-client` requirement is met by it, never by a
+# package index, where that name is not ours) and the root with its dev extra. $(LOCK)
+# is a constraints file (-c), not a requirements file (-r): it pins versions without
+# asking for anything, so this install and the bench one below take only what their
+# extras need from the same pins, and it can leave our own packages out (pip refuses
+# editable constraints). Redone whenever the lock or either pyproject.toml changes.
+# Both of ours are uninstalled first, and the .egg-info folders setuptools leaves in the
+# checkout removed, so that files moving from one to the other install cleanly: when
+# dann_client left the root, upgrading in place installed bin/dann-client with the client
+# and then deleted it with the old root, and the old file lists kept dann_client.
+$(STAMP): pyproject.toml client/pyproject.toml $(LOCK)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip uninstall --quiet --quiet --yes dann-serve dann-client
+	rm -rf dann_serve.egg-info client/dann_client.egg-info
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet -c $(LOCK) -e ./client -e ".[dev]"
 	touch $(STAMP)
 
 lint: $(STAMP)
@@ -29,10 +45,25 @@ test: lint
 demo: $(STAMP)
 	VENV=$(VENV) scripts/demo.sh
 
-# The bench extra (ADAPT, tf-keras) on top of the dev install; see pyproject.toml.
-$(BENCH_STAMP): $(STAMP) pyproject.toml
-	$(PY) -m pip install --quiet -e ".[dev,bench]"
+# The bench extra (ADAPT, tf-keras) on top of the dev install, from the same lock; see
+# pyproject.toml.
+$(BENCH_STAMP): $(STAMP) pyproject.toml client/pyproject.toml $(LOCK)
+	$(PY) -m pip install --quiet -c $(LOCK) -e ./client -e ".[dev,bench]"
 	touch $(BENCH_STAMP)
+
+# Regenerate $(LOCK) with uv after changing a dependency in either pyproject.toml: every
+# transitive dependency of the root with its dev and bench extras and of the client with
+# all of its extras, for Python 3.11 on x86_64 Linux whatever machine runs it. Versions
+# already in $(LOCK) are kept where they still fit; to move them on, add
+# LOCK_ARGS=--upgrade (all) or LOCK_ARGS='--upgrade-package NAME'. Needs only a venv with
+# uv, not an install that matches the old lock.
+lock:
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet uv==$(UV_VERSION)
+	printf '%s\n' '-e ./client[onnx,test]' '-e .[dev,bench]' | $(VENV)/bin/uv pip compile - \
+		--python-version 3.11 --python-platform x86_64-unknown-linux-gnu \
+		--no-emit-package dann-serve --no-emit-package dann-client \
+		--custom-compile-command "make lock" --quiet $(LOCK_ARGS) -o $(LOCK)
 
 # Every benchmark, each writing bench/results/<name>.json, then docs/PERFORMANCE.md's
 # tables regenerated from them. One tiny model is exported for the serving and client

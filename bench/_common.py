@@ -10,7 +10,6 @@ load TensorFlow (the client start-up benchmark) can use it too.
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import statistics
@@ -18,8 +17,10 @@ import sys
 import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+
+from dann_serve.files import write_json
+from dann_serve.runtime import package_versions
 
 ROOT = Path(__file__).resolve().parent.parent
 # The test and benchmark harness (harness/) is not installed; the scripts import this
@@ -27,6 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(1, str(ROOT))
 RESULTS = ROOT / "bench" / "results"
+# the packages the figures depend on, recorded with each result
 PACKAGES = ("tensorflow", "keras", "onnxruntime", "grpcio", "numpy", "tf2onnx", "adapt", "tf_keras")
 
 
@@ -95,17 +97,6 @@ def machine() -> dict:
     }
 
 
-def versions() -> dict[str, str]:
-    """Python and the packages the figures depend on (read from metadata, not imported)."""
-    found = {"python": platform.python_version()}
-    for name in PACKAGES:
-        try:
-            found[name] = version(name)
-        except PackageNotFoundError:
-            continue
-    return found
-
-
 # -- results ----------------------------------------------------------------------------
 
 
@@ -131,13 +122,11 @@ class Result:
             "wall_seconds": round(time.perf_counter() - self.started, 1),
             "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
             "machine": host,
-            "versions": versions(),
+            "versions": package_versions(PACKAGES),
             "figures": figures,
         }
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        scratch = self.path.with_name(self.path.name + ".tmp")
-        scratch.write_text(json.dumps(record, indent=2) + "\n")
-        scratch.replace(self.path)
+        write_json(self.path, record, sort_keys=False)
         print(f"wrote {self.path}", flush=True)
         return self.path
 
@@ -156,7 +145,7 @@ def tiny_export(workdir: Path) -> Path:
     a minute of training is enough; ``make bench`` builds it once for all scripts.
     """
     from dann_serve.config import TrainConfig
-    from dann_serve.export.savedmodel import export_run
+    from dann_serve.export import export_run
     from dann_serve.training.loop import train_run
 
     workdir = Path(workdir)

@@ -37,7 +37,8 @@ def analytic_macs(arch: str) -> dict[str, int]:
     """Multiply-adds per image of each part of the network, from its layer shapes."""
     import keras
 
-    from dann_serve.model.networks import DANN, INPUT_SHAPE
+    from dann_client.contract import INPUT_SHAPE
+    from dann_serve.model.networks import DANN
 
     model = DANN(arch)
     counts: dict[str, int] = {}
@@ -67,7 +68,8 @@ def graph_flops(arch: str) -> dict[str, int]:
     import tensorflow as tf
     from tensorflow.python.framework import ops
 
-    from dann_serve.model.networks import DANN, INPUT_SHAPE
+    from dann_client.contract import INPUT_SHAPE
+    from dann_serve.model.networks import DANN
 
     model = DANN(arch)
     spec = tf.TensorSpec((1, *INPUT_SHAPE), tf.float32)

@@ -3,7 +3,7 @@
 1. Steady load: 8 concurrent gRPC clients (official tensorflow-serving-api stubs, one
    channel each) send 500 batch-1 Predicts each, one at a time.
 2. Export under load: the same clients keep sending while the trained run is exported
-   again with ``dann_serve.export.savedmodel.export_run`` (in a separate process, as a user's
+   again with ``dann_serve.export.export_run`` (in a separate process, as a user's
    ``dann-serve export`` would be) into the served model directory, and go on until
    each has been answered by the new version.
 
@@ -45,7 +45,7 @@ def tiny_run(workdir: Path) -> Path:
 
 
 def _export(run: str, model_dir: str, report: multiprocessing.Queue) -> None:
-    from dann_serve.export.savedmodel import export_run
+    from dann_serve.export import export_run
 
     began = time.monotonic()
     result = export_run(run, model_dir, "dann")
@@ -81,7 +81,7 @@ def main() -> int:
         run = args.run or tiny_run(workdir)
         model_dir = args.model_dir or workdir / "models"
         if not (model_dir / "dann").is_dir() or newest(model_dir) == 0:
-            from dann_serve.export.savedmodel import export_run
+            from dann_serve.export import export_run
 
             export_run(run, model_dir, "dann")
         before = newest(model_dir)

@@ -13,20 +13,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+from dann_serve import files
 
 from _common import RESULTS, ROOT, Result
 
 DOC = ROOT / "docs" / "PERFORMANCE.md"
 MAKE_BENCH = "make_bench"  # bench/results/make_bench.json: the wall time of the whole run
-BLOCK = re.compile(
-    r"(<!-- bench:begin (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- bench:end "
-    r"(?P=name) -->)",
-    re.DOTALL,
-)
+KIND = "bench"  # blocks <!-- bench:begin NAME --> ... <!-- bench:end NAME -->
 VERSION_ORDER = (
     "python",
     "tensorflow",
@@ -441,14 +438,14 @@ GENERATORS: dict[str, Callable[[Results], str]] = {
 
 def fill(doc: str, results: Results) -> str:
     """``doc`` with every generated block rewritten from ``results``."""
-
-    def replace(match: re.Match) -> str:
-        name = match["name"]
+    for name in files.block_names(doc, KIND):
         if name not in GENERATORS:
             raise SystemExit(f"unknown block {name!r} (known: {', '.join(GENERATORS)})")
-        return f"{match[1]}{GENERATORS[name](results)}{match[4]}"
-
-    return BLOCK.sub(replace, doc)
+        try:
+            doc = files.splice(doc, GENERATORS[name](results), *files.markers(KIND, name))
+        except files.MarkerError as error:
+            raise SystemExit(f"block {name!r}: {error}") from None
+    return doc
 
 
 def main() -> None:
@@ -462,15 +459,17 @@ def main() -> None:
         help="epoch seconds when `make bench` started: records its wall time",
     )
     args = parser.parse_args()
-    doc = args.doc.read_text()
-    found = {m["name"] for m in BLOCK.finditer(doc)}
+    doc = files.read_document(args.doc)
+    if doc is None:
+        raise SystemExit(f"{args.doc}: no such file")
+    found = set(files.block_names(doc, KIND))
     if not found:
         raise SystemExit(f"{args.doc}: no <!-- bench:begin NAME --> blocks")
     if args.started is not None:  # the whole `make bench`, kept for later regenerations
         Result(MAKE_BENCH, args.results / f"{MAKE_BENCH}.json").write(
             {"seconds": time.time() - args.started}
         )
-    args.doc.write_text(fill(doc, Results(args.results)))
+    files.write_document(args.doc, fill(doc, Results(args.results)))
     print(f"regenerated {', '.join(sorted(found))} in {args.doc}")
 
 

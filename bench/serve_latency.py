@@ -40,6 +40,7 @@ import onnxruntime
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
+from dann_client.contract import SERVER_MAX_MESSAGE_BYTES
 from dann_client.tensors import fill_tensor_proto, from_tensor_proto
 from dann_serve.runtime import reuse_large_buffers
 
@@ -48,11 +49,10 @@ from harness.server_process import LocalServer, free_port
 
 SIGNATURE = "predict_label"
 BIG_BATCH = 256
-MAX_MESSAGE = 64 * 1024 * 1024
 PATHS = ("in-process", "onnxruntime", "grpc", "grpc, no model", "rest")
 GRPC_OPTIONS = [
-    ("grpc.max_receive_message_length", MAX_MESSAGE),
-    ("grpc.max_send_message_length", MAX_MESSAGE),
+    ("grpc.max_receive_message_length", SERVER_MAX_MESSAGE_BYTES),
+    ("grpc.max_send_message_length", SERVER_MAX_MESSAGE_BYTES),
 ]
 # ONNX Runtime session options tried beside the default session (0 threads = one per core).
 ORT_VARIANTS: dict[str, dict] = {

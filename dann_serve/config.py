@@ -6,6 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 
 MODES = ("dann", "source-only")
+MODE_LABELS = {"source-only": "source-only", "dann": "DANN"}  # how reports print a mode
 ARCHITECTURES = ("mnist", "svhn")
 # Training steps of each reverse model in reverse validation
 # (dann_serve.experiments.reverse_validation).

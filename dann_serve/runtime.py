@@ -1,4 +1,5 @@
-"""Process-wide settings: TensorFlow without its start-up chatter; a reusing allocator.
+"""The process and its environment: TensorFlow without its start-up chatter, a reusing
+allocator, and the versions of the packages it runs on.
 
 TensorFlow's C++ side writes several lines straight to file descriptor 2 while it
 imports and looks for GPUs (oneDNN notices, "could not find cuda drivers", a
@@ -11,12 +12,31 @@ from __future__ import annotations
 
 import ctypes
 import os
+import platform
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from importlib.metadata import PackageNotFoundError, version
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+# What a training run's config.json records; the export adds its converters, and the
+# benchmarks their own list (bench/_common.py).
+TRAINING_PACKAGES = ("dann-serve", "tensorflow", "keras", "numpy", "pillow", "scikit-learn")
+EXPORT_PACKAGES = (*TRAINING_PACKAGES, "tf2onnx", "onnx", "onnxruntime")
+
+
+def package_versions(names: Iterable[str] = TRAINING_PACKAGES) -> dict[str, str]:
+    """Python's version and each installed package's among ``names``, read from the
+    package metadata (nothing is imported); a package not installed is left out."""
+    found = {"python": platform.python_version()}
+    for name in names:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return found
 
 
 @contextmanager

@@ -18,9 +18,8 @@ import grpc
 import numpy as np
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
+from dann_client.contract import DEFAULT_MODEL, INPUT_NAME, PREDICT_LABEL, SERVER_MAX_MESSAGE_BYTES
 from dann_client.tensors import fill_tensor_proto
-
-MAX_MESSAGE = 64 * 1024 * 1024
 
 
 @dataclass
@@ -55,11 +54,11 @@ class LoadResult:
         )
 
 
-def predict_request(images: np.ndarray, model: str = "dann") -> predict_pb2.PredictRequest:
+def predict_request(images: np.ndarray, model: str = DEFAULT_MODEL) -> predict_pb2.PredictRequest:
     request = predict_pb2.PredictRequest()
     request.model_spec.name = model
-    request.model_spec.signature_name = "predict_label"
-    fill_tensor_proto(request.inputs["images"], images.astype(np.float32))
+    request.model_spec.signature_name = PREDICT_LABEL
+    fill_tensor_proto(request.inputs[INPUT_NAME], images.astype(np.float32))
     return request
 
 
@@ -94,8 +93,8 @@ def run_load(
 
     def client(index: int) -> None:
         options = [
-            ("grpc.max_send_message_length", MAX_MESSAGE),
-            ("grpc.max_receive_message_length", MAX_MESSAGE),
+            ("grpc.max_send_message_length", SERVER_MAX_MESSAGE_BYTES),
+            ("grpc.max_receive_message_length", SERVER_MAX_MESSAGE_BYTES),
         ]
         channel = (
             grpc.secure_channel(address, credentials, options)

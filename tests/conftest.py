@@ -1,12 +1,15 @@
 """Shared fixtures: tiny real domains registered under their own names, so tests run
-the real loaders, pipeline and training loop in seconds."""
+the real loaders, pipeline and training loop in seconds; a trained run and its export;
+``dann-serve serve`` processes and gRPC channels to them; the ``dann-client`` command;
+a TLS certificate; the real data sets of ../shared/data."""
 
 from __future__ import annotations
 
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -59,7 +62,7 @@ def exported_model(trained_run: Path, tmp_path_factory) -> Path:
 
     The model directory (its parent's parent) also holds ``models.config``.
     """
-    from dann_serve.export.savedmodel import export_run
+    from dann_serve.export import export_run
 
     model_dir = tmp_path_factory.mktemp("models")
     return export_run(trained_run, model_dir, "dann").path
@@ -72,7 +75,7 @@ def variables_untracked_savedmodel(trained_run: Path, tmp_path_factory) -> Path:
     (shared, read-only for tests)."""
     import tensorflow as tf
 
-    from dann_serve.export.savedmodel import ServingModule
+    from dann_serve.export.signatures import ServingModule
     from dann_serve.training.evaluation import restore_model
 
     module = ServingModule(restore_model(trained_run))
@@ -81,6 +84,22 @@ def variables_untracked_savedmodel(trained_run: Path, tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("untracked") / "1"
     tf.saved_model.save(module, str(path), signatures=signatures)
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_files(tiny_target: Domain, tmp_path_factory) -> list[Path]:
+    """The tiny target domain's test images as 32x32 RGB PNG files, in sorted order in
+    two subfolders of a folder that holds nothing else (shared, read-only for tests)."""
+    from PIL import Image
+
+    directory = tmp_path_factory.mktemp("tiny")
+    paths = []
+    for index, pixels in enumerate(tiny_target.test.images):
+        path = directory / f"{index // 50}" / f"{index:04d}.png"
+        path.parent.mkdir(exist_ok=True)
+        Image.fromarray(pixels).save(path)
+        paths.append(path)
+    return paths
 
 
 @pytest.fixture()
@@ -150,12 +169,90 @@ def tls_certificate(tmp_path_factory) -> dict[str, Path]:
 
 @pytest.fixture(scope="session")
 def reliability_server(exported_model: Path, start_server, tmp_path_factory):
-    """``dann-serve serve`` for the reliability tests (issue 7): a private copy of the
-    export (the load test lands a new version in it), a 4 MiB message limit (its
-    ``max_message_bytes``) so that an oversized request is cheap to build, and a poll
-    every 0.5 s."""
+    """``dann-serve serve`` for the tests of hostile requests, files and addresses: a
+    private copy of the export (the load test lands a new version in it), a 4 MiB
+    message limit (its ``max_message_bytes``) so that an oversized request is cheap to
+    build, and a poll every 0.5 s."""
     model_dir = tmp_path_factory.mktemp("reliability") / "models"
     shutil.copytree(exported_model.parent.parent, model_dir)
     server = start_server(model_dir, "--poll-seconds", "0.5", "--max-message-mb", "4")
     server.max_message_bytes = 4 * 1024 * 1024
     return server
+
+
+@pytest.fixture(scope="session")
+def in_process(exported_model: Path):
+    """``exported_model`` loaded with ``tf.saved_model.load`` in this process: what a
+    server's answers are compared with (shared, read-only for tests)."""
+    import tensorflow as tf
+
+    return tf.saved_model.load(str(exported_model))
+
+
+@pytest.fixture(scope="module")
+def channel(server) -> Iterator:
+    """An insecure gRPC channel to the module's ``server`` fixture (a ``LocalServer``),
+    with the message limits of ``dann-serve serve`` (``SERVER_MAX_MESSAGE_BYTES``)."""
+    import grpc
+
+    from dann_client.contract import SERVER_MAX_MESSAGE_BYTES
+
+    options = [
+        ("grpc.max_send_message_length", SERVER_MAX_MESSAGE_BYTES),
+        ("grpc.max_receive_message_length", SERVER_MAX_MESSAGE_BYTES),
+    ]
+    with grpc.insecure_channel(server.grpc_address, options=options) as opened:
+        yield opened
+
+
+@pytest.fixture(scope="module")
+def prediction(channel):
+    """The official ``PredictionService`` stub on ``channel``."""
+    from tensorflow_serving.apis import prediction_service_pb2_grpc
+
+    return prediction_service_pb2_grpc.PredictionServiceStub(channel)
+
+
+class DannClient:
+    """The installed ``dann-client`` console script (``python -m dann_client`` where
+    it is not installed), run as a user runs it."""
+
+    def __init__(self) -> None:
+        script = Path(sys.executable).with_name("dann-client")
+        self.command = [str(script)] if script.exists() else [sys.executable, "-m", "dann_client"]
+
+    def __call__(
+        self, *args: str | Path, stdin: str | None = None, timeout: float = 120
+    ) -> subprocess.CompletedProcess:
+        """Run it with ``args``; its exit status and text output."""
+        return subprocess.run(
+            [*self.command, *map(str, args)],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+
+@pytest.fixture(scope="session")
+def dann_client() -> DannClient:
+    """``dann_client(*args, stdin=None, timeout=120)`` runs the ``dann-client`` command;
+    ``dann_client.command`` is the command line that starts it."""
+    return DannClient()
+
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Callable[..., Path]:
+    """``shared_data(*parts)``: the folder of real data sets beside the repository
+    (../shared/data), once ``parts`` are seen in it; the test is skipped if not."""
+
+    def folder(*parts: str) -> Path:
+        wanted = SHARED_DATA.joinpath(*parts)
+        if not wanted.exists():
+            pytest.skip(f"{wanted} is absent")
+        return SHARED_DATA
+
+    return folder

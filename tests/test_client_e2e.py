@@ -1,6 +1,6 @@
-"""``dann-client`` end to end (issue 5, acceptance 4): the real console script, run as a
-user runs it, on real image files, against a real ``dann-serve serve`` subprocess that
-holds a real export; answers compared with the same SavedModel run in this process.
+"""``dann-client`` end to end: the real console script, run as a user runs it, on real
+image files, against a real ``dann-serve serve`` subprocess that holds a real export;
+answers compared with the same SavedModel run in this process.
 
 One server for the module. Its model directory holds the export as ``dann`` and a
 copy named ``legacy`` whose SavedModel lacks ``classify_domain`` (as an export from
@@ -10,13 +10,11 @@ before the domain head would), so that the CLI itself can meet FAILED_PRECONDITI
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
 import shutil
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -26,13 +24,12 @@ from PIL import Image
 from tensorflow.core.protobuf import saved_model_pb2
 
 from dann_client.preprocessing import layout_batch, load_images, to_model_input
-from dann_serve.data import Domain
+from dann_serve.data import mnist
 from dann_serve.serving.model_config import add_model_to_config
 
 from harness.server_process import free_port
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-MNIST_IMAGES = SHARED_DATA / "mnist" / "t10k-images-idx3-ubyte.gz"
+MNIST_IMAGES = ("mnist", "t10k-images-idx3-ubyte.gz")  # in ../shared/data
 MNIST_COUNT = 300  # enough for several batches and all ten digits, still quick
 ANSWER = {"predict_label": "label", "classify_domain": "domain"}
 
@@ -65,29 +62,10 @@ def server(model_dir: Path, start_server):
 
 
 @pytest.fixture(scope="module")
-def in_process(exported_model: Path):
-    return tf.saved_model.load(str(exported_model))
-
-
-@pytest.fixture(scope="module")
-def tiny_files(tiny_target: Domain, tmp_path_factory) -> list[Path]:
-    """The tiny target domain's test images as 32x32 RGB PNGs, in a nested folder."""
-    directory = tmp_path_factory.mktemp("tiny")
-    paths = []
-    for index, pixels in enumerate(tiny_target.test.images):
-        path = directory / f"{index // 50}" / f"{index:04d}.png"  # two subfolders
-        path.parent.mkdir(exist_ok=True)
-        Image.fromarray(pixels).save(path)
-        paths.append(path)
-    return paths
-
-
-@pytest.fixture(scope="module")
-def mnist_files(tmp_path_factory) -> list[Path]:
+def mnist_files(shared_data, tmp_path_factory) -> list[Path]:
     """The first MNIST test images from ../shared/data as 28x28 grey PNGs."""
-    if not MNIST_IMAGES.is_file():
-        pytest.skip(f"shared data not present: {MNIST_IMAGES}")
-    pixels = read_idx_images(MNIST_IMAGES)[:MNIST_COUNT]
+    path = shared_data(*MNIST_IMAGES).joinpath(*MNIST_IMAGES)
+    pixels = mnist.read_idx(path, mnist.IMAGES_MAGIC)[:MNIST_COUNT]
     directory = tmp_path_factory.mktemp("mnist")
     paths = []
     for index, image in enumerate(pixels):
@@ -106,23 +84,6 @@ def image_files(request) -> list[Path]:
 
 
 # -- helpers ----------------------------------------------------------------------------
-
-
-def read_idx_images(path: Path) -> np.ndarray:
-    """uint8 ``[N, rows, cols]`` from a gzipped IDX3 file (magic 2051, big-endian)."""
-    raw = gzip.decompress(path.read_bytes())
-    magic, count, rows, cols = (int(v) for v in np.frombuffer(raw[:16], dtype=">u4"))
-    assert magic == 2051, f"{path}: not an IDX3 image file"
-    return np.frombuffer(raw, dtype=np.uint8, offset=16).reshape(count, rows, cols)
-
-
-def dann_client(*args: str | Path, stdin: str | None = None) -> subprocess.CompletedProcess:
-    """Run the installed ``dann-client`` console script (or ``python -m dann_client``)."""
-    script = Path(sys.executable).with_name("dann-client")
-    command = [str(script)] if script.exists() else [sys.executable, "-m", "dann_client"]
-    return subprocess.run(
-        [*command, *map(str, args)], input=stdin, capture_output=True, text=True, timeout=60
-    )
 
 
 def records(result: subprocess.CompletedProcess) -> list[dict]:
@@ -158,7 +119,7 @@ def one_error_line(result: subprocess.CompletedProcess) -> str:
 # -- answers ----------------------------------------------------------------------------
 
 
-def test_predict_labels_equal_the_in_process_model(server, in_process, image_files):
+def test_predict_labels_equal_the_in_process_model(dann_client, server, in_process, image_files):
     directory = os.path.commonpath(image_files)  # walked recursively, in sorted order
     result = dann_client(
         "predict", directory, "--json", "--batch-size", "64", "--server", server.grpc_address
@@ -171,7 +132,7 @@ def test_predict_labels_equal_the_in_process_model(server, in_process, image_fil
 
 
 def test_onnx_backend_gives_the_same_labels_without_a_server(
-    in_process, exported_model, image_files
+    dann_client, in_process, exported_model, image_files
 ):
     nobody = f"127.0.0.1:{free_port()}"  # would fail with exit 3 if it were asked
     for command, signature in (("predict", "predict_label"), ("domain", "classify_domain")):
@@ -191,7 +152,9 @@ def test_onnx_backend_gives_the_same_labels_without_a_server(
         assert_answers(records(result), image_files, want, signature)
 
 
-def test_domain_command_and_signature_option_equal_in_process(server, in_process, tiny_files):
+def test_domain_command_and_signature_option_equal_in_process(
+    dann_client, server, in_process, tiny_files
+):
     want = expected(in_process, "classify_domain", tiny_files)
     by_command = dann_client("domain", *tiny_files, "--json", "--server", server.grpc_address)
     by_option = dann_client(
@@ -211,7 +174,7 @@ def test_domain_command_and_signature_option_equal_in_process(server, in_process
     assert names == [("source", "target")[d] for d in want["domain"].tolist()]
 
 
-def test_paths_from_stdin_and_text_output(server, in_process, tiny_files):
+def test_paths_from_stdin_and_text_output(dann_client, server, in_process, tiny_files):
     chosen = tiny_files[:3]
     result = dann_client(
         "predict",
@@ -231,7 +194,7 @@ def test_paths_from_stdin_and_text_output(server, in_process, tiny_files):
 
 
 def test_a_corrupt_file_costs_one_line_and_others_are_answered(
-    server, in_process, tiny_files, tmp_path
+    dann_client, server, in_process, tiny_files, tmp_path
 ):
     good = []
     for index, source in enumerate(tiny_files[:6]):
@@ -260,7 +223,7 @@ USAGE_ERRORS = {
 
 
 @pytest.mark.parametrize("case", list(USAGE_ERRORS))
-def test_usage_errors_exit_2_before_any_answer(server, tiny_files, case):
+def test_usage_errors_exit_2_before_any_answer(dann_client, server, tiny_files, case):
     args = [arg.format(image=tiny_files[0]) for arg in USAGE_ERRORS[case]]
     result = dann_client(*args, "--server", server.grpc_address)
     assert result.returncode == 2, result.stderr
@@ -271,7 +234,7 @@ def test_usage_errors_exit_2_before_any_answer(server, tiny_files, case):
 # -- exit status 3 ----------------------------------------------------------------------
 
 
-def test_server_down_exits_3_with_one_line_naming_the_address(tiny_files):
+def test_server_down_exits_3_with_one_line_naming_the_address(dann_client, tiny_files):
     address = f"127.0.0.1:{free_port()}"  # nothing listens there
     for command in (["predict", tiny_files[0]], ["status"], ["metadata"]):
         result = dann_client(*command, "--server", address, "--retries", "1")
@@ -281,7 +244,7 @@ def test_server_down_exits_3_with_one_line_naming_the_address(tiny_files):
         assert address in line and line.startswith("dann-client: ")
 
 
-def test_a_deadline_too_short_for_the_real_server_exits_3(server, tiny_files):
+def test_a_deadline_too_short_for_the_real_server_exits_3(dann_client, server, tiny_files):
     result = dann_client(
         "predict", *tiny_files[:50], "--timeout", "0.000001", "--server", server.grpc_address
     )
@@ -305,7 +268,7 @@ REJECTIONS = {
 
 
 @pytest.mark.parametrize("case", list(REJECTIONS))
-def test_requests_the_server_rejects_exit_4(server, tiny_files, case):
+def test_requests_the_server_rejects_exit_4(dann_client, server, tiny_files, case):
     template, code = REJECTIONS[case]
     args = [arg.format(image=tiny_files[0]) for arg in template]
     result = dann_client(*args, "--server", server.grpc_address)
@@ -315,7 +278,7 @@ def test_requests_the_server_rejects_exit_4(server, tiny_files, case):
     assert f"rejected the request: {code}:" in line and server.grpc_address in line
 
 
-def test_the_legacy_model_still_answers_labels(server, in_process, tiny_files):
+def test_the_legacy_model_still_answers_labels(dann_client, server, in_process, tiny_files):
     """So the FAILED_PRECONDITION above is about the signature, not a broken model."""
     result = dann_client(
         "predict", *tiny_files[:5], "--json", "--model", "legacy", "--server", server.grpc_address
@@ -328,7 +291,7 @@ def test_the_legacy_model_still_answers_labels(server, in_process, tiny_files):
 # -- status and metadata ----------------------------------------------------------------
 
 
-def test_status_of_the_served_model(server):
+def test_status_of_the_served_model(dann_client, server):
     as_json = dann_client("status", "--json", "--server", server.grpc_address)
     assert as_json.returncode == 0, as_json.stderr
     assert records(as_json) == [
@@ -344,7 +307,7 @@ def test_status_of_the_served_model(server):
     assert (as_text.returncode, as_text.stdout) == (0, "dann version 1: AVAILABLE\n")
 
 
-def test_metadata_is_the_exported_signatures(server, exported_model):
+def test_metadata_is_the_exported_signatures(dann_client, server, exported_model):
     saved = saved_model_pb2.SavedModel.FromString((exported_model / "saved_model.pb").read_bytes())
     signature_defs = saved.meta_graphs[0].signature_def
     result = dann_client("metadata", "--json", "--server", server.grpc_address)

@@ -7,13 +7,8 @@ import tensorflow as tf
 
 from dann_serve.config import TrainConfig
 from dann_serve.data.pipeline import to_unit_range
-from dann_serve.export.savedmodel import (
-    ExportError,
-    exchange,
-    export_run,
-    metagraph_parity,
-    next_version,
-)
+from dann_serve.export.checks import ExportError, metagraph_parity
+from dann_serve.export.publish import exchange, export_run, next_version
 from dann_serve.serving.loader import MetaGraphModel
 from dann_serve.serving.model_config import read_config
 
@@ -25,18 +20,13 @@ SIGNATURE_SHAPES = {
 
 
 @pytest.fixture(scope="module")
-def saved(exported_model):
-    return tf.saved_model.load(str(exported_model))
-
-
-@pytest.fixture(scope="module")
 def report(exported_model) -> dict:
     return json.loads((exported_model / "export.json").read_text())
 
 
 @pytest.mark.parametrize("name", sorted(SIGNATURE_SHAPES))
-def test_signatures_have_the_contract_names_dtypes_and_shapes(saved, name: str) -> None:
-    function = saved.signatures[name]
+def test_signatures_have_the_contract_names_dtypes_and_shapes(in_process, name: str) -> None:
+    function = in_process.signatures[name]
     _, inputs = function.structured_input_signature
     assert list(inputs) == ["images"]
     assert inputs["images"].dtype == tf.float32
@@ -67,7 +57,7 @@ def test_onnx_parity_is_recorded_and_tight(report) -> None:
         assert report["versions"][package]
 
 
-def test_onnx_runtime_answers_like_the_saved_model(exported_model, saved, tiny_target) -> None:
+def test_onnx_runtime_answers_like_the_saved_model(exported_model, in_process, tiny_target) -> None:
     import onnxruntime
 
     images = to_unit_range(tiny_target.test.images[:16]).numpy()
@@ -80,13 +70,13 @@ def test_onnx_runtime_answers_like_the_saved_model(exported_model, saved, tiny_t
             strict=True,
         )
     )
-    want = saved.signatures["predict_label"](images=tf.constant(images))
+    want = in_process.signatures["predict_label"](images=tf.constant(images))
     np.testing.assert_array_equal(got["label"], want["label"].numpy())
     np.testing.assert_allclose(got["probabilities"], want["probabilities"].numpy(), atol=1e-5)
 
 
 def test_tensorflow_serving_loads_it_and_gets_the_same_answers(
-    exported_model, saved, report, tiny_target
+    exported_model, in_process, report, tiny_target
 ) -> None:
     """The serve MetaGraph, variables restored by its saver: TensorFlow Serving's load."""
     images = to_unit_range(tiny_target.test.images[:32]).numpy()
@@ -94,7 +84,7 @@ def test_tensorflow_serving_loads_it_and_gets_the_same_answers(
     try:
         for signature, outputs in SIGNATURE_SHAPES.items():
             got = model.run(signature, {"images": images}, sorted(outputs))
-            want = saved.signatures[signature](images=tf.constant(images))
+            want = in_process.signatures[signature](images=tf.constant(images))
             for name in outputs:
                 np.testing.assert_allclose(got[name], want[name].numpy(), atol=1e-6)
     finally:
@@ -119,16 +109,16 @@ def test_exported_accuracy_equals_the_run_summary(trained_run, report) -> None:
     )
 
 
-def test_an_image_alone_equals_the_same_image_in_a_batch(saved, tiny_target) -> None:
+def test_an_image_alone_equals_the_same_image_in_a_batch(in_process, tiny_target) -> None:
     batch = to_unit_range(tiny_target.test.images[:64])
     for name in ("predict_label", "classify_domain"):
-        together = saved.signatures[name](images=batch)["probabilities"].numpy()
+        together = in_process.signatures[name](images=batch)["probabilities"].numpy()
         for index in (0, 17, 63):
-            alone = saved.signatures[name](images=batch[index : index + 1])["probabilities"]
+            alone = in_process.signatures[name](images=batch[index : index + 1])["probabilities"]
             np.testing.assert_allclose(alone.numpy()[0], together[index], atol=1e-6)
 
 
-def test_warmup_records_parse_with_the_official_messages(exported_model, saved) -> None:
+def test_warmup_records_parse_with_the_official_messages(exported_model, in_process) -> None:
     from tensorflow_serving.apis import prediction_log_pb2
 
     path = exported_model / "assets.extra" / "tf_serving_warmup_requests"
@@ -137,7 +127,7 @@ def test_warmup_records_parse_with_the_official_messages(exported_model, saved) 
         log = prediction_log_pb2.PredictionLog.FromString(record.numpy())
         request = log.predict_log.request
         assert request.model_spec.name == "dann"
-        signature = saved.signatures[request.model_spec.signature_name]
+        signature = in_process.signatures[request.model_spec.signature_name]
         assert list(request.inputs) == ["images"]
         array = tf.make_ndarray(request.inputs["images"])
         assert array.dtype == np.float32 and array.shape[1:] == (32, 32, 3)
@@ -192,7 +182,8 @@ def test_missing_run_leaves_nothing(tmp_path) -> None:
 
 
 def test_run_without_checkpoint_leaves_nothing(tiny_pair, tmp_path) -> None:
-    from dann_serve.training.rundir import RunError, write_json
+    from dann_serve.files import write_json
+    from dann_serve.training.rundir import RunError
 
     run_dir = tmp_path / "run"
     run_dir.mkdir()
@@ -204,7 +195,7 @@ def test_run_without_checkpoint_leaves_nothing(tiny_pair, tmp_path) -> None:
 
 
 def test_failure_during_conversion_leaves_no_version(trained_run, tmp_path, monkeypatch) -> None:
-    import dann_serve.export.savedmodel as export_module
+    import dann_serve.export.publish as export_module
 
     def broken(function, path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)

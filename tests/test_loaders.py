@@ -1,6 +1,6 @@
-"""The file-based loaders (issue 6) on small files written here in each real format,
-their errors on missing and corrupt files, ``--download`` against a local HTTP server,
-and the real files of ``../shared/data`` when that folder exists."""
+"""The file-based loaders on small files written here in each real format, their
+errors on missing and corrupt files, ``--download`` against a local HTTP server and the
+md5s it checks, and the real files of ``../shared/data`` when that folder exists."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import gzip
 import hashlib
 import http.server
 import re
-import socket
 import struct
 import threading
 import time
@@ -26,7 +25,8 @@ from dann_serve import data
 from dann_serve.data import DatasetError, download, mnist
 from dann_serve.data.download import Remote, download_datasets, fetch
 
-SHARED_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+from harness.server_process import free_port
+
 COUNT = 10
 
 
@@ -549,10 +549,7 @@ def test_checksum_mismatch_deletes_the_download(server: FileServer, tmp_path: Pa
 
 
 def test_an_unreachable_url_fails_at_once(tmp_path: Path) -> None:
-    with socket.socket() as probe:  # a port nobody listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    url = f"http://127.0.0.1:{port}/mnist/t10k-images-idx3-ubyte.gz"
+    url = f"http://127.0.0.1:{free_port()}/mnist/t10k-images-idx3-ubyte.gz"  # nobody listens
     started = time.monotonic()
     with pytest.raises(DatasetError) as error:
         download_datasets(
@@ -591,10 +588,54 @@ def test_official_remotes_name_the_files_the_loaders_read() -> None:
         f"{stem}.gz" for stem in (*mnist.TRAIN_FILES, *mnist.TEST_FILES)
     }
     assert {r.filename for r in download.REMOTES["svhn"]} == {"train_32x32.mat", "test_32x32.mat"}
-    # The t10k md5s are the ones ../shared/data/README.md lists for the canonical files.
-    md5 = {r.filename: r.md5 for r in download.REMOTES["mnist"]}
-    assert md5["t10k-images-idx3-ubyte.gz"] == "9fb629c4189551a2d022fa330f9573f3"
-    assert md5["t10k-labels-idx1-ubyte.gz"] == "ec29112dd5afa0611ce80d1b7f02629c"
+
+
+# The md5s published for the official files: torchvision lists all six (MNIST.resources,
+# SVHN.split_list); ../shared/data/README.md lists the two t10k files it holds, and the
+# next test but one hashes those files' own bytes.
+PUBLISHED_MD5 = {
+    "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+    "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
+    "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
+    "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
+    "train_32x32.mat": "e26dedcc434d2e4c54c9b2d4a06d8373",
+    "test_32x32.mat": "eb5a983be6a315427106f1b164d9cef3",
+}
+
+
+def test_official_md5s_are_the_published_ones() -> None:
+    expected = {r.filename: r.md5 for remotes in download.REMOTES.values() for r in remotes}
+    assert expected == PUBLISHED_MD5
+
+
+def test_official_md5s_are_those_of_the_real_files(shared_data, tmp_path: Path) -> None:
+    """The md5 the download expects of each official file ../shared/data holds is that
+    file's md5, and the download takes those files as already in place."""
+    folder = shared_data("mnist") / "mnist"
+    real = {
+        remote: folder / remote.filename
+        for remote in download.REMOTES["mnist"]
+        if (folder / remote.filename).is_file()
+    }
+    assert len(real) >= 2, sorted(p.name for p in folder.iterdir())
+    for remote, path in real.items():
+        assert remote.md5 == hashlib.md5(path.read_bytes()).hexdigest(), path
+    (tmp_path / "mnist").mkdir()
+    for path in real.values():
+        (tmp_path / "mnist" / path.name).symlink_to(path)
+    # Only files that are there are asked for, so nothing is fetched; a wrong md5 for
+    # one of them raises ("already there but its md5 is ...").
+    remotes = {"mnist": tuple(real)}
+    assert download_datasets(["mnist"], tmp_path, progress=False, remotes=remotes) == []
+
+
+@pytest.mark.parametrize(
+    "size", [0, 1, download.CHUNK - 1, download.CHUNK, 5 * download.CHUNK // 2]
+)
+def test_the_md5_of_a_file_is_that_of_all_its_bytes(tmp_path: Path, size: int) -> None:
+    path = tmp_path / "file.bin"
+    path.write_bytes(np.random.default_rng(size).bytes(size))
+    assert download.md5_of(path) == hashlib.md5(path.read_bytes()).hexdigest()
 
 
 # -- the command line ---------------------------------------------------------------------------
@@ -626,9 +667,7 @@ def test_cli_missing_data_is_one_line(tmp_path: Path) -> None:
 def test_cli_download_offline_is_one_line(tmp_path: Path, monkeypatch) -> None:
     from dann_serve.cli import main
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        url = f"http://127.0.0.1:{probe.getsockname()[1]}/test_32x32.mat"
+    url = f"http://127.0.0.1:{free_port()}/test_32x32.mat"
     monkeypatch.setattr(download, "REMOTES", {"svhn": (Remote(url, "0" * 32),)})
     options = ["--source", "svhn", "--download", "--quiet", "--data-dir", str(tmp_path)]
     result = CliRunner().invoke(main, ["compare", *options, "--out", str(tmp_path)])
@@ -640,14 +679,9 @@ def test_cli_download_offline_is_one_line(tmp_path: Path, monkeypatch) -> None:
 # -- the real files of ../shared/data -------------------------------------------------------------
 
 
-def _shared(path: str) -> Path:
-    if not (SHARED_DATA / path).exists():
-        pytest.skip(f"{SHARED_DATA / path} is absent")
-    return SHARED_DATA
-
-
-def test_real_mnist_test_images_split_disjointly_by_index() -> None:
-    domain = data.load("mnist", _shared("mnist/t10k-images-idx3-ubyte.gz"))
+def test_real_mnist_test_images_split_disjointly_by_index(shared_data) -> None:
+    folder = shared_data("mnist", "t10k-images-idx3-ubyte.gz")
+    domain = data.load("mnist", folder)
     assert len(domain.train) == mnist.ADAPTATION_SIZE == 5000 and len(domain.test) == 5000
     assert domain.train.images.shape == (5000, 32, 32, 3) and domain.note
     labels = np.concatenate([domain.train.labels, domain.test.labels])
@@ -656,13 +690,13 @@ def test_real_mnist_test_images_split_disjointly_by_index() -> None:
     assert counts.sum() == 10_000
     assert counts.tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
     # By index: the evaluation part starts where the adaptation part ends.
-    raw = mnist.read_idx(SHARED_DATA / "mnist" / "t10k-images-idx3-ubyte.gz", mnist.IMAGES_MAGIC)
+    raw = mnist.read_idx(folder / "mnist" / "t10k-images-idx3-ubyte.gz", mnist.IMAGES_MAGIC)
     np.testing.assert_array_equal(domain.train.images[-1, 2:30, 2:30, 0], raw[4999])
     np.testing.assert_array_equal(domain.test.images[0, 2:30, 2:30, 0], raw[5000])
 
 
-def test_real_usps() -> None:
-    domain = data.load("usps", _shared("usps/usps.h5"))
+def test_real_usps(shared_data) -> None:
+    domain = data.load("usps", shared_data("usps", "usps.h5"))
     assert domain.train.images.shape == (7291, 32, 32, 3)
     assert domain.test.images.shape == (2007, 32, 32, 3)
     assert domain.train.images.dtype == np.uint8

@@ -1,10 +1,11 @@
-"""``dann-client predict`` against hostile files (issue 7), all in one call with good
-files, against a real ``dann-serve serve``.
+"""``dann-client predict`` against hostile files, all in one call with good files,
+against a real ``dann-serve serve``.
 
 Each bad file costs exactly one stderr line, ``<path>: <reason>``, in input order; the
-good files and the odd-but-valid images DESIGN.md accepts (1x1, an animated GIF's first
-frame, 16-bit TIFF) are answered; the exit status is 1; nothing prints a traceback; and
-the client's peak memory stays small although one file would decode to 400 MB.
+good files and the odd-but-valid images the preprocessing accepts (1x1, an animated
+GIF, whose first frame is read, 16-bit grey TIFF: docs/ARCHITECTURE.md, Preprocessing)
+are answered; the exit status is 1; nothing prints a traceback; and the client's peak
+memory stays small although one file would decode to 400 MB.
 """
 
 from __future__ import annotations
@@ -22,8 +23,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-
-from dann_serve.data import Domain
 
 MAX_CLIENT_RSS_MB = 500
 BOMB_SIDE = 20_000  # 400 megapixels: 400 MB as decoded 1-bit pixels, 1.2 GB as RGB
@@ -109,11 +108,9 @@ sys.exit(code)
 
 
 def run_measured(
-    *args: str | Path, workdir: Path, timeout: float = 120
+    command: list[str], *args: str | Path, workdir: Path, timeout: float = 120
 ) -> tuple[int, str, str, float]:
-    """Run ``dann-client``; (exit code, stdout, stderr, its peak RSS in MB)."""
-    script = Path(sys.executable).with_name("dann-client")
-    command = [str(script)] if script.exists() else [sys.executable, "-m", "dann_client"]
+    """Run ``command`` (``dann-client``); (exit code, stdout, stderr, its peak RSS in MB)."""
     peak = workdir / "peak-rss-kb"
     with subprocess.Popen(
         [sys.executable, "-S", "-c", _LAUNCHER, str(peak), *command, *map(str, args)],
@@ -132,18 +129,16 @@ def run_measured(
 
 
 def test_hostile_files_cost_one_line_each_and_the_rest_is_answered(
-    reliability_server, tiny_target: Domain, tmp_path
+    dann_client, reliability_server, tiny_files, tmp_path
 ):
-    good = []
-    for index, pixels in enumerate(tiny_target.test.images[:4]):
-        good.append(tmp_path / f"good-{index}.png")
-        Image.fromarray(pixels).save(good[-1])
+    good = tiny_files[:4]
     accepted, refused = hostile_files(tmp_path / "hostile")
     # Interleaved, so a bad file in the middle of a batch is seen to cost only itself.
     bad = list(refused)
     inputs = [good[0], *bad[:5], good[1], *accepted, *bad[5:], good[2], good[3]]
 
     code, out, err, peak_mb = run_measured(
+        dann_client.command,
         "predict",
         *inputs,
         "--json",

@@ -1,4 +1,4 @@
-"""Security defaults of ``dann-serve serve`` and ``dann-client`` (issue 7).
+"""Security defaults of ``dann-serve serve`` and ``dann-client``.
 
 - The server binds 127.0.0.1 unless ``--host`` says otherwise: its listening sockets
   are on the loopback address only, and a non-loopback address of this machine refuses.
@@ -16,13 +16,9 @@ import json
 import os
 import signal
 import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-
-from dann_serve.data import Domain
 
 
 def _listening_addresses(pid: int) -> set[tuple[str, int]]:
@@ -117,36 +113,26 @@ def tls_server(exported_model: Path, start_server, tls_certificate):
     assert running.stop(signal.SIGTERM) == 0, running.log()
 
 
-def _client(*args: str | Path) -> subprocess.CompletedProcess:
-    script = Path(sys.executable).with_name("dann-client")
-    command = [str(script)] if script.exists() else [sys.executable, "-m", "dann_client"]
-    return subprocess.run([*command, *map(str, args)], capture_output=True, text=True, timeout=120)
-
-
 @pytest.fixture(scope="module")
-def digit_files(tiny_target: Domain, tmp_path_factory) -> list[Path]:
-    from PIL import Image
-
-    directory = tmp_path_factory.mktemp("digits")
-    paths = [directory / f"{index}.png" for index in range(3)]
-    for path, pixels in zip(paths, tiny_target.test.images, strict=False):
-        Image.fromarray(pixels).save(path)
-    return paths
+def digit_files(tiny_files: list[Path]) -> list[Path]:
+    return tiny_files[:3]
 
 
 def test_tls_client_and_server_with_a_generated_certificate(
-    tls_server, tls_certificate, digit_files
+    dann_client, tls_server, tls_certificate, digit_files
 ):
     port = tls_server.grpc_address.rsplit(":", 1)[1]
     secure = f"localhost:{port}"  # the name the certificate is for
-    trusted = _client(
+    trusted = dann_client(
         "predict", *digit_files, "--json", "--server", secure, "--ca-cert", tls_certificate["cert"]
     )
     assert trusted.returncode == 0, trusted.stderr
     assert [json.loads(line)["path"] for line in trusted.stdout.splitlines()] == [
         str(path) for path in digit_files
     ]
-    status = _client("status", "--tls", "--ca-cert", tls_certificate["cert"], "--server", secure)
+    status = dann_client(
+        "status", "--tls", "--ca-cert", tls_certificate["cert"], "--server", secure
+    )
     assert (status.returncode, status.stdout) == (0, "dann version 1: AVAILABLE\n")
 
     refusals = {
@@ -160,7 +146,9 @@ def test_tls_client_and_server_with_a_generated_certificate(
         ],
     }
     for case, options in refusals.items():
-        result = _client("predict", digit_files[0], "--retries", "0", "--timeout", "10", *options)
+        result = dann_client(
+            "predict", digit_files[0], "--retries", "0", "--timeout", "10", *options
+        )
         assert result.returncode == 3, (case, result.stderr)
         assert result.stdout == "" and "Traceback" not in result.stderr, case
         assert len(result.stderr.splitlines()) == 1, (case, result.stderr)

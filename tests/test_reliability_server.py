@@ -1,4 +1,4 @@
-"""``dann-serve serve`` against hostile requests and under load (issue 7).
+"""``dann-serve serve`` against hostile requests and under load.
 
 Real gRPC with the official ``tensorflow_serving.apis`` stubs (and a raw channel for
 bytes that are no message at all) and real REST. After every hostile request a good
@@ -20,9 +20,8 @@ from pathlib import Path
 import grpc
 import numpy as np
 import pytest
-import tensorflow as tf
-from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
-from test_server import predict_request, rest
+from helpers import outputs, predict_request, rest
+from tensorflow_serving.apis import predict_pb2
 
 from harness.load import run_load
 
@@ -34,14 +33,9 @@ METHODS = [
 
 
 @pytest.fixture(scope="module")
-def channel(reliability_server):
-    with grpc.insecure_channel(reliability_server.grpc_address) as opened:
-        yield opened
-
-
-@pytest.fixture(scope="module")
-def prediction(channel):
-    return prediction_service_pb2_grpc.PredictionServiceStub(channel)
+def server(reliability_server):
+    """The server that conftest's ``channel`` and ``prediction`` talk to."""
+    return reliability_server
 
 
 @pytest.fixture(scope="module")
@@ -54,16 +48,12 @@ def still_serving(reliability_server, prediction, images):
     """After the test: a good request is answered over gRPC and REST, correctly."""
     yield
     response = prediction.Predict(predict_request(images, "predict_label"), timeout=30)
-    assert tf.make_ndarray(response.outputs["probabilities"]).shape == (3, 10)
+    assert outputs(response)["probabilities"].shape == (3, 10)
     code, body = rest(
         reliability_server, "/v1/models/dann:predict", {"instances": images[:1].tolist()}
     )
     assert code == 200 and len(body["predictions"]) == 1, body
     assert reliability_server.process.poll() is None, reliability_server.log()
-
-
-def _outputs(response: predict_pb2.PredictResponse) -> dict[str, np.ndarray]:
-    return {name: tf.make_ndarray(tensor) for name, tensor in response.outputs.items()}
 
 
 def _rss_mb(pid: int) -> float:
@@ -80,7 +70,7 @@ def _rss_mb(pid: int) -> float:
 @pytest.mark.parametrize(("signature", "classes"), [("predict_label", 10), ("classify_domain", 2)])
 def test_zero_images_get_an_empty_answer(prediction, signature, classes):
     empty = np.zeros((0, 32, 32, 3), np.float32)
-    got = _outputs(prediction.Predict(predict_request(empty, signature), timeout=30))
+    got = outputs(prediction.Predict(predict_request(empty, signature), timeout=30))
     assert got["probabilities"].shape == (0, classes)
     assert got["probabilities"].dtype == np.float32
     decision = "label" if signature == "predict_label" else "domain"
@@ -93,9 +83,9 @@ def test_non_finite_pixels_are_answered_and_spoil_only_their_own_image(predictio
     batch = images.copy()
     batch[0] = value  # the whole image
     batch[1, 5, 5, 0] = value  # one pixel
-    got = _outputs(prediction.Predict(predict_request(batch, "predict_label"), timeout=30))
+    got = outputs(prediction.Predict(predict_request(batch, "predict_label"), timeout=30))
     assert got["probabilities"].shape == (3, 10) and got["label"].shape == (3,)
-    alone = _outputs(prediction.Predict(predict_request(images[2:], "predict_label"), timeout=30))
+    alone = outputs(prediction.Predict(predict_request(images[2:], "predict_label"), timeout=30))
     np.testing.assert_allclose(got["probabilities"][2], alone["probabilities"][0], atol=1e-6)
 
 

@@ -1,45 +1,59 @@
-"""Training killed with SIGKILL (issue 7): ``--resume`` goes on from the last complete
-checkpoint with the same step counter and schedule position, and a kill in the middle
-of a checkpoint write never leaves a checkpoint that cannot be loaded.
+"""Training killed with SIGKILL: ``--resume`` goes on from the last complete checkpoint
+with the same step counter and schedule position, and a kill in the middle of a
+checkpoint write never leaves a checkpoint that cannot be loaded.
 
 The runs are real ``dann-serve train`` processes (``tests/tiny_data.py`` registers the
-tiny domains); with ``--eval-every 1`` a checkpoint is written after every step, so
-checkpoints are being written most of the time the process lives.
+tiny domains); with ``--eval-every 1`` a checkpoint is written after every step. A
+write shows on disk as ``ckpt-N_temp/``, then ``ckpt-N.index`` and ``ckpt-N.data-*``,
+and ends when the ``checkpoint`` state file names ``ckpt-N``: files of a checkpoint
+newer than the one named are a write under way, or, once the process is dead, a write
+the kill cut short. The kill points come from a generator with a fixed seed.
 """
 
 from __future__ import annotations
 
-import csv
 import math
 import os
 import random
+import re
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import pytest
 import tensorflow as tf
+import tiny_data
 
 from dann_serve.config import TrainConfig
 from dann_serve.training.loop import Trainer, train_run
+from dann_serve.training.rundir import read_metrics
 
-TINY_CLI = Path(__file__).with_name("tiny_data.py")
 STEPS = 12
 ITERATIONS = "optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE"
 OPTIONS = {"steps": STEPS, "batch_size": 32, "eval_every": 1, "learning_rate": 0.01}
-
-
-def _rows(run_dir: Path) -> list[dict]:
-    with (run_dir / "metrics.csv").open() as handle:
-        return list(csv.DictReader(handle))
+SEED = 20240611  # of the kill points; a failure names it
+CHECKPOINT_FILE = re.compile(r"ckpt-(\d+)(?:_temp|\.index|\.data-\d+-of-\d+)$")
 
 
 def _latest_step(checkpoints: Path) -> int | None:
     path = tf.train.latest_checkpoint(str(checkpoints))
     return int(path.rsplit("-", 1)[1]) if path else None
+
+
+def _unrecorded(checkpoints: Path) -> dict[str, int]:
+    """{file name: checkpoint number} of the files of checkpoints newer than the one the
+    ``checkpoint`` state file names (see the module's docstring)."""
+    latest = _latest_step(checkpoints) or 0
+    try:
+        names = os.listdir(checkpoints)
+    except FileNotFoundError:
+        return {}
+    numbers = {name: CHECKPOINT_FILE.match(name) for name in names}
+    return {
+        name: int(match[1]) for name, match in numbers.items() if match and int(match[1]) > latest
+    }
 
 
 class Training:
@@ -50,24 +64,16 @@ class Training:
         self.checkpoints = run_dir / "checkpoints"
         self.log_path = run_dir.with_name(f"{run_dir.name}-{time.monotonic_ns()}.log")
         flags = [f"--{name.replace('_', '-')}={value}" for name, value in OPTIONS.items()]
-        command = [
-            sys.executable,
-            str(TINY_CLI),
+        self.process = tiny_data.start_cli(
             "train",
-            "--source=tiny-fonts",
-            "--target=tiny-digits",
+            f"--source={tiny_data.SOURCE}",
+            f"--target={tiny_data.TARGET}",
             *flags,
             "--quiet",
             f"--out={run_dir}",
             *extra,
-        ]
-        with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen(
-                command,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
-            )
+            log=self.log_path,
+        )
         # The latest checkpoint at the start, then each new one `checkpoint` names.
         self.steps_seen: list[int | None] = [_latest_step(self.checkpoints)]
 
@@ -77,26 +83,26 @@ class Training:
     def watch(self, stop: Callable[[], bool], timeout: float = 60.0) -> None:
         """Poll every few ms, recording new latest checkpoints, until ``stop()`` or exit."""
         deadline = time.monotonic() + timeout
-        while self.process.poll() is None and not stop():
+        while self.process.poll() is None:
             step = _latest_step(self.checkpoints)
             if step != self.steps_seen[-1]:
                 self.steps_seen.append(step)
+            if stop():
+                return
             assert time.monotonic() < deadline, f"training stalled:\n{self.log()}"
             time.sleep(0.003)
 
-    def kill(self) -> int | None:
-        """SIGKILL; the step of the checkpoint it leaves as the latest."""
-        assert self.process.poll() is None, f"finished before the kill:\n{self.log()}"
+    def kill(self) -> tuple[int | None, list[str]]:
+        """SIGKILL; the step of the checkpoint it leaves as the latest, and the files of
+        the checkpoint write it cut short (none if it landed between writes)."""
+        assert self.process.poll() is None, f"seed {SEED}: finished before the kill:\n{self.log()}"
         self.process.send_signal(signal.SIGKILL)
         assert self.process.wait(30) == -signal.SIGKILL
-        return _latest_step(self.checkpoints)
+        return _latest_step(self.checkpoints), sorted(_unrecorded(self.checkpoints))
 
-    def writing_checkpoint(self) -> bool:
-        """A checkpoint is being written right now (its ``ckpt-N_temp`` directory exists)."""
-        try:
-            return any(name.endswith("_temp") for name in os.listdir(self.checkpoints))
-        except FileNotFoundError:
-            return False
+    def writing(self, step: int) -> bool:
+        """The checkpoint of ``step`` or a later one is being written right now."""
+        return any(number >= step for number in _unrecorded(self.checkpoints).values())
 
 
 def _assert_loadable(checkpoints: Path, step: int) -> None:
@@ -113,45 +119,53 @@ def _assert_loadable(checkpoints: Path, step: int) -> None:
 def test_sigkill_at_random_steps_and_mid_checkpoint_resumes_like_an_uninterrupted_run(
     tiny_pair, tmp_path
 ):
-    chooser = random.Random()  # a fresh kill point each run; the seed goes in failures
-    seed = chooser.randrange(2**32)
-    chooser.seed(seed)
+    chooser = random.Random(SEED)
     run_dir = tmp_path / "killed"
+    cut_short: list[str] = []  # files of the checkpoint writes the kills interrupted
 
     # 1. Killed at a random moment once a random step is checkpointed.
     first = Training(run_dir)
     target = chooser.randint(2, 5)
     first.watch(lambda: (_latest_step(first.checkpoints) or 0) >= target)
     time.sleep(chooser.uniform(0.0, 0.3))  # somewhere inside the next step or its save
-    kept = first.kill()
-    assert kept is not None and kept >= target, f"seed {seed}: {first.log()}"
+    kept, interrupted = first.kill()
+    assert kept is not None and kept >= target, f"seed {SEED}: {first.log()}"
     _assert_loadable(first.checkpoints, kept)
+    cut_short += interrupted
 
-    # 2. Resumed, then killed while it writes a checkpoint.
-    second = Training(run_dir, "--resume")
-    second.watch(lambda: len(second.steps_seen) >= 3 and second.writing_checkpoint())
-    writing = second.writing_checkpoint()  # almost always: killed within a few ms of seeing it
-    resumed_at, kept = kept, second.kill()
-    assert second.steps_seen[:2] == [resumed_at, resumed_at + 1], f"seed {seed}"
-    assert kept is not None and kept >= second.steps_seen[-1], f"seed {seed}"
-    _assert_loadable(second.checkpoints, kept)
+    # 2. Resumed, then killed as soon as it is seen writing the checkpoint of a random
+    # later step. Seeing a write is not hitting it: should the write end before the
+    # signal lands, the run is resumed and killed again, while steps remain.
+    for _ in range(3):
+        second = Training(run_dir, "--resume")
+        write = kept + chooser.randint(2, 3)
+        second.watch(partial(second.writing, write))
+        resumed_at, (kept, interrupted) = kept, second.kill()
+        assert second.steps_seen[:2] == [resumed_at, resumed_at + 1], f"seed {SEED}"
+        assert kept is not None and kept >= write - 1, f"seed {SEED}"
+        _assert_loadable(second.checkpoints, kept)
+        cut_short += interrupted
+        if interrupted or kept + 3 >= STEPS:
+            break
+    assert cut_short, f"seed {SEED}: no kill landed inside a checkpoint write"
 
     # 3. Resumed again, to the end.
     third = Training(run_dir, "--resume")
     third.watch(lambda: False, timeout=120)
-    assert third.process.returncode == 0, f"seed {seed}:\n{third.log()}"
-    assert third.steps_seen[:2] == [kept, kept + 1], f"seed {seed}: {third.steps_seen}"
+    assert third.process.returncode == 0, f"seed {SEED}:\n{third.log()}"
+    assert third.steps_seen[:2] == [kept, kept + 1], f"seed {SEED}: {third.steps_seen}"
     _assert_loadable(third.checkpoints, STEPS)
 
     # The metrics log holds every step once, and equals a run that was never killed.
     config = TrainConfig(source=tiny_pair[0], target=tiny_pair[1], **OPTIONS)
     train_run(config, tmp_path / "straight", show_progress=False)
-    straight, killed = _rows(tmp_path / "straight"), _rows(run_dir)
-    assert [int(row["step"]) for row in killed] == list(range(STEPS + 1)), f"seed {seed}"
+    straight = read_metrics(tmp_path / "straight" / "metrics.csv")
+    killed = read_metrics(run_dir / "metrics.csv")
+    assert [int(row["step"]) for row in killed] == list(range(STEPS + 1)), f"seed {SEED}"
     for want, got in zip(straight, killed, strict=True):
         for name, value in want.items():
             assert float(got[name]) == pytest.approx(float(value), rel=1e-4, abs=1e-5), (
-                f"seed {seed}, step {want['step']}, {name} (mid-write kill: {writing})"
+                f"seed {SEED}, step {want['step']}, {name} (writes cut short: {cut_short})"
             )
         p = int(got["step"]) / STEPS  # the schedules' position, by their formulas
         assert float(got["lambda"]) == pytest.approx(2 / (1 + math.exp(-10 * p)) - 1, abs=1e-5)

@@ -185,15 +185,54 @@ def test_options_without_a_row_of_their_own_are_still_shown(tmp_path, write_run)
     assert "| `lambda_warmup` | 500 |" in text
 
 
-def test_pca_projects_on_the_largest_spread_with_a_fixed_sign() -> None:
+def _rotated_cloud(rng: np.random.Generator, spreads: list[float], width: int) -> np.ndarray:
+    """Points with the given spreads along random orthonormal directions in ``width``
+    dimensions, off the origin, plus a little noise in every direction."""
+    directions, _ = np.linalg.qr(rng.normal(size=(width, len(spreads))))
+    latent = rng.normal(size=(300, len(spreads))) * np.array(spreads)
+    return latent @ directions.T + 5.0 + rng.normal(scale=0.01, size=(300, width))
+
+
+def test_pca_equals_an_eigendecomposition_of_the_covariance_up_to_sign() -> None:
+    """Against an independent computation: the covariance matrix's eigenvectors, by
+    falling eigenvalue. Each axis may differ only in sign, and that sign is the one
+    that makes the axis's largest loading positive."""
     from dann_serve.experiments.embedding import pca
 
-    rng = np.random.default_rng(0)
-    points = rng.normal(size=(200, 5)) * np.array([10.0, 3.0, 0.1, 0.1, 0.1])
+    points = _rotated_cloud(np.random.default_rng(0), [10.0, 3.0, 1.0], width=6)
+    projected = pca(points, 3)
+    assert projected.shape == (300, 3)
+
+    centred = points - points.mean(axis=0)
+    eigenvalues, eigenvectors = np.linalg.eigh(np.cov(centred, rowvar=False))
+    order = np.argsort(eigenvalues)[::-1][:3]
+    for column, index in enumerate(order):
+        axis = eigenvectors[:, index]
+        axis = axis * np.sign(axis[np.abs(axis).argmax()])  # largest loading positive
+        np.testing.assert_allclose(projected[:, column], centred @ axis, atol=1e-8)
+    # Explained variance: the eigenvalues, in falling order.
+    variances = projected.var(axis=0, ddof=1)
+    np.testing.assert_allclose(variances, eigenvalues[order], rtol=1e-8)
+    assert variances[0] > variances[1] > variances[2]
+
+
+def test_pca_of_planar_points_keeps_every_distance() -> None:
+    """Points on a 2-D plane in 8-D (shifted off the origin): their two principal axes
+    span that plane, so the projection is a rigid motion of the points."""
+    from dann_serve.experiments.embedding import pca
+
+    rng = np.random.default_rng(1)
+    directions, _ = np.linalg.qr(rng.normal(size=(8, 2)))
+    plane = rng.normal(size=(50, 2)) * np.array([4.0, 1.5])
+    points = plane @ directions.T + rng.normal(size=8)
     projected = pca(points)
-    assert projected.shape == (200, 2)
-    assert np.allclose(np.abs(np.corrcoef(projected[:, 0], points[:, 0])[0, 1]), 1, atol=1e-3)
-    assert np.allclose(pca(points), projected)
+
+    def distances(x: np.ndarray) -> np.ndarray:
+        return np.linalg.norm(x[:, None, :] - x[None, :, :], axis=-1)
+
+    np.testing.assert_allclose(distances(projected), distances(plane), atol=1e-9)
+    np.testing.assert_allclose(projected.mean(axis=0), 0.0, atol=1e-9)
+    assert projected[:, 0].var() > projected[:, 1].var()  # the wider direction first
 
 
 @pytest.fixture(scope="module")

@@ -5,17 +5,19 @@ with the same SavedModel run in this process."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
+import subprocess
+import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import grpc
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import outputs, predict_request, rest
 from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow_serving.apis import (
     classification_pb2,
@@ -23,12 +25,10 @@ from tensorflow_serving.apis import (
     get_model_status_pb2,
     inference_pb2,
     model_service_pb2_grpc,
-    predict_pb2,
     prediction_service_pb2_grpc,
     regression_pb2,
 )
 
-MAX_MESSAGE = 64 * 1024 * 1024
 AVAILABLE = get_model_status_pb2.ModelVersionStatus.AVAILABLE
 
 
@@ -43,40 +43,8 @@ def server(exported_model: Path, start_server, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def channel(server):
-    options = [
-        ("grpc.max_send_message_length", MAX_MESSAGE),
-        ("grpc.max_receive_message_length", MAX_MESSAGE),
-    ]
-    with grpc.insecure_channel(server.grpc_address, options=options) as opened:
-        yield opened
-
-
-@pytest.fixture(scope="module")
-def prediction(channel):
-    return prediction_service_pb2_grpc.PredictionServiceStub(channel)
-
-
-@pytest.fixture(scope="module")
-def in_process(exported_model: Path):
-    return tf.saved_model.load(str(exported_model))
-
-
-@pytest.fixture(scope="module")
 def images() -> np.ndarray:
     return np.random.default_rng(7).random((8, 32, 32, 3), dtype=np.float32)
-
-
-def predict_request(
-    images: np.ndarray, signature: str = "", version: int | None = None, model: str = "dann"
-) -> predict_pb2.PredictRequest:
-    request = predict_pb2.PredictRequest()
-    request.model_spec.name = model
-    request.model_spec.signature_name = signature
-    if version is not None:
-        request.model_spec.version.value = version
-    request.inputs["images"].CopyFrom(tf.make_tensor_proto(images))
-    return request
 
 
 def expected(in_process, signature: str, images: np.ndarray) -> dict[str, np.ndarray]:
@@ -92,25 +60,13 @@ def assert_same(got: dict[str, np.ndarray], want: dict[str, np.ndarray]) -> None
             np.testing.assert_array_equal(got[name], value)
 
 
-def rest(server, path: str, body: dict | bytes | None = None) -> tuple[int, dict]:
-    data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
-    request = urllib.request.Request(
-        server.rest_url + path, data=data, method="GET" if data is None else "POST"
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
-
-
 # -- gRPC: answers --------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("signature", ["predict_label", "classify_domain", "serving_default", ""])
 def test_grpc_predict_equals_in_process(prediction, in_process, images, signature):
     response = prediction.Predict(predict_request(images, signature), timeout=30)
-    got = {name: tf.make_ndarray(tensor) for name, tensor in response.outputs.items()}
+    got = outputs(response)
     assert_same(got, expected(in_process, signature or "serving_default", images))
     assert response.model_spec.name == "dann"
     assert response.model_spec.version.value == 1
@@ -132,7 +88,7 @@ def test_grpc_predict_typed_values_output_filter_and_version(prediction, in_proc
 def test_grpc_accepts_a_batch_of_1024(prediction, in_process):
     batch = np.random.default_rng(8).random((1024, 32, 32, 3), dtype=np.float32)
     response = prediction.Predict(predict_request(batch, "predict_label"), timeout=60)
-    got = {name: tf.make_ndarray(tensor) for name, tensor in response.outputs.items()}
+    got = outputs(response)
     assert_same(got, expected(in_process, "predict_label", batch))
 
 
@@ -401,12 +357,80 @@ def test_tls_grpc_and_sigterm_exits_cleanly(exported_model, start_server, tls_ce
     assert "stopped" in running.log()
 
 
-def test_the_server_process_reuses_large_buffers() -> None:
-    """glibc only: the mallopt calls that keep 3 MB request buffers in the heap succeed."""
-    import platform
+# Run in a fresh interpreter (argv[1]: "default" or "reuse"): malloc a 3 MB block,
+# free it, malloc it again, and print glibc's own account of its memory around that.
+_MALLOC_PROBE = r"""
+import ctypes, json, sys
 
-    from dann_serve.runtime import reuse_large_buffers
+from dann_serve.runtime import reuse_large_buffers
+
+libc = ctypes.CDLL("libc.so.6")
+if hasattr(libc, "mallinfo2"):
+    size_t, mallinfo = ctypes.c_size_t, libc.mallinfo2
+else:  # glibc before 2.33: the same fields as int
+    size_t, mallinfo = ctypes.c_int, libc.mallinfo
+class Info(ctypes.Structure):
+    _fields_ = [(name, size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
+        "fordblks", "keepcost",
+    )]
+mallinfo.restype = Info
+libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
+libc.free.argtypes = [ctypes.c_void_p]
+
+if sys.argv[1] == "reuse":
+    assert reuse_large_buffers() is True
+size = 3 << 20
+before = mallinfo()
+first = libc.malloc(size)
+allocated = mallinfo()
+libc.free(first)
+freed = mallinfo()
+second = libc.malloc(size)
+libc.free(second)
+# arena: bytes of the brk heap; hblkhd: bytes in blocks that have a mapping of their own
+print(json.dumps({
+    "same_block": first == second,
+    **{name: {"heap": info.arena, "mapped": info.hblkhd}
+       for name, info in (("before", before), ("allocated", allocated), ("freed", freed))},
+}))
+"""
+
+
+def _malloc_probe(mode: str) -> dict:
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith("MALLOC_") and name != "GLIBC_TUNABLES"  # glibc's defaults
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", _MALLOC_PROBE, mode],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_the_server_process_reuses_large_buffers() -> None:
+    """glibc only: after ``reuse_large_buffers()`` (which ``dann-serve serve`` calls at
+    start), a 3 MB block, the size of a 256-image request, comes from the heap rather
+    than a mapping of its own, freeing it leaves the heap's pages in place, and the
+    next 3 MB block reuses it. Without the call glibc maps such a block by itself,
+    which is what shows that the probe can tell the two apart."""
+    import platform
 
     if platform.libc_ver()[0] != "glibc":
         pytest.skip("the setting is glibc's")
-    assert reuse_large_buffers() is True
+    size = 3 << 20
+
+    default = _malloc_probe("default")
+    assert default["allocated"]["mapped"] - default["before"]["mapped"] >= size, default
+
+    reused = _malloc_probe("reuse")
+    assert reused["allocated"]["mapped"] == reused["before"]["mapped"], reused
+    assert reused["allocated"]["heap"] >= size, reused
+    assert reused["freed"]["heap"] == reused["allocated"]["heap"], reused  # not trimmed
+    assert reused["same_block"], reused

@@ -1,4 +1,3 @@
-import csv
 import json
 import math
 
@@ -9,7 +8,7 @@ import tensorflow as tf
 from dann_serve.config import TrainConfig
 from dann_serve.training.evaluation import evaluate_run, restore_model
 from dann_serve.training.loop import Trainer, load_pair, train_run
-from dann_serve.training.rundir import RunError
+from dann_serve.training.rundir import RunError, read_metrics
 
 RUN_FILES = ("config.json", "metrics.csv", "summary.json", "accuracy.png", "losses.png")
 
@@ -23,15 +22,10 @@ def _config(pair: tuple[str, str], **overrides) -> TrainConfig:
     return TrainConfig(**values)
 
 
-def _rows(run_dir) -> list[dict]:
-    with (run_dir / "metrics.csv").open() as handle:
-        return list(csv.DictReader(handle))
-
-
 def test_short_training_lowers_label_loss(tiny_pair, tmp_path) -> None:
     config = _config(tiny_pair, mode="source-only", steps=120, eval_every=20, learning_rate=0.03)
     train_run(config, tmp_path / "run", show_progress=False)
-    rows = _rows(tmp_path / "run")
+    rows = read_metrics(tmp_path / "run" / "metrics.csv")
     losses = [float(row["label_loss"]) for row in rows[1:]]
     assert losses[-1] < 0.8 * losses[0]
     assert float(rows[-1]["source_accuracy"]) > float(rows[0]["source_accuracy"]) + 0.1
@@ -46,7 +40,7 @@ def test_a_run_writes_every_file(tiny_pair, tmp_path) -> None:
     assert list((run_dir / "tensorboard").iterdir())
     assert tf.train.latest_checkpoint(str(run_dir / "checkpoints")).endswith("ckpt-60")
 
-    rows = _rows(run_dir)
+    rows = read_metrics(run_dir / "metrics.csv")
     assert [int(row["step"]) for row in rows] == [0, 10, 20, 30, 40, 50, 60]
     assert all(math.isfinite(float(row["label_loss"])) for row in rows)
     config = json.loads((run_dir / "config.json").read_text())
@@ -61,7 +55,7 @@ def test_a_run_writes_every_file(tiny_pair, tmp_path) -> None:
 
 def test_metrics_follow_the_schedules(tiny_pair, tmp_path) -> None:
     train_run(_config(tiny_pair), tmp_path / "run", show_progress=False)
-    for row in _rows(tmp_path / "run"):
+    for row in read_metrics(tmp_path / "run" / "metrics.csv"):
         p = int(row["step"]) / 40
         assert float(row["lambda"]) == pytest.approx(2 / (1 + math.exp(-10 * p)) - 1, abs=1e-5)
         assert float(row["learning_rate"]) == pytest.approx(0.01 / (1 + 10 * p) ** 0.75, rel=1e-5)
@@ -69,7 +63,8 @@ def test_metrics_follow_the_schedules(tiny_pair, tmp_path) -> None:
 
 def test_source_only_keeps_lambda_at_zero(tiny_pair, tmp_path) -> None:
     train_run(_config(tiny_pair, mode="source-only"), tmp_path / "run", show_progress=False)
-    assert {float(row["lambda"]) for row in _rows(tmp_path / "run")} == {0.0}
+    rows = read_metrics(tmp_path / "run" / "metrics.csv")
+    assert {float(row["lambda"]) for row in rows} == {0.0}
 
 
 def test_resume_after_interruption_continues_step_and_schedule(
@@ -94,7 +89,8 @@ def test_resume_after_interruption_continues_step_and_schedule(
     summary = train_run(config, tmp_path / "resumed", resume=True, show_progress=False)
     assert summary["step"] == 40
 
-    straight, resumed = _rows(tmp_path / "straight"), _rows(tmp_path / "resumed")
+    straight = read_metrics(tmp_path / "straight" / "metrics.csv")
+    resumed = read_metrics(tmp_path / "resumed" / "metrics.csv")
     assert [row["step"] for row in resumed] == [row["step"] for row in straight]
     for a, b in zip(straight, resumed, strict=True):
         assert float(a["lambda"]) == pytest.approx(float(b["lambda"]), abs=1e-7)
@@ -144,8 +140,8 @@ def test_config_rejects_bad_options(overrides: dict, message: str) -> None:
 
 def test_restore_refuses_a_checkpoint_without_the_averaged_weights(tiny_pair, tmp_path) -> None:
     """A foreign checkpoint must not load as a silently random model."""
+    from dann_serve.files import write_json
     from dann_serve.model.networks import build_model
-    from dann_serve.training.rundir import write_json
 
     config = _config(tiny_pair)
     write_json(tmp_path / "config.json", {"options": vars(config)})

@@ -6,7 +6,10 @@ real command line (a fresh process, as a user would) on data that trains in seco
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
+from pathlib import Path
 
 from dann_serve import data
 from dann_serve.data import Domain, Split
@@ -29,6 +32,18 @@ def tiny_target() -> Domain:
         train=Split(digits.train.images[:256], digits.train.labels[:256]),
         test=Split(digits.test.images[:100], digits.test.labels[:100]),
     )
+
+
+def start_cli(*args: str, log: Path) -> subprocess.Popen:
+    """``dann-serve *args`` with the tiny domains registered, as a child process whose
+    output goes to ``log``."""
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [sys.executable, __file__, *args],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+        )
 
 
 if __name__ == "__main__":

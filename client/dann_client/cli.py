@@ -135,6 +135,9 @@ def _reports_errors(command: Callable) -> Callable:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+# The program's version, from the installed metadata (read only when asked). Only here,
+# before a command: after one, --version N is the model version (_server_options).
+@click.version_option(package_name="dann-client", prog_name=_PROG)
 def cli() -> None:
     """Send digit images to a dann-serve model and print its answers.
 

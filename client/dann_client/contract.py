@@ -1,26 +1,59 @@
-"""Names fixed by DESIGN.md, and the client's defaults, in one import-free module.
+"""The serving contract both sides import: names, shapes, ports, sizes, defaults.
 
-Kept free of imports so that the CLI can show defaults and choices in ``--help``
-without loading grpc, protobuf or numpy.
+One definition of each: the export writes these names into the SavedModel and its
+ONNX twins, ``dann-serve serve`` listens on these ports and accepts messages up to
+its limit, and the client sends and reads exactly these names. Kept free of imports
+so that the CLIs can show defaults and choices in ``--help`` without loading grpc,
+protobuf or numpy, and so that ``dann_serve`` can import it without the client's
+dependencies.
 """
 
 from __future__ import annotations
+
+# -- the model: what goes in and what comes out -------------------------------------------
+
+IMAGE_SIZE = 32  # pixels per side
+CHANNELS = 3  # RGB
+INPUT_SHAPE = (IMAGE_SIZE, IMAGE_SIZE, CHANNELS)  # one image, float32 in [0, 1]
+NUM_CLASSES = 10  # digits 0-9: columns of predict_label's probabilities
+DOMAIN_NAMES = ("source", "target")  # columns 0 and 1 of classify_domain's probabilities
+NUM_DOMAINS = len(DOMAIN_NAMES)
 
 INPUT_NAME = "images"
 PREDICT_LABEL = "predict_label"
 CLASSIFY_DOMAIN = "classify_domain"
 SIGNATURES = (PREDICT_LABEL, CLASSIFY_DOMAIN)
+# TensorFlow Serving's name for the signature of a request that names none; the
+# export makes it predict_label.
+SERVING_DEFAULT = "serving_default"
 # The integer output in which each signature gives its answer.
 ANSWER_OUTPUT = {PREDICT_LABEL: "label", CLASSIFY_DOMAIN: "domain"}
 PROBABILITIES_OUTPUT = "probabilities"
-DOMAIN_NAMES = ("source", "target")  # columns 0 and 1 of classify_domain's probabilities
+# A version's ONNX twins: ``<version>/onnx/<signature>.onnx``.
+ONNX_DIR = "onnx"
 
-DEFAULT_SERVER = "localhost:8500"
+# -- the server ---------------------------------------------------------------------------
+
+GRPC_PORT = 8500  # TensorFlow Serving's --port
+REST_PORT = 8501  # TensorFlow Serving's --rest_api_port
+MIB = 1024 * 1024
+SERVER_MAX_MESSAGE_BYTES = 256 * MIB
+"""The largest message ``dann-serve serve`` accepts and sends by default
+(``--max-message-mb``). gRPC's default of 4 MiB would refuse a batch of 342 images;
+1024 images are 12 MiB as float32 and about 60 MiB as REST JSON text. Test and
+benchmark clients that talk only to this server use it for their channels too."""
+
+# -- the client's defaults ----------------------------------------------------------------
+
+DEFAULT_SERVER = f"localhost:{GRPC_PORT}"
 DEFAULT_MODEL = "dann"
 DEFAULT_TIMEOUT = 10.0  # seconds per attempt
 DEFAULT_RETRIES = 3  # extra attempts after UNAVAILABLE
 DEFAULT_BATCH_SIZE = 64  # images per request, before the message-size cap
 DEFAULT_IN_FLIGHT = 3  # batches being answered while the next one is read
-DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
-"""gRPC's default receive limit, which servers keep unless told otherwise; requests
-stay under it so that any server accepts them."""
+CLIENT_MAX_REQUEST_BYTES = 4 * MIB
+"""The client's cap on one request: gRPC's default receive limit, which servers
+(TensorFlow Serving among them) keep unless told otherwise, so that any server
+accepts what the client sends."""
+CLIENT_MAX_RESPONSE_BYTES = 64 * MIB
+"""The largest answer the client reads."""

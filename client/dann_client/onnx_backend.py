@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dann_client.contract import INPUT_NAME
+from dann_client.contract import INPUT_NAME, ONNX_DIR
 from dann_client.errors import ServerRejected, UsageError
 
 
@@ -79,7 +79,7 @@ class OnnxBackend:
         if self.path.is_file():
             return self.path
         filename = f"{signature}.onnx"
-        for candidate in (self.path / filename, self.path / "onnx" / filename):
+        for candidate in (self.path / filename, self.path / ONNX_DIR / filename):
             if candidate.is_file():
                 return candidate
-        raise UsageError(f"no {signature}.onnx in {self.path} or {self.path / 'onnx'}")
+        raise UsageError(f"no {filename} in {self.path} or {self.path / ONNX_DIR}")

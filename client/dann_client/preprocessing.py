@@ -17,14 +17,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from dann_client.contract import IMAGE_SIZE, INPUT_SHAPE
 from dann_client.errors import ImageError
 
 if TYPE_CHECKING:
     from PIL.Image import Image as PILImage
 
-MODEL_SIZE = 32
 MNIST_SIZE = 28
-_PAD = (MODEL_SIZE - MNIST_SIZE) // 2
+_PAD = (IMAGE_SIZE - MNIST_SIZE) // 2
 
 
 def layout_batch(images: np.ndarray) -> np.ndarray:
@@ -44,14 +44,14 @@ def layout_batch(images: np.ndarray) -> np.ndarray:
     # batch: the same array as np.pad then np.repeat, about five times faster,
     # which counts because the client calls this once per image file.
     if images.ndim == 3 and images.shape[1:] == (MNIST_SIZE, MNIST_SIZE):
-        out = np.zeros((len(images), MODEL_SIZE, MODEL_SIZE, 3), np.uint8)
+        out = np.zeros((len(images), *INPUT_SHAPE), np.uint8)
         out[:, _PAD : _PAD + MNIST_SIZE, _PAD : _PAD + MNIST_SIZE] = images[..., None]
         return out
-    if images.ndim == 3 and images.shape[1:] == (MODEL_SIZE, MODEL_SIZE):
-        out = np.empty((len(images), MODEL_SIZE, MODEL_SIZE, 3), np.uint8)
+    if images.ndim == 3 and images.shape[1:] == (IMAGE_SIZE, IMAGE_SIZE):
+        out = np.empty((len(images), *INPUT_SHAPE), np.uint8)
         out[...] = images[..., None]
         return out
-    if images.ndim != 4 or images.shape[1:] != (MODEL_SIZE, MODEL_SIZE, 3):
+    if images.ndim != 4 or images.shape[1:] != INPUT_SHAPE:
         raise ValueError(
             f"expected images of shape [N, 28, 28], [N, 32, 32] or [N, 32, 32, 3], "
             f"got {list(images.shape)}"
@@ -139,14 +139,14 @@ def image_to_array(image: PILImage, *, background: tuple[int, int, int] = WHITE)
     if image.mode == "1":
         image = image.convert("L")
     grey = _grey_array(image)
-    if grey is not None and grey.shape in {(MNIST_SIZE, MNIST_SIZE), (MODEL_SIZE, MODEL_SIZE)}:
+    if grey is not None and grey.shape in {(MNIST_SIZE, MNIST_SIZE), (IMAGE_SIZE, IMAGE_SIZE)}:
         return layout_batch(grey[None])[0]
     rgb = _to_rgb(image, grey, background)
-    if rgb.size == (MODEL_SIZE, MODEL_SIZE):
+    if rgb.size == (IMAGE_SIZE, IMAGE_SIZE):
         return _pixels(rgb)
     # Bilinear in Pillow widens its kernel when shrinking, i.e. it antialiases like
     # tf.image.resize(..., antialias=True), and unlike Lanczos it does not ring.
-    resized = _fit_square(rgb).resize(_MODEL_SHAPE, Image.Resampling.BILINEAR)
+    resized = _fit_square(rgb).resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.BILINEAR)
     return _pixels(resized)
 
 
@@ -161,7 +161,7 @@ def load_images(
             arrays.append(load_image(path, background=background))
         except ImageError as error:
             failures.append((str(path), str(error)))
-    batch = np.stack(arrays) if arrays else np.zeros((0, *_MODEL_SHAPE, 3), np.uint8)
+    batch = np.stack(arrays) if arrays else np.zeros((0, *INPUT_SHAPE), np.uint8)
     return batch, failures
 
 
@@ -175,7 +175,6 @@ def save_image(array: np.ndarray, path: str | Path, *, scale: int = 1) -> None:
     Image.fromarray(np.ascontiguousarray(array, dtype=np.uint8), mode="RGB").save(path)
 
 
-_MODEL_SHAPE = (MODEL_SIZE, MODEL_SIZE)
 _EXIF_ORIENTATION = 0x0112
 
 

@@ -9,19 +9,19 @@ a ``ModelRef`` (name, version or label).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from dann_client import messages
-from dann_client.contract import DEFAULT_MODEL, INPUT_NAME
+from dann_client.contract import DEFAULT_MODEL, INPUT_NAME, INPUT_SHAPE
 from dann_client.errors import ServerRejected
-from dann_client.preprocessing import MODEL_SIZE
 from dann_client.tensors import dtype_name, from_tensor_proto, to_tensor_proto
 from dann_client.transport import Transport
 
-_IMAGE_BYTES = MODEL_SIZE * MODEL_SIZE * 3 * 4  # one float32 image
+_IMAGE_BYTES = math.prod(INPUT_SHAPE) * 4  # one float32 image
 _REQUEST_OVERHEAD = 16 * 1024  # model spec, map keys, shape: generously
 
 

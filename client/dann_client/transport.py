@@ -19,14 +19,13 @@ import grpc
 from google.protobuf.message import Message
 
 from dann_client.contract import (
-    DEFAULT_MAX_MESSAGE_BYTES,
+    CLIENT_MAX_REQUEST_BYTES,
+    CLIENT_MAX_RESPONSE_BYTES,
     DEFAULT_RETRIES,
     DEFAULT_SERVER,
     DEFAULT_TIMEOUT,
 )
 from dann_client.errors import ServerRejected, ServerUnavailable, UsageError
-
-_MAX_RECEIVE_BYTES = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -65,7 +64,7 @@ class Transport:
         retries: int = DEFAULT_RETRIES,
         backoff: float = 0.1,
         max_backoff: float = 2.0,
-        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        max_message_bytes: int = CLIENT_MAX_REQUEST_BYTES,
     ) -> None:
         self.address = address
         self.timeout = timeout
@@ -75,7 +74,7 @@ class Transport:
         self.max_message_bytes = max_message_bytes
         options = [
             ("grpc.max_send_message_length", max_message_bytes),
-            ("grpc.max_receive_message_length", _MAX_RECEIVE_BYTES),
+            ("grpc.max_receive_message_length", CLIENT_MAX_RESPONSE_BYTES),
             # Our own retry loop below is the only one, so attempts are counted once.
             ("grpc.enable_retries", 0),
             # gRPC waits ~1 s before reconnecting after a refused connection and

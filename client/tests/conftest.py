@@ -1,8 +1,11 @@
-"""Fixtures for the client's tests: image files, tiny ONNX models, a toy gRPC server."""
+"""Fixtures for the client's tests: tiny ONNX models, a toy gRPC server (plain and
+TLS), a free local port. They stand alone: the client's tests run where only
+``./client[test]`` is installed, without the repository's tests/ and harness/."""
 
 from __future__ import annotations
 
 import shutil
+import socket
 import subprocess
 from pathlib import Path
 
@@ -26,6 +29,14 @@ def toy_server(_toy_server) -> tuple[ToyServing, str]:
     servicer, address = _toy_server
     servicer.reset()
     return servicer, address
+
+
+@pytest.fixture
+def free_port() -> int:
+    """A local port nothing listens on right now (the OS picks it)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

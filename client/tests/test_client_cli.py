@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 
@@ -187,19 +186,17 @@ def test_unavailable_is_retried_with_backoff(toy_server, digits):
     assert f"cannot reach server {address} after 2 attempts" in result.stderr
 
 
-def test_a_server_that_comes_up_late_is_found_by_the_retries(digits):
+def test_a_server_that_comes_up_late_is_found_by_the_retries(digits, free_port):
     import threading
 
     from toy_serving import ToyServing, start_server
 
-    port = _free_port()
+    address = f"127.0.0.1:{free_port}"
     started = []
-    starter = threading.Timer(
-        0.3, lambda: started.append(start_server(ToyServing(), f"127.0.0.1:{port}")[0])
-    )
+    starter = threading.Timer(0.3, lambda: started.append(start_server(ToyServing(), address)[0]))
     starter.start()
     try:
-        result = run("predict", str(digits[0]), "--server", f"127.0.0.1:{port}", "--retries", "6")
+        result = run("predict", str(digits[0]), "--server", address, "--retries", "6")
     finally:
         starter.join()
         for server in started:
@@ -288,12 +285,6 @@ def test_preprocess_writes_what_the_model_sees(tmp_path):
 # --- as a real process -------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def _client(*args: str) -> subprocess.CompletedProcess:
     code = "import sys; from dann_client.cli import main; sys.argv[0] = 'dann-client'; main()"
     return subprocess.run(
@@ -301,8 +292,8 @@ def _client(*args: str) -> subprocess.CompletedProcess:
     )
 
 
-def test_unreachable_server_exits_3_with_one_line_naming_it(digits):
-    address = f"127.0.0.1:{_free_port()}"
+def test_unreachable_server_exits_3_with_one_line_naming_it(digits, free_port):
+    address = f"127.0.0.1:{free_port}"
     result = _client("predict", str(digits[0]), "--server", address, "--retries", "1")
     assert result.returncode == 3
     assert result.stdout == ""

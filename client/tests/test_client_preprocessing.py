@@ -1,4 +1,6 @@
-"""Image files -> the model's 32x32 RGB, as DESIGN.md defines it."""
+"""Image files and arrays -> the model's float32 32x32 RGB input: MNIST's grey 28x28
+padded bit for bit as in training, other sizes and modes squared and resized, and
+unreadable files refused with a reason (docs/ARCHITECTURE.md, Preprocessing)."""
 
 from __future__ import annotations
 

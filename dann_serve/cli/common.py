@@ -56,6 +56,21 @@ def parse_pairs(
     return pairs
 
 
+FOLDER = click.Path(file_okay=False, path_type=Path)
+
+
+def data_dir_option(help: str = DATA_DIR_HELP) -> Callable:
+    """``--data-dir``: where file-based data sets are found."""
+    return click.option("--data-dir", type=FOLDER, default=None, help=help)
+
+
+def seeds_option(help: str) -> Callable:
+    """``--seeds 0,1,2``, parsed into a list of integers."""
+    return click.option(
+        "--seeds", default="0,1,2", show_default=True, callback=parse_seeds, help=help
+    )
+
+
 # The options every training command shares; defaults come from TrainConfig.
 TRAINING_OPTIONS = [
     click.option(
@@ -141,12 +156,7 @@ TRAINING_OPTIONS = [
         show_default=True,
         help="Steps between metrics rows and checkpoints.",
     ),
-    click.option(
-        "--data-dir",
-        type=click.Path(file_okay=False, path_type=Path),
-        default=None,
-        help=DATA_DIR_HELP,
-    ),
+    data_dir_option(),
     click.option("--download", is_flag=True, help=DOWNLOAD_HELP),
     click.option("--quiet", is_flag=True, help="No progress bar."),
 ]

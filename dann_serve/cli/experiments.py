@@ -7,11 +7,12 @@ from pathlib import Path
 import click
 
 from dann_serve.cli.common import (
+    data_dir_option,
     fail,
     fetch_data,
     parse_pairs,
-    parse_seeds,
     report_error,
+    seeds_option,
     train_config,
     training_options,
 )
@@ -56,13 +57,7 @@ def reverse_validate(runs: tuple[Path, ...], steps: int, quiet: bool) -> None:
 
 @click.command()
 @training_options
-@click.option(
-    "--seeds",
-    default="0,1,2",
-    show_default=True,
-    callback=parse_seeds,
-    help="Comma-separated seeds; both modes run for each.",
-)
+@seeds_option("Comma-separated seeds; both modes run for each.")
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
@@ -127,25 +122,15 @@ def compare(
     callback=parse_pairs,
     help="SOURCE:TARGET pairs, in order.",
 )
-@click.option(
-    "--seeds",
-    default="0,1,2",
-    show_default=True,
-    callback=parse_seeds,
-    help="Seeds each pair should have; absent ones are listed as missing.",
-)
+@seeds_option("Seeds each pair should have; absent ones are listed as missing.")
 @click.option(
     "--figures",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
     help="Folder of the PNG figures [default: results/ beside --out].",
 )
-@click.option(
-    "--data-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Data folder for the feature pictures and data notes "
-    "[default: each run's own --data-dir].",
+@data_dir_option(
+    "Data folder for the feature pictures and data notes [default: each run's own --data-dir]."
 )
 @click.option(
     "--feature-images",

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from dann_client.contract import GRPC_PORT, MIB, REST_PORT, SERVER_MAX_MESSAGE_BYTES
 from dann_serve.cli.common import (
     EXIT_USAGE,
     fail,
@@ -33,7 +34,7 @@ from dann_serve.runtime import load_tensorflow
 def export(run: Path, model_dir: Path, name: str, version: int | None, force: bool) -> None:
     """Export RUN as a SavedModel (+ ONNX, warm-up, export.json) under MODEL_DIR/NAME/VERSION."""
     load_tensorflow()
-    from dann_serve.export.savedmodel import ExportError, export_run
+    from dann_serve.export import ExportError, export_run
     from dann_serve.training.rundir import RunError
 
     try:
@@ -67,14 +68,14 @@ def export(run: Path, model_dir: Path, name: str, version: int | None, force: bo
 @click.option(
     "--port",
     type=click.IntRange(0, 65535),
-    default=8500,
+    default=GRPC_PORT,
     show_default=True,
     help="gRPC port (0: any free port).",
 )
 @click.option(
     "--rest-port",
     type=click.IntRange(0, 65535),
-    default=8501,
+    default=REST_PORT,
     show_default=True,
     help="REST port (0: no REST, as TensorFlow Serving).",
 )
@@ -88,7 +89,7 @@ def export(run: Path, model_dir: Path, name: str, version: int | None, force: bo
 @click.option(
     "--max-message-mb",
     type=click.IntRange(min=1),
-    default=256,
+    default=SERVER_MAX_MESSAGE_BYTES // MIB,
     show_default=True,
     help="Largest gRPC message or REST body accepted.",
 )
@@ -130,7 +131,7 @@ def serve(
         rest_port=rest_port,
         config_file=model_config_file,
         poll_seconds=poll_seconds,
-        max_message_bytes=max_message_mb * 1024 * 1024,
+        max_message_bytes=max_message_mb * MIB,
         tls_cert=tls_cert,
         tls_key=tls_key,
     )

@@ -7,10 +7,10 @@ from pathlib import Path
 import click
 
 from dann_serve.cli.common import (
-    DATA_DIR_HELP,
     DEFAULTS,
     DOWNLOAD_HELP,
     EXIT_INTERRUPTED,
+    data_dir_option,
     fail,
     fetch_data,
     train_config,
@@ -74,9 +74,7 @@ def train(
 @click.argument("run", type=click.Path(path_type=Path))
 @click.option("--dataset", required=True, help="Data set to evaluate on, e.g. digits.")
 @click.option("--split", type=click.Choice(["train", "test"]), default="test", show_default=True)
-@click.option(
-    "--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None, help=DATA_DIR_HELP
-)
+@data_dir_option()
 @click.option("--download", is_flag=True, help=DOWNLOAD_HELP)
 def evaluate(run: Path, dataset: str, split: str, data_dir: Path | None, download: bool) -> None:
     """Print the label accuracy of RUN's latest checkpoint on a data set split."""
@@ -98,7 +96,7 @@ def evaluate(run: Path, dataset: str, split: str, data_dir: Path | None, downloa
 @click.option("--dataset", default="digits", show_default=True)
 @click.option("--split", type=click.Choice(["train", "test"]), default="test", show_default=True)
 @click.option("--count", type=click.IntRange(min=1), default=10, show_default=True)
-@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None)
+@data_dir_option()
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
 def samples(dataset: str, split: str, count: int, data_dir: Path | None, out: Path) -> None:
     """Write COUNT images of a data set as PNG files (true label in each name)."""

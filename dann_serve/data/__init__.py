@@ -8,8 +8,8 @@ training reads (``pipeline``) and sample PNGs for trying a served model
 :func:`dann_client.preprocessing.layout_batch`, the one preprocessing step, so the
 rest of the project never needs to know where a domain came from.
 
-May import: :mod:`dann_client.preprocessing` and the standard scientific stack.
-Nothing else of ``dann_serve`` but :mod:`dann_serve.files`.
+May import: :mod:`dann_client.preprocessing`, the top-level ``config``, ``files`` and
+``runtime``, and the scientific stack. Nothing of model, training, export or serving.
 """
 
 from dann_serve.data.catalog import LOADERS, load, names

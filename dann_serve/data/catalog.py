@@ -1,7 +1,7 @@
 """The named data sets: a name gives a :class:`Domain` with train and test splits.
 
 ``fonts`` and ``digits`` need no files. The others read ``<data-dir>/<name>/``
-(rule and default folder in :mod:`dann_serve.data.files`).
+(rule and default folder in :mod:`dann_serve.data.datadir`).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """``--download``: fetch the official files of ``mnist`` and ``svhn`` into the data folder.
 
 Files land where the loaders read them (``<data-dir>/<name>/``, see
-:mod:`dann_serve.data.files`). Each is streamed into ``<file>.part`` and renamed
+:mod:`dann_serve.data.datadir`). Each is streamed into ``<file>.part`` and renamed
 only once its md5 matches the published one, so a loader never sees half a file; an
 interrupted download resumes from the ``.part`` with an HTTP Range request, and one
 that fails its checksum is deleted so the next attempt starts clean. A file already
@@ -22,8 +22,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from dann_serve.data.datadir import dataset_dir
 from dann_serve.data.domain import DatasetError
-from dann_serve.data.files import dataset_dir
 
 TIMEOUT = 10.0
 """Seconds to wait for a connection (and for each read), so offline fails at once."""

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from dann_client.preprocessing import layout_batch
+from dann_serve.data.datadir import checked_labels, corrupt, dataset_dir, missing
 from dann_serve.data.domain import Domain, Split
-from dann_serve.data.files import checked_labels, corrupt, dataset_dir, missing
 
 FILES = {"train": "train_32x32.mat", "test": "test_32x32.mat"}
 SIDE = 32

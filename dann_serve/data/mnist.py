@@ -1,6 +1,6 @@
 """``mnist``: LeCun, Cortes and Burges' MNIST from its IDX files or Keras' ``mnist.npz``.
 
-Read from ``<data-dir>/mnist/`` (see :mod:`dann_serve.data.files`), trying in order:
+Read from ``<data-dir>/mnist/`` (see :mod:`dann_serve.data.datadir`), trying in order:
 
 1. the four IDX files ``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``,
    ``t10k-images-idx3-ubyte``, ``t10k-labels-idx1-ubyte``, each gzipped (``.gz``, as
@@ -27,8 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from dann_client.preprocessing import layout_batch
+from dann_serve.data.datadir import checked_labels, corrupt, dataset_dir, missing
 from dann_serve.data.domain import DatasetError, Domain, Split
-from dann_serve.data.files import checked_labels, corrupt, dataset_dir, missing
 
 NAME = "mnist"
 IMAGES_MAGIC = 2051  # 0x00000803: unsigned bytes, 3 dimensions

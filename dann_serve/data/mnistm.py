@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from dann_client.preprocessing import load_images
+from dann_serve.data.datadir import corrupt, dataset_dir, missing
 from dann_serve.data.domain import Domain, Split
-from dann_serve.data.files import corrupt, dataset_dir, missing
 
 NAME = "mnistm"
 SPLITS = {"train": "mnist_m_train", "test": "mnist_m_test"}

@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from dann_client.preprocessing import layout_batch
+from dann_serve.data.datadir import checked_labels, corrupt, dataset_dir, missing
 from dann_serve.data.domain import DatasetError, Domain, Split
-from dann_serve.data.files import checked_labels, corrupt, dataset_dir, missing
 from dann_serve.data.framing import frame_like_mnist
 
 NAME = "usps"

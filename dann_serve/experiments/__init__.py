@@ -2,9 +2,9 @@
 
 Owns ``compare`` (source-only and DANN over seeds, and their table), reverse
 validation (a label-free score for runs), and ``dann-serve report``: the runs found
-on disk (``collect``), the figures (``embedding``, ``results_page``) and the Markdown
-of ``docs/RESULTS.md`` (``markdown``).
+on disk (``collect``), the figures (``curves`` over seeds, ``embedding``, drawn by
+``results_page``) and the Markdown of ``docs/RESULTS.md`` (``markdown``).
 
-May import: everything below it in the data flow (data, model, training); nothing of
-export or serving.
+May import: everything before it in the data flow (data, model, training) and the
+top-level ``config``, ``files`` and ``runtime``; nothing of export or serving.
 """

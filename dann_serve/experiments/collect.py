@@ -10,7 +10,6 @@ a paired one.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
 import re
@@ -18,11 +17,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dann_serve.config import MODES, TrainConfig
+from dann_serve.config import MODE_LABELS, MODES, TrainConfig
 from dann_serve.experiments.compare import pair_dir, run_dir
+from dann_serve.training.rundir import read_metrics
 
 DEFAULT_PAIRS = (("usps", "mnist"), ("mnist", "usps"), ("fonts", "digits"), ("fonts", "mnist"))
-MODE_NAMES = {"source-only": "source-only", "dann": "DANN"}
 REPORT_ORDER = ("source-only", "dann")  # baseline first, in tables, lists and legends
 # Options that may differ between the runs of a pair without breaking the comparison.
 PER_RUN_OPTIONS = {"mode", "seed", "data_dir"}
@@ -48,8 +47,7 @@ class Run:
         return {**dataclasses.asdict(TrainConfig()), **(self.config or {}).get("options", {})}
 
     def metrics(self) -> list[dict]:
-        with (self.path / "metrics.csv").open(newline="") as handle:
-            return list(csv.DictReader(handle))
+        return read_metrics(self.path / "metrics.csv")
 
 
 def read_run(path: Path, mode: str, seed: int) -> Run:
@@ -118,10 +116,10 @@ class PairRuns:
             for seed in self.seeds:
                 run, other = self.runs[mode, seed], self.runs[_other(mode), seed]
                 if not run.finished:
-                    left_out.append((f"{MODE_NAMES[mode]} seed {seed}", run.problem))
+                    left_out.append((f"{MODE_LABELS[mode]} seed {seed}", run.problem))
                 elif not other.finished:
                     why = "finished, left out until its other mode finishes"
-                    left_out.append((f"{MODE_NAMES[mode]} seed {seed}", why))
+                    left_out.append((f"{MODE_LABELS[mode]} seed {seed}", why))
         return left_out
 
     def differences(self) -> dict[str, list]:

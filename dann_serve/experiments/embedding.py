@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from dann_serve.data import Split
+from dann_serve.training.plots import pyplot, save_figure
 
 DOMAIN_COLOURS = ("tab:blue", "tab:orange")  # source, target
 PCA_DIMENSIONS_FOR_TSNE = 50
@@ -140,15 +141,10 @@ def plot_feature_views(
 
     Returns the number of features per image (the width of ``.features``).
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     projections = [("PCA", pca)] + ([("t-SNE", lambda x: tsne(x, seed))] if with_tsne else [])
     columns = (("before: source-only", before), ("after: DANN", after))
     width = 0
-    figure, axes = plt.subplots(
+    figure, axes = pyplot().subplots(
         len(projections), 2, figsize=(10, 4.8 * len(projections)), squeeze=False
     )
     for column, (title, model) in enumerate(columns):
@@ -170,8 +166,5 @@ def plot_feature_views(
         f"{names[0]} -> {names[1]}: features of {len(sample.source)} source and "
         f"{len(sample.target)} target test images (glyph = true digit)"
     )
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+    save_figure(figure, path)
     return width

@@ -2,8 +2,9 @@
 
 Everything here is text from the runs :mod:`dann_serve.experiments.results_page` found and the
 figures it drew; nothing is measured. The generated block sits between
-:data:`BEGIN` and :data:`END`; :func:`splice` replaces only that block and keeps the
-rest of the document (the hand-written part) byte for byte.
+:data:`BEGIN` and :data:`END` (markers of :mod:`dann_serve.files`); :func:`splice`
+replaces only that block and keeps the rest of the document (the hand-written part)
+byte for byte.
 """
 
 from __future__ import annotations
@@ -14,12 +15,12 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dann_serve import files
 from dann_serve.config import TrainConfig
 from dann_serve.experiments.collect import PairRuns
 from dann_serve.experiments.compare import pair_table
 
-BEGIN = "<!-- results:begin -->"
-END = "<!-- results:end -->"
+BEGIN, END = files.markers("results")
 
 
 class ReportError(Exception):
@@ -281,31 +282,20 @@ def splice(document: str | None, block: str) -> str:
 
     Without markers the block goes on top; the rest of the text is kept byte for byte.
     """
-    generated = f"{BEGIN}\n{block}{END}"
     if document is None:
-        return generated + "\n"
-    begins, ends = document.count(BEGIN), document.count(END)
-    if begins == ends == 0:
-        return f"{generated}\n\n{document}"
-    start, stop = document.find(BEGIN), document.find(END)
-    if begins != 1 or ends != 1 or stop < start:
-        raise ReportError(
-            f"the markers {BEGIN} and {END} must appear once each, in that "
-            f"order (found {begins} and {ends})"
-        )
-    return document[:start] + generated + document[stop + len(END) :]
+        return f"{BEGIN}\n{block}{END}\n"
+    if BEGIN not in document and END not in document:
+        return f"{BEGIN}\n{block}{END}\n\n{document}"
+    try:
+        return files.splice(document, block, BEGIN, END)
+    except files.MarkerError as error:
+        raise ReportError(str(error)) from None
 
 
 def write_document(path: Path, block: str) -> None:
     """Splice ``block`` into ``path`` (created if absent), replacing it atomically."""
-    try:  # bytes, not text mode: line endings stay as they are
-        existing = path.read_bytes().decode("utf-8")
-    except FileNotFoundError:
-        existing = None
+    try:
+        existing = files.read_document(path)
     except UnicodeDecodeError as error:
         raise ReportError(f"{path}: not UTF-8 text ({error})") from None
-    text = splice(existing, block)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_bytes(text.encode("utf-8"))
-    os.replace(temporary, path)
+    files.write_document(path, splice(existing, block))

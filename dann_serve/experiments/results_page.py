@@ -13,8 +13,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dann_serve import data
 from dann_serve.experiments.collect import REPORT_ORDER, PairRuns, Run, collect_pair
+from dann_serve.experiments.curves import plot_pair_curves
+from dann_serve.experiments.embedding import Sample, perplexity, plot_feature_views
 from dann_serve.experiments.markdown import PairExtras, ReportError, render, write_document
+from dann_serve.training.rundir import RunError
 
 FEATURE_SAMPLE_SEED = 0
 PREFERRED_FEATURE_SEED = 0
@@ -36,8 +40,6 @@ class Domains:
 
     def get(self, name: str, run_data_dir: str | None):
         """The Domain, or the error message that stopped it from loading."""
-        from dann_serve import data
-
         folder = str(self.data_dir) if self.data_dir is not None else run_data_dir
         key = (name, folder)
         if key not in self.loaded:
@@ -85,8 +87,6 @@ def data_lines(pair: PairRuns, domains: Domains) -> list[str]:
 
 
 def draw_curves(pair: PairRuns, figures: Path) -> Path | None:
-    from dann_serve.training.plots import plot_pair_curves
-
     if not pair.complete_seeds:
         return None
     path = figures / f"{pair.slug}-curves.png"
@@ -101,9 +101,7 @@ def draw_features(
     """The feature picture of one seed and the caption (or why there is none)."""
     if count <= 0 or not pair.complete_seeds:
         return None, ""
-    from dann_serve.experiments.embedding import Sample, perplexity, plot_feature_views
-    from dann_serve.training.evaluation import restore_model
-    from dann_serve.training.rundir import RunError
+    from dann_serve.training.evaluation import restore_model  # TensorFlow: only to draw
 
     seeds = pair.complete_seeds
     seed = PREFERRED_FEATURE_SEED if PREFERRED_FEATURE_SEED in seeds else seeds[0]

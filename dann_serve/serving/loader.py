@@ -19,6 +19,10 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+# The PredictionLog records TensorFlow Serving replays into a version after loading
+# it, before serving it (its SavedModel warm-up), relative to the version directory.
+WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
+
 
 class MetaGraphModel:
     """The ``serve`` MetaGraph of a SavedModel in a graph and a session of its own."""

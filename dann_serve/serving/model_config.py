@@ -6,9 +6,11 @@ server maps them onto its own ``--model-dir`` by model name.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
+from dann_serve.files import write_atomically
+
+CONFIG_FILE = "models.config"  # in the model directory, beside the models' folders
 CONTAINER_MODEL_ROOT = "/models"
 
 
@@ -35,6 +37,4 @@ def add_model_to_config(path: Path, name: str) -> None:
     entry.name = name
     entry.base_path = f"{CONTAINER_MODEL_ROOT}/{name}"
     entry.model_platform = "tensorflow"
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(text_format.MessageToString(config))
-    os.replace(temporary, path)
+    write_atomically(path, text_format.MessageToString(config))

@@ -21,15 +21,15 @@ import tensorflow as tf
 from tensorflow_serving.apis import get_model_status_pb2, prediction_log_pb2
 from tensorflow_serving.config import model_server_config_pb2
 
-from dann_serve.serving.loader import MetaGraphModel
-from dann_serve.serving.model_config import CONTAINER_MODEL_ROOT, read_config
+from dann_client.contract import SERVING_DEFAULT
+from dann_serve.serving.loader import WARMUP_FILE, MetaGraphModel
+from dann_serve.serving.model_config import CONFIG_FILE, CONTAINER_MODEL_ROOT, read_config
 from dann_serve.serving.signature import ServedSignature
 from dann_serve.serving.status import ServingError, invalid, not_found
 from dann_serve.serving.tensors import to_numpy
 
 log = logging.getLogger("dann_serve.serving")
 
-WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
 MAX_WARMUP_RECORDS = 1000  # TensorFlow Serving's own cap
 State = get_model_status_pb2.ModelVersionStatus.State
 
@@ -76,7 +76,7 @@ class LoadedVersion:
 
     def signature(self, key: str) -> ServedSignature:
         """The named signature (``serving_default`` if empty); FAILED_PRECONDITION if none."""
-        key = key or "serving_default"
+        key = key or SERVING_DEFAULT
         found = self.signatures.get(key)
         if found is None:
             raise ServingError(
@@ -150,7 +150,7 @@ class ModelRegistry:
 
     def __init__(self, model_dir: Path, config_file: Path | None = None) -> None:
         self.model_dir = Path(model_dir)
-        self.config_file = Path(config_file) if config_file else self.model_dir / "models.config"
+        self.config_file = Path(config_file) if config_file else self.model_dir / CONFIG_FILE
         self._models: dict[str, dict[int, LoadedVersion]] = {}
         self._sources: dict[str, ModelSource] = {}
         self._states: dict[str, dict[int, tuple[int, str]]] = {}

@@ -9,6 +9,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from dann_client.contract import GRPC_PORT, REST_PORT, SERVER_MAX_MESSAGE_BYTES
 from dann_serve.runtime import reuse_large_buffers
 from dann_serve.serving.grpc_api import build_server
 from dann_serve.serving.registry import ModelRegistry
@@ -16,20 +17,16 @@ from dann_serve.serving.rest_api import RestServer
 
 log = logging.getLogger("dann_serve.serving")
 
-# gRPC's default of 4 MiB would refuse a batch of 342 images; 1024 images are 12 MiB
-# as float32 and about 60 MiB as REST JSON text.
-DEFAULT_MAX_MESSAGE_BYTES = 256 * 1024 * 1024
-
 
 @dataclass(frozen=True)
 class ServeOptions:
     model_dir: Path
     host: str = "127.0.0.1"
-    port: int = 8500
-    rest_port: int = 8501  # 0: no REST, as TF Serving's --rest_api_port=0
+    port: int = GRPC_PORT
+    rest_port: int = REST_PORT  # 0: no REST, as TF Serving's --rest_api_port=0
     config_file: Path | None = None
     poll_seconds: float = 1.0
-    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    max_message_bytes: int = SERVER_MAX_MESSAGE_BYTES
     workers: int = 8
     tls_cert: Path | None = None
     tls_key: Path | None = None

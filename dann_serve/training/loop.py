@@ -20,19 +20,13 @@ from dann_serve import data
 from dann_serve.config import TrainConfig
 from dann_serve.data import Domain
 from dann_serve.data.pipeline import paired_batches, to_unit_range
+from dann_serve.files import write_json
 from dann_serve.model.networks import build_model
+from dann_serve.runtime import package_versions
 from dann_serve.training.augment import random_shift
 from dann_serve.training.evaluation import pair_accuracies
 from dann_serve.training.plots import plot_curves
-from dann_serve.training.rundir import (
-    CHECKPOINTS,
-    MetricsLog,
-    RunError,
-    load_config,
-    package_versions,
-    read_metrics,
-    write_json,
-)
+from dann_serve.training.rundir import CHECKPOINTS, MetricsLog, RunError, load_config, read_metrics
 from dann_serve.training.schedules import AdaptationSchedule, AnnealedLearningRate, progress
 
 
@@ -157,54 +151,68 @@ def train_run(
 ) -> dict:
     """Train (or continue) the run in ``run_dir`` and return its summary."""
     run_dir = Path(run_dir)
-    checkpoints = run_dir / CHECKPOINTS
-    has_checkpoint = tf.train.latest_checkpoint(str(checkpoints)) is not None
+    config, has_checkpoint = _check_run_dir(config, run_dir, resume)
+    source, target = load_pair(config)  # before mkdir: bad data leaves no empty run behind
+    run_dir.mkdir(parents=True, exist_ok=True)
+    trainer = Trainer(config, source, target)
+    manager = tf.train.CheckpointManager(
+        trainer.checkpoint, str(run_dir / CHECKPOINTS), max_to_keep=3
+    )
+    if resume and has_checkpoint:
+        trainer.checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+    write_json(run_dir / "config.json", _run_record(config, source, target))
+    _train(trainer, manager, MetricsLog(run_dir, keep_up_to_step=trainer.step), show_progress)
+    return _finish(config, run_dir)
+
+
+def _check_run_dir(config: TrainConfig, run_dir: Path, resume: bool) -> tuple[TrainConfig, bool]:
+    """The options to train with (the saved ones when resuming) and whether a checkpoint
+    exists; ``RunError`` for nothing to resume, or a run in the way of a new one."""
+    has_checkpoint = tf.train.latest_checkpoint(str(run_dir / CHECKPOINTS)) is not None
     if resume:
         if not (run_dir / "config.json").exists():
             raise RunError(f"{run_dir}: nothing to resume (no config.json, no checkpoint)")
         # Without a checkpoint (killed before the first one) the run starts over from
         # step 0 with its saved options: nothing of it was kept, so nothing is lost.
-        config = load_config(run_dir)
-    elif has_checkpoint or (run_dir / "config.json").exists():
+        return load_config(run_dir), has_checkpoint
+    if has_checkpoint or (run_dir / "config.json").exists():
         raise RunError(
             f"{run_dir}: a run already exists there; pass --resume to continue it "
             "or choose another --out"
         )
-    source, target = load_pair(config)  # before mkdir: bad data leaves no empty run behind
-    run_dir.mkdir(parents=True, exist_ok=True)
-    trainer = Trainer(config, source, target)
-    manager = tf.train.CheckpointManager(trainer.checkpoint, str(checkpoints), max_to_keep=3)
-    if resume and has_checkpoint:
-        trainer.checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-    write_json(
-        run_dir / "config.json",
-        {
-            "options": {**vars(config)},
-            "versions": package_versions(),
-            "data": {
-                "source": {
-                    "name": source.name,
-                    "train": len(source.train),
-                    "test": len(source.test),
-                    "note": source.note,
-                },
-                "target": {
-                    "name": target.name,
-                    "train": len(target.train),
-                    "test": len(target.test),
-                    "note": target.note,
-                },
-            },
-        },
-    )
+    return config, has_checkpoint
 
-    metrics = MetricsLog(run_dir, keep_up_to_step=trainer.step)
+
+def _run_record(config: TrainConfig, source: Domain, target: Domain) -> dict:
+    """config.json: the options, the package versions and the data of the run."""
+
+    def described(domain: Domain) -> dict:
+        return {
+            "name": domain.name,
+            "train": len(domain.train),
+            "test": len(domain.test),
+            "note": domain.note,
+        }
+
+    return {
+        "options": {**vars(config)},
+        "versions": package_versions(),
+        "data": {"source": described(source), "target": described(target)},
+    }
+
+
+def _train(
+    trainer: Trainer, manager: tf.train.CheckpointManager, metrics: MetricsLog, show: bool
+) -> None:
+    """Step until ``config.steps``, measuring and checkpointing every ``eval_every``
+    steps (and at the last); an interruption saves a checkpoint first."""
+    config = trainer.config
     if trainer.step == 0:
         metrics.log(trainer.measure())
     bar = tqdm(
         total=config.steps,
         initial=trainer.step,
-        disable=not show_progress,
+        disable=not show,
         desc=f"{config.mode} {config.source}->{config.target}",
         unit="step",
         dynamic_ncols=True,
@@ -231,6 +239,9 @@ def train_run(
         bar.close()
         metrics.close()
 
+
+def _finish(config: TrainConfig, run_dir: Path) -> dict:
+    """summary.json and the curves, from the metrics of the finished run."""
     rows = read_metrics(run_dir / "metrics.csv", config.steps)
     final = rows[-1]
     summary = {

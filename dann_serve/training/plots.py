@@ -1,5 +1,8 @@
-"""Training curves as PNG files, drawn from the rows of metrics.csv: one run's
-(:func:`plot_curves`) or both modes of a pair over seeds (:func:`plot_pair_curves`)."""
+"""One run's training curves as PNG files, drawn from the rows of metrics.csv.
+
+Also the two steps every figure of the project shares: matplotlib without a display
+(:func:`pyplot`) and a figure written to a file (:func:`save_figure`).
+"""
 
 from __future__ import annotations
 
@@ -8,13 +11,27 @@ from pathlib import Path
 import numpy as np
 
 
-def plot_curves(rows: list[dict], run_dir: Path) -> None:
-    """accuracy.png and losses.png from the metrics rows."""
+def pyplot():
+    """``matplotlib.pyplot`` on the Agg backend: files only, no display needed."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def save_figure(figure, path: Path) -> None:
+    """Lay ``figure`` out, write it to ``path`` (folders created) and free it."""
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=100)
+    pyplot().close(figure)
+
+
+def plot_curves(rows: list[dict], run_dir: Path) -> None:
+    """accuracy.png and losses.png from the metrics rows."""
+    plt = pyplot()
     steps = np.array([int(row["step"]) for row in rows])
 
     def series(name: str) -> np.ndarray:
@@ -32,63 +49,4 @@ def plot_curves(rows: list[dict], run_dir: Path) -> None:
         axes.set_ylabel(ylabel)
         axes.grid(alpha=0.3)
         axes.legend()
-        figure.tight_layout()
-        figure.savefig(run_dir / filename, dpi=100)
-        plt.close(figure)
-
-
-MODE_COLOURS = {"source-only": "tab:blue", "dann": "tab:red"}
-MODE_LABELS = {"source-only": "source-only", "dann": "DANN"}
-PAIR_PANELS = (
-    ("target_accuracy", "target test accuracy"),
-    ("source_accuracy", "source test accuracy"),
-    ("domain_accuracy", "domain accuracy (0.5: confused)"),
-)
-
-
-def plot_pair_curves(curves: dict[str, list[list[dict]]], path: Path, title: str) -> None:
-    """One PNG comparing the modes of a pair: for each metric, the mean over seeds
-    as a line and the lowest to highest seed as a band.
-
-    ``curves`` maps a mode to the metrics rows of each of its seeds; only the steps
-    every seed of a mode logged are drawn, so seeds line up step for step.
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(1, len(PAIR_PANELS), figsize=(4.2 * len(PAIR_PANELS), 3.6))
-    for mode, runs in curves.items():
-        if not runs:
-            continue
-        by_step = [{int(row["step"]): row for row in rows} for rows in runs]
-        common = sorted(set.intersection(*(set(steps) for steps in by_step)))
-        for panel, (name, ylabel) in zip(axes, PAIR_PANELS, strict=True):
-            values = np.array([[float(steps[step][name]) for step in common] for steps in by_step])
-            colour = MODE_COLOURS.get(mode)
-            seeds = f"{len(runs)} seed{'s' if len(runs) > 1 else ''}"
-            panel.plot(
-                common,
-                values.mean(axis=0),
-                color=colour,
-                label=f"{MODE_LABELS.get(mode, mode)} ({seeds})",
-            )
-            if len(runs) > 1:
-                panel.fill_between(
-                    common,
-                    values.min(axis=0),
-                    values.max(axis=0),
-                    color=colour,
-                    alpha=0.2,
-                    linewidth=0,
-                )
-            panel.set_xlabel("step")
-            panel.set_ylabel(ylabel)
-            panel.grid(alpha=0.3)
-    axes[0].legend(loc="lower right")
-    figure.suptitle(title)
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+        save_figure(figure, run_dir / filename)

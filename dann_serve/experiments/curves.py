@@ -1,0 +1,61 @@
+"""A pair's training curves over seeds: both modes in one PNG of ``docs/RESULTS.md``.
+
+Drawn from the ``metrics.csv`` rows of every finished seed; one run's own curves
+are :func:`dann_serve.training.plots.plot_curves`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from dann_serve.config import MODE_LABELS
+from dann_serve.training.plots import pyplot, save_figure
+
+MODE_COLOURS = {"source-only": "tab:blue", "dann": "tab:red"}
+PAIR_PANELS = (
+    ("target_accuracy", "target test accuracy"),
+    ("source_accuracy", "source test accuracy"),
+    ("domain_accuracy", "domain accuracy (0.5: confused)"),
+)
+
+
+def plot_pair_curves(curves: dict[str, list[list[dict]]], path: Path, title: str) -> None:
+    """One PNG comparing the modes of a pair: for each metric, the mean over seeds
+    as a line and the lowest to highest seed as a band.
+
+    ``curves`` maps a mode to the metrics rows of each of its seeds; only the steps
+    every seed of a mode logged are drawn, so seeds line up step for step.
+    """
+    figure, axes = pyplot().subplots(1, len(PAIR_PANELS), figsize=(4.2 * len(PAIR_PANELS), 3.6))
+    for mode, runs in curves.items():
+        if not runs:
+            continue
+        by_step = [{int(row["step"]): row for row in rows} for rows in runs]
+        common = sorted(set.intersection(*(set(steps) for steps in by_step)))
+        for panel, (name, ylabel) in zip(axes, PAIR_PANELS, strict=True):
+            values = np.array([[float(steps[step][name]) for step in common] for steps in by_step])
+            colour = MODE_COLOURS.get(mode)
+            seeds = f"{len(runs)} seed{'s' if len(runs) > 1 else ''}"
+            panel.plot(
+                common,
+                values.mean(axis=0),
+                color=colour,
+                label=f"{MODE_LABELS.get(mode, mode)} ({seeds})",
+            )
+            if len(runs) > 1:
+                panel.fill_between(
+                    common,
+                    values.min(axis=0),
+                    values.max(axis=0),
+                    color=colour,
+                    alpha=0.2,
+                    linewidth=0,
+                )
+            panel.set_xlabel("step")
+            panel.set_ylabel(ylabel)
+            panel.grid(alpha=0.3)
+    axes[0].legend(loc="lower right")
+    figure.suptitle(title)
+    save_figure(figure, path)

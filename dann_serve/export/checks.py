@@ -1,0 +1,103 @@
+"""The checks a version passes before it is published: every way it will be run answers
+as the SavedModel does.
+
+:func:`parity` compares any runner with ``tf.saved_model.load``; the ONNX twins are
+compared in :mod:`dann_serve.export.onnx`, and :func:`metagraph_parity` loads the
+version the way TensorFlow Serving does, which is what ``dann-serve serve`` does too
+(:mod:`dann_serve.serving.loader`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from dann_client.contract import ANSWER_OUTPUT, INPUT_NAME, PREDICT_LABEL, PROBABILITIES_OUTPUT
+from dann_serve.serving.loader import MetaGraphModel
+
+PARITY_IMAGES = 256
+ONNX_TOLERANCE = 1e-5  # largest probability difference allowed between ONNX and SavedModel
+SERVED_TOLERANCE = 1e-6  # the same between TF Serving's way of loading and the SavedModel
+
+
+class ExportError(Exception):
+    """The export cannot go on; nothing was left in the model directory."""
+
+
+def parity(answer, saved, images: np.ndarray) -> dict[str, dict]:
+    """Largest probability difference and decision agreement between
+    ``answer(signature, images)`` and the SavedModel loaded by ``tf.saved_model.load``."""
+    figures = {}
+    for signature, decision in ANSWER_OUTPUT.items():
+        got = answer(signature, images)
+        want = {k: v.numpy() for k, v in saved.signatures[signature](images=images).items()}
+        figures[signature] = {
+            "images": len(images),
+            "max_abs_probability_difference": float(
+                np.max(np.abs(got[PROBABILITIES_OUTPUT] - want[PROBABILITIES_OUTPUT]))
+            ),
+            "decisions_agree": int(np.sum(got[decision] == want[decision])),
+        }
+    return figures
+
+
+def agrees(figures: dict[str, dict], tolerance: float) -> bool:
+    """Every decision equal and every probability within ``tolerance``, per signature."""
+    return all(
+        f["decisions_agree"] == f["images"] and f["max_abs_probability_difference"] <= tolerance
+        for f in figures.values()
+    )
+
+
+def metagraph_parity(saved, version_dir: Path, images: np.ndarray) -> dict[str, dict]:
+    """The SavedModel loaded as TensorFlow Serving loads it, against ``tf.saved_model.load``.
+
+    ``ExportError`` when that load or a signature fails: the version would be served
+    by TensorFlow Serving as a model that answers nothing.
+    """
+    try:
+        model = MetaGraphModel(version_dir)
+    except (tf.errors.OpError, RuntimeError, ValueError) as error:
+        raise ExportError(
+            f"TensorFlow Serving's way of loading fails: {_first_line(error)}"
+        ) from None
+    try:
+        return parity(
+            lambda signature, batch: model.run(
+                signature,
+                {INPUT_NAME: batch},
+                [PROBABILITIES_OUTPUT, ANSWER_OUTPUT[signature]],
+            ),
+            saved,
+            images,
+        )
+    except tf.errors.OpError as error:
+        raise ExportError(
+            f"the SavedModel loads but fails when run the way TensorFlow Serving runs it: "
+            f"{_first_line(error)}"
+        ) from None
+    finally:
+        model.close()
+
+
+def _first_line(error: Exception) -> str:
+    """The line of a TensorFlow error that says what went wrong (not its preamble)."""
+    text = getattr(error, "message", None) or str(error)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    lines = [line for line in lines if line != "Graph execution error:"]
+    return lines[0] if lines else type(error).__name__
+
+
+def exported_accuracy(saved, images: np.ndarray, labels: np.ndarray) -> float:
+    """Accuracy of the saved ``predict_label`` on ``images``, in batches of 500."""
+    predicted = np.concatenate(
+        [
+            saved.signatures[PREDICT_LABEL](images=images[i : i + 500])[
+                ANSWER_OUTPUT[PREDICT_LABEL]
+            ].numpy()
+            for i in range(0, len(images), 500)
+        ]
+    )
+    return float(np.mean(predicted == labels))

@@ -1,0 +1,52 @@
+"""Requests to a running ``dann-serve serve``, for the test modules that talk to one:
+official ``tensorflow-serving-api`` messages over gRPC, JSON over REST.
+
+Plain functions, not fixtures: tests build many requests of different shapes. Test
+modules import this module; no test module imports another.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+
+import numpy as np
+
+
+def predict_request(
+    images: np.ndarray, signature: str = "", version: int | None = None, model: str = "dann"
+):
+    """A ``PredictRequest`` for ``images`` as they are (their dtype and shape), encoded by
+    TensorFlow's own ``make_tensor_proto``; ``signature`` "" asks for the default."""
+    import tensorflow as tf
+    from tensorflow_serving.apis import predict_pb2
+
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = model
+    request.model_spec.signature_name = signature
+    if version is not None:
+        request.model_spec.version.value = version
+    request.inputs["images"].CopyFrom(tf.make_tensor_proto(images))
+    return request
+
+
+def outputs(response) -> dict[str, np.ndarray]:
+    """A ``PredictResponse``'s outputs as arrays, by name."""
+    import tensorflow as tf
+
+    return {name: tf.make_ndarray(tensor) for name, tensor in response.outputs.items()}
+
+
+def rest(server, path: str, body: dict | bytes | None = None) -> tuple[int, dict]:
+    """GET ``path`` of ``server``'s REST API (POST when there is a body: a dict is sent as
+    JSON, bytes as they are); the status and the decoded JSON answer."""
+    data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
+    request = urllib.request.Request(
+        server.rest_url + path, data=data, method="GET" if data is None else "POST"
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
