@@ -11,6 +11,8 @@ ARCHITECTURES = ("mnist", "svhn")
 # Training steps of each reverse model in reverse validation
 # (dann_serve.experiments.reverse_validation).
 REVERSE_VALIDATION_STEPS = 1500
+# Options a resumed run may be given anew: where the data is, not what it is.
+RESUMABLE_OPTIONS = frozenset({"data_dir"})
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,9 @@ class TrainConfig:
     average_decay: float = 0.998
     eval_every: int = 250
     data_dir: str | None = None
+    source_test: str | None = None  # a labelled folder to test the source on
+    target_test: str | None = None  # a labelled folder to test the target on
+    skip_unreadable: bool = False
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -53,6 +58,17 @@ class TrainConfig:
             raise ValueError(f"--clip-norm must be >= 0 (0: no clipping), got {self.clip_norm}")
         if self.eval_every < 1:
             raise ValueError(f"--eval-every must be at least 1, got {self.eval_every}")
+
+    def differences(self, given: dict) -> list[str]:
+        """``--option saved -> given`` for each option in ``given`` that differs from
+        this (saved) config, but for those that only say where things are or how to
+        show them (:data:`RESUMABLE_OPTIONS`)."""
+        saved = vars(self)
+        return [
+            f"--{name.replace('_', '-')} {saved[name]} -> {value}"
+            for name, value in given.items()
+            if name in saved and name not in RESUMABLE_OPTIONS and saved[name] != value
+        ]
 
     @classmethod
     def from_dict(cls, values: dict) -> TrainConfig:

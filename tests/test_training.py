@@ -120,7 +120,7 @@ def test_resume_without_checkpoint_is_a_clear_error(tiny_pair, tmp_path) -> None
 
 def test_evaluate_matches_the_summary(tiny_pair, tmp_path) -> None:
     summary = train_run(_config(tiny_pair, steps=20), tmp_path / "run", show_progress=False)
-    accuracy = evaluate_run(tmp_path / "run", tiny_pair[1], "test")
+    accuracy = evaluate_run(tmp_path / "run", tiny_pair[1], "test")["accuracy"]
     assert accuracy == pytest.approx(summary["target_test_accuracy"])
 
 

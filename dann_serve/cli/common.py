@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import NoReturn
 
 import click
+from click.core import ParameterSource
 
 from dann_serve.config import ARCHITECTURES, TrainConfig
 
@@ -74,13 +75,37 @@ def seeds_option(help: str) -> Callable:
 # The options every training command shares; defaults come from TrainConfig.
 TRAINING_OPTIONS = [
     click.option(
-        "--source", default=DEFAULTS.source, show_default=True, help="Labelled source data set."
+        "--source",
+        default=DEFAULTS.source,
+        show_default=True,
+        help="Labelled source: a data set name, or a folder with one subfolder per digit (0-9).",
     ),
     click.option(
         "--target",
         default=DEFAULTS.target,
         show_default=True,
-        help="Unlabelled target data set (its labels are only reported).",
+        help="Target: a data set name, or a folder of images, labelled or not (labels are "
+        "only reported). ./NAME is the folder where NAME is also a data set.",
+    ),
+    click.option(
+        "--source-test",
+        type=FOLDER,
+        default=None,
+        help="Labelled folder to report source accuracy on [default: the data set's test "
+        "split, or 1 image in 10 of a source folder, held out].",
+    ),
+    click.option(
+        "--target-test",
+        type=FOLDER,
+        default=None,
+        help="Labelled folder to report target accuracy on [default: the data set's test "
+        "split; without one, the target accuracy is unknown].",
+    ),
+    click.option(
+        "--skip-unreadable",
+        is_flag=True,
+        help="Train without image files that cannot be read (each is listed in config.json) "
+        "instead of stopping.",
     ),
     click.option(
         "--arch",
@@ -181,7 +206,24 @@ def fetch_data(names: list[str], data_dir: str | Path | None, quiet: bool = Fals
 
 
 def train_config(data_dir: Path | None, **options) -> TrainConfig:
+    """The options as a run records them: folders as absolute paths."""
+    from dann_serve.data import canonical
+
+    for name in ("source", "target", "source_test", "target_test"):
+        if options.get(name) is not None:
+            options[name] = canonical(str(options[name]))
     try:
         return TrainConfig(**options, data_dir=str(data_dir) if data_dir else None)
     except ValueError as error:
         fail(str(error), EXIT_USAGE)
+
+
+def given_on_command_line(config: TrainConfig) -> dict:
+    """The options of ``config`` the user typed (not defaults), by field name."""
+    context = click.get_current_context()
+    given = {}
+    for name, value in vars(config).items():
+        source = context.get_parameter_source(name)
+        if source in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT):
+            given[name] = value
+    return given

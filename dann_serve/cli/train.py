@@ -10,13 +10,15 @@ from dann_serve.cli.common import (
     DEFAULTS,
     DOWNLOAD_HELP,
     EXIT_INTERRUPTED,
+    EXIT_USAGE,
     data_dir_option,
     fail,
     fetch_data,
+    given_on_command_line,
     train_config,
     training_options,
 )
-from dann_serve.config import MODES
+from dann_serve.config import MODES, TrainConfig
 from dann_serve.runtime import load_tensorflow
 
 
@@ -52,6 +54,8 @@ def train(
 
     config = train_config(data_dir, **options)
     try:
+        if resume and (out / "config.json").exists():
+            _refuse_other_options(out, load_config(out), config)
         if download:  # --resume trains on the run's saved data sets, so fetch those
             chosen = load_config(out) if resume else config
             fetch_data([chosen.source, chosen.target], chosen.data_dir, quiet)
@@ -63,21 +67,44 @@ def train(
             f"interrupted; progress is saved, continue with: dann-serve train --out {out} --resume",
             EXIT_INTERRUPTED,
         )
+    target = summary["target_test_accuracy"]
     click.echo(
         f"{out}: step {summary['step']}, source test accuracy "
         f"{summary['source_test_accuracy']:.4f}, target test accuracy "
-        f"{summary['target_test_accuracy']:.4f}, domain accuracy {summary['domain_accuracy']:.4f}"
+        + (f"{target:.4f}" if target is not None else "unknown (no target labels)")
+        + f", domain accuracy {summary['domain_accuracy']:.4f}"
     )
+
+
+def _refuse_other_options(out: Path, saved: TrainConfig, config: TrainConfig) -> None:
+    """Exit 2, the run untouched, if the command line asks for other options than the
+    run was trained with: its schedules and data follow them from step 0."""
+    differing = saved.differences(given_on_command_line(config))
+    if differing:
+        fail(
+            f"{out} was trained with other options (saved -> given): {'; '.join(differing)}; "
+            "resume without them, or train into another --out",
+            EXIT_USAGE,
+        )
 
 
 @click.command()
 @click.argument("run", type=click.Path(path_type=Path))
-@click.option("--dataset", required=True, help="Data set to evaluate on, e.g. digits.")
+@click.option(
+    "--dataset",
+    required=True,
+    help="Data set to evaluate on (e.g. digits), or a folder of images, labelled or not.",
+)
 @click.option("--split", type=click.Choice(["train", "test"]), default="test", show_default=True)
 @data_dir_option()
 @click.option("--download", is_flag=True, help=DOWNLOAD_HELP)
 def evaluate(run: Path, dataset: str, split: str, data_dir: Path | None, download: bool) -> None:
-    """Print the label accuracy of RUN's latest checkpoint on a data set split."""
+    """Print the label accuracy of RUN's latest checkpoint on a data set split.
+
+    Without labels (an unlabelled folder) the accuracy is unknown; what is printed
+    then, as always, is the share of images given each class and the share the
+    domain head calls target.
+    """
     if download:
         fetch_data([dataset], data_dir)
     load_tensorflow()
@@ -86,10 +113,16 @@ def evaluate(run: Path, dataset: str, split: str, data_dir: Path | None, downloa
     from dann_serve.training.rundir import RunError
 
     try:
-        value = evaluate_run(run, dataset, split, data_dir)
+        figures = evaluate_run(run, dataset, split, data_dir)
     except (RunError, DatasetError) as error:
         fail(str(error))
-    click.echo(f"{run}: {dataset} {split} accuracy {value:.4f}")
+    accuracy = figures["accuracy"]
+    shown = f"{accuracy:.4f}" if accuracy is not None else "unknown (no labels)"
+    classes = " ".join(
+        f"{digit}:{share:.1%}" for digit, share in enumerate(figures["predicted_classes"])
+    )
+    click.echo(f"{run}: {dataset} {split} accuracy {shown}")
+    click.echo(f"  predicted classes {classes}; called target {figures['called_target']:.1%}")
 
 
 @click.command()

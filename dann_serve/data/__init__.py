@@ -1,18 +1,31 @@
-"""Data: digit images from named data sets, as uint8 ``[N, 32, 32, 3]`` splits.
+"""Data: digit images from named data sets or the user's folders, as uint8 ``[N, 32, 32, 3]``.
 
-Owns the loaders (one module per file format: ``mnist`` IDX/``.npz``, ``matlab``
-for ``svhn``/``syn``, ``mnistm`` PNG folders, ``usps`` HDF5; ``fonts`` and ``digits``
-need no files), ``download`` for ``--download``, the ``tf.data`` streams the
-training reads (``pipeline``) and sample PNGs for trying a served model
-(``samples``). Every loader lays images out through
-:func:`dann_client.preprocessing.layout_batch`, the one preprocessing step, so the
-rest of the project never needs to know where a domain came from.
+Owns the named data sets (``catalog``; one module per file format: ``mnist``
+IDX/``.npz``, ``matlab`` for ``svhn``/``syn``, ``mnistm`` PNG folders, ``usps`` HDF5;
+``fonts`` and ``digits`` need no files; ``download`` for ``--download``), the user's
+own folders of images (``folders``, their decoded pixels kept between runs by
+``decode_cache``), the ``tf.data`` streams the training reads (``pipeline``) and
+sample PNGs for trying a served model (``samples``). Every image goes through
+:mod:`dann_client.preprocessing`, the one preprocessing step, so the rest of the
+project never needs to know where a domain came from.
 
-May import: :mod:`dann_client.preprocessing`, the top-level ``config``, ``files`` and
-``runtime``, and the scientific stack. Nothing of model, training, export or serving.
+May import: :mod:`dann_client.preprocessing` (and the client's ``contract`` and
+``errors`` it speaks in), the top-level ``config``, ``files`` and ``runtime``, and
+the scientific stack. Nothing of model, training, export or serving.
 """
 
-from dann_serve.data.catalog import LOADERS, load, names
-from dann_serve.data.domain import DatasetError, Domain, Split
+from dann_serve.data.catalog import LOADERS, canonical, is_folder, load, load_domain, names
+from dann_serve.data.domain import UNKNOWN_LABEL, DatasetError, Domain, Split
 
-__all__ = ["LOADERS", "DatasetError", "Domain", "Split", "load", "names"]
+__all__ = [
+    "LOADERS",
+    "UNKNOWN_LABEL",
+    "DatasetError",
+    "Domain",
+    "Split",
+    "canonical",
+    "is_folder",
+    "load",
+    "load_domain",
+    "names",
+]

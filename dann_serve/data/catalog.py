@@ -1,7 +1,9 @@
-"""The named data sets: a name gives a :class:`Domain` with train and test splits.
+"""Data sets by name or by folder: a ``--source``/``--target`` value gives a :class:`Domain`.
 
-``fonts`` and ``digits`` need no files. The others read ``<data-dir>/<name>/``
-(rule and default folder in :mod:`dann_serve.data.datadir`).
+``fonts`` and ``digits`` need no files. The other names read ``<data-dir>/<name>/``
+(rule and default folder in :mod:`dann_serve.data.datadir`). A value that is a
+folder (``./digits`` for a folder that shares a name) is read by
+:mod:`dann_serve.data.folders`.
 """
 
 from __future__ import annotations
@@ -9,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from dann_serve.data.domain import DatasetError, Domain
+from dann_serve.data.domain import DatasetError, Domain, Split
+from dann_serve.data.folders import load_folder, read_test_folder
 
 Loader = Callable[[Path | None], Domain]
 
@@ -79,6 +82,54 @@ def load(name: str, data_dir: str | Path | None = None) -> Domain:
         loader = LOADERS[name]
     except KeyError:
         raise DatasetError(
-            f"unknown data set {name!r}: choose one of {', '.join(names())}"
+            f"unknown data set {name!r}: choose one of {', '.join(names())}, or a folder"
         ) from None
     return loader(Path(data_dir) if data_dir is not None else None)
+
+
+def is_folder(spec: str) -> bool:
+    """Whether ``spec`` means a folder: a bare data set name means the data set even if
+    a folder of that name exists here (write ``./name`` for the folder)."""
+    if spec in LOADERS:
+        return False
+    return Path(spec).expanduser().is_dir()
+
+
+def canonical(spec: str) -> str:
+    """``spec`` as a run records it: folders as absolute paths, so that ``--resume``,
+    ``evaluate`` and ``export`` find them from any working directory."""
+    return str(Path(spec).expanduser().resolve()) if is_folder(spec) else spec
+
+
+def load_domain(
+    spec: str,
+    data_dir: str | Path | None = None,
+    test: str | None = None,
+    *,
+    role: str = "target",
+    skip_unreadable: bool = False,
+    progress: bool = False,
+) -> Domain:
+    """The domain ``spec`` names (a data set or a folder), tested on the labelled folder
+    ``test`` instead of its own test split when given."""
+    if is_folder(spec):
+        return load_folder(
+            Path(spec).expanduser(),
+            Path(test).expanduser() if test else None,
+            role=role,
+            skip_unreadable=skip_unreadable,
+            progress=progress,
+        )
+    if spec not in LOADERS and ("/" in spec or spec.startswith(".")):
+        raise DatasetError(f"{spec}: no such folder")
+    domain = load(spec, data_dir)
+    if test is None:
+        return domain
+    found = read_test_folder(Path(test).expanduser(), skip_unreadable, progress)
+    return Domain(
+        domain.name,
+        domain.train,
+        Split(found.images, found.labels),
+        f"test: the labelled folder {test}",
+        tuple(found.skipped),
+    )

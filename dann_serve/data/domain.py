@@ -10,16 +10,32 @@ from dataclasses import dataclass
 
 import numpy as np
 
+UNKNOWN_LABEL = -1
+"""The label of an image nobody has labelled (a folder of the user's target images)."""
+
 
 @dataclass(frozen=True)
 class Split:
-    """Images (uint8 ``[N, 32, 32, 3]``) and their labels (int64 ``[N]``)."""
+    """Images (uint8 ``[N, 32, 32, 3]``) and their labels (int64 ``[N]``).
+
+    An unlabelled split carries :data:`UNKNOWN_LABEL` for every image, so that the
+    training stream treats both kinds alike; what reports an accuracy asks
+    :attr:`labelled` first and says "unknown" rather than compare with -1.
+    """
 
     images: np.ndarray
     labels: np.ndarray
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    @property
+    def labelled(self) -> bool:
+        return len(self.labels) > 0 and bool(np.all(self.labels != UNKNOWN_LABEL))
+
+    @classmethod
+    def unlabelled(cls, images: np.ndarray) -> Split:
+        return cls(images, np.full(len(images), UNKNOWN_LABEL, np.int64))
 
 
 @dataclass(frozen=True)
@@ -35,6 +51,7 @@ class Domain:
     train: Split
     test: Split
     note: str = ""
+    skipped: tuple[str, ...] = ()  # unreadable files left out (--skip-unreadable)
 
     def split(self, name: str) -> Split:
         if name not in ("train", "test"):

@@ -6,5 +6,6 @@ metrics, checkpoints, summary), its curves (``plots``) and accuracy of a model o
 saved run (``evaluation``).
 
 May import: :mod:`dann_serve.data`, :mod:`dann_serve.model`, the top-level
-``config``, ``files`` and ``runtime``. Nothing of export, serving or experiments.
+``config``, ``files`` and ``runtime``, :mod:`dann_client.contract`. Nothing of export,
+serving or experiments.
 """

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from dann_client.contract import NUM_CLASSES
 from dann_serve import data
 from dann_serve.data import Split
 from dann_serve.data.pipeline import ordered_batches, to_unit_range
@@ -35,22 +36,34 @@ def _hit_counts(model: DANN, split: Split, domain: int) -> tuple[int, int]:
 
 
 def accuracy(model: DANN, split: Split) -> float:
-    """Label accuracy of ``model`` on a whole split."""
+    """Label accuracy of ``model`` on a whole (labelled) split."""
     return _hit_counts(model, split, domain=0)[0] / max(len(split), 1)
+
+
+def label_free_figures(model: DANN, split: Split) -> dict:
+    """What can be known of ``model`` on a split without its labels: the share of
+    images given each class, and the share the domain head calls target."""
+    label_decisions, domain_decisions = decisions(model, split)
+    counts = np.bincount(label_decisions, minlength=NUM_CLASSES)
+    return {
+        "predicted_classes": [round(float(c) / max(len(split), 1), 4) for c in counts],
+        "called_target": round(float(np.mean(domain_decisions == 1)) if len(split) else 0.0, 4),
+    }
 
 
 def pair_accuracies(model: DANN, source: Split, target: Split) -> dict[str, float]:
     """Label accuracy on each split and the domain head's balanced accuracy.
 
     The domain accuracy is the mean of the per-domain rates (0.5: domains confused),
-    so a small target split weighs as much as a large source one.
+    so a small target split weighs as much as a large source one. The target accuracy
+    is None when the target split has no labels: unknown, not zero.
     """
     source_labels, source_domains = _hit_counts(model, source, domain=0)
     target_labels, target_domains = _hit_counts(model, target, domain=1)
     source_size, target_size = max(len(source), 1), max(len(target), 1)
     return {
         "source_accuracy": source_labels / source_size,
-        "target_accuracy": target_labels / target_size,
+        "target_accuracy": target_labels / target_size if target.labelled else None,
         "domain_accuracy": float(
             np.mean([source_domains / source_size, target_domains / target_size])
         ),
@@ -74,7 +87,10 @@ def restore_model(run_dir: Path) -> DANN:
 
 def evaluate_run(
     run_dir: Path, dataset: str, split: str = "test", data_dir: str | Path | None = None
-) -> float:
-    """Label accuracy of a run's latest checkpoint on ``dataset``'s ``split``."""
+) -> dict:
+    """A run's latest checkpoint on ``dataset``'s ``split`` (a data set or a folder): its
+    label accuracy (None without labels) and the label-free figures."""
     model = restore_model(Path(run_dir))
-    return accuracy(model, data.load(dataset, data_dir).split(split))
+    chosen = data.load_domain(dataset, data_dir).split(split)
+    figures = label_free_figures(model, chosen)
+    return {"accuracy": accuracy(model, chosen) if chosen.labelled else None, **figures}

@@ -9,6 +9,7 @@ separable the two domains' features are.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from dann_serve.files import write_json
 from dann_serve.model.networks import build_model
 from dann_serve.runtime import package_versions
 from dann_serve.training.augment import random_shift
-from dann_serve.training.evaluation import pair_accuracies
+from dann_serve.training.evaluation import label_free_figures, pair_accuracies
 from dann_serve.training.plots import plot_curves
 from dann_serve.training.rundir import CHECKPOINTS, MetricsLog, RunError, load_config, read_metrics
 from dann_serve.training.schedules import AdaptationSchedule, AnnealedLearningRate, progress
@@ -142,8 +143,29 @@ class Trainer:
         return row
 
 
-def load_pair(config: TrainConfig) -> tuple[Domain, Domain]:
-    return data.load(config.source, config.data_dir), data.load(config.target, config.data_dir)
+def load_pair(config: TrainConfig, progress: bool = False) -> tuple[Domain, Domain]:
+    """The run's two domains, each big enough to fill its half of a batch."""
+    pair = []
+    for role, spec, test in (
+        ("source", config.source, config.source_test),
+        ("target", config.target, config.target_test),
+    ):
+        domain = data.load_domain(
+            spec,
+            config.data_dir,
+            test,
+            role=role,
+            skip_unreadable=config.skip_unreadable,
+            progress=progress,
+        )
+        if len(domain.train) < config.batch_size // 2:
+            raise data.DatasetError(
+                f"{spec}: {len(domain.train)} training images, fewer than the "
+                f"{config.batch_size // 2} of one batch's {role} half (--batch-size "
+                f"{config.batch_size})"
+            )
+        pair.append(domain)
+    return pair[0], pair[1]
 
 
 def train_run(
@@ -152,7 +174,8 @@ def train_run(
     """Train (or continue) the run in ``run_dir`` and return its summary."""
     run_dir = Path(run_dir)
     config, has_checkpoint = _check_run_dir(config, run_dir, resume)
-    source, target = load_pair(config)  # before mkdir: bad data leaves no empty run behind
+    # Before mkdir: bad data leaves no empty run behind.
+    source, target = load_pair(config, progress=show_progress)
     run_dir.mkdir(parents=True, exist_ok=True)
     trainer = Trainer(config, source, target)
     manager = tf.train.CheckpointManager(
@@ -161,8 +184,10 @@ def train_run(
     if resume and has_checkpoint:
         trainer.checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
     write_json(run_dir / "config.json", _run_record(config, source, target))
-    _train(trainer, manager, MetricsLog(run_dir, keep_up_to_step=trainer.step), show_progress)
-    return _finish(config, run_dir)
+    # A run resumed at step 0 (killed before its first checkpoint) logs step 0 again.
+    kept = trainer.step if trainer.step > 0 else -1
+    _train(trainer, manager, MetricsLog(run_dir, keep_up_to_step=kept), show_progress)
+    return _finish(config, run_dir, _target_figures(trainer))
 
 
 def _check_run_dir(config: TrainConfig, run_dir: Path, resume: bool) -> tuple[TrainConfig, bool]:
@@ -174,7 +199,11 @@ def _check_run_dir(config: TrainConfig, run_dir: Path, resume: bool) -> tuple[Tr
             raise RunError(f"{run_dir}: nothing to resume (no config.json, no checkpoint)")
         # Without a checkpoint (killed before the first one) the run starts over from
         # step 0 with its saved options: nothing of it was kept, so nothing is lost.
-        return load_config(run_dir), has_checkpoint
+        # Only where the data lies may change (the files moved, the same data).
+        saved = load_config(run_dir)
+        return dataclasses.replace(
+            saved, data_dir=config.data_dir or saved.data_dir
+        ), has_checkpoint
     if has_checkpoint or (run_dir / "config.json").exists():
         raise RunError(
             f"{run_dir}: a run already exists there; pass --resume to continue it "
@@ -191,7 +220,9 @@ def _run_record(config: TrainConfig, source: Domain, target: Domain) -> dict:
             "name": domain.name,
             "train": len(domain.train),
             "test": len(domain.test),
+            "test_labelled": domain.test.labelled,
             "note": domain.note,
+            "skipped": list(domain.skipped),
         }
 
     return {
@@ -229,7 +260,7 @@ def _train(
                 bar.set_postfix(
                     loss=f"{row['label_loss']:.3f}",
                     src=f"{row['source_accuracy']:.3f}",
-                    tgt=f"{row['target_accuracy']:.3f}",
+                    tgt=_shown(row["target_accuracy"]),
                     dom=f"{row['domain_accuracy']:.2f}",
                 )
     except KeyboardInterrupt:
@@ -240,7 +271,16 @@ def _train(
         metrics.close()
 
 
-def _finish(config: TrainConfig, run_dir: Path) -> dict:
+def _target_figures(trainer: Trainer) -> dict:
+    """Whether the target's accuracy is known, and what is known of it without labels."""
+    test = trainer.target.test
+    return {
+        "target_labels": test.labelled,
+        "target_label_free": label_free_figures(trainer.averaged, test),
+    }
+
+
+def _finish(config: TrainConfig, run_dir: Path, target_figures: dict) -> dict:
     """summary.json and the curves, from the metrics of the finished run."""
     rows = read_metrics(run_dir / "metrics.csv", config.steps)
     final = rows[-1]
@@ -252,9 +292,19 @@ def _finish(config: TrainConfig, run_dir: Path) -> dict:
         "arch": config.arch,
         "seed": config.seed,
         "source_test_accuracy": float(final["source_accuracy"]),
-        "target_test_accuracy": float(final["target_accuracy"]),
+        "target_test_accuracy": _number(final["target_accuracy"]),
         "domain_accuracy": float(final["domain_accuracy"]),
+        **target_figures,
     }
     write_json(run_dir / "summary.json", summary)
     plot_curves(rows, run_dir)
     return summary
+
+
+def _number(text: str) -> float | None:
+    """A metrics.csv value; an empty cell (no labels to measure against) is None."""
+    return float(text) if text not in ("", None) else None
+
+
+def _shown(value: float | None) -> str:
+    return "unknown" if value is None else f"{value:.3f}"

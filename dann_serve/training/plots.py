@@ -43,6 +43,9 @@ def plot_curves(rows: list[dict], run_dir: Path) -> None:
     ):
         figure, axes = plt.subplots(figsize=(6, 4))
         for name in names:
+            if all(row[name] == "" for row in rows):  # no target labels: unknown, not drawn
+                axes.plot([], [], " ", label=f"{name.replace('_', ' ')} unknown (no labels)")
+                continue
             start = 1 if name.endswith("loss") else 0  # step 0 has no training loss
             axes.plot(steps[start:], series(name)[start:], label=name.replace("_", " "))
         axes.set_xlabel("step")

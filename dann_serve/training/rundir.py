@@ -82,7 +82,7 @@ class MetricsLog:
         self.handle.flush()
         with self.events.as_default(step=int(row["step"])):
             for name, value in row.items():
-                if name != "step":
+                if name != "step" and value is not None:
                     self._tf_summary.scalar(name, value)
         self.events.flush()
 

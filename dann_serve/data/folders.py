@@ -1,0 +1,202 @@
+"""Folders of the user's own images as domains.
+
+A labelled folder has one subfolder per class, named ``0`` to ``9`` (the layout of
+Keras' ``image_dataset_from_directory`` and torchvision's ``ImageFolder``); any
+other folder of images is unlabelled and searched recursively. Every file goes
+through the client's one preprocessing step (:func:`dann_client.preprocessing.load_image`),
+so a model sees training images exactly as ``dann-client`` will later show it the
+user's photos.
+
+Without a separate test folder, a labelled folder keeps one image in
+:data:`HOLDOUT_EVERY` apart for testing, chosen by a hash of its path inside the
+folder: the same images whatever the seed, the order of listing or the machine.
+An unlabelled target is measured (domain accuracy, predicted classes) on a fixed
+sample of up to :data:`UNLABELLED_SAMPLE` of its own images.
+"""
+
+from __future__ import annotations
+
+import os
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from dann_client.contract import NUM_CLASSES
+from dann_client.preprocessing import IMAGE_EXTENSIONS
+from dann_serve.data.decode_cache import DecodeCache
+from dann_serve.data.domain import UNKNOWN_LABEL, DatasetError, Domain, Split
+
+CLASS_FOLDERS = tuple(str(digit) for digit in range(NUM_CLASSES))
+HOLDOUT_EVERY = 10
+UNLABELLED_SAMPLE = 2000
+_SHOWN_FAILURES = 10
+
+
+@dataclass(frozen=True)
+class FolderImages:
+    """The readable images of a folder, their labels and the files left out."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    files: list[str]  # relative to the folder, one per image
+    skipped: list[str]
+
+    @property
+    def labelled(self) -> bool:
+        return bool(len(self.labels)) and bool(np.all(self.labels != UNKNOWN_LABEL))
+
+
+def read_folder(
+    folder: Path, *, skip_unreadable: bool = False, progress: bool = False
+) -> FolderImages:
+    """Every image of ``folder`` decoded, with its class if the folder is labelled.
+
+    ``DatasetError`` for a folder that is empty, a labelled layout with a class
+    missing or a stray subfolder, and for unreadable files unless ``skip_unreadable``.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DatasetError(f"{folder}: no such folder")
+    files, labels = _listing(folder)
+    if not files:
+        raise DatasetError(
+            f"{folder}: no image files in it or below it "
+            f"(looked for {', '.join(sorted(IMAGE_EXTENSIONS))})"
+        )
+    decoded = DecodeCache(folder).decode(files, progress=progress)
+    if decoded.failures and not skip_unreadable:
+        raise DatasetError(_unreadable_message(folder, decoded.failures))
+    by_file = dict(zip(files, labels, strict=True))
+    return FolderImages(
+        images=decoded.images,
+        labels=np.array([by_file[name] for name in decoded.readable], np.int64),
+        files=decoded.readable,
+        skipped=[str(folder / name) for name, _ in decoded.failures],
+    )
+
+
+def load_folder(
+    folder: Path,
+    test_folder: Path | None = None,
+    *,
+    role: str,
+    skip_unreadable: bool = False,
+    progress: bool = False,
+) -> Domain:
+    """A domain from a folder: train on all of it (less the held-out part of a labelled
+    folder when there is no ``test_folder``), test on ``test_folder`` if given."""
+    found = read_folder(folder, skip_unreadable=skip_unreadable, progress=progress)
+    if role == "source" and not found.labelled:
+        raise DatasetError(
+            f"{folder}: the source must be labelled: one subfolder per digit, named 0 to 9"
+        )
+    skipped = list(found.skipped)
+    if test_folder is not None:
+        train, test = _all(found), read_test_folder(test_folder, skip_unreadable, progress)
+        skipped += test.skipped
+        note = f"test: the labelled folder {test_folder}"
+        test_split = Split(test.images, test.labels)
+    elif found.labelled:
+        held = np.array([_hash(name) % HOLDOUT_EVERY == 0 for name in found.files])
+        train = Split(found.images[~held], found.labels[~held])
+        test_split = Split(found.images[held], found.labels[held])
+        note = (
+            f"test: 1 image in {HOLDOUT_EVERY} held out by a hash of its path "
+            f"({len(test_split)} of {len(found.files)})"
+        )
+    else:
+        train = _all(found)
+        order = np.argsort([_hash(name) for name in found.files], kind="stable")
+        test_split = Split.unlabelled(found.images[np.sort(order[:UNLABELLED_SAMPLE])])
+        note = (
+            f"no labels: measured on {len(test_split)} of its own images "
+            "(domain accuracy and predicted classes only)"
+        )
+    return Domain(str(folder), train, test_split, note, tuple(skipped))
+
+
+def read_test_folder(folder: Path, skip_unreadable: bool, progress: bool) -> FolderImages:
+    found = read_folder(folder, skip_unreadable=skip_unreadable, progress=progress)
+    if not found.labelled:
+        raise DatasetError(
+            f"{folder}: a test folder must be labelled: one subfolder per digit, named 0 to 9"
+        )
+    return found
+
+
+def _all(found: FolderImages) -> Split:
+    return Split(found.images, found.labels)
+
+
+def _hash(name: str) -> int:
+    """A stable hash of a path inside its folder (the same on every machine and run)."""
+    return zlib.crc32(name.replace(os.sep, "/").encode())
+
+
+def _listing(folder: Path) -> tuple[list[str], list[int]]:
+    """Image files relative to ``folder`` in sorted order, and their labels."""
+    subfolders = sorted(entry.name for entry in os.scandir(folder) if entry.is_dir())
+    classes = [name for name in subfolders if name in CLASS_FOLDERS]
+    if not classes:
+        files = _images_below(folder, folder)
+        return files, [UNKNOWN_LABEL] * len(files)
+    _check_labelled_layout(folder, subfolders, classes)
+    files, labels = [], []
+    for name in CLASS_FOLDERS:
+        found = _images_below(folder / name, folder)
+        if not found:
+            raise DatasetError(f"{folder}: class folder {name}/ holds no images")
+        files += found
+        labels += [int(name)] * len(found)
+    return files, labels
+
+
+def _check_labelled_layout(folder: Path, subfolders: list[str], classes: list[str]) -> None:
+    strays = [name for name in subfolders if name not in CLASS_FOLDERS and not name.startswith(".")]
+    if strays:
+        raise DatasetError(
+            f"{folder}: a labelled folder holds only subfolders named 0 to 9, "
+            f"but it also holds {', '.join(strays[:5])}"
+        )
+    absent = [name for name in CLASS_FOLDERS if name not in classes]
+    if absent:
+        raise DatasetError(
+            f"{folder}: class folder(s) {', '.join(absent)} missing: a labelled folder needs "
+            "one subfolder per digit, 0 to 9"
+        )
+    loose = [
+        entry.name for entry in os.scandir(folder) if _is_image(entry.name) and entry.is_file()
+    ]
+    if loose:
+        raise DatasetError(
+            f"{folder}: {len(loose)} image(s) beside the class folders (e.g. {loose[0]}): "
+            "put each image in the folder of its digit"
+        )
+
+
+def _images_below(start: Path, folder: Path) -> list[str]:
+    found = []
+    for root, dirs, names in os.walk(start):
+        dirs[:] = sorted(name for name in dirs if not name.startswith("."))
+        found += [
+            os.path.relpath(os.path.join(root, name), folder)
+            for name in sorted(names)
+            if _is_image(name) and not name.startswith(".")
+        ]
+    return found
+
+
+def _is_image(name: str) -> bool:
+    return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
+
+
+def _unreadable_message(folder: Path, failures: list[tuple[str, str]]) -> str:
+    shown = "; ".join(f"{folder / name} ({reason})" for name, reason in failures[:_SHOWN_FAILURES])
+    more = len(failures) - _SHOWN_FAILURES
+    extra = f"; and {more} more" if more > 0 else ""
+    return (
+        f"{len(failures)} image file(s) cannot be read: {shown}{extra} "
+        "(--skip-unreadable trains without them)"
+    )
