@@ -58,7 +58,7 @@ def _server_options(command: Callable) -> Callable:
             type=click.FloatRange(min=0, min_open=True),
             default=contract.DEFAULT_TIMEOUT,
             show_default=True,
-            help="Deadline of each request in seconds.",
+            help="Deadline of each request in seconds, connecting included.",
         ),
         click.option(
             "--retries",
@@ -229,12 +229,13 @@ def metadata(as_json: bool, **options: Any) -> int:
 def preprocess(image: Path, output: Path, scale: int, background: str) -> int:
     """Write IMAGE as the model sees it: upright, RGB, square, 32x32."""
     from dann_client.errors import ImageError
+    from dann_client.output import unreadable_text
     from dann_client.preprocessing import load_image, save_image
 
     try:
         array = load_image(image, background=_colour(background))
     except ImageError as error:
-        click.echo(f"{image}: {error}", err=True)
+        click.echo(unreadable_text(str(image), str(error)), err=True)
         return EXIT_UNREADABLE
     try:
         save_image(array, output, scale=scale)
@@ -273,7 +274,7 @@ def _predict(
             if isinstance(result, Unreadable):
                 unreadable += 1
                 out.flush()  # keep stdout and stderr in input order on a shared terminal
-                click.echo(f"{result.path}: {result.reason}", err=True)
+                click.echo(output.unreadable_text(result.path, result.reason), err=True)
             else:
                 out.write(show(result, top_k) + "\n")
     finally:

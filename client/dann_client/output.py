@@ -1,9 +1,10 @@
 """How results look: one text line or one JSON object per result.
 
-Text is for people at a terminal; ``--json`` gives one self-contained object per
-line, for scripts (``jq``, pandas ``read_json(lines=True)``). Probabilities are
-rounded to 6 decimals: float32 carries about 7 significant digits, the rest
-would be noise.
+Text is for people at a terminal (a path with control characters in it is shown
+escaped, so that a result is always one line); ``--json`` gives one
+self-contained object per line, for scripts (``jq``, pandas
+``read_json(lines=True)``). Probabilities are rounded to 6 decimals: float32
+carries about 7 significant digits, the rest would be noise.
 """
 
 from __future__ import annotations
@@ -19,9 +20,22 @@ if TYPE_CHECKING:
     from dann_client.service import ModelMetadata, TensorSpec, VersionStatus
 
 
+def shown_path(path: str) -> str:
+    """A path as text output shows it: as is, unless it holds characters that are
+    not printable (a newline, a tab, bytes that are not UTF-8, ...); then as
+    Python's ``repr``, quotes and backslash escapes included, so that one result
+    stays one line and the name can still be told apart from its neighbours."""
+    return path if path.isprintable() else repr(path)
+
+
+def unreadable_text(path: str, reason: str) -> str:
+    """``path: reason``, the stderr line of an input that gave no image."""
+    return f"{shown_path(path)}: {reason}"
+
+
 def prediction_text(prediction: Prediction, top_k: int | None = None) -> str:
     """``digit.png: 7 (0.981)  [0.001 ...]``, or with ``top_k`` the best classes only."""
-    head = f"{prediction.path}: {prediction.answer} ({prediction.confidence:.3f})"
+    head = f"{shown_path(prediction.path)}: {prediction.answer} ({prediction.confidence:.3f})"
     if top_k:
         best = ", ".join(
             f"{prediction.class_name(index)} {p:.3f}" for index, p in prediction.top(top_k)

@@ -7,6 +7,8 @@ the whole contract between a pixel on disk and the model's input.
 
 from __future__ import annotations
 
+import errno
+import functools
 import os
 import re
 import stat
@@ -105,12 +107,6 @@ def load_image(
                 return image_to_array(image, background=background)
     except ImageError:
         raise
-    except FileNotFoundError:
-        raise ImageError("no such file") from None
-    except IsADirectoryError:
-        raise ImageError("is a directory") from None
-    except PermissionError:
-        raise ImageError("permission denied") from None
     except UnidentifiedImageError:
         raise ImageError("not an image file Pillow can read") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
@@ -121,7 +117,7 @@ def load_image(
     except Exception as error:
         # Pillow reports truncated and corrupt data with many exception types
         # (OSError, SyntaxError, struct.error, ...); one bad file must not stop a run.
-        raise ImageError(f"cannot decode image: {error}") from None
+        raise ImageError(_failure(error)) from None
 
 
 def image_to_array(image: PILImage, *, background: tuple[int, int, int] = WHITE) -> np.ndarray:
@@ -130,9 +126,10 @@ def image_to_array(image: PILImage, *, background: tuple[int, int, int] = WHITE)
     EXIF orientation first, so that photos come out upright; then grey images of
     the MNIST (28x28) or model (32x32) size take the exact array path of
     ``layout_batch``, which is what keeps training and serving bit-identical for
-    those; everything else is flattened to RGB, padded to a square and resized.
+    those; everything else is flattened to RGB and fitted into the 32x32 square,
+    padded with its border's colour (``_fit_square``).
     """
-    from PIL import Image, ImageOps
+    from PIL import ImageOps
 
     if image.getexif().get(_EXIF_ORIENTATION, 1) != 1:
         image = ImageOps.exif_transpose(image)
@@ -144,10 +141,7 @@ def image_to_array(image: PILImage, *, background: tuple[int, int, int] = WHITE)
     rgb = _to_rgb(image, grey, background)
     if rgb.size == (IMAGE_SIZE, IMAGE_SIZE):
         return _pixels(rgb)
-    # Bilinear in Pillow widens its kernel when shrinking, i.e. it antialiases like
-    # tf.image.resize(..., antialias=True), and unlike Lanczos it does not ring.
-    resized = _fit_square(rgb).resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.BILINEAR)
-    return _pixels(resized)
+    return _fit_square(rgb)
 
 
 def load_images(
@@ -183,16 +177,35 @@ def _check_regular_file(path: str | Path) -> None:
     until someone writes to it, and a device such as /dev/zero never ends."""
     try:
         info = os.stat(path)
-    except FileNotFoundError:
-        raise ImageError("no such file") from None
-    except PermissionError:
-        raise ImageError("permission denied") from None
+    except OSError as error:
+        raise ImageError(_failure(error)) from None
     if stat.S_ISDIR(info.st_mode):
         raise ImageError("is a directory")
     if not stat.S_ISREG(info.st_mode):
         raise ImageError("not a regular file")
     if info.st_size == 0:
         raise ImageError("empty file")
+
+
+_SYSTEM_REASONS = {
+    errno.ENOENT: "no such file",
+    errno.ENOTDIR: "no such file",  # a directory of the path is a file
+    errno.EISDIR: "is a directory",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+    errno.ELOOP: "symbolic link loop",
+    errno.ENAMETOOLONG: "file name too long",
+}
+
+
+def _failure(error: Exception) -> str:
+    """The reason a file gave no image: the system's, by its error number, when
+    opening or reading it failed; else the decoder's."""
+    if isinstance(error, OSError) and error.errno is not None:
+        return _SYSTEM_REASONS.get(error.errno) or f"cannot read file: {error.strerror}"
+    if isinstance(error, MemoryError):
+        return "not enough memory to decode it"
+    return f"cannot decode image: {error}"
 
 
 def _check_size(size: tuple[int, int], max_pixels: int) -> None:
@@ -255,22 +268,106 @@ def _to_rgb(image: PILImage, grey: np.ndarray | None, background: tuple[int, int
     return flat.convert("RGB")
 
 
-def _fit_square(image: PILImage) -> PILImage:
-    """Pad the short side so the image is square, centred, keeping its aspect.
+def _fit_square(image: PILImage) -> np.ndarray:
+    """Resize an RGB image into the 32x32 square, keeping its aspect ratio: uint8
+    ``[32, 32, 3]``. The short side is padded, centred, with the median colour of
+    the image's border, so that a digit on any uniform background (white paper,
+    black MNIST-like, a coloured sign) stays on that background instead of gaining
+    bars of a foreign colour.
 
-    The padding takes the median colour of the image's border, so a digit on any
-    uniform background (white paper, black MNIST-like, a coloured sign) stays on
-    that background instead of gaining bars of a foreign colour.
+    The result is that of padding the image to a square and resizing the square
+    (within one level, from rounding), without ever building the square: a
+    1 x 100,000 image would make it 30 GB. The long side is resized to 32 first;
+    the short side is then resized by the same filter laid over the padded square,
+    where the weight it gives the padding falls on the fill colour. Memory and time
+    follow the image and the output, whatever the aspect ratio.
     """
     from PIL import Image
 
     width, height = image.size
+    # Bilinear in Pillow widens its kernel when shrinking, i.e. it antialiases like
+    # tf.image.resize(..., antialias=True), and unlike Lanczos it does not ring.
     if width == height:
-        return image
-    pixels = np.asarray(image)
-    border = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
-    fill = tuple(int(v) for v in np.median(border, axis=0))
-    side = max(width, height)
-    square = Image.new("RGB", (side, side), fill)
-    square.paste(image, ((side - width) // 2, (side - height) // 2))
-    return square
+        return _pixels(image.resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.BILINEAR))
+    fill = _border_colour(image)
+    if width > height:  # resize the rows to 32 wide; the short side is the columns
+        rows = _pixels(image.resize((IMAGE_SIZE, height), Image.Resampling.BILINEAR))
+        return _resize_padded(rows, width, fill)
+    columns = _pixels(image.resize((width, IMAGE_SIZE), Image.Resampling.BILINEAR))
+    padded = _resize_padded(columns.transpose(1, 0, 2), height, fill)
+    return np.ascontiguousarray(padded.transpose(1, 0, 2))
+
+
+def _border_colour(image: PILImage) -> np.ndarray:
+    """The per-channel median of the pixels along the RGB image's four edges (the
+    corners counted twice), in whole levels: ``int(np.median(border))`` of each
+    channel, read from Pillow's histograms so that a long edge costs no copies."""
+    width, height = image.size
+    whole = (0, 0, width, height)
+    edges = [(0, 0, width, 1), (0, height - 1, width, height)]
+    edges += [(0, 0, 1, height), (width - 1, 0, width, height)]
+    counts = np.zeros(3 * 256, np.int64)
+    for box in edges:
+        counts += (image if box == whole else image.crop(box)).histogram()
+    at_or_below = counts.reshape(3, 256).cumsum(axis=1)  # [channel, level]
+    last = at_or_below[0, -1] - 1  # index of the largest value, sorted
+    # The value at sorted index k is the number of levels with at most k pixels at or below.
+    low = (at_or_below <= last // 2).sum(axis=1)
+    high = (at_or_below <= (last + 1) // 2).sum(axis=1)
+    return (low + high) // 2
+
+
+def _resize_padded(pixels: np.ndarray, side: int, fill: np.ndarray) -> np.ndarray:
+    """Resize axis 0 of uint8 ``[n, 32, 3]`` to 32 as if it were centred in ``side``
+    pixels of ``fill``: the output rows of that padded axis, uint8 ``[32, 32, 3]``.
+
+    Pillow's 22-bit fixed-point weights, rounded as Pillow rounds, so that the result
+    is the padded square's to the level. The sums are whole numbers far below 2**53,
+    which float64 holds exactly, so a float matrix product is exact integer arithmetic.
+    """
+    n = len(pixels)
+    weights, padding = _padded_weights(n, side)
+    total = (weights @ pixels.reshape(n, -1).astype(np.float64)).reshape(IMAGE_SIZE, -1, 3)
+    total += padding[:, None, None] * fill + (1 << (_PRECISION - 1))
+    return np.clip(np.floor(total / (1 << _PRECISION)), 0, 255).astype(np.uint8)
+
+
+_PRECISION = 22  # bits of Pillow's fixed-point filter weights (for 8-bit images)
+_GRID = 1 << 18  # filter taps computed at once: bounds memory when the window is huge
+
+
+@functools.lru_cache(maxsize=32)
+def _padded_weights(n: int, side: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pillow's bilinear filter from ``side`` input pixels to 32, for the ``n``
+    middle ones (those of the image in its padded square): the weights ``[32, n]``,
+    and ``[32]`` the weight of the padding, as whole multiples of 2**-22 (float64).
+    Cached, as the images of a data set or a folder often share their size.
+
+    The triangle is one input pixel wide on each side, widened by the scale when
+    shrinking; each output's weights are normalised over its whole window, padding
+    included. The arithmetic follows Pillow's step by step, so the weights are its.
+    """
+    offset = (side - n) // 2
+    scale = side / IMAGE_SIZE
+    support = max(scale, 1.0)
+    centres = (np.arange(IMAGE_SIZE) + 0.5) * scale
+    firsts = np.maximum((centres - support + 0.5).astype(np.int64), 0)  # C's (int) cast
+    stops = np.minimum((centres + support + 0.5).astype(np.int64), side)
+    span = int((stops - firsts).max())
+    weights = np.zeros((IMAGE_SIZE, n))
+    padding = np.zeros(IMAGE_SIZE)
+    step = max(1, _GRID // span)
+    for lo in range(0, IMAGE_SIZE, step):
+        rows = slice(lo, lo + step)
+        positions = firsts[rows, None] + np.arange(span)
+        distances = (positions - centres[rows, None] + 0.5) * (1.0 / support)
+        taps = np.maximum(0.0, 1.0 - np.abs(distances))
+        taps[positions >= stops[rows, None]] = 0.0
+        total = np.cumsum(taps, axis=1)[:, -1:]  # summed in order, as Pillow does
+        fixed = np.floor(taps / total * (1 << _PRECISION) + 0.5)
+        inside = (positions >= offset) & (positions < offset + n) & (taps > 0)
+        row, column = np.nonzero(inside)
+        weights[lo + row, positions[row, column] - offset] = fixed[row, column]
+        padding[rows] = fixed.sum(axis=1) - np.where(inside, fixed, 0).sum(axis=1)
+    weights.flags.writeable = padding.flags.writeable = False  # shared through the cache
+    return weights, padding

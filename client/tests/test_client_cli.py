@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -213,6 +214,37 @@ def test_a_slow_server_times_out_with_exit_3(toy_server, digits):
     assert result.stderr.strip() == f"dann-client: server {address} did not answer within 0.1 s"
 
 
+def test_a_server_slow_to_connect_is_reached_within_the_timeout(toy_server, digits):
+    from toy_serving import SlowProxy
+
+    _, address = toy_server
+    proxy = SlowProxy(address, delay=0.3)  # every connection's handshake takes 0.3 s
+    try:
+        # One attempt: a growing reconnect backoff must not be what lets it through.
+        result = run(
+            "predict", str(digits[0]), "--server", proxy.address, "--timeout", "2", "--retries", "0"
+        )
+    finally:
+        proxy.close()
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith(f"{digits[0]}: 2 ")
+
+
+def test_a_server_too_slow_to_connect_times_out_in_about_the_timeout(digits):
+    from toy_serving import SlowProxy
+
+    proxy = SlowProxy(None, delay=30)  # accepts the connection, never answers
+    started = time.perf_counter()
+    try:
+        result = run("predict", str(digits[0]), "--server", proxy.address, "--timeout", "0.2")
+    finally:
+        proxy.close()
+    elapsed = time.perf_counter() - started
+    assert result.exit_code == 3
+    assert result.stderr == f"dann-client: server {proxy.address} did not answer within 0.2 s\n"
+    assert 0.2 <= elapsed < 1.5
+
+
 def test_requests_stay_under_the_message_limit(toy_server, digits):
     from dann_client.predict import predict_files
     from dann_client.service import GrpcBackend
@@ -280,6 +312,24 @@ def test_preprocess_writes_what_the_model_sees(tmp_path):
     result = run("preprocess", str(tmp_path / "nope.png"), "-o", str(tmp_path / "x.png"))
     assert result.exit_code == 1
     assert result.stderr == f"{tmp_path / 'nope.png'}: no such file\n"
+
+
+def test_control_characters_in_paths_do_not_split_text_lines(toy_server, tmp_path):
+    _, address = toy_server
+    odd = grey_image(tmp_path / "two\nlines\t.png", level_for(4))
+    plain = grey_image(tmp_path / "plain name.png", level_for(6))
+    broken = tmp_path / "bro\rken\n.png"
+    broken.write_bytes(b"not an image")
+    result = run("predict", str(odd), str(broken), str(plain), "--server", address)
+    assert result.exit_code == 1
+    assert result.stdout.splitlines()[0].startswith(f"{str(odd)!r}: 4 (0.910)")
+    assert result.stdout.splitlines()[1].startswith(f"{plain}: 6 (0.910)")  # unchanged
+    assert len(result.stdout.splitlines()) == 2
+    assert result.stderr == f"{str(broken)!r}: not an image file Pillow can read\n"
+    json_result = run("predict", str(odd), "--server", address, "--json")
+    assert json.loads(json_result.stdout)["path"] == str(odd)  # JSON keeps the name as is
+    result = run("preprocess", str(broken), "-o", str(tmp_path / "out.png"))
+    assert result.stderr == f"{str(broken)!r}: not an image file Pillow can read\n"
 
 
 # --- as a real process -------------------------------------------------------------

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import struct
+import subprocess
+import sys
 import zlib
 
 import numpy as np
@@ -130,6 +132,67 @@ def test_non_square_is_padded_with_its_border_colour_then_resized(tmp_path):
     assert loaded[16, 16].min() > 200  # the stroke survives in the middle
 
 
+def _padded_then_resized(image: Image.Image) -> np.ndarray:
+    """The rule as first written, kept here as the reference: pad the RGB image to a
+    square with its border's median colour, then resize the square to 32x32."""
+    pixels = np.asarray(image)
+    border = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
+    fill = tuple(int(v) for v in np.median(border, axis=0))
+    side = max(image.size)
+    square = Image.new("RGB", (side, side), fill)
+    square.paste(image, ((side - image.width) // 2, (side - image.height) // 2))
+    return np.asarray(square.resize((32, 32), Image.Resampling.BILINEAR))
+
+
+@pytest.mark.parametrize(
+    "size",
+    [(28, 40), (40, 28), (60, 20), (20, 60), (33, 32), (31, 17), (17, 31), (3, 500), (500, 3)],
+)
+def test_fitting_before_padding_agrees_with_padding_before_resizing(size):
+    rng = np.random.default_rng(sum(size))
+    pixels = rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    pixels[:, :2] = pixels[:, -2:] = pixels[:2] = pixels[-2:] = (10, 20, 30)  # a uniform frame
+    image = Image.fromarray(pixels)
+    difference = image_to_array(image).astype(int) - _padded_then_resized(image)
+    # Wide images take Pillow's two passes in the same order: the same pixels. Tall
+    # ones take them the other way round, and a pixel may round the other way.
+    assert np.abs(difference).max() <= (0 if size[0] > size[1] else 1)
+
+
+# Runs the command in a child capped at 2 GiB of address space (a version that pads
+# first dies there, not the machine) and prints its exit status, seconds and peak RSS.
+# Measured from this small process: Linux carries the RSS of the process that forked
+# across exec into ru_maxrss, and pytest's own would swamp the figure.
+_MEASURE = """
+import resource, subprocess, sys, time
+def cap():
+    resource.setrlimit(resource.RLIMIT_AS, (2 * 1024**3, 2 * 1024**3))
+started = time.perf_counter()
+code = "from dann_client.cli import main; main()"
+status = subprocess.call([sys.executable, "-c", code, *sys.argv[1:]], preexec_fn=cap)
+peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+print(status, time.perf_counter() - started, peak)
+"""
+
+
+def test_a_one_pixel_wide_image_costs_what_its_output_does(tmp_path):
+    """A 1 x 100,000 PNG is 300 bytes; padded to a square first it would be 30 GB."""
+    path = tmp_path / "needle.png"
+    Image.new("L", (1, 100_000), 200).save(path)  # all border: padded with its own grey
+    measured = subprocess.run(
+        [sys.executable, "-c", _MEASURE, "preprocess", str(path), "-o", str(tmp_path / "o.png")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    status, seconds, peak_kib = measured.stdout.split()
+    assert status == "0", measured.stderr
+    assert int(peak_kib) < 200 * 1024  # about 45 MB here
+    assert float(seconds) < 5  # about 0.3 s here, nearly all of it Python starting up
+    seen = np.asarray(Image.open(tmp_path / "o.png"))
+    assert seen.shape == (32, 32, 3) and (seen == 200).all()
+
+
 def _png_header(width: int, height: int) -> bytes:
     """A PNG that claims a size but holds no pixel data: what a bomb looks like
     to a reader that checks the header before decoding."""
@@ -178,6 +241,9 @@ def test_the_pixel_limit_is_adjustable(tmp_path):
         ("fifo", "not a regular file"),
         ("device", "not a regular file"),
         ("directory", "is a directory"),
+        ("loop", "symbolic link loop"),
+        ("long name", "file name too long"),
+        ("under a file", "no such file"),
     ],
 )
 def test_unreadable_files_raise_image_error_with_a_reason(tmp_path, content, reason):
@@ -191,6 +257,14 @@ def test_unreadable_files_raise_image_error_with_a_reason(tmp_path, content, rea
         path.symlink_to(os.devnull)
     elif content == "directory":
         path.mkdir()
+    elif content == "loop":
+        path.symlink_to(tmp_path / "other.png")
+        (tmp_path / "other.png").symlink_to(path)
+    elif content == "long name":
+        path = tmp_path / ("x" * 300 + ".png")
+    elif content == "under a file":
+        path.write_bytes(b"a file, not a directory")
+        path = path / "inside.png"
     elif content is not None:
         path.write_bytes(content)
     with pytest.raises(ImageError, match=reason):

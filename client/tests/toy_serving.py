@@ -4,11 +4,13 @@ It is a real gRPC server on a local port that speaks TensorFlow
 Serving's API (with the client's own messages) around a trivial "model", so that
 transport behaviour (retries, deadlines, status codes, batching, TLS) is tested
 over a real wire. Message compatibility with the official API is tested
-separately, against ``tensorflow_serving.apis``.
+separately, against ``tensorflow_serving.apis``. ``SlowProxy`` puts a server (or
+nothing) at the far end of a slow connection.
 """
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from concurrent import futures
@@ -175,3 +177,48 @@ def start_server(servicer: ToyServing, bind, credentials=None) -> tuple[grpc.Ser
     )
     server.start()
     return server, port
+
+
+class SlowProxy:
+    """A TCP proxy on a local port that holds each new connection ``delay`` seconds
+    before it starts forwarding to ``upstream``: a server that far away, as gRPC's
+    connection handshake sees it. With no upstream it accepts and never answers."""
+
+    def __init__(self, upstream: str | None, delay: float) -> None:
+        self.upstream, self.delay = upstream, delay
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.address = f"127.0.0.1:{self._listener.getsockname()[1]}"
+        self._sockets: list[socket.socket] = [self._listener]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return  # closed
+            self._sockets.append(client)
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _serve(self, client: socket.socket) -> None:
+        time.sleep(self.delay)
+        if self.upstream is None:
+            return
+        host, port = self.upstream.rsplit(":", 1)
+        server = socket.create_connection((host, int(port)))
+        self._sockets.append(server)
+        threading.Thread(target=_pump, args=(server, client), daemon=True).start()
+        _pump(client, server)
+
+    def close(self) -> None:
+        for sock in self._sockets:
+            sock.close()
+
+
+def _pump(source: socket.socket, sink: socket.socket) -> None:
+    try:
+        while data := source.recv(65536):
+            sink.sendall(data)
+        sink.shutdown(socket.SHUT_WR)
+    except OSError:
+        pass  # either side closed
