@@ -78,6 +78,7 @@ bench: $(BENCH_STAMP)
 	$(PY) bench/client_throughput.py --model-dir $(BENCH_WORK)/export/models --baseline-images 1000
 	$(PY) bench/client_startup.py --model-dir $(BENCH_WORK)/export/models --runs 10 \
 		--predict-runs 3
+	$(PY) bench/decode_cache.py --repeats 5 --whole-runs 3
 	$(PY) bench/limits.py
 	$(PY) bench/performance_page.py --started $$(cat $(BENCH_WORK)/started)
 

@@ -209,9 +209,11 @@ def train_config(data_dir: Path | None, **options) -> TrainConfig:
     """The options as a run records them: folders as absolute paths."""
     from dann_serve.data import canonical
 
-    for name in ("source", "target", "source_test", "target_test"):
+    for name in ("source", "target"):
+        options[name] = canonical(str(options[name]))
+    for name in ("source_test", "target_test"):  # always folders, whatever their name
         if options.get(name) is not None:
-            options[name] = canonical(str(options[name]))
+            options[name] = str(Path(options[name]).expanduser().resolve())
     try:
         return TrainConfig(**options, data_dir=str(data_dir) if data_dir else None)
     except ValueError as error:

@@ -42,6 +42,8 @@ def export(run: Path, model_dir: Path, name: str, version: int | None, force: bo
     except (ExportError, RunError) as error:
         fail(str(error))
     click.echo(result.path)
+    if "target_accuracy" in result.report:  # no target labels: say so, print no number
+        click.echo(f"{result.path}: target accuracy {result.report['target_accuracy']}", err=True)
 
 
 @click.command()

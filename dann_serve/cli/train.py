@@ -93,7 +93,8 @@ def _refuse_other_options(out: Path, saved: TrainConfig, config: TrainConfig) ->
 @click.option(
     "--dataset",
     required=True,
-    help="Data set to evaluate on (e.g. digits), or a folder of images, labelled or not.",
+    help="Data set to evaluate on (e.g. digits), or a folder of images, labelled or not "
+    "(all of a folder's images; --split is for data sets).",
 )
 @click.option("--split", type=click.Choice(["train", "test"]), default="test", show_default=True)
 @data_dir_option()

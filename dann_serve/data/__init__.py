@@ -14,7 +14,15 @@ May import: :mod:`dann_client.preprocessing` (and the client's ``contract`` and
 the scientific stack. Nothing of model, training, export or serving.
 """
 
-from dann_serve.data.catalog import LOADERS, canonical, is_folder, load, load_domain, names
+from dann_serve.data.catalog import (
+    LOADERS,
+    canonical,
+    is_folder,
+    load,
+    load_domain,
+    load_split,
+    names,
+)
 from dann_serve.data.domain import UNKNOWN_LABEL, DatasetError, Domain, Split
 
 __all__ = [
@@ -27,5 +35,6 @@ __all__ = [
     "is_folder",
     "load",
     "load_domain",
+    "load_split",
     "names",
 ]

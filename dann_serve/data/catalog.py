@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from dann_serve.data.domain import DatasetError, Domain, Split
-from dann_serve.data.folders import load_folder, read_test_folder
+from dann_serve.data.folders import load_folder, read_folder, read_test_folder
 
 Loader = Callable[[Path | None], Domain]
 
@@ -99,6 +99,17 @@ def canonical(spec: str) -> str:
     """``spec`` as a run records it: folders as absolute paths, so that ``--resume``,
     ``evaluate`` and ``export`` find them from any working directory."""
     return str(Path(spec).expanduser().resolve()) if is_folder(spec) else spec
+
+
+def load_split(spec: str, data_dir: str | Path | None = None, split: str = "test") -> Split:
+    """The images to evaluate on: a data set's ``split``, or every image of a folder
+    (a folder given to evaluate on is all test images; its labels if it has them)."""
+    if is_folder(spec):
+        found = read_folder(Path(spec).expanduser(), progress=True)
+        return Split(found.images, found.labels)
+    if spec not in LOADERS and ("/" in spec or spec.startswith(".")):
+        raise DatasetError(f"{spec}: no such folder")
+    return load(spec, data_dir).split(split)
 
 
 def load_domain(

@@ -100,6 +100,12 @@ def load_folder(
         test_split = Split(test.images, test.labels)
     elif found.labelled:
         held = np.array([_hash(name) % HOLDOUT_EVERY == 0 for name in found.files])
+        if not held.any():  # an accuracy on no image at all would read 0
+            raise DatasetError(
+                f"{folder}: {len(found.files)} images, too few to hold any out for testing "
+                f"(1 in {HOLDOUT_EVERY}, by a hash of its path): add images, or name a "
+                f"labelled test folder with --{role}-test"
+            )
         train = Split(found.images[~held], found.labels[~held])
         test_split = Split(found.images[held], found.labels[held])
         note = (
@@ -180,10 +186,12 @@ def _images_below(start: Path, folder: Path) -> list[str]:
     found = []
     for root, dirs, names in os.walk(start):
         dirs[:] = sorted(name for name in dirs if not name.startswith("."))
+        # One relpath per directory, not per file: a second run lists 10,000 files in
+        # the time it reads their decoded pixels back.
+        below = os.path.relpath(root, folder)
+        prefix = "" if below == os.curdir else below + os.sep
         found += [
-            os.path.relpath(os.path.join(root, name), folder)
-            for name in sorted(names)
-            if _is_image(name) and not name.startswith(".")
+            prefix + name for name in sorted(names) if _is_image(name) and not name.startswith(".")
         ]
     return found
 

@@ -17,8 +17,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dann_serve import data
 from dann_serve.config import MODE_LABELS, MODES, TrainConfig
-from dann_serve.experiments.compare import pair_dir, run_dir
+from dann_serve.experiments.compare import pair_dir, pair_slug, run_dir, target_known
 from dann_serve.training.rundir import read_metrics
 
 DEFAULT_PAIRS = (("usps", "mnist"), ("mnist", "usps"), ("fonts", "digits"), ("fonts", "mnist"))
@@ -93,7 +94,7 @@ class PairRuns:
 
     @property
     def slug(self) -> str:
-        return f"{self.source}-{self.target}"
+        return pair_slug(self.source, self.target)
 
     @property
     def complete_seeds(self) -> list[int]:
@@ -105,6 +106,12 @@ class PairRuns:
     def complete_summaries(self) -> list[dict]:
         """summary.json of both modes of every complete seed (what pair_table reads)."""
         return [run.summary for mode in REPORT_ORDER for run in self.finished(mode)]
+
+    @property
+    def target_labelled(self) -> bool:
+        """Whether the reported runs measured their target accuracy (False: the target
+        has no labels, and its accuracy is unknown)."""
+        return target_known(self.complete_summaries())
 
     def all_finished(self) -> list[Run]:
         return [run for run in self.runs.values() if run.finished]
@@ -146,6 +153,9 @@ def _other(mode: str) -> str:
 
 
 def collect_pair(runs: Path, source: str, target: str, seeds: Sequence[int]) -> PairRuns:
+    """The runs of a pair; a folder given as a relative path is found as compare,
+    which records folders as absolute paths, named it."""
+    source, target = data.canonical(source), data.canonical(target)
     found = {
         (mode, seed): read_run(run_dir(runs, source, target, mode, seed), mode, seed)
         for seed in seeds

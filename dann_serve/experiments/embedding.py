@@ -7,7 +7,8 @@ and target test splits; each model's ``.features`` output (the representation bo
 heads read) is projected to 2-D by PCA (an SVD of the centred features) and, when
 asked, t-SNE. Points are coloured by domain and drawn as their digit, so a reader
 sees both whether the domains overlap and whether the same digits meet. The target
-labels only draw the glyphs; nothing is fitted to them.
+labels only draw the glyphs; nothing is fitted to them. Images without a label (a
+target folder nobody labelled) are drawn as dots, never as a digit.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dann_serve.data import Split
+from dann_serve.data import UNKNOWN_LABEL, Split
 from dann_serve.training.plots import pyplot, save_figure
 
 DOMAIN_COLOURS = ("tab:blue", "tab:orange")  # source, target
@@ -52,6 +53,11 @@ class Sample:
     @property
     def domains(self) -> np.ndarray:
         return np.repeat([0, 1], [len(self.source), len(self.target)])
+
+    @property
+    def unlabelled(self) -> bool:
+        """Whether some image has no label (drawn as a dot)."""
+        return bool(np.any(self.labels == UNKNOWN_LABEL))
 
 
 def feature_vectors(model, images: np.ndarray, batch_size: int = 250) -> np.ndarray:
@@ -124,6 +130,17 @@ def _scatter(axis, points: np.ndarray, sample: Sample) -> None:
                     alpha=0.6,
                     linewidths=0,
                 )
+        unlabelled = (domains == domain) & (labels == UNKNOWN_LABEL)
+        if unlabelled.any():
+            axis.scatter(
+                points[unlabelled, 0],
+                points[unlabelled, 1],
+                marker="o",
+                s=10,
+                color=colour,
+                alpha=0.6,
+                linewidths=0,
+            )
     axis.set_xticks([])
     axis.set_yticks([])
 
@@ -162,9 +179,10 @@ def plot_feature_views(
         for role, name, colour in zip(("source", "target"), names, DOMAIN_COLOURS, strict=True)
     ]
     axes[0, 0].legend(handles=handles, loc="best")
+    glyphs = "glyph = true digit" + ("; dot = no label" if sample.unlabelled else "")
     figure.suptitle(
         f"{names[0]} -> {names[1]}: features of {len(sample.source)} source and "
-        f"{len(sample.target)} target test images (glyph = true digit)"
+        f"{len(sample.target)} target test images ({glyphs})"
     )
     save_figure(figure, path)
     return width

@@ -18,7 +18,7 @@ from pathlib import Path
 from dann_serve import files
 from dann_serve.config import TrainConfig
 from dann_serve.experiments.collect import PairRuns
-from dann_serve.experiments.compare import pair_table
+from dann_serve.experiments.compare import UNKNOWN_TARGET_ACCURACY, pair_table
 
 BEGIN, END = files.markers("results")
 
@@ -57,12 +57,15 @@ def summary_table(pairs: Sequence[PairRuns]) -> str:
         "| pair | source-only | DANN | gain | seeds | steps | batch size |",
         "|---|---|---|---|---|---|---|",
     ]
+    unknown = []
     for pair in pairs:
         figures = _figures(pair)
         seeds = f"{len(pair.complete_seeds)} of {len(pair.seeds)}"
-        if figures is None:
+        if figures is None or not figures["target_labels"]:
+            shown = "missing" if figures is None else "unknown"
+            unknown += [] if figures is None else [pair.name]
             lines.append(
-                f"| {pair.name} | missing | missing | - | {seeds} | "
+                f"| {pair.name} | {shown} | {shown} | - | {seeds} | "
                 f"{_shared(pair, 'steps')} | {_shared(pair, 'batch_size')} |"
             )
             continue
@@ -73,6 +76,8 @@ def summary_table(pairs: Sequence[PairRuns]) -> str:
             f"{_pct(figures['gain_std'])} | {seeds} | {_shared(pair, 'steps')} | "
             f"{_shared(pair, 'batch_size')} |"
         )
+    if unknown:
+        lines.append(f"\n{', '.join(unknown)}: {UNKNOWN_TARGET_ACCURACY}.")
     return "\n".join(lines)
 
 
@@ -96,8 +101,15 @@ def pair_section(pair: PairRuns, extras: PairExtras, document: Path, runs: Path)
     parts = [f"## {pair.name}"]
     missing = pair.missing()
     if pair.complete_seeds:
-        table, _ = pair_table(pair.complete_summaries())
-        parts.append(f"Target test accuracy (%) per seed, final averaged weights:\n\n{table}")
+        table, figures = pair_table(pair.complete_summaries())
+        heading = (
+            "Target test accuracy (%) per seed, final averaged weights:"
+            if figures["target_labels"]
+            else "What is known without target labels, per seed and mode, final averaged "
+            "weights: accuracy on the labelled source test split, the domain head's "
+            "balanced accuracy, and the share of target test images given each digit:"
+        )
+        parts.append(f"{heading}\n\n{table}")
     else:
         seeds = ",".join(map(str, pair.seeds))
         parts.append(
@@ -126,6 +138,11 @@ def pair_section(pair: PairRuns, extras: PairExtras, document: Path, runs: Path)
             "evaluated every `--eval-every` steps on the whole test splits. Domain "
             "accuracy is the domain head's balanced accuracy; it trains in both modes, "
             "so it reads how separable the features are (0.5: not at all)."
+            + (
+                ""
+                if pair.target_labelled
+                else " The target test accuracy is not drawn: unknown, the target has no labels."
+            )
         )
     if extras.features is not None:
         parts.append(

@@ -36,15 +36,20 @@ class Domains:
 
     def __init__(self, data_dir: Path | None) -> None:
         self.data_dir = data_dir
-        self.loaded: dict[tuple[str, str | None], object] = {}
+        self.loaded: dict[tuple, object] = {}
 
-    def get(self, name: str, run_data_dir: str | None):
-        """The Domain, or the error message that stopped it from loading."""
-        folder = str(self.data_dir) if self.data_dir is not None else run_data_dir
-        key = (name, folder)
+    def get(self, run: Run, role: str):
+        """The ``role`` ("source" or "target") domain of ``run`` as it was trained on (a
+        data set or a folder, tested where the run was tested), or the error message
+        that stopped it from loading."""
+        options = run.options
+        folder = str(self.data_dir) if self.data_dir is not None else options.get("data_dir")
+        key = (options[role], folder, options.get(f"{role}_test"), options["skip_unreadable"])
         if key not in self.loaded:
             try:
-                self.loaded[key] = data.load(name, folder)
+                self.loaded[key] = data.load_domain(
+                    key[0], folder, key[2], role=role, skip_unreadable=key[3]
+                )
             except data.DatasetError as error:
                 self.loaded[key] = str(error)
         return self.loaded[key]
@@ -69,13 +74,16 @@ def data_lines(pair: PairRuns, domains: Domains) -> list[str]:
         counts = sizes.get(role, {})
         line = f"{role} `{name}`"
         if "train" in counts:
-            line += (
-                f": {counts['train']:,} {use} training images, {counts['test']:,} test "
-                f"images{' (the reported accuracy)' if role == 'target' else ''}"
-            )
+            line += f": {counts['train']:,} {use} training images, {counts['test']:,} test images"
+            if role == "target":
+                line += (
+                    " (the reported accuracy)"
+                    if counts.get("test_labelled", True)
+                    else " without labels (the target accuracy is unknown)"
+                )
         note = counts.get("note")
         if note is None:  # runs trained before config.json recorded the note
-            domain = domains.get(name, run.options.get("data_dir"))
+            domain = domains.get(run, role)
             note = (
                 f"(Its note could not be read here: {domain})"
                 if isinstance(domain, str)
@@ -106,9 +114,7 @@ def draw_features(
     seeds = pair.complete_seeds
     seed = PREFERRED_FEATURE_SEED if PREFERRED_FEATURE_SEED in seeds else seeds[0]
     before, after = pair.runs["source-only", seed], pair.runs["dann", seed]
-    loaded = [
-        domains.get(name, before.options.get("data_dir")) for name in (pair.source, pair.target)
-    ]
+    loaded = [domains.get(before, role) for role in ("source", "target")]
     problems = [item for item in loaded if isinstance(item, str)]
     if problems:
         return None, f"not drawn: {problems[0]}"
@@ -118,7 +124,8 @@ def draw_features(
         return None, f"not drawn: {error}"
     sample = Sample.draw(loaded[0].test, loaded[1].test, count, FEATURE_SAMPLE_SEED)
     path = figures / f"{pair.slug}-features.png"
-    width = plot_feature_views(*models, sample, path, (pair.source, pair.target), with_tsne)
+    names = tuple(_short(name) for name in (pair.source, pair.target))
+    width = plot_feature_views(*models, sample, path, names, with_tsne)
     projections = (
         "PCA on top (the two largest principal axes of the centred features, numpy SVD), "
         f"t-SNE below (scikit-learn, perplexity {perplexity(len(sample.labels)):g}, after PCA "
@@ -134,7 +141,14 @@ def draw_features(
         "Colour: domain; glyph: the image's true digit (target labels only draw the glyphs; "
         "no projection is fitted to them)."
     )
+    if sample.unlabelled:
+        caption += " The target has no labels: its images are drawn as dots."
     return path, caption
+
+
+def _short(spec: str) -> str:
+    """A data set's name, or a folder's last component (runs record folders in full)."""
+    return Path(spec).name if "/" in spec else spec
 
 
 def generate_report(

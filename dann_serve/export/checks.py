@@ -14,7 +14,13 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from dann_client.contract import ANSWER_OUTPUT, INPUT_NAME, PREDICT_LABEL, PROBABILITIES_OUTPUT
+from dann_client.contract import (
+    ANSWER_OUTPUT,
+    INPUT_NAME,
+    NUM_CLASSES,
+    PREDICT_LABEL,
+    PROBABILITIES_OUTPUT,
+)
 from dann_serve.serving.loader import MetaGraphModel
 
 PARITY_IMAGES = 256
@@ -90,9 +96,9 @@ def _first_line(error: Exception) -> str:
     return lines[0] if lines else type(error).__name__
 
 
-def exported_accuracy(saved, images: np.ndarray, labels: np.ndarray) -> float:
-    """Accuracy of the saved ``predict_label`` on ``images``, in batches of 500."""
-    predicted = np.concatenate(
+def exported_labels(saved, images: np.ndarray) -> np.ndarray:
+    """The labels the saved ``predict_label`` gives ``images``, in batches of 500."""
+    return np.concatenate(
         [
             saved.signatures[PREDICT_LABEL](images=images[i : i + 500])[
                 ANSWER_OUTPUT[PREDICT_LABEL]
@@ -100,4 +106,15 @@ def exported_accuracy(saved, images: np.ndarray, labels: np.ndarray) -> float:
             for i in range(0, len(images), 500)
         ]
     )
-    return float(np.mean(predicted == labels))
+
+
+def exported_accuracy(saved, images: np.ndarray, labels: np.ndarray) -> float:
+    """Accuracy of the saved ``predict_label`` on ``images``, in batches of 500."""
+    return float(np.mean(exported_labels(saved, images) == labels))
+
+
+def exported_class_shares(saved, images: np.ndarray) -> list[float]:
+    """The share of ``images`` the saved ``predict_label`` gives each class: what is
+    known of the model on a target without labels."""
+    counts = np.bincount(exported_labels(saved, images), minlength=NUM_CLASSES)
+    return [round(float(count) / max(len(images), 1), 4) for count in counts]

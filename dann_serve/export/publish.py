@@ -31,6 +31,7 @@ from dann_serve.export.checks import (
     ExportError,
     agrees,
     exported_accuracy,
+    exported_class_shares,
     metagraph_parity,
 )
 from dann_serve.export.onnx import ONNX_OPSET, convert_to_onnx, onnx_parity
@@ -84,9 +85,35 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
-def _parity_images(target: str, data_dir: str | None) -> tuple[np.ndarray, np.ndarray]:
-    test = data.load(target, data_dir).test
-    return to_model_input(test.images), test.labels
+UNKNOWN_TARGET_ACCURACY = (
+    "unknown: the target has no labels (train with --target-test DIR to measure it)"
+)
+
+
+def _target_test(config: TrainConfig) -> data.Split:
+    """The run's target test split, as the run was tested (a data set, a folder, or
+    the labelled folder of --target-test): the images of the parity checks."""
+    try:
+        return data.load_domain(
+            config.target,
+            config.data_dir,
+            config.target_test,
+            skip_unreadable=config.skip_unreadable,
+        ).test
+    except data.DatasetError as error:
+        raise ExportError(f"the target's test images (for the parity checks): {error}") from None
+
+
+def _target_figures(saved, images: np.ndarray, test: data.Split) -> dict:
+    """The exported model's target test accuracy; without target labels, None, the
+    plain word that it is unknown, and the share of the test images given each class."""
+    if test.labelled:
+        return {"target_test_accuracy_exported": exported_accuracy(saved, images, test.labels)}
+    return {
+        "target_test_accuracy_exported": None,
+        "target_accuracy": UNKNOWN_TARGET_ACCURACY,
+        "target_predicted_classes_exported": exported_class_shares(saved, images),
+    }
 
 
 def _build(run_dir: Path, staging: Path, name: str, version: int) -> dict:
@@ -94,7 +121,8 @@ def _build(run_dir: Path, staging: Path, name: str, version: int) -> dict:
     config = load_config(run_dir)
     module = ServingModule(restore_model(run_dir))
     save_savedmodel(module, staging)
-    images, labels = _parity_images(config.target, config.data_dir)
+    test = _target_test(config)
+    images = to_model_input(test.images)
     warmup = write_warmup(staging / WARMUP_FILE, name, images)
     for signature in SIGNATURES:
         convert_to_onnx(getattr(module, signature), staging / ONNX_DIR / f"{signature}.onnx")
@@ -102,7 +130,7 @@ def _build(run_dir: Path, staging: Path, name: str, version: int) -> dict:
     saved = tf.saved_model.load(str(staging))
     onnx_figures, served = _check(saved, staging, images[:PARITY_IMAGES])
     report = _report(run_dir, config, name, version)
-    report["target_test_accuracy_exported"] = exported_accuracy(saved, images, labels)
+    report.update(_target_figures(saved, images, test))
     worst = max(figures["max_abs_probability_difference"] for figures in onnx_figures.values())
     report["onnx"] = {"opset": ONNX_OPSET, "parity": onnx_figures, "max_abs_difference": worst}
     report["tf_serving_load"] = {"loader": "serve MetaGraph, saver restore", "parity": served}

@@ -91,6 +91,6 @@ def evaluate_run(
     """A run's latest checkpoint on ``dataset``'s ``split`` (a data set or a folder): its
     label accuracy (None without labels) and the label-free figures."""
     model = restore_model(Path(run_dir))
-    chosen = data.load_domain(dataset, data_dir).split(split)
+    chosen = data.load_split(dataset, data_dir, split)
     figures = label_free_figures(model, chosen)
     return {"accuracy": accuracy(model, chosen) if chosen.labelled else None, **figures}
