@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
@@ -12,6 +13,13 @@ from dann_serve.cli.common import (
     fail,
 )
 from dann_serve.runtime import load_tensorflow
+from dann_serve.serving.limits import (
+    DEFAULT_MAX_BATCH,
+    DEFAULT_MAX_IN_FLIGHT,
+    DEFAULT_MAX_TENSOR_BYTES,
+    DEFAULT_REST_TIMEOUT,
+)
+from dann_serve.serving.memory import one_heap
 
 
 @click.command()
@@ -96,6 +104,37 @@ def export(run: Path, model_dir: Path, name: str, version: int | None, force: bo
     help="Largest gRPC message or REST body accepted.",
 )
 @click.option(
+    "--max-batch-size",
+    type=click.IntRange(min=1),
+    default=DEFAULT_MAX_BATCH,
+    show_default=True,
+    help="Most images (first dimension of an input) in one request; more: INVALID_ARGUMENT.",
+)
+@click.option(
+    "--max-tensor-mb",
+    type=click.IntRange(min=1),
+    default=DEFAULT_MAX_TENSOR_BYTES // MIB,
+    show_default=True,
+    help="Largest decoded input tensor; bigger: INVALID_ARGUMENT (a REST body's JSON"
+    " values are bounded by it too).",
+)
+@click.option(
+    "--max-in-flight",
+    type=click.IntRange(min=1),
+    default=DEFAULT_MAX_IN_FLIGHT,
+    show_default=True,
+    help="Requests read, decoded or run at once, per protocol; past it gRPC answers"
+    " RESOURCE_EXHAUSTED and REST requests wait, their bodies unread.",
+)
+@click.option(
+    "--rest-timeout-seconds",
+    type=click.FloatRange(min=0.1),
+    default=DEFAULT_REST_TIMEOUT,
+    show_default=True,
+    help="Deadline of a whole REST request, first byte to answer (TF Serving's"
+    " --rest_api_timeout_in_ms); past it: 504.",
+)
+@click.option(
     "--tls-cert",
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
     default=None,
@@ -115,13 +154,23 @@ def serve(
     rest_port: int,
     poll_seconds: float,
     max_message_mb: int,
+    max_batch_size: int,
+    max_tensor_mb: int,
+    max_in_flight: int,
+    rest_timeout_seconds: float,
     tls_cert: Path | None,
     tls_key: Path | None,
 ) -> None:
     """Serve MODEL_DIR over TensorFlow Serving's gRPC and REST APIs until SIGINT/SIGTERM."""
     if bool(tls_cert) != bool(tls_key):
         fail("--tls-cert and --tls-key go together", EXIT_USAGE)
+    # oneDNN's allocator pools every large tensor for good (a BFC arena grown to the
+    # largest batch ever run, never returned); the system allocator's memory goes back
+    # after a large request (serving.memory). Read when TensorFlow loads.
+    os.environ.setdefault("TF_ONEDNN_USE_SYSTEM_ALLOCATOR", "1")
+    one_heap()  # before TensorFlow starts its threads
     load_tensorflow()
+    from dann_serve.serving.limits import Limits
     from dann_serve.serving.registry import ConfigError
     from dann_serve.serving.server import ServeOptions
     from dann_serve.serving.server import serve as run_server
@@ -133,7 +182,13 @@ def serve(
         rest_port=rest_port,
         config_file=model_config_file,
         poll_seconds=poll_seconds,
-        max_message_bytes=max_message_mb * MIB,
+        limits=Limits(
+            max_batch=max_batch_size,
+            max_message_bytes=max_message_mb * MIB,
+            max_tensor_bytes=max_tensor_mb * MIB,
+            max_in_flight=max_in_flight,
+            rest_timeout=rest_timeout_seconds,
+        ),
         tls_cert=tls_cert,
         tls_key=tls_key,
     )

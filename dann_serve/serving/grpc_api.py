@@ -17,6 +17,7 @@ import grpc
 from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
 
 from dann_serve.serving import service
+from dann_serve.serving.limits import Limits
 from dann_serve.serving.registry import ModelRegistry
 from dann_serve.serving.status import ServingError
 
@@ -43,15 +44,13 @@ def _unimplemented(context: grpc.ServicerContext, method: str):
 
 
 class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
-    def __init__(self, registry: ModelRegistry, max_input_bytes: int | None = None) -> None:
+    def __init__(self, registry: ModelRegistry, limits: Limits) -> None:
         self.registry = registry
-        # No decoded input may be larger than the largest message the server accepts.
-        self.max_input_bytes = max_input_bytes
+        self.limits = limits
 
     def Predict(self, request, context):
-        return _answer(
-            context, lambda: service.predict(self.registry, request, self.max_input_bytes)
-        )
+        with service.large_request(request.ByteSize()):
+            return _answer(context, lambda: service.predict(self.registry, request, self.limits))
 
     def GetModelMetadata(self, request, context):
         return _answer(context, lambda: service.model_metadata(self.registry, request))
@@ -82,21 +81,26 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
 def build_server(
     registry: ModelRegistry,
     address: str,
-    max_message_bytes: int,
+    limits: Limits,
     workers: int,
     tls: tuple[bytes, bytes] | None = None,
 ) -> tuple[grpc.Server, int]:
-    """A gRPC server bound to ``address`` (not started yet), and the port it got."""
+    """A gRPC server bound to ``address`` (not started yet), and the port it got.
+
+    A call past ``limits.max_in_flight`` calls at once is refused by grpcio itself with
+    RESOURCE_EXHAUSTED, before its message is read into the servicer.
+    """
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="grpc"),
         options=[
-            ("grpc.max_receive_message_length", max_message_bytes),
-            ("grpc.max_send_message_length", max_message_bytes),
+            ("grpc.max_receive_message_length", limits.max_message_bytes),
+            ("grpc.max_send_message_length", limits.max_message_bytes),
             ("grpc.so_reuseport", 0),
         ],
+        maximum_concurrent_rpcs=limits.max_in_flight,
     )
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-        PredictionServicer(registry, max_message_bytes), server
+        PredictionServicer(registry, limits), server
     )
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(registry), server)
     try:

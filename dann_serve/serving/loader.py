@@ -71,4 +71,7 @@ class MetaGraphModel:
         return dict(zip(outputs, values, strict=True))
 
     def close(self) -> None:
-        self._session.close()
+        """Free the session's variables and the graph; the model answers no more."""
+        with self._lock:
+            self._callables.clear()
+            self._session.close()

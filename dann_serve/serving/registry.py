@@ -11,8 +11,11 @@ load is logged and left out; the version served before stays.
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +26,7 @@ from tensorflow_serving.config import model_server_config_pb2
 
 from dann_client.contract import SERVING_DEFAULT
 from dann_serve.serving.loader import WARMUP_FILE, MetaGraphModel
+from dann_serve.serving.memory import release_soon
 from dann_serve.serving.model_config import CONFIG_FILE, CONTAINER_MODEL_ROOT, read_config
 from dann_serve.serving.signature import ServedSignature
 from dann_serve.serving.status import ServingError, invalid, not_found
@@ -73,6 +77,37 @@ class LoadedVersion:
     identity: int
     signatures: dict[str, ServedSignature]
     signature_defs: dict = field(repr=False)
+    model: MetaGraphModel | None = field(default=None, repr=False)
+    # Requests running on this version, and whether the registry has let go of it: the
+    # session is closed when both say it is unused.
+    _users: int = field(default=0, repr=False)
+    _retired: bool = field(default=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def acquire(self) -> None:
+        with self._lock:
+            self._users += 1
+
+    def release(self) -> None:
+        with self._lock:
+            self._users -= 1
+            close = self._retired and self._users == 0
+        if close:
+            self._close()
+
+    def retire(self) -> None:
+        """No longer served: close it now, or when its last request is done."""
+        with self._lock:
+            self._retired = True
+            close = self._users == 0
+        if close:
+            self._close()
+
+    def _close(self) -> None:
+        if self.model is not None:
+            self.model.close()
+            self.model = None
+            self.signatures = {}
 
     def signature(self, key: str) -> ServedSignature:
         """The named signature (``serving_default`` if empty); FAILED_PRECONDITION if none."""
@@ -123,8 +158,12 @@ def load_version(name: str, version: int, path: Path) -> LoadedVersion:
         for key, definition in definitions.items()
         if not key.startswith("__")
     }
-    loaded = LoadedVersion(name, version, path, identity, signatures, definitions)
-    _warm_up(loaded)
+    loaded = LoadedVersion(name, version, path, identity, signatures, definitions, model)
+    try:
+        _warm_up(loaded)
+    except BaseException:
+        loaded.retire()
+        raise
     return loaded
 
 
@@ -156,6 +195,8 @@ class ModelRegistry:
         self._states: dict[str, dict[int, tuple[int, str]]] = {}
         self._failed: dict[tuple[str, int], tuple[int, int]] = {}
         self._poll_lock = threading.Lock()
+        self._loaded_since_trim = False
+        self._lock = threading.Lock()  # the swap of _models against requests taking a version
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -209,8 +250,24 @@ class ModelRegistry:
                 for version in set(old) - set(updated.get(name, {})):
                     self._set_state(name, version, State.END, "")
                     log.info("unloaded %s version %d", name, version)
-            self._sources = sources
-            self._models = updated  # the swap: readers see the old or the new map, whole
+            with self._lock:  # the swap: requests see the old or the new map, whole
+                self._sources = sources
+                self._models = updated
+            kept = {id(loaded) for versions in updated.values() for loaded in versions.values()}
+            retired = [
+                loaded
+                for versions in current.values()
+                for loaded in versions.values()
+                if id(loaded) not in kept
+            ]
+            for loaded in retired:
+                loaded.retire()
+            if retired or self._loaded_since_trim:
+                self._loaded_since_trim = False
+                # A graph is a web of Python objects in reference cycles, which only the
+                # cyclic collector frees; then the heaps give the pages back.
+                gc.collect()
+                release_soon()
 
     def _sync_model(
         self, source: ModelSource, old: dict[int, LoadedVersion]
@@ -243,6 +300,7 @@ class ModelRegistry:
                     "cannot load %s version %d from %s: %s", source.name, version, path, error
                 )
                 continue
+            self._loaded_since_trim = True
             self._set_state(source.name, version, State.AVAILABLE, "")
             log.info("serving %s version %d from %s", source.name, version, path)
         if not result and old:
@@ -272,11 +330,29 @@ class ModelRegistry:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=30)
+        with self._poll_lock, self._lock:
+            models, self._models = self._models, {}
+        for versions in models.values():
+            for loaded in versions.values():
+                loaded.retire()
 
     # -- lookups for requests -----------------------------------------------------
 
     def model_names(self) -> list[str]:
         return sorted(self._models)
+
+    @contextmanager
+    def using(
+        self, name: str, version: int | None = None, label: str = ""
+    ) -> Iterator[LoadedVersion]:
+        """The version :meth:`get` finds, kept open until the block ends."""
+        with self._lock:
+            loaded = self.get(name, version, label)
+            loaded.acquire()
+        try:
+            yield loaded
+        finally:
+            loaded.release()
 
     def get(self, name: str, version: int | None = None, label: str = "") -> LoadedVersion:
         """The version a ModelSpec names; NOT_FOUND as TF Serving words it."""

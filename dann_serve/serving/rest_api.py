@@ -9,10 +9,11 @@ the registry, never a path, so no URL can reach a file outside the model directo
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import threading
 from typing import Any
 
 import grpc
@@ -21,6 +22,8 @@ from google.protobuf import json_format
 from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2, model_pb2
 
 from dann_serve.serving import service
+from dann_serve.serving.http_server import HttpServer
+from dann_serve.serving.limits import Limits
 from dann_serve.serving.registry import ModelRegistry
 from dann_serve.serving.signature import ServedSignature
 from dann_serve.serving.status import ServingError, invalid, not_found
@@ -35,10 +38,17 @@ _URL = re.compile(
 )
 
 
+MAX_VERSION = 2**63 - 1  # versions are int64
+
+
 def _spec(match: re.Match) -> model_pb2.ModelSpec:
     spec = model_pb2.ModelSpec(name=match["name"])
     if match["version"] is not None:
-        spec.version.value = int(match["version"])
+        text = match["version"]
+        if len(text) > 19 or int(text) > MAX_VERSION:
+            shown = text if len(text) <= 40 else text[:37] + "..."
+            raise invalid(f"Failed to convert version: {shown} to numeric.")  # TF Serving's
+        spec.version.value = int(text)
     elif match["label"] is not None:
         spec.version_label = match["label"]
     return spec
@@ -55,9 +65,28 @@ def _message_json(message) -> dict:
     return payload
 
 
-def _inputs(signature: ServedSignature, value: Any, row_format: bool) -> dict[str, np.ndarray]:
+def _decoder(signature: ServedSignature, limits: Limits):
+    """``decode(name, value)``: one input's JSON value as an array, its shape checked
+    against the bounds and the signature before its values are converted."""
+
+    def decode(name: str, value: Any) -> np.ndarray:
+        dtype = signature.input_dtype(name)
+
+        def check(shape: tuple[int, ...]) -> None:
+            limits.check_shape(name, shape, dtype.itemsize)
+            signature.check_input_shape(name, shape)
+
+        return from_json(value, dtype, name, check)
+
+    return decode
+
+
+def _inputs(
+    signature: ServedSignature, value: Any, row_format: bool, limits: Limits
+) -> dict[str, np.ndarray]:
     """The named input arrays of a row (``instances``) or columnar (``inputs``) request."""
     names = signature.input_names
+    decode = _decoder(signature, limits)
     if row_format:
         if not isinstance(value, list):
             raise invalid("'instances' must be a list")
@@ -68,34 +97,59 @@ def _inputs(signature: ServedSignature, value: Any, row_format: bool) -> dict[st
             if any(set(row) != keys for row in value):
                 raise invalid("every object in 'instances' must have the same keys")
             signature.check_input_names(keys)
-            return {
-                k: from_json([row[k] for row in value], signature.input_dtype(k), k) for k in keys
-            }
+            return {k: decode(k, [row[k] for row in value]) for k in keys}
         if len(names) != 1:
             raise invalid(f"the signature has inputs {names}: give each instance as an object")
-        return {names[0]: from_json(value, signature.input_dtype(names[0]), names[0])}
+        return {names[0]: decode(names[0], value)}
     if isinstance(value, dict):
         signature.check_input_names(value)
-        return {k: from_json(v, signature.input_dtype(k), k) for k, v in value.items()}
+        return {k: decode(k, v) for k, v in value.items()}
     if len(names) != 1:
         raise invalid(f"the signature has inputs {names}: give 'inputs' as an object")
-    return {names[0]: from_json(value, signature.input_dtype(names[0]), names[0])}
+    return {names[0]: decode(names[0], value)}
 
 
-def predict_json(registry: ModelRegistry, spec: model_pb2.ModelSpec, body: Any) -> dict:
-    """The JSON answer to a ``:predict`` body, in the format the body used."""
+# Parsing JSON holds the GIL: requests parsed one at a time are no slower on the whole,
+# and at most one request's worth of Python objects (many times its body) exists at once,
+# instead of several interleaved in the heap, where what one leaves pins another's pages.
+_PARSING = threading.Lock()
+
+
+def _parse(raw: bytes | bytearray, limits: Limits) -> dict:
+    limits.check_json_size(raw)
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError, RecursionError) as error:
+        # RecursionError: arrays nested deeper than the parser's stack allows;
+        # ValueError also covers integers of more than 4,300 digits.
+        raise invalid(f"JSON Parse error: {error}") from None
     if not isinstance(body, dict):
         raise invalid("the request body must be a JSON object")
     if ("instances" in body) == ("inputs" in body):
         raise invalid("the request must have exactly one of 'instances' or 'inputs'")
-    signature_name = body.get("signature_name", "")
-    if not isinstance(signature_name, str):
+    if not isinstance(body.get("signature_name", ""), str):
         raise invalid("'signature_name' must be a string")
-    loaded = service.resolve(registry, spec)
-    signature = loaded.signature(signature_name)
-    row_format = "instances" in body
-    inputs = _inputs(signature, body["instances" if row_format else "inputs"], row_format)
-    outputs = service.run_signature(signature, inputs)
+    return body
+
+
+def predict_json(
+    registry: ModelRegistry, spec: model_pb2.ModelSpec, raw: bytes | bytearray, limits: Limits
+) -> dict:
+    """The JSON answer to a ``:predict`` body, in the format the body used."""
+    with contextlib.ExitStack() as stack:
+        with _PARSING:
+            body = _parse(raw, limits)
+            row_format = "instances" in body
+            loaded = stack.enter_context(service.serving(registry, spec))
+            signature = loaded.signature(body.get("signature_name", ""))
+            value = body.pop("instances" if row_format else "inputs")
+            inputs = _inputs(signature, value, row_format, limits)
+            del value, body  # the parsed JSON, many times the tensor: let it go now
+        outputs = service.run_signature(signature, inputs)
+    return _answer(outputs, row_format)
+
+
+def _answer(outputs: dict[str, np.ndarray], row_format: bool) -> dict:
     if not row_format:
         if len(outputs) == 1:
             return {"outputs": to_json(next(iter(outputs.values())))}
@@ -109,87 +163,51 @@ def predict_json(registry: ModelRegistry, spec: model_pb2.ModelSpec, body: Any) 
     }
 
 
-class RestHandler(BaseHTTPRequestHandler):
-    """One HTTP/1.1 connection; ``server.registry`` and ``server.max_body`` are set by us."""
+class RestApi:
+    """The REST routes over one registry: ``(method, target, body) -> (status, JSON)``.
 
-    protocol_version = "HTTP/1.1"
-    server_version = "dann-serve"
-    # Headers and body leave in two writes; with Nagle on, the second waits for the
-    # client's delayed ACK (~40 ms) on every kept-alive request.
-    disable_nagle_algorithm = True
-    # A client that stalls mid-request (or idles on a kept-alive connection) is
-    # dropped after this many seconds instead of holding a handler thread forever.
-    timeout = 60
+    Called by :class:`~dann_serve.serving.http_server.HttpServer` in a worker thread
+    with the whole body already read; never raises.
+    """
 
-    def log_message(self, format: str, *args) -> None:
-        log.debug("rest: " + format, *args)
+    def __init__(self, registry: ModelRegistry, limits: Limits) -> None:
+        self.registry = registry
+        self.limits = limits
 
-    def _send(self, status: int, payload: dict) -> None:
-        body = json.dumps(payload, separators=(",", ":")).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+    def __call__(self, method: str, target: str, body: bytes | bytearray) -> tuple[int, bytes]:
+        try:
+            with service.large_request(len(body)):
+                status, payload = 200, self._route(method, target, body)
+        except ServingError as error:
+            status, payload = error.http_status, {"error": error.message}
+        except Exception as error:
+            log.exception("internal error on %s %s", method, target[:200])
+            status, payload = 500, {"error": f"{type(error).__name__}: {error}"}
+        return status, json.dumps(payload, separators=(",", ":")).encode()
 
-    def _route(self, method: str) -> dict:
-        match = _URL.match(self.path.split("?", 1)[0])
+    def _route(self, method: str, target: str, body: bytes | bytearray) -> dict:
+        path = target.split("?", 1)[0]
+        match = _URL.match(path)
         verb = match["verb"] if match else None
         if match and method == "GET" and verb is None:
             request = get_model_status_pb2.GetModelStatusRequest(model_spec=_spec(match))
-            return _message_json(service.model_status(self.server.registry, request))
+            return _message_json(service.model_status(self.registry, request))
         if match and method == "GET" and verb == "/metadata":
             request = get_model_metadata_pb2.GetModelMetadataRequest(
                 model_spec=_spec(match), metadata_field=[service.SIGNATURE_DEF_FIELD]
             )
-            return _message_json(service.model_metadata(self.server.registry, request))
+            return _message_json(service.model_metadata(self.registry, request))
         if match and method == "POST" and verb == ":predict":
-            return predict_json(self.server.registry, _spec(match), self._json_body())
+            return predict_json(self.registry, _spec(match), body, self.limits)
         if match and method == "POST" and verb in (":classify", ":regress"):
             raise ServingError(
                 grpc.StatusCode.UNIMPLEMENTED, f"{verb[1:]} is not implemented by dann-serve"
             )
-        raise not_found(f"Malformed request: {method} {self.path}")
-
-    def _json_body(self) -> Any:
-        length = self.headers.get("Content-Length")
-        if length is None or not length.isdigit():
-            raise invalid("a POST needs a Content-Length header")
-        if int(length) > self.server.max_body:
-            self.close_connection = True  # the body stays unread
-            raise ServingError(
-                grpc.StatusCode.RESOURCE_EXHAUSTED,
-                f"request body of {length} bytes is over the limit of {self.server.max_body}",
-            )
-        raw = self.rfile.read(int(length))
-        try:
-            return json.loads(raw)
-        except (ValueError, UnicodeDecodeError, RecursionError) as error:
-            # RecursionError: arrays nested deeper than the parser's stack allows.
-            raise invalid(f"JSON Parse error: {error}") from None
-
-    def _handle(self, method: str) -> None:
-        try:
-            self._send(200, self._route(method))
-        except ServingError as error:
-            self._send(error.http_status, {"error": error.message})
-        except Exception as error:
-            log.exception("internal error on %s %s", method, self.path)
-            self._send(500, {"error": f"{type(error).__name__}: {error}"})
-
-    def do_GET(self) -> None:
-        self._handle("GET")
-
-    def do_POST(self) -> None:
-        self._handle("POST")
+        raise not_found(f"Malformed request: {method} {path[:200]}")
 
 
-class RestServer(ThreadingHTTPServer):
-    """Threaded HTTP server holding the registry its handlers read."""
-
-    daemon_threads = True
-
-    def __init__(self, address: tuple[str, int], registry: ModelRegistry, max_body: int) -> None:
-        super().__init__(address, RestHandler)
-        self.registry = registry
-        self.max_body = max_body
+def rest_server(
+    host: str, port: int, registry: ModelRegistry, limits: Limits, workers: int
+) -> HttpServer:
+    """The REST front end bound to ``host:port`` (0: any free port), not started yet."""
+    return HttpServer(host, port, RestApi(registry, limits), limits, workers)

@@ -6,14 +6,16 @@ import logging
 import signal
 import sys
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from dann_client.contract import GRPC_PORT, REST_PORT, SERVER_MAX_MESSAGE_BYTES
+from dann_client.contract import GRPC_PORT, REST_PORT
 from dann_serve.runtime import reuse_large_buffers
 from dann_serve.serving.grpc_api import build_server
+from dann_serve.serving.limits import Limits
+from dann_serve.serving.memory import one_heap
 from dann_serve.serving.registry import ModelRegistry
-from dann_serve.serving.rest_api import RestServer
+from dann_serve.serving.rest_api import rest_server as rest_server_for
 
 log = logging.getLogger("dann_serve.serving")
 
@@ -26,8 +28,8 @@ class ServeOptions:
     rest_port: int = REST_PORT  # 0: no REST, as TF Serving's --rest_api_port=0
     config_file: Path | None = None
     poll_seconds: float = 1.0
-    max_message_bytes: int = SERVER_MAX_MESSAGE_BYTES
-    workers: int = 8
+    limits: Limits = field(default_factory=Limits)
+    workers: int = 8  # gRPC worker threads; REST has half as many (JSON is heavier)
     tls_cert: Path | None = None
     tls_key: Path | None = None
 
@@ -43,6 +45,7 @@ def serve(options: ServeOptions) -> None:
     cannot be bound, before anything is listening.
     """
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="dann-serve: %(message)s")
+    one_heap()  # the command line has done it before TensorFlow loaded; no harm twice
     reuse_large_buffers()
     registry = ModelRegistry(options.model_dir, options.config_file)
     registry.poll()
@@ -55,17 +58,17 @@ def serve(options: ServeOptions) -> None:
             raise ValueError("--tls-cert and --tls-key go together")
         tls = (options.tls_cert.read_bytes(), options.tls_key.read_bytes())
     grpc_server, port = build_server(
-        registry,
-        _address(options.host, options.port),
-        options.max_message_bytes,
-        options.workers,
-        tls,
+        registry, _address(options.host, options.port), options.limits, options.workers, tls
     )
     rest_server = None
     if options.rest_port:
         try:
-            rest_server = RestServer(
-                (options.host, options.rest_port), registry, options.max_message_bytes
+            rest_server = rest_server_for(
+                options.host,
+                options.rest_port,
+                registry,
+                options.limits,
+                max(2, options.workers // 2),
             )
         except OSError as error:
             raise OSError(
@@ -77,7 +80,7 @@ def serve(options: ServeOptions) -> None:
         signal.signal(number, lambda *_: stop.set())
     grpc_server.start()
     if rest_server is not None:
-        threading.Thread(target=rest_server.serve_forever, name="rest", daemon=True).start()
+        rest_server.start()
     registry.start_polling(options.poll_seconds)
     scheme = "TLS" if tls else "plaintext"
     rest = f", REST on {options.host}:{options.rest_port}" if rest_server else ""
@@ -87,8 +90,7 @@ def serve(options: ServeOptions) -> None:
         pass
     log.info("shutting down")
     if rest_server is not None:
-        rest_server.shutdown()
-        rest_server.server_close()
+        rest_server.stop()
     grpc_server.stop(grace=5).wait()
     registry.stop()
     log.info("stopped")

@@ -7,7 +7,8 @@ fails with the same code, whichever protocol carries it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 
 import numpy as np
 from tensorflow_serving.apis import (
@@ -18,22 +19,48 @@ from tensorflow_serving.apis import (
 )
 
 from dann_client.tensors import fill_tensor_proto
+from dann_serve.serving.limits import LARGE_REQUEST_BYTES, Limits
+from dann_serve.serving.memory import release_soon
 from dann_serve.serving.registry import LoadedVersion, ModelRegistry
 from dann_serve.serving.signature import ServedSignature
 from dann_serve.serving.status import invalid
-from dann_serve.serving.tensors import to_numpy
+from dann_serve.serving.tensors import declared_shape, numpy_dtype, to_numpy
 
 SIGNATURE_DEF_FIELD = "signature_def"
+DEFAULTS = Limits()
 
 
-def resolve(registry: ModelRegistry, spec: model_pb2.ModelSpec) -> LoadedVersion:
-    """The loaded version a ModelSpec asks for (the newest if it names none)."""
+def _choice(spec: model_pb2.ModelSpec) -> tuple[str, int | None, str]:
     if not spec.name:
         raise invalid("Missing ModelSpec")
     which = spec.WhichOneof("version_choice")
     version = spec.version.value if which == "version" else None
     label = spec.version_label if which == "version_label" else ""
-    return registry.get(spec.name, version, label)
+    return spec.name, version, label
+
+
+def resolve(registry: ModelRegistry, spec: model_pb2.ModelSpec) -> LoadedVersion:
+    """The loaded version a ModelSpec asks for (the newest if it names none)."""
+    return registry.get(*_choice(spec))
+
+
+@contextmanager
+def serving(registry: ModelRegistry, spec: model_pb2.ModelSpec) -> Iterator[LoadedVersion]:
+    """The version a ModelSpec asks for, kept open until the block ends even if a newer
+    one replaces it meanwhile (it is closed when its last request is done)."""
+    with registry.using(*_choice(spec)) as loaded:
+        yield loaded
+
+
+@contextmanager
+def large_request(size: int) -> Iterator[None]:
+    """After a request of ``size`` bytes or more, give its freed memory back (shortly
+    after: what it leaves behind is freed by its caller)."""
+    try:
+        yield
+    finally:
+        if size >= LARGE_REQUEST_BYTES:
+            release_soon()
 
 
 def response_spec(loaded: LoadedVersion, signature_name: str = "") -> model_pb2.ModelSpec:
@@ -51,25 +78,27 @@ def run_signature(
     signature.check_input_names(inputs)
     outputs = signature.check_output_filter(output_filter)
     for name, array in inputs.items():
-        signature.check_input_shape(name, array)
+        signature.check_input_shape(name, array.shape)
     return signature.run(inputs, outputs)
 
 
 def predict(
-    registry: ModelRegistry,
-    request: predict_pb2.PredictRequest,
-    max_input_bytes: int | None = None,
+    registry: ModelRegistry, request: predict_pb2.PredictRequest, limits: Limits = DEFAULTS
 ) -> predict_pb2.PredictResponse:
-    """PredictionService.Predict; inputs that would decode to more than
-    ``max_input_bytes`` are refused with INVALID_ARGUMENT."""
-    loaded = resolve(registry, request.model_spec)
-    signature = loaded.signature(request.model_spec.signature_name)
-    signature.check_input_names(request.inputs)
-    inputs = {}
-    for name, tensor in request.inputs.items():
-        signature.check_input_dtype(name, tensor.dtype)
-        inputs[name] = to_numpy(tensor, name, max_input_bytes)
-    outputs = run_signature(signature, inputs, request.output_filter)
+    """PredictionService.Predict. Each input's declared dtype and shape are checked
+    against the signature and ``limits`` before it is decoded, so a few bytes claiming a
+    huge shape are refused with INVALID_ARGUMENT without allocating it."""
+    with serving(registry, request.model_spec) as loaded:
+        signature = loaded.signature(request.model_spec.signature_name)
+        signature.check_input_names(request.inputs)
+        inputs = {}
+        for name, tensor in request.inputs.items():
+            signature.check_input_dtype(name, tensor.dtype)
+            shape = declared_shape(tensor, name)
+            limits.check_shape(name, shape, numpy_dtype(tensor.dtype).itemsize)
+            signature.check_input_shape(name, shape)
+            inputs[name] = to_numpy(tensor, name, limits.max_tensor_bytes)
+        outputs = run_signature(signature, inputs, request.output_filter)
     response = predict_pb2.PredictResponse(model_spec=response_spec(loaded, signature.key))
     for name, array in outputs.items():
         fill_tensor_proto(response.outputs[name], array)

@@ -62,16 +62,16 @@ class ServedSignature:
                 f"provided (input {name})"
             )
 
-    def check_input_shape(self, name: str, array: np.ndarray) -> None:
+    def check_input_shape(self, name: str, shape: tuple[int, ...]) -> None:
         """INVALID_ARGUMENT when the rank or a fixed dimension differs from the signature."""
         want = self._shapes[name]
         if want is None:
             return
-        if len(array.shape) != len(want) or any(
-            w >= 0 and w != got for w, got in zip(want, array.shape, strict=True)
+        if len(shape) != len(want) or any(
+            w >= 0 and w != got for w, got in zip(want, shape, strict=True)
         ):
             raise invalid(
-                f"input {name} has shape {shape_text(array.shape)} but the signature expects "
+                f"input {name} has shape {shape_text(shape)} but the signature expects "
                 f"{shape_text(want)}"
             )
 
