@@ -37,6 +37,7 @@ from urllib.parse import urlsplit
 import numpy as np
 
 import _common  # noqa: F401  (puts the checkout on sys.path for harness/)
+from harness.raw_http import read_responses
 from harness.server_process import LocalServer
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -63,43 +64,13 @@ class Target:
 # -- raw HTTP ---------------------------------------------------------------------------
 
 
-def read_responses(sock: socket.socket, wait: float) -> tuple[list[tuple[int, bytes]], str]:
-    """Every HTTP response on ``sock`` until it closes or ``wait`` s pass in silence:
-    (status, body) each, and how the reading ended ("closed", "timeout", "reset")."""
-    sock.settimeout(wait)
-    data, ended = b"", "closed"
-    while True:
-        try:
-            chunk = sock.recv(1 << 16)
-        except TimeoutError:
-            ended = "timeout"
-            break
-        except ConnectionResetError:
-            ended = "reset"
-            break
-        if not chunk:
-            break
-        data += chunk
-    answers = []
-    while data.startswith(b"HTTP/"):
-        head, _, rest = data.partition(b"\r\n\r\n")
-        lines = head.split(b"\r\n")
-        length = 0
-        for line in lines[1:]:
-            name, _, value = line.partition(b":")
-            if name.strip().lower() == b"content-length":
-                length = int(value.strip())
-        answers.append((int(lines[0].split()[1]), rest[:length]))
-        data = rest[length:]
-    return answers, ended
-
-
 def raw_http(target: Target, payload: bytes, half_close: bool = True, wait: float = 10.0):
     with socket.create_connection((target.rest_host, target.rest_port), timeout=wait) as sock:
         sock.sendall(payload)
         if half_close:
             sock.shutdown(socket.SHUT_WR)
-        return read_responses(sock, wait)
+        answers, ended, _ = read_responses(sock, wait)
+        return answers, ended
 
 
 def post(path: str, body: bytes, extra: str = "") -> bytes:

@@ -26,6 +26,8 @@ import pytest
 from helpers import outputs, predict_request, rest
 from tensorflow_serving.apis import predict_pb2
 
+from harness.raw_http import read_responses
+
 DEADLINE = 2.0  # the limits server's --rest-timeout-seconds
 
 
@@ -67,26 +69,9 @@ def _address(server) -> tuple[str, int]:
 
 def _read_all(connection: socket.socket, wait: float = 10.0) -> list[tuple[int, bytes]]:
     """Every response on the connection until the server closes it or ``wait`` s of
-    silence: (status, body) each."""
-    connection.settimeout(wait)
-    data = b""
-    while True:
-        try:
-            chunk = connection.recv(65536)
-        except (TimeoutError, ConnectionResetError):
-            break
-        if not chunk:
-            break
-        data += chunk
-    answers = []
-    while data.startswith(b"HTTP/1.1 "):
-        head, _, rest_ = data.partition(b"\r\n\r\n")
-        lines = head.split(b"\r\n")
-        fields = dict(line.lower().split(b": ", 1) for line in lines[1:])
-        length = int(fields.get(b"content-length", b"0"))
-        answers.append((int(lines[0].split()[1]), rest_[:length]))
-        data = rest_[length:]
-    assert data == b"", data[:200]
+    silence: (status, body) each, and nothing after them."""
+    answers, _, rest = read_responses(connection, wait, status_line=b"HTTP/1.1 ")
+    assert rest == b"", rest[:200]
     return answers
 
 
