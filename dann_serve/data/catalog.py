@@ -81,6 +81,8 @@ def load(name: str, data_dir: str | Path | None = None) -> Domain:
     try:
         loader = LOADERS[name]
     except KeyError:
+        if "/" in name or name.startswith("."):  # meant as a folder, which is not there
+            raise DatasetError(f"{name}: no such folder") from None
         raise DatasetError(
             f"unknown data set {name!r}: choose one of {', '.join(names())}, or a folder"
         ) from None
@@ -106,9 +108,7 @@ def load_split(spec: str, data_dir: str | Path | None = None, split: str = "test
     (a folder given to evaluate on is all test images; its labels if it has them)."""
     if is_folder(spec):
         found = read_folder(Path(spec).expanduser(), progress=True)
-        return Split(found.images, found.labels)
-    if spec not in LOADERS and ("/" in spec or spec.startswith(".")):
-        raise DatasetError(f"{spec}: no such folder")
+        return found.split()
     return load(spec, data_dir).split(split)
 
 
@@ -131,8 +131,6 @@ def load_domain(
             skip_unreadable=skip_unreadable,
             progress=progress,
         )
-    if spec not in LOADERS and ("/" in spec or spec.startswith(".")):
-        raise DatasetError(f"{spec}: no such folder")
     domain = load(spec, data_dir)
     if test is None:
         return domain
@@ -140,7 +138,7 @@ def load_domain(
     return Domain(
         domain.name,
         domain.train,
-        Split(found.images, found.labels),
+        found.split(),
         f"test: the labelled folder {test}",
         tuple(found.skipped),
     )

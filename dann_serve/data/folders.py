@@ -43,9 +43,12 @@ class FolderImages:
     files: list[str]  # relative to the folder, one per image
     skipped: list[str]
 
+    def split(self) -> Split:
+        return Split(self.images, self.labels)
+
     @property
     def labelled(self) -> bool:
-        return bool(len(self.labels)) and bool(np.all(self.labels != UNKNOWN_LABEL))
+        return self.split().labelled
 
 
 def read_folder(
@@ -94,10 +97,10 @@ def load_folder(
         )
     skipped = list(found.skipped)
     if test_folder is not None:
-        train, test = _all(found), read_test_folder(test_folder, skip_unreadable, progress)
+        train, test = found.split(), read_test_folder(test_folder, skip_unreadable, progress)
         skipped += test.skipped
         note = f"test: the labelled folder {test_folder}"
-        test_split = Split(test.images, test.labels)
+        test_split = test.split()
     elif found.labelled:
         held = np.array([_hash(name) % HOLDOUT_EVERY == 0 for name in found.files])
         if not held.any():  # an accuracy on no image at all would read 0
@@ -113,7 +116,7 @@ def load_folder(
             f"({len(test_split)} of {len(found.files)})"
         )
     else:
-        train = _all(found)
+        train = found.split()
         order = np.argsort([_hash(name) for name in found.files], kind="stable")
         test_split = Split.unlabelled(found.images[np.sort(order[:UNLABELLED_SAMPLE])])
         note = (
@@ -130,10 +133,6 @@ def read_test_folder(folder: Path, skip_unreadable: bool, progress: bool) -> Fol
             f"{folder}: a test folder must be labelled: one subfolder per digit, named 0 to 9"
         )
     return found
-
-
-def _all(found: FolderImages) -> Split:
-    return Split(found.images, found.labels)
 
 
 def _hash(name: str) -> int:
