@@ -23,6 +23,11 @@ INPUT_NAME = "images"
 PREDICT_LABEL = "predict_label"
 CLASSIFY_DOMAIN = "classify_domain"
 SIGNATURES = (PREDICT_LABEL, CLASSIFY_DOMAIN)
+# The same answers as predict_label from encoded image files (string [-1], PNG, JPEG,
+# GIF or BMP bytes, decoded and preprocessed in the graph) and from uint8 pixels
+# [-1, 32, 32, 3] before division by 255: a quarter of predict_label's bytes.
+PREDICT_IMAGE = "predict_image"
+PREDICT_LABEL_UINT8 = "predict_label_uint8"
 # TensorFlow Serving's name for the signature of a request that names none; the
 # export makes it predict_label.
 SERVING_DEFAULT = "serving_default"
@@ -43,9 +48,12 @@ SERVER_MAX_MESSAGE_BYTES = 256 * MIB
 1024 images are 12 MiB as float32 and about 60 MiB as REST JSON text. Test and
 benchmark clients that talk only to this server use it for their channels too."""
 
+PROMETHEUS_PATH = "/monitoring/prometheus/metrics"  # on the REST port, as TF Serving
+
 # -- the client's defaults ----------------------------------------------------------------
 
 DEFAULT_SERVER = f"localhost:{GRPC_PORT}"
+SERVER_ENVIRONMENT = "DANN_SERVER"  # sets --server's default
 DEFAULT_MODEL = "dann"
 DEFAULT_TIMEOUT = 10.0  # seconds per attempt
 DEFAULT_RETRIES = 3  # extra attempts after UNAVAILABLE
