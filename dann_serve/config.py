@@ -11,6 +11,12 @@ ARCHITECTURES = ("mnist", "svhn")
 # Training steps of each reverse model in reverse validation
 # (dann_serve.experiments.reverse_validation).
 REVERSE_VALIDATION_STEPS = 1500
+# Label-free criteria that rank the candidates of `train --select`
+# (dann_serve.experiments.criteria); the cheap ones take seconds per run and are
+# always recorded, reverse validation trains a model per run.
+CHEAP_CRITERIA = ("dev", "snd", "entropy")
+CRITERIA = (*CHEAP_CRITERIA, "reverse")
+DEFAULT_CRITERION = "dev"
 # Options a resumed run may be given anew: where the data is, not what it is.
 RESUMABLE_OPTIONS = frozenset({"data_dir"})
 
@@ -32,6 +38,8 @@ class TrainConfig:
     momentum: float = 0.9
     gamma: float = 10.0
     lambda_max: float = 1.0
+    information_weight: float = 0.0  # target entropy minus class spread (losses.py)
+    class_weighting: bool = False  # source domain loss weighted by estimated class ratios
     batch_norm: bool = False
     augment: bool = True
     grayscale: bool = True
@@ -56,6 +64,8 @@ class TrainConfig:
             raise ValueError(f"--average-decay must be in [0, 1), got {self.average_decay}")
         if self.clip_norm < 0.0:
             raise ValueError(f"--clip-norm must be >= 0 (0: no clipping), got {self.clip_norm}")
+        if self.information_weight < 0.0:
+            raise ValueError(f"--information-weight must be >= 0, got {self.information_weight}")
         if self.eval_every < 1:
             raise ValueError(f"--eval-every must be at least 1, got {self.eval_every}")
 

@@ -140,6 +140,21 @@ TRAINING_OPTIONS = [
         help="lambda_p = lambda_max (2 / (1 + exp(-gamma p)) - 1).",
     ),
     click.option("--lambda-max", type=float, default=DEFAULTS.lambda_max, show_default=True),
+    click.option(
+        "--information-weight",
+        type=click.FloatRange(min=0.0),
+        default=DEFAULTS.information_weight,
+        show_default=True,
+        help="Weight of information maximisation on target predictions (confident each, "
+        "spread over the classes), ramped like lambda; 0: off.",
+    ),
+    click.option(
+        "--class-weighting/--no-class-weighting",
+        default=DEFAULTS.class_weighting,
+        show_default=True,
+        help="Weight source images in the domain loss by the target's estimated class "
+        "share over the source's, for domains whose class proportions differ.",
+    ),
     click.option("--batch-norm/--no-batch-norm", default=DEFAULTS.batch_norm, show_default=True),
     click.option(
         "--grayscale/--no-grayscale",

@@ -18,7 +18,7 @@ from dann_serve.cli.common import (
     train_config,
     training_options,
 )
-from dann_serve.config import MODES, TrainConfig
+from dann_serve.config import CRITERIA, DEFAULT_CRITERION, MODES, TrainConfig
 from dann_serve.runtime import load_tensorflow
 
 
@@ -43,23 +43,45 @@ from dann_serve.runtime import load_tensorflow
     is_flag=True,
     help="Continue --out from its last checkpoint, with its saved options.",
 )
+@click.option(
+    "--select",
+    is_flag=True,
+    help="Train every candidate (source-only, DANN and its variants) on the same data and "
+    "keep the one --criterion ranks first; no target label is read.",
+)
+@click.option(
+    "--criterion",
+    type=click.Choice(CRITERIA),
+    default=DEFAULT_CRITERION,
+    show_default=True,
+    help="Label-free score that ranks the candidates of --select.",
+)
 def train(
-    out: Path, resume: bool, quiet: bool, data_dir: Path | None, download: bool, **options
+    out: Path,
+    resume: bool,
+    select: bool,
+    criterion: str,
+    quiet: bool,
+    data_dir: Path | None,
+    download: bool,
+    **options,
 ) -> None:
     """Train a DANN (or its source-only baseline) and write a run directory."""
     load_tensorflow()
     from dann_serve.data import DatasetError
-    from dann_serve.training.loop import train_run
-    from dann_serve.training.rundir import RunError, load_config
+    from dann_serve.training.rundir import RunError
 
     config = train_config(data_dir, **options)
+    if select and "mode" in given_on_command_line(config):
+        fail("--select trains every mode among its candidates: leave out --mode", EXIT_USAGE)
     try:
-        if resume and (out / "config.json").exists():
-            _refuse_other_options(out, load_config(out), config)
+        saved = _saved_config(out, select) if resume else None
+        if saved is not None:
+            _refuse_other_options(out, saved, config)
         if download:  # --resume trains on the run's saved data sets, so fetch those
-            chosen = load_config(out) if resume else config
+            chosen = saved or config
             fetch_data([chosen.source, chosen.target], chosen.data_dir, quiet)
-        summary = train_run(config, out, resume=resume, show_progress=not quiet)
+        summary = _train(config, out, resume, select, criterion, not quiet)
     except (RunError, DatasetError) as error:
         fail(str(error))
     except KeyboardInterrupt:
@@ -74,6 +96,35 @@ def train(
         + (f"{target:.4f}" if target is not None else "unknown (no target labels)")
         + f", domain accuracy {summary['domain_accuracy']:.4f}"
     )
+
+
+def _saved_config(out: Path, select: bool) -> TrainConfig | None:
+    """The options an interrupted run (or selection) was started with, if any."""
+    from dann_serve.experiments.selection import SELECTION
+    from dann_serve.training.rundir import read_json
+
+    path = out / (SELECTION if select else "config.json")
+    if not path.exists():
+        return None
+    document = read_json(path)
+    return TrainConfig.from_dict(document["base"] if select else document["options"])
+
+
+def _train(
+    config: TrainConfig, out: Path, resume: bool, select: bool, criterion: str, show: bool
+) -> dict:
+    from dann_serve.experiments.selection import select_run
+    from dann_serve.training.loop import train_run
+
+    if not select:
+        return train_run(config, out, resume=resume, show_progress=show)
+    summary = select_run(config, out, resume, criterion, show_progress=show)
+    for row in summary["selection"]["candidates"]:
+        click.echo(
+            f"{'*' if row['chosen'] else ' '} {row['name']:<12} {criterion} "
+            f"{row['scores'][criterion]:+.4f}  ({row['description']})"
+        )
+    return summary
 
 
 def _refuse_other_options(out: Path, saved: TrainConfig, config: TrainConfig) -> None:

@@ -1,7 +1,9 @@
 """Experiments: many runs, compared and reported.
 
-Owns ``compare`` (source-only and DANN over seeds, and their table), reverse
-validation (a label-free score for runs), and ``dann-serve report``: the runs found
+Owns ``compare`` (source-only and DANN over seeds, and their table), the label-free
+criteria that score a run without target labels (``criteria``, reverse validation
+among them), ``train --select`` (``selection``: candidates trained, the top-scored
+kept), and ``dann-serve report``: the runs found
 on disk (``collect``), the figures (``curves`` over seeds, ``embedding``, drawn by
 ``results_page``) and the Markdown of ``docs/RESULTS.md`` (``markdown``).
 

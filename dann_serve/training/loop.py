@@ -14,9 +14,11 @@ import math
 from pathlib import Path
 
 import keras
+import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
+from dann_client.contract import NUM_CLASSES
 from dann_serve import data
 from dann_serve.config import TrainConfig
 from dann_serve.data import Domain
@@ -26,6 +28,12 @@ from dann_serve.model.networks import build_model
 from dann_serve.runtime import package_versions
 from dann_serve.training.augment import random_shift
 from dann_serve.training.evaluation import label_free_figures, pair_accuracies
+from dann_serve.training.losses import (
+    domain_loss,
+    information_loss,
+    label_loss,
+    source_class_weights,
+)
 from dann_serve.training.plots import plot_curves
 from dann_serve.training.rundir import CHECKPOINTS, MetricsLog, RunError, load_config, read_metrics
 from dann_serve.training.schedules import AdaptationSchedule, AnnealedLearningRate, progress
@@ -69,11 +77,16 @@ class Trainer:
         self.domain_loss = keras.metrics.Mean()
         half = config.batch_size // 2
         self.domain_labels = tf.concat([tf.zeros(half, tf.int64), tf.ones(half, tf.int64)], axis=0)
+        self.source_share = tf.constant(_class_shares(source.train.labels), tf.float32)
+        # The target's class proportions as the model currently predicts them: a slow
+        # moving average, starting from the source's, of the mean target softmax.
+        self.target_share = tf.Variable(self.source_share, trainable=False)
         self.checkpoint = tf.train.Checkpoint(
             model=self.model,
             averaged=self.averaged,
             optimizer=self.optimizer,
             data=self.iterator,
+            target_share=self.target_share,
         )
 
     @property
@@ -92,25 +105,39 @@ class Trainer:
         images = to_unit_range(tf.concat([xs, xt], axis=0))
         if self.config.augment:
             images = random_shift(images, self.config.seed, self.optimizer.iterations)
-        self.model.reversal.lambda_.assign(
-            self.adaptation(progress(self.optimizer.iterations, self.config.steps))
-        )
+        lambda_ = self.adaptation(progress(self.optimizer.iterations, self.config.steps))
+        self.model.reversal.lambda_.assign(lambda_)
         with tf.GradientTape() as tape:
             label_logits, domain_logits = self.model(images, training=True)
             half = tf.shape(xs)[0]
-            label_loss = tf.reduce_mean(
-                tf.nn.sparse_softmax_cross_entropy_with_logits(ys, label_logits[:half])
-            )
-            domain_loss = tf.reduce_mean(
-                tf.nn.sparse_softmax_cross_entropy_with_logits(self.domain_labels, domain_logits)
-            )
-            loss = label_loss + domain_loss
+            source_loss = label_loss(ys, label_logits[:half])
+            adversarial = domain_loss(self.domain_labels, domain_logits, self._domain_weights(ys))
+            loss = source_loss + adversarial
+            if self.config.information_weight:
+                # Ramped like lambda (lambda / lambda_max): a random classifier's
+                # confident guesses would otherwise be reinforced from step 0.
+                ramp = lambda_ / self.config.lambda_max if self.config.lambda_max else 0.0
+                information = information_loss(label_logits[half:])
+                loss += self.config.information_weight * ramp * information
         variables = self.model.trainable_variables
         gradients = tape.gradient(loss, variables)
         self.optimizer.apply_gradients(zip(gradients, variables, strict=True))
         self._update_average()
-        self.label_loss.update_state(label_loss)
-        self.domain_loss.update_state(domain_loss)
+        self._update_target_share(label_logits[half:])
+        self.label_loss.update_state(source_loss)
+        self.domain_loss.update_state(adversarial)
+
+    def _domain_weights(self, source_labels: tf.Tensor) -> tf.Tensor | None:
+        """Each image's weight in the domain loss: the class ratios for source images
+        with ``class_weighting``, 1 for target images; None (all 1) without it."""
+        if not self.config.class_weighting:
+            return None
+        source = source_class_weights(source_labels, self.target_share, self.source_share)
+        return tf.concat([source, tf.ones_like(source)], axis=0)
+
+    def _update_target_share(self, target_logits: tf.Tensor) -> None:
+        batch_share = tf.reduce_mean(tf.nn.softmax(tf.stop_gradient(target_logits)), axis=0)
+        self.target_share.assign(0.99 * self.target_share + 0.01 * batch_share)
 
     def _update_average(self) -> None:
         """averaged <- d * averaged + (1 - d) * trained, with d ramping up early on.
@@ -141,6 +168,11 @@ class Trainer:
         if not math.isfinite(row["label_loss"]) and row["step"] > 0:
             raise FloatingPointError(f"label loss became {row['label_loss']} at step {self.step}")
         return row
+
+
+def _class_shares(labels) -> list[float]:
+    counts = np.bincount(np.asarray(labels, np.int64), minlength=NUM_CLASSES).astype(float)
+    return list(counts / max(counts.sum(), 1.0))
 
 
 def load_pair(config: TrainConfig, progress: bool = False) -> tuple[Domain, Domain]:

@@ -1,0 +1,65 @@
+"""The terms of a training step's loss, each a plain function of logits.
+
+DANN's objective is the label loss on source images plus the domain loss the
+gradient reversal turns adversarial. Two optional terms act on the target's label
+predictions and need no target label:
+
+- information maximisation (Hu et al. 2017; used by SHOT, Liang et al. 2020): each
+  target prediction confident (low entropy), the batch's predictions spread over
+  the classes (high entropy of their mean), so that the classifier's boundaries
+  leave the dense regions of the target instead of cutting through them;
+- class weighting of the domain loss (importance-weighted alignment, Combes et al.
+  NeurIPS 2020): when the domains' class proportions differ, aligning the whole
+  feature distributions forces some target classes onto the wrong source class.
+  Weighting each source image by the ratio of the target's estimated class share
+  to the source's aligns the target with a source resampled to its proportions.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+
+def label_loss(labels: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
+    """Mean cross-entropy of the source images' digit logits."""
+    return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits))
+
+
+def domain_loss(
+    domains: tf.Tensor, logits: tf.Tensor, weights: tf.Tensor | None = None
+) -> tf.Tensor:
+    """Weighted mean cross-entropy of the domain logits (0 = source, 1 = target)."""
+    losses = tf.nn.sparse_softmax_cross_entropy_with_logits(domains, logits)
+    if weights is None:
+        return tf.reduce_mean(losses)
+    return tf.reduce_sum(weights * losses) / tf.reduce_sum(weights)
+
+
+def prediction_entropy(logits: tf.Tensor) -> tf.Tensor:
+    """Mean entropy (nats) of the softmax of each row: 0 when every row is certain."""
+    probabilities = tf.nn.softmax(logits)
+    return -tf.reduce_mean(tf.reduce_sum(probabilities * tf.nn.log_softmax(logits), axis=-1))
+
+
+def class_spread(logits: tf.Tensor) -> tf.Tensor:
+    """Entropy (nats) of the batch's mean prediction: ln 10 when classes are even."""
+    mean = tf.reduce_mean(tf.nn.softmax(logits), axis=0)
+    return -tf.reduce_sum(mean * tf.math.log(mean + 1e-8))
+
+
+def information_loss(target_logits: tf.Tensor) -> tf.Tensor:
+    """Confident and diverse target predictions: entropy of each minus entropy of all.
+
+    Minimising this alone can collapse every image onto one class; the second term
+    is what prevents it, and it is why both are one loss, not two options.
+    """
+    return prediction_entropy(target_logits) - class_spread(target_logits)
+
+
+def source_class_weights(
+    source_labels: tf.Tensor, target_share: tf.Tensor, source_share: tf.Tensor
+) -> tf.Tensor:
+    """Per source image, target share / source share of its class, clipped to [0.2, 5]
+    so that a class the target seems to lack is down-weighted, never dropped."""
+    ratio = target_share / tf.maximum(source_share, 1e-6)
+    return tf.gather(tf.clip_by_value(ratio, 0.2, 5.0), source_labels)

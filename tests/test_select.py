@@ -1,0 +1,144 @@
+"""``train --select``: candidates on the same data, the top label-free score kept.
+
+What a user relies on: adaptation that hurts can lose (source-only is always a
+candidate); the run kept is the one the criterion ranks first and is an ordinary
+run; no target label takes part in the choice; an interrupted selection resumes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import signal
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tiny_data
+
+from dann_serve import data
+from dann_serve.config import CHEAP_CRITERIA, TrainConfig
+from dann_serve.data import UNKNOWN_LABEL, Domain, Split
+from dann_serve.experiments.selection import CANDIDATES, candidate_configs, select_run
+from dann_serve.training.evaluation import restore_model
+
+OPTIONS = {"steps": 20, "batch_size": 32, "eval_every": 10}
+
+
+@pytest.fixture(scope="module")
+def selected(tiny_pair, tmp_path_factory) -> Path:
+    """A finished selection on the tiny pair (read-only for the tests)."""
+    source, target = tiny_pair
+    run_dir = tmp_path_factory.mktemp("select") / "run"
+    select_run(TrainConfig(source=source, target=target, **OPTIONS), run_dir, show_progress=False)
+    return run_dir
+
+
+def test_source_only_is_a_candidate_whatever_the_base_options() -> None:
+    base = TrainConfig(information_weight=0.5, class_weighting=True, lambda_max=0.3, seed=7)
+    configs = dict((c.name, config) for c, config in candidate_configs(base))
+    assert configs["source-only"].mode == "source-only"
+    # The baseline differs from the base run in its mode alone: same data, seed, steps.
+    assert dataclasses.replace(configs["source-only"], mode="dann") == base
+    assert "dann" in configs and configs["dann"] == dataclasses.replace(base, mode="dann")
+
+
+def test_the_chosen_candidate_is_the_top_scored_and_the_run_is_ordinary(selected: Path) -> None:
+    summary = json.loads((selected / "summary.json").read_text())
+    selection = summary["selection"]
+    rows = selection["candidates"]
+    assert [row["name"] for row in rows] == [c.name for c in CANDIDATES]
+    scores = [row["scores"][selection["criterion"]] for row in rows]
+    best = rows[int(np.argmax(scores))]
+    assert selection["chosen"] == best["name"] and best["chosen"]
+    assert sum(row["chosen"] for row in rows) == 1
+    for row in rows:  # every cheap criterion is recorded for the report
+        assert set(CHEAP_CRITERIA) <= set(row["scores"])
+    # The run directory holds the chosen candidate's model, as evaluate and export read it.
+    kept, original = restore_model(selected), restore_model(Path(best["path"]))
+    for a, b in zip(kept.weights, original.weights, strict=True):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert summary["target_test_accuracy"] == best["target_test_accuracy"]
+    assert json.loads((selected / "config.json").read_text())["options"]["mode"] == (
+        "source-only" if best["name"] == "source-only" else "dann"
+    )
+
+
+def _without_labels(split: Split) -> Split:
+    return Split(split.images, np.full(len(split), UNKNOWN_LABEL, np.int64))
+
+
+def test_the_selection_does_not_read_target_labels(selected, tiny_pair, tiny_target, tmp_path):
+    """The same selection on the same target images with every target label removed
+    (train and test) scores every candidate the same and keeps the same one: were the
+    training, a criterion or the choice to read a target label (e.g. the accuracy each
+    candidate logs), the scores would differ or the selection fail."""
+    unlabelled = Domain(
+        "tiny-digits-unlabelled",
+        train=_without_labels(tiny_target.train),
+        test=_without_labels(tiny_target.test),
+    )
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(data.LOADERS, unlabelled.name, lambda _dir: unlabelled)
+        blind = select_run(
+            TrainConfig(source=tiny_pair[0], target=unlabelled.name, **OPTIONS),
+            tmp_path / "blind",
+            show_progress=False,
+        )["selection"]
+    seen = json.loads((selected / "summary.json").read_text())["selection"]
+    assert blind["chosen"] == seen["chosen"]
+    for with_labels, without in zip(seen["candidates"], blind["candidates"], strict=True):
+        assert without["scores"] == with_labels["scores"]
+        assert without["target_test_accuracy"] is None
+
+
+def test_an_interrupted_selection_resumes_where_it_stopped(tiny_pair, tmp_path) -> None:
+    run_dir = tmp_path / "run"
+    flags = [f"--{name.replace('_', '-')}={value}" for name, value in OPTIONS.items()]
+    process = tiny_data.start_cli(
+        "train",
+        f"--source={tiny_data.SOURCE}",
+        f"--target={tiny_data.TARGET}",
+        *flags,
+        "--select",
+        "--quiet",
+        f"--out={run_dir}",
+        log=tmp_path / "log",
+    )
+    second = run_dir / "candidates" / CANDIDATES[1].name
+    deadline = time.monotonic() + 120
+    while tf.train.latest_checkpoint(str(second / "checkpoints")) is None:
+        assert process.poll() is None, (tmp_path / "log").read_text()
+        assert time.monotonic() < deadline, "the second candidate never checkpointed"
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    assert process.wait(30) == -signal.SIGKILL
+    first = run_dir / "candidates" / CANDIDATES[0].name
+    finished_first = (first / "summary.json").stat().st_mtime_ns
+    assert not (run_dir / "summary.json").exists()
+
+    source, target = tiny_pair
+    summary = select_run(
+        TrainConfig(source=source, target=target), run_dir, resume=True, show_progress=False
+    )
+
+    assert (first / "summary.json").stat().st_mtime_ns == finished_first  # not retrained
+    for candidate in CANDIDATES:
+        steps = [
+            int(line.split(",")[0])
+            for line in (run_dir / "candidates" / candidate.name / "metrics.csv")
+            .read_text()
+            .splitlines()[1:]
+        ]
+        assert steps == list(range(0, OPTIONS["steps"] + 1, OPTIONS["eval_every"]))
+    assert summary["step"] == OPTIONS["steps"]
+    assert summary["selection"]["chosen"] in {c.name for c in CANDIDATES}
+
+
+def test_a_selection_is_not_started_over_an_existing_run(selected: Path) -> None:
+    from dann_serve.training.rundir import RunError
+
+    with pytest.raises(RunError, match="already exists"):
+        select_run(TrainConfig(), selected, show_progress=False)
