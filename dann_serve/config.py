@@ -38,6 +38,7 @@ class TrainConfig:
     momentum: float = 0.9
     gamma: float = 10.0
     lambda_max: float = 1.0
+    conditional: bool = False  # CDAN: the domain head reads features x predictions
     information_weight: float = 0.0  # target entropy minus class spread (losses.py)
     class_weighting: bool = False  # source domain loss weighted by estimated class ratios
     batch_norm: bool = False

@@ -14,7 +14,7 @@ import tensorflow as tf
 
 from dann_client.contract import INPUT_SHAPE, NUM_CLASSES, NUM_DOMAINS
 from dann_serve.config import ARCHITECTURES, TrainConfig
-from dann_serve.model.layers import GradientReversal
+from dann_serve.model.layers import GradientReversal, MultilinearConditioning
 from dann_serve.model.normalization import DarkBackground, Grayscale, PerImageStandardization
 
 
@@ -71,10 +71,17 @@ def label_head(arch: str) -> keras.Sequential:
     )
 
 
-def domain_head(arch: str) -> keras.Sequential:
-    """G_d: source-vs-target logits (column 0 = source, 1 = target)."""
+def domain_head(arch: str, conditioned_on: keras.Sequential | None = None) -> keras.Sequential:
+    """G_d: source-vs-target logits (column 0 = source, 1 = target) from the features,
+    or (CDAN) from the features conditioned on ``conditioned_on``'s class predictions."""
     units = (100,) if arch == "mnist" else (1024, 1024)
-    return _dense_stack(units, NUM_DOMAINS, dropout=0.0, name="domain_head")
+    stack = _dense_stack(units, NUM_DOMAINS, dropout=0.0, name="domain_head")
+    if conditioned_on is None:
+        return stack
+    return keras.Sequential(
+        [MultilinearConditioning(conditioned_on, name="conditioning"), *stack.layers],
+        name="domain_head",
+    )
 
 
 class DANN(keras.Model):
@@ -90,6 +97,7 @@ class DANN(keras.Model):
         batch_norm: bool = False,
         grayscale: bool = True,
         dark_background: bool = True,
+        conditional: bool = False,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
@@ -97,10 +105,11 @@ class DANN(keras.Model):
         self.batch_norm = batch_norm
         self.grayscale = grayscale
         self.dark_background = dark_background
+        self.conditional = conditional
         self.features = feature_extractor(arch, batch_norm, grayscale, dark_background)
         self.label_head = label_head(arch)
         self.reversal = GradientReversal(name="gradient_reversal")
-        self.domain_head = domain_head(arch)
+        self.domain_head = domain_head(arch, self.label_head if conditional else None)
         self.build((None, *INPUT_SHAPE))
 
     def build(self, input_shape: tuple) -> None:
@@ -124,6 +133,7 @@ class DANN(keras.Model):
             "batch_norm": self.batch_norm,
             "grayscale": self.grayscale,
             "dark_background": self.dark_background,
+            "conditional": self.conditional,
         }
 
 
@@ -134,4 +144,5 @@ def build_model(config: TrainConfig) -> DANN:
         batch_norm=config.batch_norm,
         grayscale=config.grayscale,
         dark_background=config.dark_background,
+        conditional=config.conditional,
     )

@@ -30,6 +30,7 @@ from dann_serve.training.augment import random_shift
 from dann_serve.training.evaluation import label_free_figures, pair_accuracies
 from dann_serve.training.losses import (
     domain_loss,
+    entropies,
     information_loss,
     label_loss,
     source_class_weights,
@@ -111,7 +112,8 @@ class Trainer:
             label_logits, domain_logits = self.model(images, training=True)
             half = tf.shape(xs)[0]
             source_loss = label_loss(ys, label_logits[:half])
-            adversarial = domain_loss(self.domain_labels, domain_logits, self._domain_weights(ys))
+            weights = self._domain_weights(ys, label_logits)
+            adversarial = domain_loss(self.domain_labels, domain_logits, weights)
             loss = source_loss + adversarial
             if self.config.information_weight:
                 # Ramped like lambda (lambda / lambda_max): a random classifier's
@@ -127,13 +129,21 @@ class Trainer:
         self.label_loss.update_state(source_loss)
         self.domain_loss.update_state(adversarial)
 
-    def _domain_weights(self, source_labels: tf.Tensor) -> tf.Tensor | None:
-        """Each image's weight in the domain loss: the class ratios for source images
-        with ``class_weighting``, 1 for target images; None (all 1) without it."""
-        if not self.config.class_weighting:
-            return None
-        source = source_class_weights(source_labels, self.target_share, self.source_share)
-        return tf.concat([source, tf.ones_like(source)], axis=0)
+    def _domain_weights(
+        self, source_labels: tf.Tensor, label_logits: tf.Tensor
+    ) -> tf.Tensor | None:
+        """Each image's weight in the domain loss, None for all 1: with
+        ``class_weighting`` source images weigh their class ratio; with ``conditional``
+        (CDAN+E) every image weighs 1 + exp(-entropy of its prediction), so that the
+        uncertain predictions, whose conditioning says little, count less."""
+        weights = None
+        if self.config.class_weighting:
+            source = source_class_weights(source_labels, self.target_share, self.source_share)
+            weights = tf.concat([source, tf.ones_like(source)], axis=0)
+        if self.config.conditional:
+            certainty = 1.0 + tf.exp(-tf.stop_gradient(entropies(label_logits)))
+            weights = certainty if weights is None else weights * certainty
+        return weights
 
     def _update_target_share(self, target_logits: tf.Tensor) -> None:
         batch_share = tf.reduce_mean(tf.nn.softmax(tf.stop_gradient(target_logits)), axis=0)

@@ -35,10 +35,14 @@ def domain_loss(
     return tf.reduce_sum(weights * losses) / tf.reduce_sum(weights)
 
 
+def entropies(logits: tf.Tensor) -> tf.Tensor:
+    """Entropy (nats) of the softmax of each row: 0 where a row is certain."""
+    return -tf.reduce_sum(tf.nn.softmax(logits) * tf.nn.log_softmax(logits), axis=-1)
+
+
 def prediction_entropy(logits: tf.Tensor) -> tf.Tensor:
-    """Mean entropy (nats) of the softmax of each row: 0 when every row is certain."""
-    probabilities = tf.nn.softmax(logits)
-    return -tf.reduce_mean(tf.reduce_sum(probabilities * tf.nn.log_softmax(logits), axis=-1))
+    """Mean entropy (nats) of the rows' softmax."""
+    return tf.reduce_mean(entropies(logits))
 
 
 def class_spread(logits: tf.Tensor) -> tf.Tensor:
