@@ -30,3 +30,25 @@ def test_compare_rejects_bad_seed_lists(tmp_path) -> None:
     result = CliRunner().invoke(main, ["compare", "--seeds", "1,x", "--out", str(tmp_path)])
     assert result.exit_code == 2
     assert "comma-separated integers" in result.output
+
+
+def test_pair_table_adds_the_select_run_and_the_candidate_it_kept() -> None:
+    selection = {"chosen": "dann-im", "criterion": "dev", "candidates": []}
+    selected = {**_summary(0, "dann", 0.75), "selection": selection}
+    table, figures = pair_table(
+        [_summary(0, "source-only", 0.60), _summary(0, "dann", 0.70)], [selected]
+    )
+    assert table.splitlines()[0].endswith("| --select | --select - source-only | chosen |")
+    assert table.splitlines()[2] == "| 0 | 60.0 | 70.0 | +10.0 | 75.0 | +15.0 | dann-im |"
+    assert figures["select_gain_mean"] == pytest.approx(0.15)
+
+
+def test_pair_table_without_target_labels_lists_the_select_run_by_its_choice() -> None:
+    def unknown(mode: str, **extra) -> dict:
+        return {**_summary(0, mode, None), "source_test_accuracy": 0.9, **extra}
+
+    selected = unknown("dann", selection={"chosen": "dann", "criterion": "dev"})
+    table, figures = pair_table([unknown("dann"), unknown("source-only")], [selected])
+    modes = [line.split(" | ")[1] for line in table.splitlines()[2:5]]
+    assert modes == ["source-only", "DANN", "--select (dann)"]
+    assert figures["select_mean"] is None

@@ -34,12 +34,15 @@ ACCURACIES = {  # seed -> (source-only, DANN) target test accuracy
 def write_run(tmp_path: Path):
     """Factory: a finished run directory (config.json, metrics.csv, summary.json) under
     ``tmp_path/runs`` with a known final target accuracy; ``finished=False`` leaves out
-    summary.json, as a run still training does."""
+    summary.json, as a run still training does. ``kind="select"`` writes it where
+    compare --select puts a selection, with ``extra`` added to its summary."""
 
-    def write(pair, mode, seed, accuracy, finished=True, unknown=None, **options) -> Path:
+    def write(
+        pair, mode, seed, accuracy, finished=True, unknown=None, kind=None, extra=None, **options
+    ) -> Path:
         source, target = pair
         config = TrainConfig(source=source, target=target, mode=mode, seed=seed, **options)
-        directory = run_dir(tmp_path / "runs", source, target, mode, seed)
+        directory = run_dir(tmp_path / "runs", source, target, kind or mode, seed)
         directory.mkdir(parents=True)
         data = {
             "source": {"name": source, "train": 1000, "test": 200},
@@ -64,6 +67,7 @@ def write_run(tmp_path: Path):
                 "source": source,
                 "target": target,
                 "target_test_accuracy": accuracy,
+                **(extra or {}),
             }
             (directory / "summary.json").write_text(json.dumps(summary))
         return directory
@@ -183,6 +187,126 @@ def test_options_without_a_row_of_their_own_are_still_shown(tmp_path, write_run)
         write_run(PAIR, mode, 0, 0.6, unknown={"lambda_warmup": 500})
     text = _report(tmp_path / "runs", tmp_path / "RESULTS.md", seeds=(0,))
     assert "| `lambda_warmup` | 500 |" in text
+
+
+# -- --select runs ------------------------------------------------------------------------
+
+# seed -> candidate -> (target accuracy, {criterion: score}); "dev" chose in both seeds.
+CANDIDATE_OPTIONS = {
+    "source-only": {"mode": "source-only"},
+    "dann": {"mode": "dann"},
+    "dann-im": {"mode": "dann", "information_weight": 1.0},
+}
+SELECTIONS = {
+    0: {
+        "source-only": (0.60, {"dev": -1.0, "snd": 3.0, "entropy": -0.5}),
+        "dann": (0.70, {"dev": -0.5, "snd": 2.0, "entropy": -0.5}),
+        "dann-im": (0.75, {"dev": -0.2, "snd": 1.0, "entropy": -0.5}),
+    },
+    1: {
+        "source-only": (0.65, {"dev": -1.0, "snd": 2.0, "entropy": -0.1}),
+        "dann": (0.72, {"dev": -0.2, "snd": 1.0, "entropy": -0.3}),
+        "dann-im": (0.70, {"dev": -0.5, "snd": 3.0, "entropy": -0.2}),
+    },
+}
+
+
+def _write_selection(write_run, seed: int, criterion: str = "dev") -> None:
+    """Both modes of ``seed`` and the selection over SELECTIONS[seed] that compare
+    --select would leave: the top-scored candidate's run, with the table of candidates."""
+    rows = [
+        {
+            "name": name,
+            "description": f"the {name} candidate",
+            "options": CANDIDATE_OPTIONS[name],
+            "path": f"/runs/{name}",
+            "scores": scores,
+            "target_test_accuracy": accuracy,
+            "source_test_accuracy": 0.9,
+        }
+        for name, (accuracy, scores) in SELECTIONS[seed].items()
+    ]
+    best = max(range(len(rows)), key=lambda i: (rows[i]["scores"][criterion], -i))
+    for row in rows:
+        row["chosen"] = row is rows[best]
+        if row["name"] in ("source-only", "dann"):
+            write_run(PAIR, row["name"], seed, row["target_test_accuracy"])
+    selection = {"criterion": criterion, "chosen": rows[best]["name"], "candidates": rows}
+    options = {k: v for k, v in rows[best]["options"].items() if k != "mode"}
+    mode = rows[best]["options"]["mode"]
+    accuracy = rows[best]["target_test_accuracy"]
+    write_run(PAIR, mode, seed, accuracy, kind="select", extra={"selection": selection}, **options)
+
+
+def test_select_runs_add_columns_candidates_and_the_grading_of_the_criteria(
+    tmp_path, write_run
+) -> None:
+    for seed in SELECTIONS:
+        _write_selection(write_run, seed)
+    other = ("x", "y")  # a pair without selections, reported beside as before
+    write_run(other, "source-only", 0, 0.5)
+    write_run(other, "dann", 0, 0.6)
+    text = _report(tmp_path / "runs", tmp_path / "RESULTS.md", pairs=(PAIR, other), seeds=(0, 1))
+
+    assert "| pair | source-only | DANN | gain | --select | --select - source-only |" in text
+    assert _row(text, "src -> tgt") == (
+        "| src -> tgt | 62.5 ± 3.5 | 71.0 ± 1.4 | +8.5 ± 2.1 | 73.5 ± 2.1 | +11.0 ± 5.7 "
+        "| 2 of 2 | 3,000 | 128 |"
+    )
+    assert _row(text, "x -> y").startswith(
+        "| x -> y | 50.0 ± 0.0 | 60.0 ± 0.0 | +10.0 ± 0.0 | - | - |"
+    )
+    # Per seed: source-only, DANN, --select side by side, and the candidate kept.
+    assert "| 0 | 60.0 | 70.0 | +10.0 | 75.0 | +15.0 | dann-im |" in text
+    assert "| 1 | 65.0 | 72.0 | +7.0 | 72.0 | +7.0 | dann |" in text
+    assert "| mean ± std | 62.5 ± 3.5 | 71.0 ± 1.4 | +8.5 | 73.5 ± 2.1 | +11.0 |  |" in text
+    # The candidates of each seed: scores, the choice, the accuracy read after the fact.
+    assert (
+        "| seed | candidate | `dev` | `snd` | `entropy` | chosen | target accuracy (measured "
+        in text
+    )
+    assert "| 0 | source-only | -1.0000 | +3.0000 | -0.5000 |  | 60.0 |" in text
+    assert "| 0 | dann-im | -0.2000 | +1.0000 | -0.5000 | yes, by `dev` | 75.0 |" in text
+    assert "| 1 | dann | -0.2000 | +1.0000 | -0.3000 | yes, by `dev` | 72.0 |" in text
+    assert "- `dann-im`: the dann-im candidate (`mode=dann`, `information_weight=1.0`)" in text
+    # The criteria against the labels: Spearman, top pick best, regret (worked by hand).
+    assert "| `dev` | 2 of 2 | 2 | +1.00 | 2 of 2 | 0.0 |" in text
+    assert "| `snd` | 0 of 2 | 2 | -0.75 | 0 of 2 | 8.5 |" in text
+    assert (
+        "| `entropy` | 0 of 2 | 2 | -1.00 (over 1 of 2 runs: the others tie) | 0 of 2 | 11.0 |"
+        in text
+    )
+    # A pair without selections: no candidates of its own, and its runs' options
+    # still agree (the selection's copied dann-im options are not a difference).
+    section = text.split("## x -> y")[1].split("## ")[0]
+    assert "--select" not in section and "candidate" not in section
+    assert "do not share their settings" not in text
+    assert _report(tmp_path / "runs", tmp_path / "RESULTS.md", (PAIR, other), (0, 1)) == text
+
+
+def test_a_missing_selection_keeps_its_seed_out_of_every_column(tmp_path, write_run) -> None:
+    _write_selection(write_run, 0)
+    write_run(PAIR, "source-only", 1, 0.65)  # seed 1 without its selection
+    write_run(PAIR, "dann", 1, 0.72)
+    write_run(PAIR, "source-only", 2, 0.65)  # seed 2 selecting: selection.json alone
+    write_run(PAIR, "dann", 2, 0.72)
+    (run_dir(tmp_path / "runs", *PAIR, "select", 2)).mkdir()
+    (run_dir(tmp_path / "runs", *PAIR, "select", 2) / "selection.json").write_text("{}")
+    text = _report(tmp_path / "runs", tmp_path / "RESULTS.md", seeds=(0, 1, 2))
+    assert _row(text, "src -> tgt").startswith(
+        "| src -> tgt | 60.0 ± 0.0 | 70.0 ± 0.0 | +10.0 ± 0.0 | 75.0 ± 0.0 | +15.0 ± 0.0 | 1 of 3 |"
+    )
+    assert "--select seed 1: missing" in text
+    assert "--select seed 2: unfinished (selecting or interrupted)" in text
+    waiting = "finished, left out until the other runs of its seed finish"
+    assert f"source-only seed 1, source-only seed 2, DANN seed 1, DANN seed 2: {waiting}" in text
+
+
+def test_a_report_without_selections_has_none_of_their_tables(known_runs, tmp_path) -> None:
+    text = _report(known_runs, tmp_path / "RESULTS.md")
+    assert "| pair | source-only | DANN | gain | seeds | steps | batch size |" in text
+    assert "| seed | source-only | DANN | DANN - source-only |\n|---|---|---|---|\n" in text
+    assert "--select" not in text and "criterion" not in text and "candidate" not in text
 
 
 def _rotated_cloud(rng: np.random.Generator, spreads: list[float], width: int) -> np.ndarray:

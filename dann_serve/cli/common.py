@@ -12,7 +12,7 @@ from typing import NoReturn
 import click
 from click.core import ParameterSource
 
-from dann_serve.config import ARCHITECTURES, TrainConfig
+from dann_serve.config import ARCHITECTURES, CRITERIA, DEFAULT_CRITERION, TrainConfig
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -69,6 +69,18 @@ def seeds_option(help: str) -> Callable:
     """``--seeds 0,1,2``, parsed into a list of integers."""
     return click.option(
         "--seeds", default="0,1,2", show_default=True, callback=parse_seeds, help=help
+    )
+
+
+def criterion_option() -> Callable:
+    """``--criterion``: the label-free score that ranks the candidates of ``--select``
+    (``train --select`` and ``compare --select`` offer the same choice)."""
+    return click.option(
+        "--criterion",
+        type=click.Choice(CRITERIA),
+        default=DEFAULT_CRITERION,
+        show_default=True,
+        help="Label-free score that ranks the candidates of --select.",
     )
 
 
@@ -140,6 +152,13 @@ TRAINING_OPTIONS = [
         help="lambda_p = lambda_max (2 / (1 + exp(-gamma p)) - 1).",
     ),
     click.option("--lambda-max", type=float, default=DEFAULTS.lambda_max, show_default=True),
+    click.option(
+        "--conditional/--unconditional",
+        default=DEFAULTS.conditional,
+        show_default=True,
+        help="CDAN: the domain head reads the features times the class predictions, so "
+        "that the domains are aligned class by class.",
+    ),
     click.option(
         "--information-weight",
         type=click.FloatRange(min=0.0),

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from dann_serve.cli.common import (
+    criterion_option,
     data_dir_option,
     fail,
     fetch_data,
@@ -71,29 +72,42 @@ def reverse_validate(runs: tuple[Path, ...], steps: int, quiet: bool) -> None:
     default=None,
     help="Also write the table as Markdown to this file.",
 )
+@click.option(
+    "--select",
+    is_flag=True,
+    help="Also run train --select for each seed (into <pair>/select-seed<N>/); its "
+    "source-only and DANN candidates are the seed's two runs, not trained again.",
+)
+@criterion_option()
 def compare(
     seeds: list[int],
     out: Path,
     report: Path | None,
+    select: bool,
+    criterion: str,
     quiet: bool,
     data_dir: Path | None,
     download: bool,
     **options,
 ) -> None:
-    """Train source-only and DANN with identical settings per seed; print the table."""
+    """Train source-only and DANN with identical settings per seed (and, with --select,
+    the run train --select keeps); print the table."""
     base = train_config(data_dir, **options)
     if download:
         fetch_data([base.source, base.target], base.data_dir, quiet)
     load_tensorflow()
     from dann_serve.data import DatasetError
-    from dann_serve.experiments.compare import pair_table, run_pair
+    from dann_serve.experiments.compare import pair_table, run_pair, run_selections
     from dann_serve.training.rundir import RunError
 
     try:
         summaries = run_pair(base, seeds, out, show_progress=not quiet)
+        selections = (
+            run_selections(base, seeds, out, criterion, show_progress=not quiet) if select else []
+        )
     except (RunError, DatasetError) as error:
         fail(str(error))
-    table, _ = pair_table(summaries)
+    table, _ = pair_table(summaries, selections)
     click.echo(table)
     if report is not None:
         report.parent.mkdir(parents=True, exist_ok=True)

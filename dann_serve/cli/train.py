@@ -11,6 +11,7 @@ from dann_serve.cli.common import (
     DOWNLOAD_HELP,
     EXIT_INTERRUPTED,
     EXIT_USAGE,
+    criterion_option,
     data_dir_option,
     fail,
     fetch_data,
@@ -18,7 +19,7 @@ from dann_serve.cli.common import (
     train_config,
     training_options,
 )
-from dann_serve.config import CRITERIA, DEFAULT_CRITERION, MODES, TrainConfig
+from dann_serve.config import MODES, TrainConfig
 from dann_serve.runtime import load_tensorflow
 
 
@@ -49,13 +50,7 @@ from dann_serve.runtime import load_tensorflow
     help="Train every candidate (source-only, DANN and its variants) on the same data and "
     "keep the one --criterion ranks first; no target label is read.",
 )
-@click.option(
-    "--criterion",
-    type=click.Choice(CRITERIA),
-    default=DEFAULT_CRITERION,
-    show_default=True,
-    help="Label-free score that ranks the candidates of --select.",
-)
+@criterion_option()
 def train(
     out: Path,
     resume: bool,

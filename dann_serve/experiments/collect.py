@@ -5,7 +5,8 @@
 only reads them. A run counts once its ``summary.json`` exists; any run of the asked
 pairs and seeds that is absent or unfinished is listed as such, never guessed, and a
 pair is averaged over the seeds whose two modes both finished, so that every gain is
-a paired one.
+a paired one. A pair with ``compare --select`` runs (``select-seed<N>/``) for any asked
+seed is reported with them: its seeds count as complete once all three finished.
 """
 
 from __future__ import annotations
@@ -18,8 +19,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dann_serve import data
-from dann_serve.config import MODE_LABELS, MODES, TrainConfig
-from dann_serve.experiments.compare import pair_dir, pair_slug, run_dir, target_known
+from dann_serve.config import MODES, TrainConfig
+from dann_serve.experiments.compare import (
+    KIND_LABELS,
+    SELECT,
+    pair_dir,
+    pair_slug,
+    run_dir,
+    target_known,
+)
 from dann_serve.training.rundir import read_metrics
 
 DEFAULT_PAIRS = (("usps", "mnist"), ("mnist", "usps"), ("fonts", "digits"), ("fonts", "mnist"))
@@ -55,6 +63,8 @@ def read_run(path: Path, mode: str, seed: int) -> Run:
     """What ``path`` holds; never raises for a missing or broken run."""
     if not path.is_dir():
         return Run(mode, seed, path, problem="missing")
+    if mode == SELECT and not (path / "summary.json").exists():  # run files come at the end
+        return Run(mode, seed, path, problem="unfinished (selecting or interrupted)")
     found = {}
     for name in ("config.json", "summary.json"):
         try:
@@ -75,7 +85,19 @@ def read_run(path: Path, mode: str, seed: int) -> Run:
         )
     if not (path / "metrics.csv").is_file():
         return Run(mode, seed, path, found["config.json"], problem="no metrics.csv")
+    if mode == SELECT and "selection" not in found["summary.json"]:
+        return Run(mode, seed, path, found["config.json"], problem="not a --select run")
     return Run(mode, seed, path, found["config.json"], found["summary.json"])
+
+
+def shared_options(run: Run) -> dict:
+    """The options a run shares with the other runs of its pair: all but its own mode,
+    seed and data folder, and, for a ``--select`` run, what its candidates vary."""
+    varied = set(PER_RUN_OPTIONS)
+    if run.mode == SELECT and run.summary is not None:
+        for candidate in run.summary["selection"]["candidates"]:
+            varied |= set(candidate["options"])
+    return {k: v for k, v in run.options.items() if k not in varied}
 
 
 @dataclass
@@ -87,6 +109,7 @@ class PairRuns:
     seeds: list[int]
     runs: dict[tuple[str, int], Run]
     other_seeds: list[int] = field(default_factory=list)
+    kinds: tuple[str, ...] = REPORT_ORDER  # the runs each seed needs, SELECT among them or not
 
     @property
     def name(self) -> str:
@@ -97,8 +120,13 @@ class PairRuns:
         return pair_slug(self.source, self.target)
 
     @property
+    def selected(self) -> bool:
+        """Whether the pair is reported with its ``--select`` runs."""
+        return SELECT in self.kinds
+
+    @property
     def complete_seeds(self) -> list[int]:
-        return [s for s in self.seeds if all(self.runs[m, s].finished for m in MODES)]
+        return [s for s in self.seeds if all(self.runs[k, s].finished for k in self.kinds)]
 
     def finished(self, mode: str) -> list[Run]:
         return [self.runs[mode, seed] for seed in self.complete_seeds]
@@ -107,6 +135,10 @@ class PairRuns:
         """summary.json of both modes of every complete seed (what pair_table reads)."""
         return [run.summary for mode in REPORT_ORDER for run in self.finished(mode)]
 
+    def complete_selections(self) -> list[dict]:
+        """summary.json of the ``--select`` run of every complete seed (none without)."""
+        return [run.summary for run in self.finished(SELECT)] if self.selected else []
+
     @property
     def target_labelled(self) -> bool:
         """Whether the reported runs measured their target accuracy (False: the target
@@ -114,28 +146,33 @@ class PairRuns:
         return target_known(self.complete_summaries())
 
     def all_finished(self) -> list[Run]:
-        return [run for run in self.runs.values() if run.finished]
+        """The finished runs of either mode (``--select`` runs copy one of their
+        candidates, so they are not counted again among the settings)."""
+        return [run for (kind, _), run in self.runs.items() if kind in MODES and run.finished]
 
     def missing(self) -> list[tuple[str, str]]:
         """``(run, why)`` for each asked run that the figures leave out."""
+        waiting = (
+            "finished, left out until the other runs of its seed finish"
+            if self.selected
+            else "finished, left out until its other mode finishes"
+        )
         left_out = []
-        for mode in REPORT_ORDER:
+        for kind in self.kinds:
             for seed in self.seeds:
-                run, other = self.runs[mode, seed], self.runs[_other(mode), seed]
+                run = self.runs[kind, seed]
                 if not run.finished:
-                    left_out.append((f"{MODE_LABELS[mode]} seed {seed}", run.problem))
-                elif not other.finished:
-                    why = "finished, left out until its other mode finishes"
-                    left_out.append((f"{MODE_LABELS[mode]} seed {seed}", why))
+                    left_out.append((f"{KIND_LABELS[kind]} seed {seed}", run.problem))
+                elif seed not in self.complete_seeds:
+                    left_out.append((f"{KIND_LABELS[kind]} seed {seed}", waiting))
         return left_out
 
     def differences(self) -> dict[str, list]:
         """Options that are not the same across the finished runs (mode and seed aside)."""
         values: dict[str, set] = {}
-        for run in self.all_finished():
-            for option, value in run.options.items():
-                if option not in PER_RUN_OPTIONS:
-                    values.setdefault(option, set()).add(json.dumps(value))
+        for run in [run for run in self.runs.values() if run.finished]:
+            for option, value in shared_options(run).items():
+                values.setdefault(option, set()).add(json.dumps(value))
             data = {
                 role: {k: v for k, v in part.items() if k != "note"}
                 for role, part in run.config.get("data", {}).items()
@@ -148,23 +185,22 @@ class PairRuns:
         }
 
 
-def _other(mode: str) -> str:
-    return next(m for m in MODES if m != mode)
-
-
 def collect_pair(runs: Path, source: str, target: str, seeds: Sequence[int]) -> PairRuns:
     """The runs of a pair; a folder given as a relative path is found as compare,
-    which records folders as absolute paths, named it."""
+    which records folders as absolute paths, named it. The ``--select`` runs are
+    read when any asked seed has one."""
     source, target = data.canonical(source), data.canonical(target)
+    selected = any(run_dir(runs, source, target, SELECT, seed).exists() for seed in seeds)
+    kinds = (*REPORT_ORDER, SELECT) if selected else REPORT_ORDER
     found = {
-        (mode, seed): read_run(run_dir(runs, source, target, mode, seed), mode, seed)
+        (kind, seed): read_run(run_dir(runs, source, target, kind, seed), kind, seed)
         for seed in seeds
-        for mode in MODES
+        for kind in kinds
     }
     on_disk = set()
     if pair_dir(runs, source, target).is_dir():
         for child in pair_dir(runs, source, target).iterdir():
-            match = re.fullmatch(r"(?:dann|source-only)-seed(-?\d+)", child.name)
+            match = re.fullmatch(r"(?:dann|source-only|select)-seed(-?\d+)", child.name)
             if match and (child / "summary.json").is_file():
                 on_disk.add(int(match.group(1)))
-    return PairRuns(source, target, list(seeds), found, sorted(on_disk - set(seeds)))
+    return PairRuns(source, target, list(seeds), found, sorted(on_disk - set(seeds)), kinds)

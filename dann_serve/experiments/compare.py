@@ -1,10 +1,14 @@
-"""Adaptation reports: source-only and DANN, identical settings, several seeds.
+"""Adaptation reports: source-only and DANN, identical settings, several seeds, and
+optionally the run ``train --select`` keeps for each seed.
 
 The two modes of a seed share every option but ``mode``; target labels enter only
 through the final target test accuracy each run reports, never a choice of step,
-checkpoint or hyper-parameter. Finished runs are reused, so a long report can be
-interrupted and started again. :mod:`dann_serve.experiments.results_page` turns the finished runs
-into ``docs/RESULTS.md``; this module needs TensorFlow only to train.
+checkpoint or hyper-parameter. With ``--select`` a seed also gets
+``select-seed<N>/``, whose source-only and DANN candidates are that seed's two runs
+(trained once, shared), so the three columns compare like with like. Finished runs
+are reused, so a long report can be interrupted and started again.
+:mod:`dann_serve.experiments.results_page` turns the finished runs into
+``docs/RESULTS.md``; this module needs TensorFlow only to train.
 """
 
 from __future__ import annotations
@@ -13,11 +17,13 @@ import dataclasses
 import json
 import statistics
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from dann_serve.config import MODE_LABELS, MODES, TrainConfig
+from dann_serve.config import DEFAULT_CRITERION, MODE_LABELS, MODES, TrainConfig
 
+SELECT = "select"  # the run kind of ``train --select``: ``<pair>/select-seed<N>/``
+KIND_LABELS = {**MODE_LABELS, SELECT: "--select"}  # how tables print a run kind
 UNKNOWN_TARGET_ACCURACY = (
     "target accuracy unknown: the target has no labels (give --target-test DIR to measure it)"
 )
@@ -42,7 +48,7 @@ def pair_dir(out: Path, source: str, target: str) -> Path:
 
 
 def run_dir(out: Path, source: str, target: str, mode: str, seed: int) -> Path:
-    """The run directory of one mode and seed of a pair."""
+    """The run directory of one mode (or :data:`SELECT`) and seed of a pair."""
     return pair_dir(out, source, target) / f"{mode}-seed{seed}"
 
 
@@ -66,6 +72,46 @@ def run_pair(base: TrainConfig, seeds: Iterable[int], out: Path, show_progress: 
     return summaries
 
 
+def run_selections(
+    base: TrainConfig,
+    seeds: Iterable[int],
+    out: Path,
+    criterion: str = DEFAULT_CRITERION,
+    show_progress: bool = True,
+) -> list[dict]:
+    """``train --select`` for every seed into ``select-seed<N>/``; one summary each.
+
+    The candidates that are a plain run of one mode are placed at that seed's
+    ``<mode>-seed<N>/``, so the runs :func:`run_pair` trained (or trains here, if
+    absent) are scored as they are, never trained twice. A finished selection is
+    reused as it is (with the criterion it was made with); an interrupted one resumes.
+    """
+    from dann_serve.experiments.selection import SELECTION, mode_candidates, select_run
+
+    summaries = []
+    for seed in seeds:
+        directory = run_dir(out, base.source, base.target, SELECT, seed)
+        finished = directory / "summary.json"
+        if finished.exists():
+            summaries.append(json.loads(finished.read_text()))
+            continue
+        locations = {
+            name: run_dir(out, base.source, base.target, mode, seed)
+            for mode, name in mode_candidates().items()
+        }
+        summaries.append(
+            select_run(
+                dataclasses.replace(base, seed=seed),
+                directory,
+                resume=(directory / SELECTION).exists(),
+                criterion=criterion,
+                show_progress=show_progress,
+                locations=locations,
+            )
+        )
+    return summaries
+
+
 def spread(values: list[float]) -> float:
     """Sample standard deviation over seeds (0 for a single seed)."""
     return statistics.stdev(values) if len(values) > 1 else 0.0
@@ -81,52 +127,72 @@ def target_known(summaries: list[dict]) -> bool:
     return all(summary.get("target_test_accuracy") is not None for summary in summaries)
 
 
-def pair_table(summaries: list[dict]) -> tuple[str, dict]:
+def pair_table(summaries: list[dict], selections: Sequence[dict] = ()) -> tuple[str, dict]:
     """Markdown rows per seed plus the mean ± std line, and the figures behind them.
 
-    Without target labels no accuracy of the target is shown or averaged: the rows
-    give per seed and mode what is known (:func:`label_free_table`), the text ends
-    in :data:`UNKNOWN_TARGET_ACCURACY` and every target figure is None.
+    ``selections`` (summaries of ``train --select`` runs, one per seed of
+    ``summaries``) add a ``--select`` column, its gain over source-only and the
+    candidate it kept; without them the table is the two modes alone. Without target
+    labels no accuracy of the target is shown or averaged: the rows give per seed and
+    run what is known (:func:`label_free_table`), the text ends in
+    :data:`UNKNOWN_TARGET_ACCURACY` and every target figure is None.
     """
-    if not target_known(summaries):
-        return label_free_table(summaries)
-    by_seed: dict[int, dict[str, float]] = {}
+    if not target_known([*summaries, *selections]):
+        return label_free_table([*summaries, *({**s, "mode": SELECT} for s in selections)])
+    by_seed: dict[int, dict] = {}
     for summary in summaries:
         by_seed.setdefault(summary["seed"], {})[summary["mode"]] = summary["target_test_accuracy"]
-    lines = ["| seed | source-only | DANN | DANN - source-only |", "|---|---|---|---|"]
-    for seed, result in sorted(by_seed.items()):
-        gain = result["dann"] - result["source-only"]
-        lines.append(
-            f"| {seed} | {100 * result['source-only']:.1f} | "
-            f"{100 * result['dann']:.1f} | {100 * gain:+.1f} |"
+    for summary in selections:
+        by_seed.setdefault(summary["seed"], {}).update(
+            {SELECT: summary["target_test_accuracy"], "chosen": summary["selection"]["chosen"]}
         )
-    source_only = [r["source-only"] for r in by_seed.values()]
-    dann = [r["dann"] for r in by_seed.values()]
-    gains = [d - s for d, s in zip(dann, source_only, strict=True)]
-    lines.append(
-        f"| mean ± std | {mean_std(source_only)} | {mean_std(dann)} | "
-        f"{100 * statistics.mean(gains):+.1f} |"
-    )
-    figures = {
-        "seeds": sorted(by_seed),
-        "target_labels": True,
-        "source_only_mean": statistics.mean(source_only),
-        "source_only_std": spread(source_only),
-        "dann_mean": statistics.mean(dann),
-        "dann_std": spread(dann),
-        "gain_mean": statistics.mean(gains),
-        "gain_std": spread(gains),
+    adapted = ("dann", SELECT) if selections else ("dann",)
+    header = ["seed", "source-only"]
+    for kind in adapted:
+        header += [KIND_LABELS[kind], f"{KIND_LABELS[kind]} - source-only"]
+    header += ["chosen"] if selections else []
+    lines = [table_head(header)]
+    columns = {k: [by_seed[seed][k] for seed in sorted(by_seed)] for k in ("source-only", *adapted)}
+    gains = {
+        kind: [a - s for a, s in zip(columns[kind], columns["source-only"], strict=True)]
+        for kind in adapted
     }
+    for index, seed in enumerate(sorted(by_seed)):
+        cells = [str(seed), f"{100 * columns['source-only'][index]:.1f}"]
+        for kind in adapted:
+            cells += [f"{100 * columns[kind][index]:.1f}", f"{100 * gains[kind][index]:+.1f}"]
+        lines.append(table_row(cells + ([by_seed[seed]["chosen"]] if selections else [])))
+    mean = ["mean ± std", mean_std(columns["source-only"])]
+    for kind in adapted:
+        mean += [mean_std(columns[kind]), f"{100 * statistics.mean(gains[kind]):+.1f}"]
+    lines.append(table_row(mean + ([""] if selections else [])))
+    named = {"source_only": columns["source-only"]}
+    for kind in adapted:
+        accuracy, gain = FIGURE_NAMES[kind]
+        named.update({accuracy: columns[kind], gain: gains[kind]})
+    figures = {"seeds": sorted(by_seed), "target_labels": True, **dict.fromkeys(TARGET_FIGURES)}
+    for name, values in named.items():
+        figures[f"{name}_mean"], figures[f"{name}_std"] = statistics.mean(values), spread(values)
     return "\n".join(lines), figures
 
 
-TARGET_FIGURES = (
-    "source_only_mean",
-    "source_only_std",
-    "dann_mean",
-    "dann_std",
-    "gain_mean",
-    "gain_std",
+def table_row(cells: list[str]) -> str:
+    """One Markdown table row of ``cells`` (the report's tables are built from these)."""
+    return "| " + " | ".join(cells) + " |"
+
+
+def table_head(cells: list[str]) -> str:
+    """A Markdown table's header row and the line under it."""
+    return table_row(cells) + "\n" + "|---" * len(cells) + "|"
+
+
+# The figures of pair_table: <name>_mean and <name>_std over seeds of the accuracy and
+# of the gain over source-only of each adapted kind (None when unknown or not run).
+FIGURE_NAMES = {"dann": ("dann", "gain"), SELECT: ("select", "select_gain")}
+TARGET_FIGURES = tuple(
+    f"{name}_{stat}"
+    for name in ("source_only", *(n for names in FIGURE_NAMES.values() for n in names))
+    for stat in ("mean", "std")
 )
 LABEL_FREE_HEADER = (
     "| seed | mode | source test accuracy | domain accuracy | target images called each "
@@ -134,7 +200,8 @@ LABEL_FREE_HEADER = (
 )
 
 
-def _percent(value: float | None) -> str:
+def percent(value: float | None) -> str:
+    """An accuracy in percent, one decimal; "-" for an unknown one."""
     return "-" if value is None else f"{100 * value:.1f}"
 
 
@@ -147,19 +214,22 @@ def _label_free_row(summary: dict) -> str:
         largest = f"{top} ({100 * shares[top]:.1f}%)"
     else:  # a run from before summary.json recorded them
         classes = largest = "-"
-    mode = MODE_LABELS.get(summary["mode"], summary["mode"])
+    mode = KIND_LABELS.get(summary["mode"], summary["mode"])
+    if "selection" in summary and summary["mode"] == SELECT:
+        mode += f" ({summary['selection']['chosen']})"
     return (
-        f"| {summary['seed']} | {mode} | {_percent(summary.get('source_test_accuracy'))} | "
-        f"{_percent(summary.get('domain_accuracy'))} | {classes} | {largest} |"
+        f"| {summary['seed']} | {mode} | {percent(summary.get('source_test_accuracy'))} | "
+        f"{percent(summary.get('domain_accuracy'))} | {classes} | {largest} |"
     )
 
 
 def label_free_table(summaries: list[dict]) -> tuple[str, dict]:
-    """The table of runs whose target has no labels: per seed and mode the source test
-    accuracy, the domain accuracy and the shares of predicted classes on the target,
-    then the plain sentence that the target accuracy is unknown. No mean is taken of
-    an unknown; the figures' target entries are None."""
-    order = {mode: index for index, mode in enumerate(("source-only", "dann"))}
+    """The table of runs whose target has no labels: per seed and run (each mode, then
+    ``--select`` with the candidate it kept) the source test accuracy, the domain
+    accuracy and the shares of predicted classes on the target, then the plain
+    sentence that the target accuracy is unknown. No mean is taken of an unknown; the
+    figures' target entries are None."""
+    order = {mode: index for index, mode in enumerate(("source-only", "dann", SELECT))}
     ranked = sorted(summaries, key=lambda s: (s["seed"], order.get(s["mode"], len(order))))
     lines = [LABEL_FREE_HEADER, "|---|---|---|---|---|---|"]
     lines += [_label_free_row(summary) for summary in ranked]

@@ -18,7 +18,13 @@ from pathlib import Path
 from dann_serve import files
 from dann_serve.config import TrainConfig
 from dann_serve.experiments.collect import PairRuns
-from dann_serve.experiments.compare import UNKNOWN_TARGET_ACCURACY, pair_table
+from dann_serve.experiments.compare import (
+    UNKNOWN_TARGET_ACCURACY,
+    pair_table,
+    table_head,
+    table_row,
+)
+from dann_serve.experiments.selection_page import agreement_section, candidates_section
 
 BEGIN, END = files.markers("results")
 
@@ -44,7 +50,7 @@ def _pct(value: float) -> str:
 def _figures(pair: PairRuns) -> dict | None:
     if not pair.complete_seeds:
         return None
-    return pair_table(pair.complete_summaries())[1]
+    return pair_table(pair.complete_summaries(), pair.complete_selections())[1]
 
 
 def _shared(pair: PairRuns, option: str) -> str:
@@ -52,30 +58,43 @@ def _shared(pair: PairRuns, option: str) -> str:
     return " / ".join(f"{value:,}" for value in values) if values else "-"
 
 
+def _spread_cell(figures: dict, name: str, signed: bool = False) -> str:
+    """``mean ± std`` of one of pair_table's figures, in percent ("-" when not run)."""
+    mean = figures[f"{name}_mean"]
+    if mean is None:
+        return "-"
+    shown = f"{100 * mean:+.1f}" if signed else _pct(mean)
+    return f"{shown} ± {_pct(figures[f'{name}_std'])}"
+
+
 def summary_table(pairs: Sequence[PairRuns]) -> str:
-    lines = [
-        "| pair | source-only | DANN | gain | seeds | steps | batch size |",
-        "|---|---|---|---|---|---|---|",
-    ]
+    """One row per pair; ``--select`` columns when any pair has selection runs."""
+    selected = any(pair.selected for pair in pairs)
+    header = ["pair", "source-only", "DANN", "gain"]
+    header += ["--select", "--select - source-only"] if selected else []
+    lines = [table_head([*header, "seeds", "steps", "batch size"])]
     unknown = []
     for pair in pairs:
         figures = _figures(pair)
-        seeds = f"{len(pair.complete_seeds)} of {len(pair.seeds)}"
         if figures is None or not figures["target_labels"]:
             shown = "missing" if figures is None else "unknown"
             unknown += [] if figures is None else [pair.name]
-            lines.append(
-                f"| {pair.name} | {shown} | {shown} | - | {seeds} | "
-                f"{_shared(pair, 'steps')} | {_shared(pair, 'batch_size')} |"
-            )
-            continue
-        lines.append(
-            f"| {pair.name} | {_pct(figures['source_only_mean'])} ± "
-            f"{_pct(figures['source_only_std'])} | {_pct(figures['dann_mean'])} ± "
-            f"{_pct(figures['dann_std'])} | {100 * figures['gain_mean']:+.1f} ± "
-            f"{_pct(figures['gain_std'])} | {seeds} | {_shared(pair, 'steps')} | "
-            f"{_shared(pair, 'batch_size')} |"
-        )
+            cells = [shown, shown, "-"]
+            cells += [shown if pair.selected else "-", "-"] if selected else []
+        else:
+            cells = [
+                _spread_cell(figures, "source_only"),
+                _spread_cell(figures, "dann"),
+                _spread_cell(figures, "gain", signed=True),
+            ]
+            if selected:
+                cells += [
+                    _spread_cell(figures, "select"),
+                    _spread_cell(figures, "select_gain", signed=True),
+                ]
+        seeds = f"{len(pair.complete_seeds)} of {len(pair.seeds)}"
+        shared = [_shared(pair, "steps"), _shared(pair, "batch_size")]
+        lines.append(table_row([pair.name, *cells, seeds, *shared]))
     if unknown:
         lines.append(f"\n{', '.join(unknown)}: {UNKNOWN_TARGET_ACCURACY}.")
     return "\n".join(lines)
@@ -97,26 +116,38 @@ def missing_text(missing: list[tuple[str, str]]) -> str:
     )
 
 
-def pair_section(pair: PairRuns, extras: PairExtras, document: Path, runs: Path) -> str:
-    parts = [f"## {pair.name}"]
-    missing = pair.missing()
+def _seed_tables(pair: PairRuns, runs: Path) -> list[str]:
+    """The pair's table per seed and, with ``--select`` runs, their candidates; or how
+    to train the runs when no seed is complete."""
     if pair.complete_seeds:
-        table, figures = pair_table(pair.complete_summaries())
+        table, figures = pair_table(pair.complete_summaries(), pair.complete_selections())
+        selected = (
+            "; `--select` is the run `dann-serve train --select` kept, chosen the candidate "
+            "it kept (below)"
+            if pair.selected
+            else ""
+        )
         heading = (
-            "Target test accuracy (%) per seed, final averaged weights:"
+            "Target test accuracy (%) per seed, final averaged weights"
             if figures["target_labels"]
             else "What is known without target labels, per seed and mode, final averaged "
             "weights: accuracy on the labelled source test split, the domain head's "
-            "balanced accuracy, and the share of target test images given each digit:"
-        )
-        parts.append(f"{heading}\n\n{table}")
-    else:
-        seeds = ",".join(map(str, pair.seeds))
-        parts.append(
-            f"No seed with both modes finished under `{runs}/{pair.slug}/`. Train with "
-            f"`dann-serve compare --source {pair.source} --target {pair.target} "
-            f"--seeds {seeds} --out {runs}`."
-        )
+            "balanced accuracy, and the share of target test images given each digit"
+        ) + f"{selected}:"
+        return [f"{heading}\n\n{table}", candidates_section(pair)]
+    seeds = ",".join(map(str, pair.seeds))
+    return [
+        f"No seed with {'its three runs' if pair.selected else 'both modes'} finished "
+        f"under `{runs}/{pair.slug}/`. Train with "
+        f"`dann-serve compare --source {pair.source} --target {pair.target} "
+        f"--seeds {seeds} --out {runs}{' --select' if pair.selected else ''}`."
+    ]
+
+
+def pair_section(pair: PairRuns, extras: PairExtras, document: Path, runs: Path) -> str:
+    parts = [f"## {pair.name}"]
+    missing = pair.missing()
+    parts += _seed_tables(pair, runs)
     if missing:
         parts.append(missing_text(missing))
     if pair.other_seeds:
@@ -151,7 +182,7 @@ def pair_section(pair: PairRuns, extras: PairExtras, document: Path, runs: Path)
         )
     elif extras.features_note:
         parts.append(f"Feature picture: {extras.features_note}")
-    return "\n\n".join(parts)
+    return "\n\n".join(part for part in parts if part)
 
 
 def _described(options: dict, names: Iterable[str], describe: Callable[[dict], str]) -> str:
@@ -289,9 +320,15 @@ def render(
         "mean ± std (sample std) over the seeds whose source-only and DANN runs both "
         "finished; gain = DANN - source-only per seed, then mean ± std."
     )
+    if any(pair.selected for pair in pairs):
+        summary += (
+            " A pair with `--select` runs counts the seeds whose three runs finished; "
+            "`--select - source-only` is paired per seed the same way."
+        )
     summary += "\n\n" + summary_table(pairs)
     sections = [pair_section(p, extras.get(p.slug, PairExtras()), document, runs) for p in pairs]
-    return "\n\n".join([header, summary, *sections, choices_section(pairs)]) + "\n"
+    blocks = [header, summary, *sections, agreement_section(pairs), choices_section(pairs)]
+    return "\n\n".join(block for block in blocks if block) + "\n"
 
 
 def splice(document: str | None, block: str) -> str:

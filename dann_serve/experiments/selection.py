@@ -63,6 +63,19 @@ def candidate_configs(base: TrainConfig) -> list[tuple[Candidate, TrainConfig]]:
     return [(c, dataclasses.replace(base, **c.options)) for c in CANDIDATES]
 
 
+def mode_candidates() -> dict[str, str]:
+    """The candidates that are a plain run of one mode (they set the mode and nothing
+    else), by mode: ``compare --select`` has trained those runs already and passes
+    them as ``locations``, so that no run is trained twice."""
+    return {c.options["mode"]: c.name for c in CANDIDATES if set(c.options) == {"mode"}}
+
+
+def top_scored(rows: list[dict], criterion: str) -> int:
+    """The index of the candidate row ``criterion`` ranks first (its ``scores``); ties
+    go to the earlier candidate (source-only first)."""
+    return max(range(len(rows)), key=lambda i: (rows[i]["scores"][criterion], -i))
+
+
 def select_run(
     base: TrainConfig,
     run_dir: Path,
@@ -158,7 +171,7 @@ def _adopt(run_dir: Path, plan: dict, rows: list[dict]) -> dict:
     """Copy the top-scored candidate into ``run_dir``; summary.json last, as the mark
     of a finished run. Ties go to the earlier candidate (source-only first)."""
     criterion = plan["criterion"]
-    best = max(range(len(rows)), key=lambda i: (rows[i]["scores"][criterion], -i))
+    best = top_scored(rows, criterion)
     chosen = Path(rows[best]["path"])
     for name in RUN_FILES:
         if (chosen / name).exists():
