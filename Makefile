@@ -75,6 +75,7 @@ bench: $(BENCH_STAMP)
 	$(PY) bench/train_throughput.py --steps 60 --repeats 3
 	$(PY) bench/train_vs_adapt.py --steps 500 --rounds 3
 	$(PY) bench/serve_latency.py --model-dir $(BENCH_WORK)/export/models
+	$(PY) bench/image_agreement.py --model-dir $(BENCH_WORK)/export/models
 	$(PY) bench/client_throughput.py --model-dir $(BENCH_WORK)/export/models --baseline-images 1000
 	$(PY) bench/client_startup.py --model-dir $(BENCH_WORK)/export/models --runs 10 \
 		--predict-runs 3

@@ -1,5 +1,6 @@
 """End-to-end images per second of ``dann-client`` against the way TensorFlow Serving's
-documentation writes a client (issue 5, acceptance 5).
+documentation writes a client (issue 5, acceptance 5), and of its uint8 requests against
+its float32 ones (issue 18, acceptance 2).
 
 Both sides read the same PNG files with Pillow, apply the same preprocessing
 (``dann_client.preprocessing``), ask the same ``dann-serve serve`` process over gRPC
@@ -8,6 +9,10 @@ talk to the server:
 
 - ours: ``dann-client predict DIR --json > /dev/null``, timed as a user runs it (a
   subprocess, start-up included), and the library (``predict_files``) in process;
+- ours with float32, as before issue 18: the same CLI and library sending float32
+  pixels / 255 to ``predict_label``, which is what the client does for an export
+  without ``predict_label_uint8`` (the CLI asks a copy of the model stripped of it,
+  served beside it as ``old``; the library is told to send float32);
 - baseline: TensorFlow Serving's example client (``resnet_client_grpc.py``):
   ``tensorflow_serving.apis`` stubs, ``tf.make_tensor_proto``, one image per
   ``Predict`` call, ``tf.make_ndarray`` on the answer. It is timed in this process
@@ -19,7 +24,8 @@ from arrays already in memory (no files, no printing: the most any client could 
 from this server), and the SavedModel called in this process (the model's own speed
 here, no server at all). The paths take turns in each repeat, so a change in load on
 this shared machine falls on all of them alike; the figures are medians over the
-repeats. Goals: ours at least 10x the baseline and at least 2,000 images/s.
+repeats. Goals: ours at least 10x the baseline and at least 2,000 images/s; the
+uint8 CLI at least 1.5x the float32 one.
 
     python bench/client_throughput.py [--model-dir models] [--images 10000]
         [--baseline-images 2000] [--repeats 3] [--json bench/results/client_throughput.json]
@@ -36,6 +42,7 @@ import argparse
 import gzip
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -54,8 +61,11 @@ from PIL import Image
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 from dann_client.preprocessing import image_to_array, load_images, to_model_input
+from dann_client.remote import Wire
+from dann_serve.serving.model_config import add_model_to_config
 
 from _common import Result, client_command, newest_version, tiny_export
+from harness.exports import copy_without_signatures
 from harness.server_process import LocalServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,6 +73,9 @@ MNIST_IMAGES = ROOT.parent / "shared" / "data" / "mnist" / "t10k-images-idx3-uby
 SIGNATURE = "predict_label"
 GOAL_RATIO = 10.0
 GOAL_IMAGES_PER_S = 2000.0
+GOAL_UINT8_RATIO = 1.5  # uint8 CLI / float32 CLI, issue 18
+OLD_MODEL = "old"  # the export without predict_label's twins, as before issue 18
+WIRES = {"uint8": None, "float32": (Wire.FLOAT32,)}  # None: what the model takes best
 
 
 # -- inputs -----------------------------------------------------------------------------
@@ -94,9 +107,21 @@ def write_pngs(directory: Path, count: int) -> str:
 # -- the three ways to predict a folder -------------------------------------------------
 
 
-def ours_cli(address: str, directory: Path) -> Callable[[], int]:
-    """``dann-client predict DIR --json --server ADDRESS > /dev/null``."""
+def serving_copy(model_dir: Path, workdir: Path) -> Path:
+    """A copy of the model tree with the newest ``dann`` also served as ``old``, without
+    ``predict_image`` and ``predict_label_uint8``: the float32 client's model. The
+    user's tree is left as it is."""
+    copy = workdir / "served"
+    shutil.copytree(model_dir, copy)
+    copy_without_signatures(newest_version(copy), copy / OLD_MODEL / "1")
+    add_model_to_config(copy / "models.config", OLD_MODEL)
+    return copy
+
+
+def ours_cli(address: str, directory: Path, model: str = "dann") -> Callable[[], int]:
+    """``dann-client predict DIR --json --server ADDRESS --model MODEL > /dev/null``."""
     command = [*client_command(), "predict", str(directory), "--json", "--server", address]
+    command += ["--model", model]
 
     def run() -> int:
         subprocess.run(command, stdout=subprocess.DEVNULL, check=True)
@@ -105,8 +130,11 @@ def ours_cli(address: str, directory: Path) -> Callable[[], int]:
     return run
 
 
-def ours_library(address: str, directory: Path) -> Callable[[], int]:
-    """``predict_files`` on the folder, each result printed as JSON to ``os.devnull``."""
+def ours_library(
+    address: str, directory: Path, wires: tuple[Wire, ...] | None = None
+) -> Callable[[], int]:
+    """``predict_files`` on the folder, each result printed as JSON to ``os.devnull``;
+    ``wires`` as ``GrpcBackend`` takes it (float32 only: the requests before issue 18)."""
     from dann_client.inputs import expand_inputs
     from dann_client.output import prediction_json
     from dann_client.predict import predict_files
@@ -116,7 +144,7 @@ def ours_library(address: str, directory: Path) -> Callable[[], int]:
     def run() -> int:
         count = 0
         with open(os.devnull, "w") as out, Transport(address) as transport:
-            backend = GrpcBackend(transport)
+            backend = GrpcBackend(transport, wires=wires)
             for result in predict_files(expand_inputs([str(directory)]), backend):
                 out.write(prediction_json(result) + "\n")
                 count += 1
@@ -125,9 +153,11 @@ def ours_library(address: str, directory: Path) -> Callable[[], int]:
     return run
 
 
-def wire_ceiling(address: str, images: np.ndarray) -> Callable[[], int]:
-    """The same requests as ours (batches of 64, 3 in flight) from arrays already in
-    memory, nothing read or printed: what the server gives a client that costs nothing."""
+def wire_ceiling(
+    address: str, images: np.ndarray, wires: tuple[Wire, ...] | None = None
+) -> Callable[[], int]:
+    """The same requests as ours (batches of 64, 3 in flight) from uint8 pixels already
+    in memory, nothing read or printed: what the server gives a client that costs nothing."""
     from dann_client.predict import predict_arrays
     from dann_client.service import GrpcBackend
     from dann_client.transport import Transport
@@ -136,7 +166,7 @@ def wire_ceiling(address: str, images: np.ndarray) -> Callable[[], int]:
 
     def run() -> int:
         with Transport(address) as transport, ThreadPoolExecutor(3) as pool:
-            backend = GrpcBackend(transport)
+            backend = GrpcBackend(transport, wires=wires)
             list(pool.map(lambda batch: predict_arrays(backend, batch), batches))
         return len(images)
 
@@ -147,7 +177,8 @@ def model_in_process(version_dir: Path, images: np.ndarray) -> Callable[[], int]
     """The SavedModel called in this process on batches of 64: the model's own speed
     on this machine, with no server, wire or files at all."""
     function = tf.saved_model.load(str(version_dir)).signatures[SIGNATURE]
-    batches = [tf.constant(b) for b in np.array_split(images, range(64, len(images), 64))]
+    floats = to_model_input(images)
+    batches = [tf.constant(b) for b in np.array_split(floats, range(64, len(floats), 64))]
 
     def run() -> int:
         for batch in batches:
@@ -202,8 +233,9 @@ def baseline_labels(address: str, paths: list[Path]) -> list[int]:
         ]
 
 
-def cli_labels(address: str, paths: list[Path]) -> list[int]:
+def cli_labels(address: str, paths: list[Path], model: str = "dann") -> list[int]:
     command = [*client_command(), "predict", *map(str, paths), "--json", "--server", address]
+    command += ["--model", model]
     result = subprocess.run(command, capture_output=True, text=True, check=True)
     return [json.loads(line)["label"] for line in result.stdout.splitlines()]
 
@@ -221,35 +253,47 @@ def measure(paths: dict[str, Callable[[], int]], repeats: int) -> dict[str, list
             seconds = time.perf_counter() - start
             rates[name].append(count / seconds)
             print(
-                f"  repeat {repeat + 1}: {name:<12} {count:6d} images in {seconds:6.2f} s "
+                f"  repeat {repeat + 1}: {name:<20} {count:6d} images in {seconds:6.2f} s "
                 f"= {count / seconds:8.0f} images/s",
                 flush=True,
             )
     return rates
 
 
-def report(rates: dict[str, list[float]], args: argparse.Namespace, source: str) -> dict:
+LABELS = {
+    "dann-client": "dann-client predict DIR --json (CLI{images}: uint8)",
+    "dann-client float32": "the same CLI, float32 (an export before issue 18)",
+    "library": "dann_client.predict_files (in process{images}: uint8)",
+    "library float32": "the same library, float32",
+    "baseline": "baseline, TF Serving docs' client ({baseline} files)",
+    "wire ceiling": "ceiling: our uint8 requests from memory, no files, no printing",
+    "wire ceiling float32": "ceiling: the same, float32",
+    "model": "ceiling: the SavedModel in process, no server",
+}
+
+
+def report(rates: dict[str, list[float]], args: argparse.Namespace, source: str, wire: str) -> dict:
     """Print the medians and ratios; return them as a JSON-ready dict."""
     medians = {name: statistics.median(values) for name, values in rates.items()}
     ours, base = medians["dann-client"], medians["baseline"]
     ratio = ours / base
     met = ratio >= GOAL_RATIO and ours >= GOAL_IMAGES_PER_S
-    labels = {
-        "dann-client": f"dann-client predict DIR --json (CLI, {args.images} files)",
-        "library": f"dann_client.predict_files (in process, {args.images} files)",
-        "baseline": f"baseline, TF Serving docs' client ({args.baseline_images} files)",
-        "wire ceiling": "ceiling: our requests from memory, no files, no printing",
-        "model": "ceiling: the SavedModel in process, no server",
-    }
+    uint8_ratio = ours / medians["dann-client float32"]
+    uint8_met = uint8_ratio >= GOAL_UINT8_RATIO
     print(f"\nmedian images/s over {args.repeats} repeats ({os.cpu_count()} CPUs, shared):")
-    for name, label in labels.items():
+    for name, label in LABELS.items():
+        label = label.format(images=f", {args.images} files", baseline=args.baseline_images)
         print(f"  {label:<66} {medians[name]:8.0f}")
     print(f"ratio dann-client / baseline:           {ratio:6.1f}x   (goal >= {GOAL_RATIO:.0f}x)")
     print(f"ratio wire ceiling / baseline:          {medians['wire ceiling'] / base:6.1f}x")
     print(f"dann-client / wire ceiling:             {100 * ours / medians['wire ceiling']:6.1f}%")
     print(
+        f"ratio dann-client uint8 / float32:      {uint8_ratio:6.2f}x   "
+        f"(goal >= {GOAL_UINT8_RATIO}x; the new export took {wire})"
+    )
+    print(
         f"goal >= {GOAL_RATIO:.0f}x the baseline and >= {GOAL_IMAGES_PER_S:.0f} images/s: "
-        f"{'met' if met else 'NOT met'}"
+        f"{'met' if met else 'NOT met'}; uint8 goal: {'met' if uint8_met else 'NOT met'}"
     )
     return {
         "images": args.images,
@@ -257,10 +301,45 @@ def report(rates: dict[str, list[float]], args: argparse.Namespace, source: str)
         "source": source,
         "repeats": args.repeats,
         "cpus": os.cpu_count(),
+        "wire": wire,
         "images_per_s": {name: {"median": medians[name], "runs": rates[name]} for name in rates},
         "ratio_cli_to_baseline": ratio,
         "goal_met": met,
+        "ratio_uint8_to_float32": uint8_ratio,
+        "uint8_goal_met": uint8_met,
     }
+
+
+def timed_paths(
+    address: str, workdir: Path, model_dir: Path, files: list[Path], args: argparse.Namespace
+) -> dict[str, Callable[[], int]]:
+    """What ``measure`` times, by name: each of ours in uint8 and in float32."""
+    pixels = load_images(files)[0]
+    folder = workdir / "images"
+    return {
+        "dann-client": ours_cli(address, folder),
+        "dann-client float32": ours_cli(address, folder, OLD_MODEL),
+        "library": ours_library(address, folder, WIRES["uint8"]),
+        "library float32": ours_library(address, folder, WIRES["float32"]),
+        "baseline": baseline(address, files[: args.baseline_images]),
+        "wire ceiling": wire_ceiling(address, pixels, WIRES["uint8"]),
+        "wire ceiling float32": wire_ceiling(address, pixels, WIRES["float32"]),
+        "model": model_in_process(newest_version(model_dir), pixels),
+    }
+
+
+def check_labels(address: str, files: list[Path]) -> str:
+    """Both of our encodings and the baseline answer alike; the encoding the new export
+    takes (``uint8`` unless it predates issue 18)."""
+    from dann_client.service import GrpcBackend
+    from dann_client.transport import Transport
+
+    sample = files[:200]
+    ours = cli_labels(address, sample)
+    if ours != baseline_labels(address, sample) or ours != cli_labels(address, sample, OLD_MODEL):
+        raise SystemExit("dann-client (uint8, float32) and the baseline disagree on the labels")
+    with Transport(address) as transport:
+        return GrpcBackend(transport).route(SIGNATURE).wire.value
 
 
 def main() -> int:
@@ -293,34 +372,25 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="client-throughput-") as scratch:
         workdir = Path(scratch)
-        model_dir = args.model_dir or tiny_export(workdir)
+        model_dir = serving_copy(args.model_dir or tiny_export(workdir), workdir)
         source = write_pngs(workdir / "images", args.images)
         files = sorted((workdir / "images").iterdir())
-        images = to_model_input(load_images(files)[0])
         server = LocalServer(model_dir, workdir / "serve.log").wait_ready()
         try:
-            address = server.grpc_address
-            sample = files[:200]
-            if cli_labels(address, sample) != baseline_labels(address, sample):
-                raise SystemExit("dann-client and the baseline disagree on the labels")
-            paths = {
-                "dann-client": ours_cli(address, workdir / "images"),
-                "library": ours_library(address, workdir / "images"),
-                "baseline": baseline(address, files[: args.baseline_images]),
-                "wire ceiling": wire_ceiling(address, images),
-                "model": model_in_process(newest_version(model_dir), images),
-            }
+            wire = check_labels(server.grpc_address, files)
+            paths = timed_paths(server.grpc_address, workdir, model_dir, files, args)
             print(
                 f"{args.images} PNG files from the {source}; the baseline times the first "
-                f"{args.baseline_images} of them"
+                f"{args.baseline_images} of them; the new export takes {wire}"
             )
             rates = measure(paths, args.repeats)
         finally:
             server.stop()
 
-    figures = report(rates, args, source)
+    figures = report(rates, args, source, wire)
     result.write(figures)
-    return 1 if args.strict and not figures["goal_met"] else 0
+    goals = figures["goal_met"] and figures["uint8_goal_met"]
+    return 1 if args.strict and not goals else 0
 
 
 if __name__ == "__main__":

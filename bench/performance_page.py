@@ -211,6 +211,8 @@ SERVE_LABELS = {
     "grpc": "dann-serve serve, gRPC",
     "grpc, no model": "gRPC to a server without a model (transport and protobuf only)",
     "rest": "dann-serve serve, REST",
+    "grpc uint8": "dann-serve serve, gRPC, uint8 pixels (predict_label_uint8)",
+    "rest b64 png": "dann-serve serve, REST, base64 PNG files (predict_image)",
 }
 
 
@@ -293,9 +295,12 @@ def onnx_block(results: Results) -> str:
 
 CLIENT_LABELS = {
     "dann-client": "dann-client predict DIR --json (CLI)",
+    "dann-client float32": "the same CLI, float32 (an export before issue 18)",
     "library": "dann_client.predict_files (in process)",
+    "library float32": "the same library, float32",
     "baseline": "baseline: TF Serving docs' client, one image per request",
     "wire ceiling": "ceiling: our requests from memory",
+    "wire ceiling float32": "ceiling: the same, float32",
     "model": "ceiling: SavedModel in process, no server",
 }
 
@@ -326,6 +331,12 @@ def client_block(results: Results) -> str:
             f"**{'met' if f['goal_met'] else 'not met'}** "
             f"({ratio(f['ratio_cli_to_baseline'])}).\n"
         )
+        if "ratio_uint8_to_float32" in f:
+            parts.append(
+                f"Goal of issue 18 (the CLI with {f['wire']} >= 1.5x with float32): "
+                f"**{'met' if f['uint8_goal_met'] else 'not met'}** "
+                f"({ratio(f['ratio_uint8_to_float32'])}).\n"
+            )
     s = results.figures("client_startup")
     if s is None:
         parts.append(missing("client_startup"))

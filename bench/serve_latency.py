@@ -2,12 +2,17 @@
 the exported ``onnx/predict_label.onnx``, and ``dann-serve serve`` over gRPC (the official
 tensorflow-serving-api stubs) and over REST (issues 4 and 8). Beside them, the same gRPC
 requests go to a server that runs no model at all and answers zeros: the cost of gRPC
-and protobuf alone, the floor under any Python server's overhead.
+and protobuf alone, the floor under any Python server's overhead. And the same images
+the cheaper ways of issue 18: uint8 pixels to ``predict_label_uint8`` over gRPC, and
+32x32 PNG files (made once, as files on disk are) in base64 JSON to ``predict_image``
+over REST, as ``curl`` or the client's REST route sends them.
 
 For each path: batch-1 latency p50 and p99 over N sequential requests, and batch-256
 images/s over M sequential requests, then the ratios to in process. Goals: gRPC batch-1
 p50 within 1 ms of in process; gRPC batch-256 throughput at least 80% of in process
-(issue 4); ONNX Runtime batch-1 p50 at most half of in process (issue 8). Afterwards, in
+(issue 4); ONNX Runtime batch-1 p50 at most half of in process (issue 8); gRPC uint8
+batch-256 at least 90% of in process, REST base64 PNG batch-256 at least 50% of gRPC
+uint8 (issue 18). Afterwards, in
 rounds of their own, variants of the ONNX Runtime session options (threads, spinning,
 graph optimisation level, execution mode) are timed against in process again.
 
@@ -21,7 +26,9 @@ Without --model-dir it trains and exports a tiny model into a temporary director
 from __future__ import annotations
 
 import argparse
+import base64
 import http.client
+import io
 import json
 import multiprocessing
 import os
@@ -40,7 +47,8 @@ import onnxruntime
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-from dann_client.contract import SERVER_MAX_MESSAGE_BYTES
+from dann_client.contract import PREDICT_IMAGE, PREDICT_LABEL_UINT8, SERVER_MAX_MESSAGE_BYTES
+from dann_client.preprocessing import to_model_input
 from dann_client.tensors import fill_tensor_proto, from_tensor_proto
 from dann_serve.runtime import reuse_large_buffers
 
@@ -49,7 +57,15 @@ from harness.server_process import LocalServer, free_port
 
 SIGNATURE = "predict_label"
 BIG_BATCH = 256
-PATHS = ("in-process", "onnxruntime", "grpc", "grpc, no model", "rest")
+PATHS = (
+    "in-process",
+    "onnxruntime",
+    "grpc",
+    "grpc, no model",
+    "rest",
+    "grpc uint8",
+    "rest b64 png",
+)
 GRPC_OPTIONS = [
     ("grpc.max_receive_message_length", SERVER_MAX_MESSAGE_BYTES),
     ("grpc.max_send_message_length", SERVER_MAX_MESSAGE_BYTES),
@@ -164,14 +180,18 @@ def onnx_graph(version_dir: Path) -> dict:
     return {"nodes": len(model.graph.node), "opset": opset, "op_types": dict(kinds.most_common())}
 
 
-def grpc_call(channel: grpc.Channel) -> Callable[[np.ndarray], object]:
+def grpc_call(
+    channel: grpc.Channel, signature: str = SIGNATURE, pixels: dict[int, np.ndarray] | None = None
+) -> Callable[[np.ndarray], object]:
+    """Predict over gRPC; with ``pixels`` (uint8 batches by size), those are sent in
+    place of the float32 images of the same size."""
     stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
 
     def call(images: np.ndarray) -> dict[str, np.ndarray]:
         request = predict_pb2.PredictRequest()
         request.model_spec.name = "dann"
-        request.model_spec.signature_name = SIGNATURE
-        fill_tensor_proto(request.inputs["images"], images)
+        request.model_spec.signature_name = signature
+        fill_tensor_proto(request.inputs["images"], pixels[len(images)] if pixels else images)
         response = stub.Predict(request, timeout=60)
         return {name: from_tensor_proto(tensor) for name, tensor in response.outputs.items()}
 
@@ -199,16 +219,24 @@ def serve_no_model(port: int) -> None:
     server.wait_for_termination()
 
 
-def rest_call(rest_url: str) -> Callable[[np.ndarray], object]:
+def rest_call(
+    rest_url: str, files: dict[int, list[str]] | None = None
+) -> Callable[[np.ndarray], object]:
+    """Predict over REST (JSON instances); with ``files`` (base64 PNGs by batch size),
+    those go to ``predict_image`` as ``{"b64": ...}`` in place of the float32 images."""
     host_port = rest_url.removeprefix("http://")
     connection = http.client.HTTPConnection(host_port, timeout=60)  # kept alive
 
     def call(images: np.ndarray) -> dict:
-        body = json.dumps({"signature_name": SIGNATURE, "instances": images.tolist()})
+        if files is None:
+            body = {"signature_name": SIGNATURE, "instances": images.tolist()}
+        else:
+            instances = [{"b64": text} for text in files[len(images)]]
+            body = {"signature_name": PREDICT_IMAGE, "instances": instances}
         connection.request(
             "POST",
             "/v1/models/dann:predict",
-            body=body,
+            body=json.dumps(body),
             headers={"Content-Type": "application/json"},
         )
         response = connection.getresponse()
@@ -218,6 +246,36 @@ def rest_call(rest_url: str) -> Callable[[np.ndarray], object]:
         return json.loads(payload)
 
     return call
+
+
+def png_base64(pixels: np.ndarray) -> list[str]:
+    """Each uint8 image as base64 text of a PNG (zlib level 1, as the client writes them)."""
+    from PIL import Image
+
+    texts = []
+    for image in pixels:
+        buffer = io.BytesIO()
+        Image.fromarray(image).save(buffer, "PNG", compress_level=1)
+        texts.append(base64.b64encode(buffer.getvalue()).decode())
+    return texts
+
+
+def twin_goals(figures: dict[str, dict[str, float]]) -> dict[str, bool]:
+    """Issue 18's goals: gRPC uint8 >= 90% of in process, REST PNG >= 50% of gRPC uint8
+    (the ratio of their medians of the rounds' shares of in process)."""
+    uint8, png = figures["grpc uint8"]["share"], figures["rest b64 png"]["share"]
+    print(
+        f"goal gRPC uint8 batch-256 throughput >= 90% of in process: {100 * uint8:.1f}% "
+        f"{'met' if uint8 >= 0.9 else 'NOT met'}"
+    )
+    print(
+        f"goal REST base64 PNG batch-256 throughput >= 50% of gRPC uint8: "
+        f"{100 * png / uint8:.1f}% {'met' if png >= 0.5 * uint8 else 'NOT met'}"
+    )
+    return {
+        "grpc_uint8_throughput_90pct": uint8 >= 0.9,
+        "rest_png_half_of_grpc_uint8": png >= 0.5 * uint8,
+    }
 
 
 def report(figures: dict[str, dict[str, float]]) -> dict[str, str]:
@@ -266,6 +324,7 @@ def report(figures: dict[str, dict[str, float]]) -> dict[str, str]:
         "grpc_p50_within_1ms": extra <= 1.0,
         "grpc_throughput_80pct": share >= 0.8,
         "onnx_p50_half": onnx_share <= 0.5,
+        **twin_goals(figures),
     }
 
 
@@ -301,8 +360,9 @@ def main() -> None:
         model_dir = args.model_dir or tiny_export(workdir)
         version_dir = newest_version(model_dir)
         rng = np.random.default_rng(0)
-        one = rng.random((1, 32, 32, 3), dtype=np.float32)
-        big = rng.random((BIG_BATCH, 32, 32, 3), dtype=np.float32)
+        pixels = {n: rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8) for n in (1, BIG_BATCH)}
+        one, big = (to_model_input(pixels[n]) for n in (1, BIG_BATCH))
+        files = {n: png_base64(batch) for n, batch in pixels.items()}
 
         server = LocalServer(model_dir, workdir / "serve.log").wait_ready()
         no_model_port = free_port()
@@ -324,6 +384,8 @@ def main() -> None:
                     "grpc": grpc_call(channel),
                     "grpc, no model": grpc_call(no_model_channel),
                     "rest": rest_call(server.rest_url),
+                    "grpc uint8": grpc_call(channel, PREDICT_LABEL_UINT8, pixels),
+                    "rest b64 png": rest_call(server.rest_url, files),
                 }
                 figures = measure(calls, one, big, args.requests, args.batches, args.rounds)
                 if not args.no_ort_variants:

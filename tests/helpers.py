@@ -8,10 +8,15 @@ modules import this module; no test module imports another.
 from __future__ import annotations
 
 import json
+import re
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import numpy as np
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def predict_request(
@@ -50,3 +55,28 @@ def rest(server, path: str, body: dict | bytes | None = None) -> tuple[int, dict
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read())
+
+
+def dockerfile_instruction(name: str) -> list[str]:
+    """The exec-form (JSON) arguments of the Dockerfile's one ``name`` instruction
+    (continued lines joined; HEALTHCHECK's options and its ``CMD`` dropped)."""
+    text = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
+    [arguments] = re.findall(rf"^{name}\s+(?:--\S+\s+)*(?:CMD\s+)?(\[.*\])\s*$", text, re.M)
+    return json.loads(arguments)
+
+
+def k8s_documents() -> list[dict]:
+    """Every document of ``deploy/k8s/*.yaml``."""
+    return [
+        document
+        for path in sorted((ROOT / "deploy" / "k8s").glob("*.yaml"))
+        for document in yaml.safe_load_all(path.read_text())
+        if document
+    ]
+
+
+def k8s_container() -> dict:
+    """The one container of the Deployment in ``deploy/k8s``."""
+    [deployment] = [doc for doc in k8s_documents() if doc["kind"] == "Deployment"]
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    return container

@@ -2,10 +2,16 @@
 image files, against a real ``dann-serve serve`` subprocess that holds a real export;
 answers compared with the same SavedModel run in this process.
 
-One server for the module. Its model directory holds the export as ``dann`` and a
-copy named ``legacy`` whose SavedModel lacks ``classify_domain`` (as an export from
-before the domain head would), so that the CLI itself can meet FAILED_PRECONDITION:
-``--signature`` only offers the contract's names, and a typo is a usage error.
+One server for the module. Its model directory holds the export as ``dann``, a copy
+named ``old`` without ``predict_image`` and ``predict_label_uint8`` (an export from
+before issue 18, which the client must still serve, with float32), and a copy named
+``legacy`` that also lacks ``classify_domain`` (as an export from before the domain
+head would), so that the CLI itself can meet FAILED_PRECONDITION: ``--signature``
+only offers the contract's names, and a typo is a usage error.
+
+Every command is run over gRPC (``--server host:port``) and REST (``--server
+http://...``) alike. The REST figures and routes of ``dann`` depend on the export's
+``predict_image`` and the server's b64 inputs (issue 18).
 """
 
 from __future__ import annotations
@@ -23,10 +29,12 @@ import tensorflow as tf
 from PIL import Image
 from tensorflow.core.protobuf import saved_model_pb2
 
+from dann_client.contract import LABEL_TWINS
 from dann_client.preprocessing import layout_batch, load_images, to_model_input
 from dann_serve.data import mnist
 from dann_serve.serving.model_config import add_model_to_config
 
+from harness.exports import copy_without_signatures
 from harness.server_process import free_port
 
 MNIST_IMAGES = ("mnist", "t10k-images-idx3-ubyte.gz")  # in ../shared/data
@@ -39,18 +47,15 @@ ANSWER = {"predict_label": "label", "classify_domain": "domain"}
 
 @pytest.fixture(scope="module")
 def model_dir(exported_model: Path, tmp_path_factory) -> Path:
-    """A private copy of the export, plus ``legacy/1`` without ``classify_domain``."""
+    """A private copy of the export, plus ``old/1`` without ``predict_label``'s twins and
+    ``legacy/1`` without them and ``classify_domain``."""
     root = tmp_path_factory.mktemp("e2e") / "models"
     shutil.copytree(exported_model.parent.parent, root)
-    legacy = root / "legacy" / "1"
-    shutil.copytree(exported_model, legacy)
-    # Its warm-up records ask for classify_domain too; a model without it has none.
-    (legacy / "assets.extra" / "tf_serving_warmup_requests").unlink()
-    saved = saved_model_pb2.SavedModel.FromString((legacy / "saved_model.pb").read_bytes())
-    for graph in saved.meta_graphs:
-        del graph.signature_def["classify_domain"]
-    (legacy / "saved_model.pb").write_bytes(saved.SerializeToString())
-    add_model_to_config(root / "models.config", "legacy")
+    copy_without_signatures(exported_model, root / "old" / "1")
+    removed = (*LABEL_TWINS, "classify_domain")
+    copy_without_signatures(exported_model, root / "legacy" / "1", removed)
+    for name in ("old", "legacy"):
+        add_model_to_config(root / "models.config", name)
     return root
 
 
@@ -329,3 +334,144 @@ def test_metadata_is_the_exported_signatures(dann_client, server, exported_model
     legacy = dann_client("metadata", "--model", "legacy", "--server", server.grpc_address)
     assert legacy.returncode == 0, legacy.stderr
     assert "predict_label" in legacy.stdout and "classify_domain" not in legacy.stdout
+
+
+# -- REST: every command over --server http://, and the encodings each export gets ------
+
+
+# Batches of float32 JSON are capped at 62 images over REST (4 MiB at most), 64 over
+# gRPC; the answers then agree to float32 rounding only (the test below), so the float32
+# cases here ask for batches both protocols send alike, and agree to the last digit.
+REST_COMMANDS = {
+    "predict a folder": ["predict", "{folder}", "--json"],
+    "predict csv, top-k": ["predict", "{folder}", "--format", "csv", "--top-k", "2"],
+    "predict text, batches of 7": ["predict", "{folder}", "--batch-size", "7"],
+    "predict an old export": [
+        "predict",
+        "{folder}",
+        "--json",
+        "--model",
+        "old",
+        "--batch-size",
+        "50",
+    ],
+    "domain": ["domain", "{folder}", "--json", "--batch-size", "50"],
+    "status": ["status", "--json"],
+    "status of a version": ["status", "--version", "1"],
+    "metadata": ["metadata", "--json"],
+    "metadata of an old export": ["metadata", "--model", "old", "--format", "csv"],
+}
+
+
+@pytest.mark.parametrize("case", list(REST_COMMANDS))
+def test_every_command_over_rest_prints_what_grpc_prints(dann_client, server, tiny_files, case):
+    folder = os.path.commonpath(tiny_files)
+    args = [arg.format(folder=folder) for arg in REST_COMMANDS[case]]
+    over_rest = dann_client(*args, "--server", server.rest_url)
+    over_grpc = dann_client(*args, "--server", server.grpc_address)
+    assert over_rest.returncode == 0, over_rest.stderr
+    assert over_grpc.returncode == 0, over_grpc.stderr
+    assert over_rest.stderr == over_grpc.stderr == ""
+    assert over_rest.stdout == over_grpc.stdout
+    assert over_rest.stdout
+
+
+@pytest.mark.parametrize("model", ["dann", "old"])
+@pytest.mark.parametrize("protocol", ["grpc", "rest"])
+def test_answers_equal_the_in_process_model_over_both_protocols(
+    dann_client, server, in_process, image_files, model, protocol
+):
+    """The new export (uint8 over gRPC, PNGs over REST) and an export from before issue
+    18 (float32 both ways) give the in-process model's answers."""
+    address = server.rest_url if protocol == "rest" else server.grpc_address
+    directory = os.path.commonpath(image_files)
+    result = dann_client("predict", directory, "--json", "--model", model, "--server", address)
+    assert result.returncode == 0, result.stderr
+    want = expected(in_process, "predict_label", image_files)
+    assert_answers(records(result), image_files, want, "predict_label")
+
+
+def test_new_exports_take_uint8_over_grpc_and_pngs_over_rest(server):
+    """Which signature and encoding each export gets (needs predict_image and
+    predict_label_uint8 in the export, issue 18)."""
+    from dann_client.api import ModelRef
+    from dann_client.remote import Route, Wire
+    from dann_client.rest import RestTransport
+    from dann_client.rest_service import RestBackend
+    from dann_client.service import GrpcBackend
+    from dann_client.transport import Transport
+
+    with Transport(server.grpc_address) as grpc_transport, RestTransport(server.rest_url) as rest:
+        for model, over_grpc, over_rest in (
+            ("dann", Route("predict_label_uint8", Wire.UINT8), Route("predict_image", Wire.PNG)),
+            ("old", Route("predict_label", Wire.FLOAT32), Route("predict_label", Wire.FLOAT32)),
+        ):
+            ref = ModelRef(model)
+            assert GrpcBackend(grpc_transport, ref).route("predict_label") == over_grpc
+            assert RestBackend(rest, ref).route("predict_label") == over_rest
+            domain = Route("classify_domain", Wire.FLOAT32)
+            assert RestBackend(rest, ref).route("classify_domain") == domain
+
+
+def test_every_encoding_gives_the_same_answers(server, mnist_files):
+    """uint8 and float32 over gRPC, PNGs, uint8 and float32 over REST: the same labels,
+    the same probabilities (to float32 rounding), on 300 real MNIST digits."""
+    from dann_client.predict import predict_files
+    from dann_client.remote import Wire
+    from dann_client.rest import RestTransport
+    from dann_client.rest_service import RestBackend
+    from dann_client.service import GrpcBackend
+    from dann_client.transport import Transport
+
+    answers = {}
+    with Transport(server.grpc_address) as grpc_transport, RestTransport(server.rest_url) as rest:
+        for name, backend in {
+            "grpc uint8": GrpcBackend(grpc_transport, wires=(Wire.UINT8,)),
+            "grpc float32": GrpcBackend(grpc_transport, wires=(Wire.FLOAT32,)),
+            "rest png": RestBackend(rest, wires=(Wire.PNG,)),
+            "rest uint8": RestBackend(rest, wires=(Wire.UINT8,)),
+            "rest float32": RestBackend(rest, wires=(Wire.FLOAT32,)),
+        }.items():
+            results = list(predict_files(mnist_files, backend))
+            answers[name] = (
+                [r.index for r in results],
+                np.array([r.probabilities for r in results]),
+            )
+    labels, probabilities = answers.pop("grpc float32")
+    for name, (other_labels, other_probabilities) in answers.items():
+        assert other_labels == labels, name
+        np.testing.assert_allclose(other_probabilities, probabilities, atol=1e-6, err_msg=name)
+
+
+REST_REJECTIONS = {
+    "unknown model": (["predict", "{image}", "--model", "nope"], "HTTP 404"),
+    "unknown version": (["predict", "{image}", "--version", "99"], "HTTP 404"),
+    "unknown signature": (["domain", "{image}", "--model", "legacy"], "HTTP 400"),
+    "unknown label": (["predict", "{image}", "--label", "nope"], "HTTP 400"),
+    "status of an unknown model": (["status", "--model", "nope"], "HTTP 404"),
+    "metadata of an unknown version": (["metadata", "--version", "99"], "HTTP 404"),
+}
+
+
+@pytest.mark.parametrize("case", list(REST_REJECTIONS))
+def test_requests_the_server_rejects_over_rest_exit_4(dann_client, server, tiny_files, case):
+    template, status = REST_REJECTIONS[case]
+    args = [arg.format(image=tiny_files[0]) for arg in template]
+    result = dann_client(*args, "--server", server.rest_url)
+    assert result.returncode == 4, result.stderr
+    assert result.stdout == ""
+    line = one_error_line(result)
+    assert line.startswith(
+        f"dann-client: server {server.rest_url} rejected the request: {status}: "
+    )
+
+
+def test_dann_server_points_every_command_at_the_server(dann_client, server, tiny_files):
+    """The environment variable alone, as a deployment sets it; gRPC and REST alike."""
+    for address in (server.grpc_address, server.rest_url):
+        env = {**os.environ, "DANN_SERVER": address}
+        for args in (["predict", tiny_files[0]], ["domain", tiny_files[0]], ["status"]):
+            result = subprocess.run(
+                [*dann_client.command, *map(str, args)], capture_output=True, text=True, env=env
+            )
+            assert result.returncode == 0, (address, args, result.stderr)

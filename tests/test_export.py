@@ -12,10 +12,19 @@ from dann_serve.export.publish import exchange, export_run, next_version
 from dann_serve.serving.loader import MetaGraphModel
 from dann_serve.serving.model_config import read_config
 
+LABEL_OUTPUTS = {"probabilities": ([None, 10], tf.float32), "label": ([None], tf.int64)}
 SIGNATURE_SHAPES = {
-    "predict_label": {"probabilities": ([None, 10], tf.float32), "label": ([None], tf.int64)},
+    "predict_label": LABEL_OUTPUTS,
     "classify_domain": {"probabilities": ([None, 2], tf.float32), "domain": ([None], tf.int64)},
-    "serving_default": {"probabilities": ([None, 10], tf.float32), "label": ([None], tf.int64)},
+    "serving_default": LABEL_OUTPUTS,
+}
+# Each signature's input: (shape, dtype); the twins answer as predict_label.
+INPUTS = {
+    "predict_label": ([None, 32, 32, 3], tf.float32),
+    "classify_domain": ([None, 32, 32, 3], tf.float32),
+    "serving_default": ([None, 32, 32, 3], tf.float32),
+    "predict_label_uint8": ([None, 32, 32, 3], tf.uint8),
+    "predict_image": ([None], tf.string),
 }
 
 
@@ -24,16 +33,17 @@ def report(exported_model) -> dict:
     return json.loads((exported_model / "export.json").read_text())
 
 
-@pytest.mark.parametrize("name", sorted(SIGNATURE_SHAPES))
+@pytest.mark.parametrize("name", sorted(INPUTS))
 def test_signatures_have_the_contract_names_dtypes_and_shapes(in_process, name: str) -> None:
     function = in_process.signatures[name]
     _, inputs = function.structured_input_signature
     assert list(inputs) == ["images"]
-    assert inputs["images"].dtype == tf.float32
-    assert inputs["images"].shape.as_list() == [None, 32, 32, 3]
+    assert inputs["images"].dtype == INPUTS[name][1]
+    assert inputs["images"].shape.as_list() == INPUTS[name][0]
     outputs = function.structured_outputs
-    assert set(outputs) == set(SIGNATURE_SHAPES[name])
-    for output, (shape, dtype) in SIGNATURE_SHAPES[name].items():
+    want = SIGNATURE_SHAPES.get(name, LABEL_OUTPUTS)
+    assert set(outputs) == set(want)
+    for output, (shape, dtype) in want.items():
         assert outputs[output].shape.as_list() == shape
         assert outputs[output].dtype == dtype
 
@@ -43,11 +53,19 @@ def test_export_lands_in_the_serving_layout(exported_model) -> None:
     assert (exported_model / "saved_model.pb").exists()
     assert (exported_model / "onnx" / "predict_label.onnx").exists()
     assert (exported_model / "onnx" / "classify_domain.onnx").exists()
+    assert (exported_model / "onnx" / "predict_label_uint8.onnx").exists()
+    assert not (exported_model / "onnx" / "predict_image.onnx").exists()
     assert not [p for p in exported_model.parent.iterdir() if p.name.startswith(".")]
 
 
 def test_onnx_parity_is_recorded_and_tight(report) -> None:
-    for signature in ("predict_label", "classify_domain"):
+    assert report["onnx"]["signatures"] == [
+        "predict_label",
+        "classify_domain",
+        "predict_label_uint8",
+    ]
+    assert "ScaleAndTranslate" in report["onnx"]["without_onnx"]["predict_image"]
+    for signature in report["onnx"]["signatures"]:
         figures = report["onnx"]["parity"][signature]
         assert figures["images"] == 100  # the tiny target test split holds 100 images
         assert figures["decisions_agree"] == figures["images"]
@@ -89,17 +107,20 @@ def test_tensorflow_serving_loads_it_and_gets_the_same_answers(
                 np.testing.assert_allclose(got[name], want[name].numpy(), atol=1e-6)
     finally:
         model.close()
-    for figures in report["tf_serving_load"]["parity"].values():
+    parity = report["tf_serving_load"]["parity"]
+    assert set(parity) == set(INPUTS) - {"serving_default"}
+    for figures in parity.values():
         assert figures["decisions_agree"] == figures["images"] == 100
+        assert figures["max_abs_probability_difference"] <= 1e-6
 
 
 def test_a_model_tensorflow_serving_cannot_run_is_refused(variables_untracked_savedmodel) -> None:
     """Without its tf.Variables tracked, a Keras 3 model in a tf.Module answers through
     tf.saved_model.load but not through the saver: the check must say so."""
     path = variables_untracked_savedmodel
-    images = np.zeros((2, 32, 32, 3), np.float32)
+    pixels = np.zeros((2, 32, 32, 3), np.uint8)
     with pytest.raises(ExportError, match="Could not find variable"):
-        metagraph_parity(tf.saved_model.load(str(path)), path, images)
+        metagraph_parity(tf.saved_model.load(str(path)), path, pixels)
 
 
 def test_exported_accuracy_equals_the_run_summary(trained_run, report) -> None:
@@ -130,10 +151,11 @@ def test_warmup_records_parse_with_the_official_messages(exported_model, in_proc
         signature = in_process.signatures[request.model_spec.signature_name]
         assert list(request.inputs) == ["images"]
         array = tf.make_ndarray(request.inputs["images"])
-        assert array.dtype == np.float32 and array.shape[1:] == (32, 32, 3)
+        shape, dtype = INPUTS[request.model_spec.signature_name]
+        assert array.dtype == dtype.as_numpy_dtype and list(array.shape[1:]) == shape[1:]
         signature(images=tf.constant(array))  # the server could run it as is
         seen.add(request.model_spec.signature_name)
-    assert seen == {"predict_label", "classify_domain"}
+    assert seen == set(INPUTS) - {"serving_default"}
 
 
 def test_models_config_parses_with_the_official_messages(exported_model) -> None:

@@ -1,7 +1,9 @@
 """Static checks of the serving image and its deployments (this machine has no Docker):
-the Dockerfile lints clean and tracks the installed TensorFlow, every config it starts
-TensorFlow Serving with parses as the proto TF Serving reads, and the compose and
-Kubernetes files carry their health probes. No exported model is needed."""
+the Dockerfile lints clean, tracks the installed TensorFlow, runs as a user of its own
+and lets `docker run` flags add to its own; every config it starts TensorFlow Serving
+with parses as the proto TF Serving reads; the compose and Kubernetes files parse, with
+valid kinds and the probes, budget, autoscaler and spread they promise. No exported
+model is needed; tests/test_observability.py runs the probes against a server."""
 
 from __future__ import annotations
 
@@ -21,18 +23,28 @@ from google.protobuf import (
     text_format,
     wrappers_pb2,
 )
+from helpers import dockerfile_instruction, k8s_container, k8s_documents
 from tensorflow_serving.config import model_server_config_pb2
+
+from dann_client.contract import PROMETHEUS_PATH
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = ROOT / "Dockerfile"
 CONTAINER_MODELS = "/models/"
+# The kinds deploy/k8s may hold, each with the apiVersion the API server serves it at.
+K8S_KINDS = {
+    "Deployment": "apps/v1",
+    "Service": "v1",
+    "PodDisruptionBudget": "policy/v1",
+    "HorizontalPodAutoscaler": "autoscaling/v2",
+}
 
 
 def _cmd_flags() -> dict[str, str]:
-    """``--flag=value`` pairs of the Dockerfile's CMD (exec form, may span lines)."""
-    text = DOCKERFILE.read_text().replace("\\\n", " ")
-    [command] = re.findall(r"^CMD\s+(\[.*\])\s*$", text, flags=re.MULTILINE)
-    return dict(arg.lstrip("-").split("=", 1) for arg in yaml.safe_load(command))
+    """``--flag=value`` pairs the image starts TensorFlow Serving with (its ENTRYPOINT)."""
+    program, *flags = dockerfile_instruction("ENTRYPOINT")
+    assert program == "tensorflow_model_server"
+    return dict(arg.lstrip("-").split("=", 1) for arg in flags)
 
 
 def _repo_file(container_path: str) -> Path:
@@ -162,13 +174,48 @@ def test_batching_parameters_parse_with_sensible_cpu_values():
         assert sizes == sorted(set(sizes)) and sizes[-1] == parameters.max_batch_size.value
 
 
-def test_monitoring_config_enables_prometheus():
+def test_monitoring_config_enables_prometheus_where_the_local_server_serves_it():
     config = text_format.Parse(
         _repo_file(_cmd_flags()["monitoring_config_file"]).read_text(),
         _serving_message("MonitoringConfig")(),
     )
     assert config.prometheus_config.enable
-    assert config.prometheus_config.path.startswith("/")
+    assert config.prometheus_config.path == PROMETHEUS_PATH
+
+
+def test_canary_config_labels_versions_it_loads():
+    """TensorFlow Serving refuses a label on a version it has not loaded: each label
+    must name a version of the ``specific`` policy."""
+    config = model_server_config_pb2.ModelServerConfig()
+    text_format.Parse((ROOT / "models" / "canary.config").read_text(), config)
+    [entry] = config.model_config_list.config
+    assert entry.name == "dann" and entry.base_path == f"{CONTAINER_MODELS}dann"
+    loaded = set(entry.model_version_policy.specific.versions)
+    assert set(entry.version_labels) == {"stable", "canary"}
+    assert set(entry.version_labels.values()) <= loaded
+    assert entry.version_labels["stable"] != entry.version_labels["canary"]
+
+
+def test_image_runs_as_a_user_of_its_own():
+    users = re.findall(r"^USER\s+(\S+)\s*$", DOCKERFILE.read_text(), re.M)
+    assert users, "no USER: the server would run as root"
+    uid = users[-1].split(":")[0]
+    assert uid.isdigit() and int(uid) != 0, f"USER {users[-1]}: give a numeric non-root UID"
+
+
+def test_docker_run_flags_are_appended_to_the_projects():
+    """ENTRYPOINT holds every flag and CMD none: ``docker run IMAGE --flag`` replaces
+    CMD only, so it adds a flag instead of dropping the project's."""
+    assert dockerfile_instruction("CMD") == []
+    assert _cmd_flags()["model_config_file"] == "/models/models.config"
+
+
+def test_healthcheck_is_the_readiness_probe_without_curl():
+    command = dockerfile_instruction("HEALTHCHECK")
+    assert command[:2] == ["bash", "-c"], "the image has bash, not curl or wget"
+    assert "curl" not in command[2] and "wget" not in command[2]
+    readiness = k8s_container()["readinessProbe"]["httpGet"]["path"]
+    assert f"GET {readiness} " in command[2]
 
 
 def test_dockerignore_keeps_only_models_in_the_context():
@@ -178,31 +225,31 @@ def test_dockerignore_keeps_only_models_in_the_context():
     assert [p for p in patterns if p.startswith("!")] == ["!models"]
 
 
-def test_compose_service_has_ports_and_healthcheck():
+def test_compose_service_has_ports_and_the_images_healthcheck():
     compose = yaml.safe_load((ROOT / "compose.yaml").read_text())
     [service] = compose["services"].values()
     assert service["build"] == "."
     assert {port.rsplit(":", 1)[1] for port in service["ports"]} == {"8500", "8501"}
-    check = service["healthcheck"]
-    assert check["test"][0] == "CMD" and "/v1/models/dann" in " ".join(check["test"])
+    assert "healthcheck" not in service, "the image's HEALTHCHECK is the one definition"
+
+
+def test_kubernetes_manifests_have_valid_kinds_and_one_name():
+    documents = k8s_documents()
+    kinds = [doc["kind"] for doc in documents]
+    assert sorted(kinds) == sorted(K8S_KINDS), kinds
+    for doc in documents:
+        assert doc["apiVersion"] == K8S_KINDS[doc["kind"]], doc["kind"]
+        assert doc["metadata"]["name"] == "dann-serve"
 
 
 def test_kubernetes_deployment_and_service():
-    documents = [
-        doc
-        for path in sorted((ROOT / "deploy" / "k8s").glob("*.yaml"))
-        for doc in yaml.safe_load_all(path.read_text())
-        if doc
-    ]
-    by_kind = {doc["kind"]: doc for doc in documents}
+    by_kind = {doc["kind"]: doc for doc in k8s_documents()}
     deployment, service = by_kind["Deployment"], by_kind["Service"]
-    assert deployment["spec"]["replicas"] >= 2
+    assert "replicas" not in deployment["spec"], "the autoscaler owns the replica count"
     pod = deployment["spec"]["template"]
-    [container] = pod["spec"]["containers"]
+    container = k8s_container()
     ports = {port["name"]: port["containerPort"] for port in container["ports"]}
     assert ports == {"grpc": 8500, "http": 8501}
-    probe = container["readinessProbe"]["httpGet"]
-    assert probe["path"] == "/v1/models/dann" and ports[probe["port"]] == 8501
     labels = pod["metadata"]["labels"]
     assert deployment["spec"]["selector"]["matchLabels"].items() <= labels.items()
     assert service["spec"]["selector"].items() <= labels.items()
@@ -210,3 +257,52 @@ def test_kubernetes_deployment_and_service():
         (8500, "grpc"),
         (8501, "http"),
     }
+    assert pod["metadata"]["annotations"]["prometheus.io/path"] == PROMETHEUS_PATH
+
+
+@pytest.mark.parametrize("probe", ["startupProbe", "readinessProbe"])
+def test_kubernetes_probes_wait_for_an_available_version(probe):
+    """GetModelMetadata over REST, which needs a loaded version (GET /v1/models/dann
+    answers 200 while loading and after a failed load)."""
+    container = k8s_container()
+    ports = {port["name"]: port["containerPort"] for port in container["ports"]}
+    check = container[probe]["httpGet"]
+    assert check["path"] == "/v1/models/dann/metadata" and ports[check["port"]] == 8501
+    startup = container["startupProbe"]
+    assert startup["periodSeconds"] * startup["failureThreshold"] >= 120, "time to load"
+    assert "initialDelaySeconds" not in container["livenessProbe"], "the startup probe waits"
+
+
+def test_kubernetes_pods_run_as_the_images_user():
+    pod = next(d for d in k8s_documents() if d["kind"] == "Deployment")["spec"]["template"]
+    security = pod["spec"]["securityContext"]
+    [user] = re.findall(r"^USER\s+(\d+)", DOCKERFILE.read_text(), re.M)
+    assert security["runAsNonRoot"] is True and security["runAsUser"] == int(user)
+    assert k8s_container()["securityContext"]["allowPrivilegeEscalation"] is False
+
+
+def test_kubernetes_budget_autoscaler_and_spread_select_the_deployment():
+    by_kind = {doc["kind"]: doc for doc in k8s_documents()}
+    deployment = by_kind["Deployment"]
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    budget = by_kind["PodDisruptionBudget"]["spec"]
+    assert budget["selector"]["matchLabels"].items() <= labels.items()
+    assert budget.get("maxUnavailable", 1) == 1 or budget.get("minAvailable", 0) >= 1
+
+    autoscaler = by_kind["HorizontalPodAutoscaler"]["spec"]
+    target = autoscaler["scaleTargetRef"]
+    assert (target["apiVersion"], target["kind"], target["name"]) == (
+        "apps/v1",
+        "Deployment",
+        deployment["metadata"]["name"],
+    )
+    assert 2 <= autoscaler["minReplicas"] < autoscaler["maxReplicas"]
+    [metric] = autoscaler["metrics"]
+    assert metric["resource"]["name"] == "cpu"
+    assert k8s_container()["resources"]["requests"]["cpu"], "utilization needs it"
+
+    spread = deployment["spec"]["template"]["spec"]["topologySpreadConstraints"]
+    by_key = {rule["topologyKey"]: rule for rule in spread}
+    nodes = by_key["kubernetes.io/hostname"]
+    assert nodes["maxSkew"] == 1 and nodes["whenUnsatisfiable"] == "DoNotSchedule"
+    assert nodes["labelSelector"]["matchLabels"].items() <= labels.items()

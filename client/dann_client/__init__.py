@@ -1,4 +1,4 @@
-"""dann-client: send digit images to a dann-serve model over TensorFlow Serving's gRPC API."""
+"""dann-client: send digit images to a dann-serve model over TensorFlow Serving's APIs."""
 
 from __future__ import annotations
 

@@ -19,104 +19,9 @@ import click
 
 from dann_client import contract
 from dann_client.errors import EXIT_OK, EXIT_UNREADABLE, ClientError, UsageError
+from dann_client.options import BACKGROUND_HELP, predict_options, server_options
 
 _PROG = "dann-client"
-_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
-
-
-def _server_options(command: Callable) -> Callable:
-    """Options shared by every command that talks to a model server."""
-    options = [
-        click.option(
-            "--server",
-            default=contract.DEFAULT_SERVER,
-            show_default=True,
-            metavar="HOST:PORT",
-            help="gRPC address of TensorFlow Serving or dann-serve.",
-        ),
-        click.option(
-            "--model",
-            default=contract.DEFAULT_MODEL,
-            show_default=True,
-            help="Model name on the server.",
-        ),
-        click.option(
-            "--version",
-            "version",
-            type=click.IntRange(min=1),
-            default=None,
-            help="Model version (default: the server's newest).",
-        ),
-        click.option(
-            "--label",
-            "version_label",
-            default=None,
-            help="Version label instead of a number, e.g. stable.",
-        ),
-        click.option(
-            "--timeout",
-            type=click.FloatRange(min=0, min_open=True),
-            default=contract.DEFAULT_TIMEOUT,
-            show_default=True,
-            help="Deadline of each request in seconds, connecting included.",
-        ),
-        click.option(
-            "--retries",
-            type=click.IntRange(min=0),
-            default=contract.DEFAULT_RETRIES,
-            show_default=True,
-            help="Extra attempts, with backoff, when UNAVAILABLE.",
-        ),
-        click.option("--tls", is_flag=True, help="Use TLS (implied by the certificate options)."),
-        click.option("--ca-cert", type=_FILE, help="PEM roots to verify the server with."),
-        click.option("--client-cert", type=_FILE, help="PEM certificate for mutual TLS."),
-        click.option("--client-key", type=_FILE, help="PEM private key for --client-cert."),
-        click.option("--json", "as_json", is_flag=True, help="One JSON object per line."),
-    ]
-    for option in reversed(options):
-        command = option(command)
-    return command
-
-
-def _predict_options(command: Callable) -> Callable:
-    """Options of the commands that send images (predict, domain)."""
-    options = [
-        click.argument("inputs", nargs=-1, required=True, metavar="IMAGE_OR_DIR..."),
-        click.option(
-            "--batch-size",
-            type=click.IntRange(min=1),
-            show_default=True,
-            default=contract.DEFAULT_BATCH_SIZE,
-            help="Images per request.",
-        ),
-        click.option(
-            "--top-k",
-            type=click.IntRange(min=1),
-            default=None,
-            help="Show the K most probable classes instead of all.",
-        ),
-        click.option(
-            "--backend",
-            type=click.Choice(["grpc", "onnx"]),
-            default=None,
-            help="Where answers come from [default: grpc, or onnx with --onnx].",
-        ),
-        click.option(
-            "--onnx",
-            "onnx_path",
-            type=click.Path(exists=True, path_type=Path),
-            help="ONNX file, or an export's version or onnx/ directory.",
-        ),
-        click.option(
-            "--background",
-            default="white",
-            show_default=True,
-            help="Colour that transparent pixels are flattened onto.",
-        ),
-    ]
-    for option in reversed(options):
-        command = option(command)
-    return _server_options(command)
 
 
 def _reports_errors(command: Callable) -> Callable:
@@ -136,13 +41,20 @@ def _reports_errors(command: Callable) -> Callable:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 # The program's version, from the installed metadata (read only when asked). Only here,
-# before a command: after one, --version N is the model version (_server_options).
-@click.version_option(package_name="dann-client", prog_name=_PROG)
+# before a command: after one, --version N is the model version (options.server_options).
+@click.version_option(
+    package_name="dann-client",
+    prog_name=_PROG,
+    help="Show dann-client's version and exit (after a command: the model version).",
+)
 def cli() -> None:
     """Send digit images to a dann-serve model and print its answers.
 
-    Talks TensorFlow Serving's gRPC API (the Docker image or `dann-serve serve`),
-    or runs an exported ONNX model locally with --backend onnx.
+    Talks TensorFlow Serving's gRPC API (--server host:port) or its REST API
+    (--server http://host:port), to the Docker image or `dann-serve serve`; $DANN_SERVER
+    sets the default server. Or runs an exported ONNX model here with --backend onnx.
+    `dann-client --version` prints this program's version; after a command,
+    --version N (or --model-version N) picks the model version.
 
     \b
     Exit status: 0 all answered, 1 some inputs unreadable, 2 usage error,
@@ -158,7 +70,7 @@ def cli() -> None:
     show_default=True,
     help="Which signature of the model to ask.",
 )
-@_predict_options
+@predict_options
 @_reports_errors
 def predict(signature: str, **options: Any) -> int:
     """Predict the digit in each image (files, directories, glob patterns, - for stdin)."""
@@ -166,7 +78,7 @@ def predict(signature: str, **options: Any) -> int:
 
 
 @cli.command()
-@_predict_options
+@predict_options
 @_reports_errors
 def domain(**options: Any) -> int:
     """Ask which domain (source or target) each image looks like it comes from."""
@@ -174,32 +86,36 @@ def domain(**options: Any) -> int:
 
 
 @cli.command()
-@_server_options
+@server_options
 @_reports_errors
-def status(as_json: bool, **options: Any) -> int:
+def status(fmt: str | None, as_json: bool, **options: Any) -> int:
     """Show the state of each version of the model on the server."""
-    from dann_client import output, service
+    from dann_client.output import status_lines
 
     model = _model_ref(**options)
-    with _transport(**options) as transport:
-        versions = service.model_status(transport, model)
-    for version in versions:
-        click.echo(output.status_json(version) if as_json else output.status_text(version))
+    server = _server(**options)
+    try:
+        versions = server.model_status(model)
+    finally:
+        server.close()
+    _echo_lines(status_lines(versions, _format(fmt, as_json)))
     return EXIT_OK
 
 
 @cli.command()
-@_server_options
+@server_options
 @_reports_errors
-def metadata(as_json: bool, **options: Any) -> int:
+def metadata(fmt: str | None, as_json: bool, **options: Any) -> int:
     """Show the model's signatures with their inputs and outputs."""
-    from dann_client import output, service
+    from dann_client.output import metadata_lines
 
     model = _model_ref(**options)
-    with _transport(**options) as transport:
-        found = service.model_metadata(transport, model)
-    lines = output.metadata_json(found) if as_json else output.metadata_text(found)
-    click.echo("\n".join(lines))
+    server = _server(**options)
+    try:
+        found = server.model_metadata(model)
+    finally:
+        server.close()
+    _echo_lines(metadata_lines(found, _format(fmt, as_json)))
     return EXIT_OK
 
 
@@ -220,10 +136,7 @@ def metadata(as_json: bool, **options: Any) -> int:
     help="Enlarge the output this many times (nearest neighbour) for viewing.",
 )
 @click.option(
-    "--background",
-    default="white",
-    show_default=True,
-    help="Colour that transparent pixels are flattened onto.",
+    "--background", default=contract.BACKGROUND_AUTO, show_default=True, help=BACKGROUND_HELP
 )
 @_reports_errors
 def preprocess(image: Path, output: Path, scale: int, background: str) -> int:
@@ -233,7 +146,7 @@ def preprocess(image: Path, output: Path, scale: int, background: str) -> int:
     from dann_client.preprocessing import load_image, save_image
 
     try:
-        array = load_image(image, background=_colour(background))
+        array = load_image(image, background=_background(background))
     except ImageError as error:
         click.echo(unreadable_text(str(image), str(error)), err=True)
         return EXIT_UNREADABLE
@@ -248,44 +161,41 @@ def _predict(
     signature: str,
     *,
     inputs: tuple[str, ...],
+    fmt: str | None,
     as_json: bool,
     batch_size: int,
     top_k: int | None,
     background: str,
     **options: Any,
 ) -> int:
-    from dann_client import output
-    from dann_client.inputs import Unreadable, expand_inputs
+    from dann_client.inputs import STDIN, expand_inputs
+    from dann_client.output import PredictionWriter, write_results
     from dann_client.predict import predict_files
+    from dann_client.progress import Progress
 
-    fill = _colour(background)
-    show = output.prediction_json if as_json else output.prediction_text
-    unreadable = 0
+    fill = _background(background)
+    writer = PredictionWriter(sys.stdout, _format(fmt, as_json), signature, top_k)
     backend = _backend(**options)
-    # Plain writes, not click.echo: echo flushes (a write syscall) and probes isatty
-    # for every line, which showed up in profiles of 10,000-image runs. Python's own
-    # buffering keeps a terminal line by line and a pipe in blocks.
-    out = sys.stdout
+    progress = Progress(sys.stderr, None, enabled=Progress.wanted(sys.stderr, sys.stdout))
     try:
         paths = expand_inputs(inputs, sys.stdin)
-        for result in predict_files(
+        if progress.enabled and STDIN not in inputs:
+            paths = list(paths)  # a directory walk is quick; the bar then knows the total
+            progress.total = len(paths)
+        results = predict_files(
             paths, backend, signature=signature, batch_size=batch_size, background=fill
-        ):
-            if isinstance(result, Unreadable):
-                unreadable += 1
-                out.flush()  # keep stdout and stderr in input order on a shared terminal
-                click.echo(output.unreadable_text(result.path, result.reason), err=True)
-            else:
-                out.write(show(result, top_k) + "\n")
+        )
+        with progress:
+            unreadable = write_results(results, writer, progress)
     finally:
-        out.flush()
+        sys.stdout.flush()
         backend.close()
     return EXIT_UNREADABLE if unreadable else EXIT_OK
 
 
 def _backend(*, backend: str | None, onnx_path: Path | None, **options: Any):
     if backend is None:
-        backend = "onnx" if onnx_path is not None else "grpc"
+        backend = "onnx" if onnx_path is not None else "server"
     if backend == "onnx":
         if onnx_path is None:
             raise click.UsageError("--backend onnx needs --onnx PATH")
@@ -294,21 +204,21 @@ def _backend(*, backend: str | None, onnx_path: Path | None, **options: Any):
         return OnnxBackend(onnx_path)
     if onnx_path is not None:
         raise click.UsageError("--onnx only applies to --backend onnx")
-    from dann_client.service import GrpcBackend
+    from dann_client.remote import RemoteBackend
 
-    model = _model_ref(**options)
-    return GrpcBackend(_transport(**options), model)
+    model = _model_ref(**options)  # its usage errors before any connection is made
+    return RemoteBackend(_server(**options), model)
 
 
 def _model_ref(*, model: str, version: int | None, version_label: str | None, **_: Any):
-    from dann_client.service import ModelRef
+    from dann_client.api import ModelRef
 
     if version is not None and version_label is not None:
         raise click.UsageError("give --version or --label, not both")
     return ModelRef(model, version, version_label)
 
 
-def _transport(
+def _server(
     *,
     server: str,
     timeout: float,
@@ -319,20 +229,37 @@ def _transport(
     client_key: Path | None,
     **_: Any,
 ):
-    from dann_client.transport import TlsConfig, Transport
+    from dann_client.connect import open_server
 
-    secure = tls or any(p is not None for p in (ca_cert, client_cert, client_key))
-    tls_config = TlsConfig(ca_cert, client_cert, client_key) if secure else None
-    return Transport(server, tls=tls_config, timeout=timeout, retries=retries)
+    return open_server(
+        server,
+        timeout=timeout,
+        retries=retries,
+        tls=tls,
+        ca_cert=ca_cert,
+        client_cert=client_cert,
+        client_key=client_key,
+    )
 
 
-def _colour(name: str) -> tuple[int, int, int]:
-    from PIL import ImageColor
+def _format(fmt: str | None, as_json: bool) -> str:
+    if as_json and fmt not in (None, "json"):
+        raise click.UsageError(f"--json and --format {fmt} disagree: give one")
+    return "json" if as_json else fmt or "text"
+
+
+def _background(name: str):
+    from dann_client.background import parse_background
 
     try:
-        return ImageColor.getrgb(name)[:3]
-    except ValueError:
-        raise click.BadParameter(f"unknown colour {name!r}", param_hint="--background") from None
+        return parse_background(name)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--background") from None
+
+
+def _echo_lines(lines: list[str]) -> None:
+    if lines:
+        click.echo("\n".join(lines))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -28,6 +28,10 @@ SIGNATURES = (PREDICT_LABEL, CLASSIFY_DOMAIN)
 # [-1, 32, 32, 3] before division by 255: a quarter of predict_label's bytes.
 PREDICT_IMAGE = "predict_image"
 PREDICT_LABEL_UINT8 = "predict_label_uint8"
+LABEL_TWINS = (PREDICT_LABEL_UINT8, PREDICT_IMAGE)
+# Every signature an export writes (beside serving_default). SIGNATURES stays the ones a
+# user asks for by name; exports made before issue 18 have only those.
+EXPORTED_SIGNATURES = (*SIGNATURES, *LABEL_TWINS)
 # TensorFlow Serving's name for the signature of a request that names none; the
 # export makes it predict_label.
 SERVING_DEFAULT = "serving_default"
@@ -36,6 +40,18 @@ ANSWER_OUTPUT = {PREDICT_LABEL: "label", CLASSIFY_DOMAIN: "domain"}
 PROBABILITIES_OUTPUT = "probabilities"
 # A version's ONNX twins: ``<version>/onnx/<signature>.onnx``.
 ONNX_DIR = "onnx"
+
+# -- transparency: the background an image with alpha is flattened onto -------------------
+
+BACKGROUND_AUTO = "auto"
+"""The default background rule, the same in the client (``dann_client.background``) and
+in ``predict_image``'s graph: if the image has any alpha < 255, flatten it onto black
+when the alpha-weighted mean luminance of its pixels is >= ``LIGHT_INK_LUMINANCE``
+(light ink), else onto white. Luminance is ``LUMINANCE_WEIGHTS`` . RGB / 255, the
+weighted mean is sum(alpha * luminance) / sum(alpha); a fully transparent image goes
+onto white."""
+LUMINANCE_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R BT.601, as Pillow's "L" mode
+LIGHT_INK_LUMINANCE = 0.5
 
 # -- the server ---------------------------------------------------------------------------
 
@@ -54,6 +70,7 @@ PROMETHEUS_PATH = "/monitoring/prometheus/metrics"  # on the REST port, as TF Se
 
 DEFAULT_SERVER = f"localhost:{GRPC_PORT}"
 SERVER_ENVIRONMENT = "DANN_SERVER"  # sets --server's default
+REST_SCHEMES = ("http://", "https://")  # a --server starting so is a REST URL, else gRPC
 DEFAULT_MODEL = "dann"
 DEFAULT_TIMEOUT = 10.0  # seconds per attempt
 DEFAULT_RETRIES = 3  # extra attempts after UNAVAILABLE

@@ -15,6 +15,7 @@ import numpy as np
 
 from dann_client.contract import INPUT_NAME, ONNX_DIR
 from dann_client.errors import ServerRejected, UsageError
+from dann_client.preprocessing import to_model_input
 
 
 class OnnxBackend:
@@ -24,8 +25,6 @@ class OnnxBackend:
     or a directory: a version directory of the export (with ``onnx/`` inside) or
     that ``onnx/`` directory itself.
     """
-
-    max_batch: int | None = None  # no message limit in-process
 
     def __init__(self, path: str | Path) -> None:
         try:
@@ -42,10 +41,15 @@ class OnnxBackend:
         # predict_files runs batches from several threads: load each model once.
         self._lock = threading.Lock()
 
+    def batch_limit(self, signature: str) -> None:
+        """No message limit in-process."""
+        return None
+
     def run(self, signature: str, images: np.ndarray) -> dict[str, np.ndarray]:
+        """uint8 pixels ``[N, 32, 32, 3]`` -> outputs by name (the model takes float32)."""
         session = self._session(signature)
         try:
-            values = session.run(None, {INPUT_NAME: images.astype(np.float32, copy=False)})
+            values = session.run(None, {INPUT_NAME: to_model_input(images)})
         except Exception as error:  # onnxruntime raises its own exception types
             message = " ".join(str(error).split())
             raise ServerRejected(

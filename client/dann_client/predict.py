@@ -1,10 +1,12 @@
 """Images in, predictions out: the client's core loop, free of CLI concerns.
 
 ``predict_files`` reads and preprocesses image files in batches, sends each
-batch to a backend (a model server through ``GrpcBackend`` or a local ONNX model
-through ``OnnxBackend``), and yields one ``Prediction`` or ``Unreadable`` per
-input, in input order. While earlier batches are being answered the next one
-is read, so disk, CPU, network and the server overlap.
+batch to a backend (a model server through ``remote.RemoteBackend``, over gRPC or
+REST, or a local ONNX model through ``OnnxBackend``), and yields one
+``Prediction`` or ``Unreadable`` per input, in input order. While earlier batches
+are being answered the next one is read, so disk, CPU, network and the server
+overlap. Batches stay uint8 pixels up to the backend, which sends them in the
+cheapest form the model takes.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Protocol
 
 import numpy as np
 
+from dann_client.background import AUTO, Background
 from dann_client.contract import (
     ANSWER_OUTPUT,
     CLASSIFY_DOMAIN,
@@ -30,15 +33,19 @@ from dann_client.contract import (
 )
 from dann_client.errors import ImageError, ServerRejected
 from dann_client.inputs import Unreadable
-from dann_client.preprocessing import WHITE, load_image, to_model_input
+from dann_client.preprocessing import load_image
 
 
 class Backend(Protocol):
-    """Anything that runs a signature on float32 ``[N, 32, 32, 3]`` images."""
+    """Anything that runs a signature on uint8 pixels ``[N, 32, 32, 3]``."""
 
-    max_batch: int | None  # largest batch it accepts in one call, None for no limit
+    def batch_limit(self, signature: str) -> int | None:
+        """The largest batch one call takes, None for no limit (may ask the server)."""
+        ...
 
     def run(self, signature: str, images: np.ndarray) -> Mapping[str, np.ndarray]: ...
+
+    def close(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -78,7 +85,8 @@ class Prediction:
 def predict_arrays(
     backend: Backend, images: np.ndarray, signature: str = PREDICT_LABEL
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Run ``signature`` on a float32 batch; return (answers int64 [N], probabilities [N, C]).
+    """Run ``signature`` on uint8 pixels ``[N, 32, 32, 3]``; return (answers int64 [N],
+    probabilities float32 [N, C]).
 
     Checks the outputs against the signature contract, so that a model with other
     outputs is reported as such rather than as an index error later on.
@@ -88,7 +96,7 @@ def predict_arrays(
     probabilities = outputs.get(PROBABILITIES_OUTPUT)
     if probabilities is None:
         raise ServerRejected(f"the model's {signature} gave no '{PROBABILITIES_OUTPUT}' output")
-    probabilities = np.asarray(probabilities)
+    probabilities = np.asarray(probabilities, dtype=np.float32)
     answers = outputs.get(answer_name) if answer_name else None
     answers = probabilities.argmax(axis=-1) if answers is None else np.asarray(answers)
     count = len(images)
@@ -108,37 +116,44 @@ def predict_files(
     *,
     signature: str = PREDICT_LABEL,
     batch_size: int = DEFAULT_BATCH_SIZE,
-    background: tuple[int, int, int] = WHITE,
+    background: Background = AUTO,
     in_flight: int = DEFAULT_IN_FLIGHT,
 ) -> Iterator[Prediction | Unreadable]:
     """Predict every readable image; yield results and failures in input order.
 
     ``paths`` may already contain ``Unreadable`` items (from ``expand_inputs``);
-    they pass through in place. Batches are capped by ``backend.max_batch`` so
-    that each request stays under the transport's message limit. Up to
-    ``in_flight`` batches are being answered while the next one is read: a
+    they pass through in place. Batches are capped by ``backend.batch_limit`` so
+    that each request stays under the transport's message limit; it is asked with
+    the first readable image, not before, so that a run with none needs no server.
+    Up to ``in_flight`` batches are being answered while the next one is read: a
     server works on one request while the next arrives instead of idling for a
     round trip, and runs two at once when it has the cores. Server errors
-    propagate as ``ServerUnavailable`` / ``ServerRejected``.
+    propagate as ``ServerUnavailable`` / ``ServerRejected``, after the unreadable
+    inputs read so far.
     """
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
     if in_flight < 1:
         raise ValueError("in_flight must be at least 1")
-    if backend.max_batch is not None:
-        batch_size = min(batch_size, backend.max_batch)
     items = iter(paths)
-    pending: deque[tuple[list[str | Unreadable], Future | None]] = deque()
+    pending: deque[tuple[list[str | Unreadable], list[Future]]] = deque()
+    limit: int | None = None
+    asked = False
     pool = ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix="dann-predict")
     try:
         while chunk := list(itertools.islice(items, batch_size)):
             loaded, images = _load_chunk(chunk, background)
-            future = (
-                pool.submit(predict_arrays, backend, images, signature)
-                if images is not None
-                else None
-            )
-            pending.append((loaded, future))
+            if images is not None and not asked:
+                try:
+                    limit, asked = backend.batch_limit(signature), True
+                except Exception:
+                    for earlier in (*(done for done, _ in pending), loaded):
+                        yield from _unreadable(earlier)
+                    raise
+                batch_size = min(batch_size, limit or batch_size)
+            parts = () if images is None else _split(images, limit)
+            futures = [pool.submit(predict_arrays, backend, part, signature) for part in parts]
+            pending.append((loaded, futures))
             while len(pending) > in_flight:
                 yield from _finish(*pending.popleft(), signature)
         while pending:
@@ -149,8 +164,19 @@ def predict_files(
         pool.shutdown(wait=True, cancel_futures=True)
 
 
+def _split(images: np.ndarray, limit: int | None) -> list[np.ndarray]:
+    """The batch in requests of at most ``limit`` images (only the first batch, read
+    before the limit was known, can be larger)."""
+    step = limit or len(images)
+    return [images[start : start + step] for start in range(0, len(images), step)]
+
+
+def _unreadable(loaded: list[str | Unreadable]) -> Iterator[Unreadable]:
+    return (item for item in loaded if isinstance(item, Unreadable))
+
+
 def _load_chunk(
-    chunk: list[str | Path | Unreadable], background: tuple[int, int, int]
+    chunk: list[str | Path | Unreadable], background: Background
 ) -> tuple[list[str | Unreadable], np.ndarray | None]:
     loaded: list[str | Unreadable] = []
     arrays = []
@@ -163,23 +189,27 @@ def _load_chunk(
             loaded.append(str(item))
         except ImageError as error:
             loaded.append(Unreadable(str(item), str(error)))
-    return loaded, to_model_input(np.stack(arrays)) if arrays else None
+    return loaded, np.stack(arrays) if arrays else None
 
 
 def _finish(
-    loaded: list[str | Unreadable], future: Future | None, signature: str
+    loaded: list[str | Unreadable], futures: list[Future], signature: str
 ) -> Iterator[Prediction | Unreadable]:
     try:
-        answers, probabilities = future.result() if future is not None else ((), ())
+        answered = [future.result() for future in futures]
     except Exception:
         # The batch failed as a whole (server down, request rejected): still
         # report its unreadable files before the error ends the run.
-        yield from (item for item in loaded if isinstance(item, Unreadable))
+        yield from _unreadable(loaded)
         raise
-    rows = zip(answers, probabilities.tolist() if len(probabilities) else (), strict=True)
+    rows = (
+        (int(answer), tuple(row))
+        for answers, probabilities in answered
+        for answer, row in zip(answers.tolist(), probabilities.tolist(), strict=True)
+    )
     for item in loaded:
         if isinstance(item, Unreadable):
             yield item
         else:
             answer, row = next(rows)
-            yield Prediction(item, signature, int(answer), tuple(row))
+            yield Prediction(item, signature, answer, row)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from dann_client.background import AUTO, Background, flatten
 from dann_client.contract import IMAGE_SIZE, INPUT_SHAPE
 from dann_client.errors import ImageError
 
@@ -80,19 +81,19 @@ IMAGE_EXTENSIONS = frozenset(
 MAX_PIXELS = 40_000_000
 """Images larger than this are refused before decoding (a 40 MP photo is ~120 MB of RGB)."""
 
-WHITE = (255, 255, 255)
-
 
 def load_image(
     path: str | Path,
     *,
-    background: tuple[int, int, int] = WHITE,
+    background: Background = AUTO,
     max_pixels: int = MAX_PIXELS,
 ) -> np.ndarray:
     """Read one image file into the model layout: uint8 ``[32, 32, 3]`` RGB.
 
-    Raises ``ImageError`` with a short reason (no such file, not an image,
-    truncated, too large) so that a caller can report the file and move on.
+    Transparency is flattened onto ``background`` (``dann_client.background``: by
+    default black behind light ink, white behind dark ink). Raises ``ImageError``
+    with a short reason (no such file, not an image, truncated, too large) so that
+    a caller can report the file and move on.
     """
     from PIL import Image, UnidentifiedImageError
 
@@ -120,7 +121,7 @@ def load_image(
         raise ImageError(_failure(error)) from None
 
 
-def image_to_array(image: PILImage, *, background: tuple[int, int, int] = WHITE) -> np.ndarray:
+def image_to_array(image: PILImage, *, background: Background = AUTO) -> np.ndarray:
     """An opened PIL image -> uint8 ``[32, 32, 3]``, by the rules of DESIGN.md.
 
     EXIF orientation first, so that photos come out upright; then grey images of
@@ -145,7 +146,7 @@ def image_to_array(image: PILImage, *, background: tuple[int, int, int] = WHITE)
 
 
 def load_images(
-    paths: Iterable[str | Path], *, background: tuple[int, int, int] = WHITE
+    paths: Iterable[str | Path], *, background: Background = AUTO
 ) -> tuple[np.ndarray, list[tuple[str, str]]]:
     """Read many files: the stacked batch of the readable ones, and ``(path, reason)``
     for the others. Convenient for data sets of image files on the training side."""
@@ -253,19 +254,13 @@ def _grey_array(image: PILImage) -> np.ndarray | None:
     return np.clip(np.rint(values), 0, 255).astype(np.uint8)
 
 
-def _to_rgb(image: PILImage, grey: np.ndarray | None, background: tuple[int, int, int]) -> PILImage:
+def _to_rgb(image: PILImage, grey: np.ndarray | None, background: Background) -> PILImage:
     """Any mode -> RGB, with transparent pixels composited onto ``background``."""
     from PIL import Image
 
     if grey is not None:
         return Image.fromarray(grey, mode="L").convert("RGB")
-    has_alpha = image.mode in {"RGBA", "LA", "PA", "RGBa", "La"} or "transparency" in image.info
-    if not has_alpha:
-        return image if image.mode == "RGB" else image.convert("RGB")
-    rgba = image.convert("RGBA")
-    flat = Image.new("RGBA", rgba.size, (*background, 255))
-    flat.alpha_composite(rgba)
-    return flat.convert("RGB")
+    return flatten(image, background)
 
 
 def _fit_square(image: PILImage) -> np.ndarray:

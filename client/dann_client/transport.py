@@ -11,14 +11,12 @@ that is still starting, restarting or shedding load says.
 from __future__ import annotations
 
 import math
-import random
 import time
-from dataclasses import dataclass
-from pathlib import Path
 
 import grpc
 from google.protobuf.message import Message
 
+from dann_client.connection import TlsConfig, one_line, retry_delay
 from dann_client.contract import (
     CLIENT_MAX_REQUEST_BYTES,
     CLIENT_MAX_RESPONSE_BYTES,
@@ -26,27 +24,11 @@ from dann_client.contract import (
     DEFAULT_SERVER,
     DEFAULT_TIMEOUT,
 )
-from dann_client.errors import ServerRejected, ServerUnavailable, UsageError
+from dann_client.errors import ServerRejected, ServerUnavailable
+
+__all__ = ["TlsConfig", "Transport"]  # TlsConfig is shared with the REST transport
 
 _MIN_CONNECT_MS = 20_000  # gRPC's own default for a connection attempt
-
-
-@dataclass(frozen=True)
-class TlsConfig:
-    """Files for a TLS channel; with no CA file the system's roots are trusted."""
-
-    ca_cert: Path | None = None
-    client_cert: Path | None = None
-    client_key: Path | None = None
-
-    def credentials(self) -> grpc.ChannelCredentials:
-        if (self.client_cert is None) != (self.client_key is None):
-            raise UsageError("--client-cert and --client-key go together")
-        return grpc.ssl_channel_credentials(
-            root_certificates=_read(self.ca_cert, "--ca-cert"),
-            private_key=_read(self.client_key, "--client-key"),
-            certificate_chain=_read(self.client_cert, "--client-cert"),
-        )
 
 
 class Transport:
@@ -114,7 +96,7 @@ class Transport:
             except grpc.RpcError as error:
                 code = error.code() if isinstance(error, grpc.Call) else grpc.StatusCode.UNKNOWN
                 if code == grpc.StatusCode.UNAVAILABLE and attempt < self.retries:
-                    time.sleep(self._delay(attempt))
+                    time.sleep(retry_delay(attempt, self.backoff, self.max_backoff))
                     continue
                 raise self._translate(code, error) from None
         raise AssertionError("unreachable")  # the loop always returns or raises
@@ -128,13 +110,9 @@ class Transport:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def _delay(self, attempt: int) -> float:
-        ceiling = min(self.max_backoff, self.backoff * 2**attempt)
-        return random.uniform(ceiling / 2, ceiling)
-
     def _translate(self, code: grpc.StatusCode, error: grpc.RpcError) -> Exception:
         details = (error.details() if isinstance(error, grpc.Call) else None) or str(code)
-        details = " ".join(details.split())  # one line, whatever the server sent
+        details = one_line(details)
         if code == grpc.StatusCode.UNAVAILABLE:
             tries = f" after {self.retries + 1} attempts" if self.retries else ""
             return ServerUnavailable(f"cannot reach server {self.address}{tries}: {details}")
@@ -145,12 +123,3 @@ class Transport:
         return ServerRejected(
             f"server {self.address} rejected the request: {code.name}: {details}", code.name
         )
-
-
-def _read(path: Path | None, option: str) -> bytes | None:
-    if path is None:
-        return None
-    try:
-        return Path(path).read_bytes()
-    except OSError as error:
-        raise UsageError(f"cannot read {option} {path}: {error.strerror}") from None

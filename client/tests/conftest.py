@@ -1,5 +1,5 @@
 """Fixtures for the client's tests: tiny ONNX models, a toy gRPC server (plain and
-TLS), a free local port. They stand alone: the client's tests run where only
+TLS) and its REST front, a free local port. They stand alone: the client's tests run where only
 ``./client[test]`` is installed, without the repository's tests/ and harness/."""
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from pathlib import Path
 import grpc
 import numpy as np
 import pytest
+from toy_rest import ToyRest
 from toy_serving import ToyServing, start_server
 
 
@@ -29,6 +30,20 @@ def toy_server(_toy_server) -> tuple[ToyServing, str]:
     servicer, address = _toy_server
     servicer.reset()
     return servicer, address
+
+
+@pytest.fixture(scope="module")
+def _toy_rest():
+    rest = ToyRest(ToyServing())
+    yield rest
+    rest.close()
+
+
+@pytest.fixture
+def toy_rest(_toy_rest) -> ToyRest:
+    """A running toy REST server (``.url``, ``.servicer``, ``.requests``), reset."""
+    _toy_rest.reset()
+    return _toy_rest
 
 
 @pytest.fixture
@@ -71,6 +86,14 @@ def tls_files(tmp_path_factory) -> dict[str, Path]:
         capture_output=True,
     )
     return {"key": key, "cert": cert}
+
+
+@pytest.fixture(scope="module")
+def tls_rest(tls_files):
+    """A toy REST server that only speaks HTTPS, as ``localhost``."""
+    rest = ToyRest(ToyServing(), tls=(tls_files["cert"], tls_files["key"]))
+    yield rest
+    rest.close()
 
 
 @pytest.fixture(scope="module")

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
 
+import grpc
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -253,10 +255,63 @@ def test_requests_stay_under_the_message_limit(toy_server, digits):
     servicer, address = toy_server
     with Transport(address, max_message_bytes=64 * 1024) as transport:
         backend = GrpcBackend(transport)
-        assert backend.max_batch == 4  # (64 KiB - 16 KiB overhead) // 12 KiB per image
+        # (64 KiB - 16 KiB overhead) // 12 KiB per float32 image
+        assert backend.batch_limit("predict_label") == 4
         results = list(predict_files(digits * 4, backend, batch_size=256))
     assert [r.index for r in results] == [2, 7, 9] * 4
     assert servicer.batch_sizes == [4, 4, 4]
+
+
+def test_uint8_goes_to_predict_label_uint8_when_the_model_has_it(toy_server, digits):
+    servicer, address = toy_server
+    paths = [str(p) for p in digits * 3]
+    old = run("predict", *paths, "--server", address, "--json", "--batch-size", "4")
+    assert set(servicer.received) == {("predict_label", "float32")}
+    servicer.reset()
+    servicer.uint8 = True
+    new = run("predict", *paths, "--server", address, "--json", "--batch-size", "4")
+    assert old.exit_code == new.exit_code == 0, new.output
+    assert new.stdout == old.stdout  # the same answers, in the same order
+    assert set(servicer.received) == {("predict_label_uint8", "uint8")}
+    assert servicer.metadata_calls == 1  # once per run, not per batch
+    assert sorted(servicer.batch_sizes, reverse=True) == [4, 4, 1]
+
+
+def test_domain_asks_no_metadata_and_sends_float32(toy_server, digits):
+    servicer, address = toy_server
+    servicer.uint8 = True
+    result = run("domain", *map(str, digits), "--server", address)
+    assert result.exit_code == 0, result.output
+    assert servicer.metadata_calls == 0
+    assert set(servicer.received) == {("classify_domain", "float32")}
+
+
+def test_uint8_batches_may_be_four_times_larger(toy_server):
+    from dann_client.remote import Route, Wire
+    from dann_client.service import GrpcBackend
+    from dann_client.transport import Transport
+
+    servicer, address = toy_server
+    servicer.uint8 = True
+    with Transport(address, max_message_bytes=64 * 1024) as transport:
+        backend = GrpcBackend(transport)
+        assert backend.route("predict_label") == Route("predict_label_uint8", Wire.UINT8)
+        assert backend.batch_limit("predict_label") == 16  # (64 - 16) KiB // 3 KiB
+        forced = GrpcBackend(transport, wires=(Wire.FLOAT32,))
+        assert forced.route("predict_label") == Route("predict_label", Wire.FLOAT32)
+    assert servicer.metadata_calls == 1  # the float32-only backend needs none
+
+
+def test_a_server_without_metadata_still_gets_float32(toy_server, digits):
+    servicer, address = toy_server
+    servicer.uint8 = True
+    servicer.metadata_refusal = grpc.StatusCode.UNIMPLEMENTED
+    result = run("predict", str(digits[1]), "--server", address)
+    assert result.exit_code == 0, result.output
+    assert servicer.received == [("predict_label", "float32")]
+    servicer.metadata_refusal = grpc.StatusCode.PERMISSION_DENIED  # not ignored
+    result = run("predict", str(digits[1]), "--server", address)
+    assert result.exit_code == 4 and "PERMISSION_DENIED" in result.stderr
 
 
 def test_batches_in_flight_overlap_and_results_keep_input_order(toy_server, tmp_path):
@@ -366,3 +421,23 @@ def test_importing_the_cli_loads_no_tensorflow_nor_heavy_modules():
     assert not {"tensorflow", "keras"} & top_level
     # Kept lazy so that --help and usage errors answer at once.
     assert not {"numpy", "PIL", "grpc", "google", "onnxruntime"} & top_level
+
+
+@pytest.mark.parametrize("scheme", ["", "http://"])
+def test_unreadable_inputs_are_reported_before_an_unreachable_server(tmp_path, digits, scheme):
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not an image")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        address = f"{scheme}127.0.0.1:{probe.getsockname()[1]}"
+    result = run("predict", str(broken), str(digits[0]), "--server", address, "--retries", "0")
+    assert result.exit_code == 3
+    lines = result.stderr.splitlines()
+    assert lines[0] == f"{broken}: not an image file Pillow can read"
+    assert lines[1].startswith(f"dann-client: cannot reach server {address}") and len(lines) == 2
+
+
+def test_a_run_with_nothing_readable_needs_no_server(tmp_path):
+    result = run("predict", str(tmp_path / "gone.png"), "--server", "127.0.0.1:1")
+    assert result.exit_code == 1
+    assert result.stderr == f"{tmp_path / 'gone.png'}: no such file or directory\n"

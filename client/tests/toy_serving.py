@@ -25,6 +25,8 @@ from dann_client.tensors import from_tensor_proto, to_tensor_proto
 
 MODEL_VERSION = 3
 CLASSES = {"predict_label": 10, "classify_domain": 2, "serving_default": 10}
+UINT8_SIGNATURE = "predict_label_uint8"  # listed and answered when ``uint8`` is set
+IMAGE_SIGNATURE = "predict_image"  # listed when ``image`` is set; answered over REST only
 
 
 def toy_answers(images: np.ndarray, classes: int) -> np.ndarray:
@@ -56,6 +58,11 @@ class ToyServing:
         self.delay = 0.0  # seconds to sleep before answering Predict
         self.active = 0  # Predict calls being answered right now
         self.most_active = 0  # the most there ever were at once
+        self.uint8 = False  # whether the model has predict_label_uint8, as new exports do
+        self.image = False  # whether it has predict_image (string input)
+        self.received: list[tuple[str, str]] = []  # (signature, dtype) of each Predict
+        self.metadata_calls = 0
+        self.metadata_refusal: grpc.StatusCode | None = None  # GetModelMetadata's answer
 
     def _refuse_if_unavailable(self, context: grpc.ServicerContext) -> None:
         with self.lock:
@@ -84,27 +91,37 @@ class ToyServing:
         time.sleep(self.delay)
         self._check_model(request.model_spec, context)
         signature = request.model_spec.signature_name or "serving_default"
-        if signature not in CLASSES:
-            context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"no signature {signature}")
         if "images" not in request.inputs:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "missing input images")
         images = from_tensor_proto(request.inputs["images"])
-        if images.dtype != np.float32 or images.shape[1:] != (32, 32, 3):
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"bad input {images.shape}")
-        with self.lock:
-            self.batch_sizes.append(len(images))
-        classes = CLASSES[signature]
-        answers = toy_answers(images, classes)
-        probabilities = np.full((len(images), classes), 0.1 / classes, np.float32)
-        probabilities[np.arange(len(images)), answers] += np.float32(0.9)
+        outputs = self.answer(signature, images, context)
         response = messages.PredictResponse()
         response.model_spec.name = "dann"
         response.model_spec.version.value = MODEL_VERSION
         response.model_spec.signature_name = signature
-        response.outputs["probabilities"].CopyFrom(to_tensor_proto(probabilities))
-        name = "domain" if signature == "classify_domain" else "label"
-        response.outputs[name].CopyFrom(to_tensor_proto(answers))
+        for name, value in outputs.items():
+            response.outputs[name].CopyFrom(to_tensor_proto(value))
         return response
+
+    def answer(self, signature: str, images: np.ndarray, context) -> dict[str, np.ndarray]:
+        """The toy model's outputs for a batch (the pixels of predict_image's PNGs)."""
+        if signature not in self._signatures():
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"no signature {signature}")
+        takes_uint8 = signature in (UINT8_SIGNATURE, IMAGE_SIGNATURE)
+        want = np.uint8 if takes_uint8 else np.float32
+        if images.dtype != want or images.shape[1:] != (32, 32, 3):
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"bad input {images.shape}")
+        with self.lock:
+            self.batch_sizes.append(len(images))
+            self.received.append((signature, images.dtype.name))
+        if takes_uint8:
+            images = images.astype(np.float32) / np.float32(255)
+        classes = self._signatures()[signature]
+        answers = toy_answers(images, classes)
+        probabilities = np.full((len(images), classes), 0.1 / classes, np.float32)
+        probabilities[np.arange(len(images)), answers] += np.float32(0.9)
+        name = "domain" if signature == "classify_domain" else "label"
+        return {"probabilities": probabilities, name: answers}
 
     def get_model_status(self, request, context: grpc.ServicerContext):
         self._refuse_if_unavailable(context)
@@ -113,14 +130,27 @@ class ToyServing:
         response.model_version_status.add(version=MODEL_VERSION, state=30)  # AVAILABLE
         return response
 
+    def _signatures(self) -> dict[str, int]:
+        twins = {UINT8_SIGNATURE: 10} if self.uint8 else {}
+        twins.update({IMAGE_SIGNATURE: 10} if self.image else {})
+        return {**CLASSES, **twins}
+
     def get_model_metadata(self, request, context: grpc.ServicerContext):
+        with self.lock:
+            self.metadata_calls += 1
+        if self.metadata_refusal is not None:
+            context.abort(self.metadata_refusal, "metadata refused by the toy server")
         self._refuse_if_unavailable(context)
         self._check_model(request.model_spec, context)
         signature_map = messages.SignatureDefMap()
-        for name, classes in CLASSES.items():
+        for name, classes in self._signatures().items():
             definition = signature_map.signature_def[name]
             definition.method_name = "tensorflow/serving/predict"
-            _tensor_info(definition.inputs["images"], 1, [-1, 32, 32, 3])
+            if name == IMAGE_SIGNATURE:
+                _tensor_info(definition.inputs["images"], 7, [-1])  # DT_STRING
+            else:
+                dtype = 4 if name == UINT8_SIGNATURE else 1  # DT_UINT8, DT_FLOAT
+                _tensor_info(definition.inputs["images"], dtype, [-1, 32, 32, 3])
             _tensor_info(definition.outputs["probabilities"], 1, [-1, classes])
             answer = "domain" if name == "classify_domain" else "label"
             _tensor_info(definition.outputs[answer], 9, [-1])

@@ -146,6 +146,13 @@ def export(run: Path, model_dir: Path, name: str, version: int | None, force: bo
     default=None,
     help="PEM private key of --tls-cert.",
 )
+@click.option(
+    "--access-log",
+    metavar="PATH|-",
+    default=None,
+    help="One line per REST request and gRPC call (time, peer, request, model, version,"
+    " signature, status, bytes, milliseconds), appended to PATH; - for stdout.",
+)
 def serve(
     model_dir: Path,
     model_config_file: Path | None,
@@ -160,8 +167,11 @@ def serve(
     rest_timeout_seconds: float,
     tls_cert: Path | None,
     tls_key: Path | None,
+    access_log: str | None,
 ) -> None:
-    """Serve MODEL_DIR over TensorFlow Serving's gRPC and REST APIs until SIGINT/SIGTERM."""
+    """Serve MODEL_DIR over TensorFlow Serving's gRPC and REST APIs until SIGINT/SIGTERM.
+
+    Prometheus metrics are on the REST port at /monitoring/prometheus/metrics."""
     if bool(tls_cert) != bool(tls_key):
         fail("--tls-cert and --tls-key go together", EXIT_USAGE)
     # oneDNN's allocator pools every large tensor for good (a BFC arena grown to the
@@ -191,6 +201,7 @@ def serve(
         ),
         tls_cert=tls_cert,
         tls_key=tls_key,
+        access_log=access_log,
     )
     try:
         run_server(options)

@@ -1,7 +1,8 @@
 """Export: a run directory in, ``models/<name>/<version>/`` out, as TensorFlow Serving reads it.
 
 One module per step: the serving signatures, a ``tf.Module`` over the trained network
-(``signatures``); the warm-up records (``warmup``); the ONNX twins and their parity
+(``signatures``), with ``predict_image``'s in-graph decoding of image files
+(``image_input``); the warm-up records (``warmup``); the ONNX twins and their parity
 (``onnx``); the parity checks, among them loading the version the way TensorFlow
 Serving does (``checks``); and the atomic publication of a version (``publish``:
 version numbers, staging, the exchange with an old version, :func:`export_run`).

@@ -4,11 +4,13 @@ as the SavedModel does.
 :func:`parity` compares any runner with ``tf.saved_model.load``; the ONNX twins are
 compared in :mod:`dann_serve.export.onnx`, and :func:`metagraph_parity` loads the
 version the way TensorFlow Serving does, which is what ``dann-serve serve`` does too
-(:mod:`dann_serve.serving.loader`).
+(:mod:`dann_serve.serving.loader`). ``predict_label``'s twins (uint8 pixels, image
+files) are held to ``predict_label``'s own answers on the same pixels.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -16,11 +18,14 @@ import tensorflow as tf
 
 from dann_client.contract import (
     ANSWER_OUTPUT,
+    EXPORTED_SIGNATURES,
     INPUT_NAME,
     NUM_CLASSES,
     PREDICT_LABEL,
     PROBABILITIES_OUTPUT,
 )
+from dann_client.preprocessing import to_model_input
+from dann_serve.export.signatures import ANSWERS_AS, example_inputs
 from dann_serve.serving.loader import MetaGraphModel
 
 PARITY_IMAGES = 256
@@ -32,15 +37,28 @@ class ExportError(Exception):
     """The export cannot go on; nothing was left in the model directory."""
 
 
-def parity(answer, saved, images: np.ndarray) -> dict[str, dict]:
+def parity(answer, saved, pixels: np.ndarray, signatures: Iterable[str]) -> dict[str, dict]:
     """Largest probability difference and decision agreement between
-    ``answer(signature, images)`` and the SavedModel loaded by ``tf.saved_model.load``."""
+    ``answer(signature, inputs)`` and the SavedModel loaded by ``tf.saved_model.load``.
+
+    Every signature is given the same uint8 ``pixels`` in the form it takes
+    (:func:`~dann_serve.export.signatures.example_inputs`), and compared with the
+    SavedModel's answer to the question it answers: ``predict_label`` on pixels / 255
+    for ``predict_label`` and its twins, ``classify_domain`` for itself.
+    """
+    images = to_model_input(pixels)
+    references: dict[str, dict[str, np.ndarray]] = {}
     figures = {}
-    for signature, decision in ANSWER_OUTPUT.items():
-        got = answer(signature, images)
-        want = {k: v.numpy() for k, v in saved.signatures[signature](images=images).items()}
+    for signature in signatures:
+        reference = ANSWERS_AS[signature]
+        if reference not in references:
+            outputs = saved.signatures[reference](images=images)
+            references[reference] = {k: v.numpy() for k, v in outputs.items()}
+        want, decision = references[reference], ANSWER_OUTPUT[reference]
+        got = answer(signature, example_inputs(signature, pixels))
         figures[signature] = {
-            "images": len(images),
+            "images": len(pixels),
+            "compared_with": reference,
             "max_abs_probability_difference": float(
                 np.max(np.abs(got[PROBABILITIES_OUTPUT] - want[PROBABILITIES_OUTPUT]))
             ),
@@ -57,8 +75,12 @@ def agrees(figures: dict[str, dict], tolerance: float) -> bool:
     )
 
 
-def metagraph_parity(saved, version_dir: Path, images: np.ndarray) -> dict[str, dict]:
-    """The SavedModel loaded as TensorFlow Serving loads it, against ``tf.saved_model.load``.
+def metagraph_parity(
+    saved, version_dir: Path, pixels: np.ndarray, signatures: Iterable[str] = EXPORTED_SIGNATURES
+) -> dict[str, dict]:
+    """The SavedModel loaded as TensorFlow Serving loads it, against ``tf.saved_model.load``:
+    each signature on uint8 ``pixels`` (see :func:`parity`), the twins against
+    ``predict_label``.
 
     ``ExportError`` when that load or a signature fails: the version would be served
     by TensorFlow Serving as a model that answers nothing.
@@ -74,10 +96,11 @@ def metagraph_parity(saved, version_dir: Path, images: np.ndarray) -> dict[str, 
             lambda signature, batch: model.run(
                 signature,
                 {INPUT_NAME: batch},
-                [PROBABILITIES_OUTPUT, ANSWER_OUTPUT[signature]],
+                [PROBABILITIES_OUTPUT, ANSWER_OUTPUT[ANSWERS_AS[signature]]],
             ),
             saved,
-            images,
+            pixels,
+            signatures,
         )
     except tf.errors.OpError as error:
         raise ExportError(

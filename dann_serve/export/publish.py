@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from dann_client.contract import DEFAULT_MODEL, ONNX_DIR, SIGNATURES
-from dann_client.preprocessing import to_model_input
+from dann_client.contract import DEFAULT_MODEL, ONNX_DIR
+from dann_client.preprocessing import layout_batch, to_model_input
 from dann_serve import data
 from dann_serve.config import TrainConfig
 from dann_serve.export.checks import (
@@ -34,7 +34,13 @@ from dann_serve.export.checks import (
     exported_class_shares,
     metagraph_parity,
 )
-from dann_serve.export.onnx import ONNX_OPSET, convert_to_onnx, onnx_parity
+from dann_serve.export.onnx import (
+    ONNX_OPSET,
+    ONNX_SIGNATURES,
+    WITHOUT_ONNX,
+    convert_to_onnx,
+    onnx_parity,
+)
 from dann_serve.export.signatures import ServingModule, save_savedmodel, signatures_report
 from dann_serve.export.warmup import write_warmup
 from dann_serve.files import write_json
@@ -61,7 +67,7 @@ def remove_abandoned_staging(model_root: Path) -> list[Path]:
     """Delete ``.staging-<version>-<pid>`` directories whose export process is gone.
 
     An export killed midway leaves its staging directory behind; servers ignore it,
-    but each one holds a SavedModel and two ONNX files. ``.retired-*`` directories
+    but each one holds a SavedModel and its ONNX files. ``.retired-*`` directories
     are kept: one left by a kill inside ``--force`` holds the only copy of the old
     version.
     """
@@ -122,30 +128,37 @@ def _build(run_dir: Path, staging: Path, name: str, version: int) -> dict:
     module = ServingModule(restore_model(run_dir))
     save_savedmodel(module, staging)
     test = _target_test(config)
-    images = to_model_input(test.images)
-    warmup = write_warmup(staging / WARMUP_FILE, name, images)
-    for signature in SIGNATURES:
+    pixels = layout_batch(test.images)
+    warmup = write_warmup(staging / WARMUP_FILE, name, pixels)
+    for signature in ONNX_SIGNATURES:
         convert_to_onnx(getattr(module, signature), staging / ONNX_DIR / f"{signature}.onnx")
 
     saved = tf.saved_model.load(str(staging))
-    onnx_figures, served = _check(saved, staging, images[:PARITY_IMAGES])
+    onnx_figures, served = _check(saved, staging, pixels[:PARITY_IMAGES])
     report = _report(run_dir, config, name, version)
-    report.update(_target_figures(saved, images, test))
+    report.update(_target_figures(saved, to_model_input(pixels), test))
     worst = max(figures["max_abs_probability_difference"] for figures in onnx_figures.values())
-    report["onnx"] = {"opset": ONNX_OPSET, "parity": onnx_figures, "max_abs_difference": worst}
+    report["onnx"] = {
+        "opset": ONNX_OPSET,
+        "signatures": list(ONNX_SIGNATURES),
+        "without_onnx": WITHOUT_ONNX,
+        "parity": onnx_figures,
+        "max_abs_difference": worst,
+    }
     report["tf_serving_load"] = {"loader": "serve MetaGraph, saver restore", "parity": served}
     report["warmup_records"] = warmup
     report["versions"] = package_versions(EXPORT_PACKAGES)
     return report
 
 
-def _check(saved, staging: Path, images: np.ndarray) -> tuple[dict, dict]:
+def _check(saved, staging: Path, pixels: np.ndarray) -> tuple[dict, dict]:
     """The ONNX twins and TensorFlow Serving's way of loading, each against the
-    SavedModel; ``ExportError`` if either answers otherwise."""
-    onnx_figures = onnx_parity(saved, staging / ONNX_DIR, images)
+    SavedModel (``predict_label``'s twins against ``predict_label``), on uint8
+    ``pixels``; ``ExportError`` if either answers otherwise."""
+    onnx_figures = onnx_parity(saved, staging / ONNX_DIR, pixels)
     if not agrees(onnx_figures, ONNX_TOLERANCE):
         raise ExportError(f"ONNX and SavedModel disagree: {onnx_figures}")
-    served = metagraph_parity(saved, staging, images)
+    served = metagraph_parity(saved, staging, pixels)
     if not agrees(served, SERVED_TOLERANCE):
         raise ExportError(
             f"loaded as TensorFlow Serving loads it, the model answers otherwise: {served}"

@@ -3,9 +3,11 @@
 Laid out like TensorFlow Serving itself: the model loader (``loader``: a SavedModel
 loaded the way TF Serving loads it) and ``model_config`` (``models.config``); the core
 (``registry``: which versions are served, polled from disk; ``signature``: one
-signature's checks and call; ``service``: the three calls in TF Serving's messages);
-the front ends (``grpc_api``, ``rest_api``); ``status``, the one error type both front
-ends translate; ``server``, which runs the lot.
+signature's checks and call, with ``images``, the sizes encoded images declare, bounded
+before the graph decodes them; ``service``: the three calls in TF Serving's messages);
+the front ends (``grpc_api``, ``rest_api`` over ``http_server``); ``status``, the one
+error type both front ends translate; ``monitoring`` (Prometheus metrics, the record of
+each request) and ``logs`` (log lines, the access log); ``server``, which runs the lot.
 
 May import: :mod:`dann_client.contract` and :mod:`dann_client.tensors` (the wire
 contract and codec both sides share), the top-level ``runtime`` and ``files``.

@@ -9,7 +9,7 @@ status code; anything unexpected becomes INTERNAL and is logged, and the server 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent import futures
 from typing import TypeVar
 
@@ -84,6 +84,7 @@ def build_server(
     limits: Limits,
     workers: int,
     tls: tuple[bytes, bytes] | None = None,
+    interceptors: Sequence[grpc.ServerInterceptor] = (),
 ) -> tuple[grpc.Server, int]:
     """A gRPC server bound to ``address`` (not started yet), and the port it got.
 
@@ -98,6 +99,7 @@ def build_server(
             ("grpc.so_reuseport", 0),
         ],
         maximum_concurrent_rpcs=limits.max_in_flight,
+        interceptors=interceptors,
     )
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
         PredictionServicer(registry, limits), server

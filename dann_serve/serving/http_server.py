@@ -16,6 +16,10 @@ What a front end on the open network must get right, done once here, below the r
   is dropped all the same.
 - **Disconnects**: a client gone before its answer is a debug line, never a traceback.
 - **Backlog**: the listening socket queues up to ``BACKLOG`` connections.
+- **Observability**: every request, answered by the application or refused before it,
+  is one :class:`~dann_serve.serving.monitoring.Call`, finished (counted, access-logged)
+  once its answer is written. ``GET`` of the Prometheus path (``PROMETHEUS_PATH``) is
+  answered here, beside the application, as TensorFlow Serving's HTTP server does.
 
 The application is a plain function ``(method, target, body) -> (status, JSON bytes)``
 run in a thread pool of ``workers`` threads; it must not raise.
@@ -35,6 +39,8 @@ from http import HTTPStatus
 
 import h11
 
+from dann_client.contract import PROMETHEUS_PATH
+from dann_serve.serving import monitoring
 from dann_serve.serving.limits import Limits
 
 log = logging.getLogger("dann_serve.serving")
@@ -48,6 +54,9 @@ LINGER_SECONDS = 2.0
 # Requests that may wait for a slot, per slot, before more are refused with 429.
 WAITING_PER_SLOT = 4
 SERVER_NAME = b"dann-serve"
+JSON_TYPE = b"application/json"
+# What the application and the metrics page answer: status, body, content type.
+Answer = tuple[int, bytes, bytes]
 _PHRASES = {int(status): status.phrase.encode() for status in HTTPStatus}
 
 
@@ -177,20 +186,43 @@ class HttpServer:
             log.debug("rest: request head not complete in %g s", self.limits.rest_timeout)
             return False
         except h11.RemoteProtocolError as error:
-            await self._send_raw(writer, error.error_status_hint, f"bad request: {error}")
+            status = error.error_status_hint
+            await self._send_raw(writer, status, f"bad request: {error}")
+            call = monitoring.Call(monitoring.REST, _peer(writer), "- -", http_status=status)
+            monitoring.finish(call)
             return False
         if not isinstance(request, h11.Request):
             return False  # the client closed the connection
-        keep_alive = True
+        target = f"{request.method.decode('latin-1')} {request.target.decode('latin-1')}"
+        call = monitoring.Call(monitoring.REST, _peer(writer), target)
+        answer, keep_alive = await self._answer_by(
+            deadline, connection, request, reader, writer, call
+        )
+        try:
+            return await self._respond(connection, writer, request, answer, keep_alive)
+        finally:
+            call.http_status, call.bytes_out = answer[0], len(answer[1])
+            monitoring.finish(call)
+
+    async def _answer_by(
+        self,
+        deadline: float,
+        connection,
+        request: h11.Request,
+        reader,
+        writer,
+        call: monitoring.Call,
+    ) -> tuple[Answer, bool]:
+        """The answer to ``request`` (or its refusal, or 504 past ``deadline``), and
+        whether the connection may carry another request after it."""
         try:
             async with asyncio.timeout_at(deadline):
-                status, payload = await self._answer(connection, request, reader, writer)
+                return await self._answer(connection, request, reader, writer, call), True
         except TimeoutError:
-            status, payload, keep_alive = 504, _json_bytes(self._deadline_error()), False
+            call.status = "DEADLINE_EXCEEDED"
+            return (504, _json_bytes(self._deadline_error()), JSON_TYPE), False
         except _Refused as refused:
-            status, payload = refused.status, _json_bytes({"error": refused.message})
-            keep_alive = False
-        return await self._respond(connection, writer, request, status, payload, keep_alive)
+            return (refused.status, _json_bytes({"error": refused.message}), JSON_TYPE), False
 
     def _deadline_error(self) -> dict:
         # TF Serving's words for its own REST timeout.
@@ -198,9 +230,12 @@ class HttpServer:
             "error": f"Deadline exceeded: the request took more than {self.limits.rest_timeout:g} s"
         }
 
-    async def _answer(self, connection, request: h11.Request, reader, writer) -> tuple[int, bytes]:
+    async def _answer(
+        self, connection, request: h11.Request, reader, writer, call: monitoring.Call
+    ) -> Answer:
         """Admit the request, read its body, run the app on it in a worker thread."""
         length = _content_length(request)
+        call.bytes_in = length or 0
         if length is not None and any(name == b"transfer-encoding" for name, _ in request.headers):
             # Two framings a proxy in front might choose between: the way to smuggle.
             raise _Refused(400, "Content-Length and Transfer-Encoding in one request")
@@ -220,9 +255,10 @@ class HttpServer:
                 go_on = h11.InformationalResponse(status_code=100, headers=[])
                 await self._write(writer, connection.send(go_on))
             body = await self._body(connection, reader)
+            call.bytes_in = len(body)
             method, target = request.method.decode("latin-1"), request.target.decode("latin-1")
             future = asyncio.get_running_loop().run_in_executor(
-                self._executor, self.app, method, target, body
+                self._executor, self._work, call, method, target, body
             )
             # The deadline ends the wait, not the work: the slot stays taken until the
             # worker is done, so no more than max_in_flight requests ever run.
@@ -232,6 +268,16 @@ class HttpServer:
         finally:
             if release:
                 self._release()
+
+    def _work(self, call: monitoring.Call, method: str, target: str, body: bytearray) -> Answer:
+        """In a worker thread: the metrics page, or the application with ``call`` as the
+        request the core's notes go to."""
+        if method in ("GET", "HEAD") and target.split("?", 1)[0] == PROMETHEUS_PATH:
+            page, content_type = monitoring.page()
+            return 200, page, content_type.encode()
+        with monitoring.current(call):
+            status, payload = self.app(method, target, body)
+        return status, payload, JSON_TYPE
 
     def _release(self) -> None:
         self._busy -= 1
@@ -253,11 +299,10 @@ class HttpServer:
             else:
                 raise _Refused(400, "the connection closed inside the request body")
 
-    async def _respond(
-        self, connection, writer, request, status: int, body: bytes, keep_alive: bool
-    ) -> bool:
+    async def _respond(self, connection, writer, request, answer: Answer, keep_alive: bool) -> bool:
+        status, body, content_type = answer
         headers = [
-            (b"content-type", b"application/json"),
+            (b"content-type", content_type),
             (b"content-length", str(len(body)).encode()),
             (b"server", SERVER_NAME),
         ]
@@ -304,6 +349,15 @@ async def _linger(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) ->
         async with asyncio.timeout(LINGER_SECONDS):
             while await reader.read(READ_SIZE):
                 pass
+
+
+def _peer(writer: asyncio.StreamWriter) -> str:
+    """``host:port`` of the client (``[host]:port`` for IPv6), as the access log shows it."""
+    address = writer.get_extra_info("peername")
+    if not isinstance(address, tuple) or len(address) < 2:
+        return "-"
+    host, port = address[0], address[1]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _reason(status: int) -> bytes:

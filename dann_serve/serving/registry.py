@@ -25,6 +25,7 @@ from tensorflow_serving.apis import get_model_status_pb2, prediction_log_pb2
 from tensorflow_serving.config import model_server_config_pb2
 
 from dann_client.contract import SERVING_DEFAULT
+from dann_serve.serving import monitoring
 from dann_serve.serving.loader import WARMUP_FILE, MetaGraphModel
 from dann_serve.serving.memory import release_soon
 from dann_serve.serving.model_config import CONFIG_FILE, CONTAINER_MODEL_ROOT, read_config
@@ -117,6 +118,7 @@ class LoadedVersion:
             raise ServingError(
                 grpc.StatusCode.FAILED_PRECONDITION, f'Serving signature key "{key}" not found.'
             )
+        monitoring.note_signature(key)  # the one place both front ends resolve a signature
         return found
 
 
@@ -149,7 +151,8 @@ def load_version(name: str, version: int, path: Path) -> LoadedVersion:
     """Load a SavedModel as TensorFlow Serving does, wrap its signatures, and replay
     its warm-up requests."""
     identity = _identity(path)
-    model = MetaGraphModel(path)
+    with monitoring.saved_model_load(path):
+        model = MetaGraphModel(path)
     definitions = model.signature_defs
     # TensorFlow 2 adds "__saved_model_init_op", which GetModelMetadata lists (as
     # TensorFlow Serving does) but which is no signature to predict with.
@@ -160,7 +163,8 @@ def load_version(name: str, version: int, path: Path) -> LoadedVersion:
     }
     loaded = LoadedVersion(name, version, path, identity, signatures, definitions, model)
     try:
-        _warm_up(loaded)
+        with monitoring.warmup(path):
+            _warm_up(loaded)
     except BaseException:
         loaded.retire()
         raise
@@ -310,6 +314,7 @@ class ModelRegistry:
 
     def _set_state(self, name: str, version: int, state: int, error: str) -> None:
         self._states.setdefault(name, {})[version] = (state, error)
+        monitoring.record_state(name, version, state)
 
     # -- polling thread -----------------------------------------------------------
 

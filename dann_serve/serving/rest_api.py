@@ -2,9 +2,11 @@
 
 ``GET /v1/models/<m>[/versions/<v>|/labels/<l>]`` (status), ``.../metadata``, and
 ``POST ...:predict`` with the row format (``instances`` -> ``predictions``) or the
-columnar one (``inputs`` -> ``outputs``). Errors are ``{"error": "..."}`` with TF
-Serving's HTTP code for the status. The model name in a URL is only ever a key into
-the registry, never a path, so no URL can reach a file outside the model directory.
+columnar one (``inputs`` -> ``outputs``); bytes (``predict_image``'s encoded images)
+as ``{"b64": "..."}``, an instance of its own or an input's value, as TF Serving reads
+them. Errors are ``{"error": "..."}`` with TF Serving's HTTP code for the status. The
+model name in a URL is only ever a key into the registry, never a path, so no URL can
+reach a file outside the model directory.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from dann_serve.serving.limits import Limits
 from dann_serve.serving.registry import ModelRegistry
 from dann_serve.serving.signature import ServedSignature
 from dann_serve.serving.status import ServingError, invalid, not_found
-from dann_serve.serving.tensors import from_json, to_json
+from dann_serve.serving.tensors import STRING, from_json, is_binary, strings_from_json, to_json
 
 log = logging.getLogger("dann_serve.serving")
 
@@ -67,7 +69,9 @@ def _message_json(message) -> dict:
 
 def _decoder(signature: ServedSignature, limits: Limits):
     """``decode(name, value)``: one input's JSON value as an array, its shape checked
-    against the bounds and the signature before its values are converted."""
+    against the bounds and the signature before its values are converted, and its
+    values (an encoded image's declared size) after. A string input takes JSON strings
+    and TensorFlow Serving's ``{"b64": "..."}`` objects."""
 
     def decode(name: str, value: Any) -> np.ndarray:
         dtype = signature.input_dtype(name)
@@ -76,7 +80,12 @@ def _decoder(signature: ServedSignature, limits: Limits):
             limits.check_shape(name, shape, dtype.itemsize)
             signature.check_input_shape(name, shape)
 
-        return from_json(value, dtype, name, check)
+        if dtype == STRING:
+            array = strings_from_json(value, name, check, limits.max_tensor_bytes)
+        else:
+            array = from_json(value, dtype, name, check)
+        signature.check_input_values(name, array, limits)
+        return array
 
     return decode
 
@@ -92,7 +101,7 @@ def _inputs(
             raise invalid("'instances' must be a list")
         if not value:
             raise invalid("No values in 'instances' array")  # TF Serving's words
-        if all(isinstance(row, dict) for row in value):
+        if all(isinstance(row, dict) and not is_binary(row) for row in value):
             keys = set(value[0])
             if any(set(row) != keys for row in value):
                 raise invalid("every object in 'instances' must have the same keys")

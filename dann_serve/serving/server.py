@@ -1,10 +1,15 @@
-"""Start both front ends over one registry, and stop them cleanly on SIGINT/SIGTERM."""
+"""Start both front ends over one registry, and stop them cleanly on SIGINT/SIGTERM.
+
+The process's log lines, access log and metrics are set up here once
+(:mod:`~dann_serve.serving.logs`, :mod:`~dann_serve.serving.monitoring`): the gRPC
+server gets the interceptor that makes each call a counted, logged request, the REST
+server does the same for its requests itself.
+"""
 
 from __future__ import annotations
 
 import logging
 import signal
-import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,7 +18,9 @@ from dann_client.contract import GRPC_PORT, REST_PORT
 from dann_serve.runtime import reuse_large_buffers
 from dann_serve.serving.grpc_api import build_server
 from dann_serve.serving.limits import Limits
+from dann_serve.serving.logs import configure_logging
 from dann_serve.serving.memory import one_heap
+from dann_serve.serving.monitoring import CallInterceptor
 from dann_serve.serving.registry import ModelRegistry
 from dann_serve.serving.rest_api import rest_server as rest_server_for
 
@@ -32,6 +39,7 @@ class ServeOptions:
     workers: int = 8  # gRPC worker threads; REST has half as many (JSON is heavier)
     tls_cert: Path | None = None
     tls_key: Path | None = None
+    access_log: str | None = None  # a file to append to, "-" for stdout, None for none
 
 
 def _address(host: str, port: int) -> str:
@@ -44,7 +52,7 @@ def serve(options: ServeOptions) -> None:
     Raises ``ConfigError`` for an unreadable model config and ``OSError`` when a port
     cannot be bound, before anything is listening.
     """
-    logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="dann-serve: %(message)s")
+    configure_logging(options.access_log)
     one_heap()  # the command line has done it before TensorFlow loaded; no harm twice
     reuse_large_buffers()
     registry = ModelRegistry(options.model_dir, options.config_file)
@@ -57,8 +65,9 @@ def serve(options: ServeOptions) -> None:
         if not (options.tls_cert and options.tls_key):
             raise ValueError("--tls-cert and --tls-key go together")
         tls = (options.tls_cert.read_bytes(), options.tls_key.read_bytes())
+    address = _address(options.host, options.port)
     grpc_server, port = build_server(
-        registry, _address(options.host, options.port), options.limits, options.workers, tls
+        registry, address, options.limits, options.workers, tls, [CallInterceptor()]
     )
     rest_server = None
     if options.rest_port:

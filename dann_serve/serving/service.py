@@ -2,13 +2,15 @@
 
 Both front ends use these functions: the gRPC servicers return the messages as they
 are, the REST handler converts them to JSON. So a request means the same thing, and
-fails with the same code, whichever protocol carries it.
+fails with the same code, whichever protocol carries it; and it is counted the same:
+each call notes on the request's :class:`~dann_serve.serving.monitoring.Call` which
+API it ran on which model, and with what status it ended.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 
 import numpy as np
 from tensorflow_serving.apis import (
@@ -19,12 +21,13 @@ from tensorflow_serving.apis import (
 )
 
 from dann_client.tensors import fill_tensor_proto
+from dann_serve.serving import monitoring
 from dann_serve.serving.limits import LARGE_REQUEST_BYTES, Limits
 from dann_serve.serving.memory import release_soon
 from dann_serve.serving.registry import LoadedVersion, ModelRegistry
 from dann_serve.serving.signature import ServedSignature
 from dann_serve.serving.status import invalid
-from dann_serve.serving.tensors import declared_shape, numpy_dtype, to_numpy
+from dann_serve.serving.tensors import declared_shape, numpy_dtype
 
 SIGNATURE_DEF_FIELD = "signature_def"
 DEFAULTS = Limits()
@@ -41,14 +44,26 @@ def _choice(spec: model_pb2.ModelSpec) -> tuple[str, int | None, str]:
 
 def resolve(registry: ModelRegistry, spec: model_pb2.ModelSpec) -> LoadedVersion:
     """The loaded version a ModelSpec asks for (the newest if it names none)."""
-    return registry.get(*_choice(spec))
+    loaded = registry.get(*_choice(spec))
+    monitoring.note_version(loaded.version)
+    return loaded
+
+
+def _api_call(
+    registry: ModelRegistry, api: str, spec: model_pb2.ModelSpec
+) -> AbstractContextManager[None]:
+    """Count the block as a call of ``api`` on the model ``spec`` names (a name the
+    registry does not serve is counted without it)."""
+    return monitoring.api_call(api, spec.name, spec.name in registry.model_names())
 
 
 @contextmanager
 def serving(registry: ModelRegistry, spec: model_pb2.ModelSpec) -> Iterator[LoadedVersion]:
     """The version a ModelSpec asks for, kept open until the block ends even if a newer
-    one replaces it meanwhile (it is closed when its last request is done)."""
-    with registry.using(*_choice(spec)) as loaded:
+    one replaces it meanwhile (it is closed when its last request is done). The block
+    is one Predict call, counted with the status it ends with."""
+    with _api_call(registry, monitoring.PREDICT, spec), registry.using(*_choice(spec)) as loaded:
+        monitoring.note_version(loaded.version)
         yield loaded
 
 
@@ -97,7 +112,7 @@ def predict(
             shape = declared_shape(tensor, name)
             limits.check_shape(name, shape, numpy_dtype(tensor.dtype).itemsize)
             signature.check_input_shape(name, shape)
-            inputs[name] = to_numpy(tensor, name, limits.max_tensor_bytes)
+            inputs[name] = signature.read_input(name, tensor, limits)
         outputs = run_signature(signature, inputs, request.output_filter)
     response = predict_pb2.PredictResponse(model_spec=response_spec(loaded, signature.key))
     for name, array in outputs.items():
@@ -109,11 +124,21 @@ def model_metadata(
     registry: ModelRegistry, request: get_model_metadata_pb2.GetModelMetadataRequest
 ) -> get_model_metadata_pb2.GetModelMetadataResponse:
     """PredictionService.GetModelMetadata: the SignatureDefMap packed in an Any."""
+    with _api_call(registry, monitoring.GET_MODEL_METADATA, request.model_spec):
+        return _model_metadata(registry, request)
+
+
+def _model_metadata(
+    registry: ModelRegistry, request: get_model_metadata_pb2.GetModelMetadataRequest
+) -> get_model_metadata_pb2.GetModelMetadataResponse:
     if not request.metadata_field:
         raise invalid("GetModelMetadataRequest must specify at least one metadata_field")
     unsupported = [f for f in request.metadata_field if f != SIGNATURE_DEF_FIELD]
     if unsupported:
         raise invalid(f"Metadata field {unsupported[0]} is not supported")
+    # Answered only from a loaded version, as TensorFlow Serving answers it (a servable
+    # handle): so this call fails until a version is AVAILABLE, which makes it the
+    # readiness probe (deploy/k8s), where GetModelStatus answers while loading too.
     loaded = resolve(registry, request.model_spec)
     response = get_model_metadata_pb2.GetModelMetadataResponse(model_spec=response_spec(loaded))
     signature_map = get_model_metadata_pb2.SignatureDefMap()
@@ -127,6 +152,13 @@ def model_status(
     registry: ModelRegistry, request: get_model_status_pb2.GetModelStatusRequest
 ) -> get_model_status_pb2.GetModelStatusResponse:
     """ModelService.GetModelStatus: the state of each version the server knows of."""
+    with _api_call(registry, monitoring.GET_MODEL_STATUS, request.model_spec):
+        return _model_status(registry, request)
+
+
+def _model_status(
+    registry: ModelRegistry, request: get_model_status_pb2.GetModelStatusRequest
+) -> get_model_status_pb2.GetModelStatusResponse:
     spec = request.model_spec
     if not spec.name:
         raise invalid("Missing ModelSpec")

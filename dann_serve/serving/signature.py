@@ -3,19 +3,28 @@
 The checks read the SignatureDef stored in ``saved_model.pb`` (the same one
 GetModelMetadata returns), so a request is judged against exactly what the model
 declares, and a bad one is refused with INVALID_ARGUMENT before TensorFlow sees it.
+The string input of ``predict_image`` holds encoded images: their headers are checked
+against the bounds before the graph decodes them (:mod:`~dann_serve.serving.images`),
+and when the decoder fails on one, the answer names its index in the batch.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 
+import grpc
 import numpy as np
 import tensorflow as tf
+from tensorflow.core.framework import tensor_pb2, types_pb2
 from tensorflow.core.protobuf import meta_graph_pb2
 
+from dann_client.contract import PREDICT_IMAGE
+from dann_serve.serving.images import check_images
+from dann_serve.serving.limits import Limits
 from dann_serve.serving.loader import MetaGraphModel
 from dann_serve.serving.status import ServingError, from_code_number, invalid
-from dann_serve.serving.tensors import numpy_dtype, shape_text, type_name
+from dann_serve.serving.tensors import numpy_dtype, shape_text, to_numpy, type_name
 
 
 class ServedSignature:
@@ -37,6 +46,13 @@ class ServedSignature:
             )
             for name, info in definition.inputs.items()
         }
+        # Encoded images: the string inputs of predict_image (other string inputs are
+        # only bounded by their bytes).
+        self.image_inputs = frozenset(
+            name
+            for name, info in definition.inputs.items()
+            if key == PREDICT_IMAGE and info.dtype == types_pb2.DT_STRING
+        )
 
     def input_dtype(self, name: str) -> np.dtype:
         return numpy_dtype(self.definition.inputs[name].dtype)
@@ -75,6 +91,19 @@ class ServedSignature:
                 f"{shape_text(want)}"
             )
 
+    def check_input_values(self, name: str, array: np.ndarray, limits: Limits) -> None:
+        """What only the values show: the size each encoded image declares, against
+        the decoded-tensor bound (INVALID_ARGUMENT naming the image)."""
+        if name in self.image_inputs:
+            check_images(name, array.reshape(-1), limits)
+
+    def read_input(self, name: str, proto: tensor_pb2.TensorProto, limits: Limits) -> np.ndarray:
+        """A wire tensor whose dtype and declared shape have been checked, decoded
+        within ``limits`` and its values checked (:meth:`check_input_values`)."""
+        array = to_numpy(proto, name, limits.max_tensor_bytes)
+        self.check_input_values(name, array, limits)
+        return array
+
     def check_output_filter(self, output_filter: Iterable[str]) -> list[str]:
         """The outputs to return: all of them, or the requested ones if they exist."""
         wanted = list(output_filter)
@@ -94,9 +123,43 @@ class ServedSignature:
         try:
             return self.model.run(self.key, inputs, outputs)
         except tf.errors.OpError as error:
-            # TensorFlow's message spans lines (node, stack note); the wire wants one.
-            message = " ".join(line.strip() for line in error.message.splitlines() if line.strip())
-            raise from_code_number(error.error_code, message) from None
+            failure = from_code_number(error.error_code, _one_line(error))
+        if failure.code == grpc.StatusCode.INVALID_ARGUMENT and self.image_inputs:
+            failure = self._name_the_image(inputs, outputs, failure)
+        raise failure
+
+    def _name_the_image(
+        self, inputs: Mapping[str, np.ndarray], outputs: list[str], failure: ServingError
+    ) -> ServingError:
+        """The decoder's error, prefixed with the index of the first image it fails on.
+
+        Images are decoded one by one, so the first failing one is found by halving
+        the batch: about log2(N) runs of at most half of it each, paid only by a
+        request that fails anyway.
+        """
+        (name,) = self.image_inputs
+        start, stop = 0, len(inputs[name])  # [start, stop) holds a failing image
+
+        def fails(begin: int, end: int) -> ServingError | None:
+            try:
+                self.model.run(self.key, {k: v[begin:end] for k, v in inputs.items()}, outputs)
+            except tf.errors.OpError as error:
+                return from_code_number(error.error_code, _one_line(error))
+            return None
+
+        while stop - start > 1:
+            middle = (start + stop) // 2
+            if fails(start, middle):
+                stop = middle
+            else:
+                start = middle
+        if stop - start == 1 and len(inputs[name]) > 1:
+            failure = fails(start, stop) or failure  # the message of that image alone
+        # "Graph execution error: Invalid PNG data, size 60 [[{{node .../DecodePng}}]]":
+        # the decoder's words are the middle.
+        reason = re.sub(r"\s*\[\[.*?\]\]", "", failure.message)
+        reason = reason.removeprefix("Graph execution error:").strip()
+        return ServingError(failure.code, f"input {name}[{start}]: cannot decode it: {reason}")
 
     def _empty_outputs(self, outputs: list[str]) -> dict[str, np.ndarray] | None:
         """The answer to a batch of zero: empty outputs of the declared dtypes and shapes.
@@ -120,3 +183,9 @@ class ServedSignature:
                 return None
             empty[name] = np.zeros((0, *sizes[1:]), dtype=dtype)
         return empty
+
+
+def _one_line(error: tf.errors.OpError) -> str:
+    """TensorFlow's message on one line: it spans lines (node, stack note), the wire
+    wants one."""
+    return " ".join(line.strip() for line in error.message.splitlines() if line.strip())

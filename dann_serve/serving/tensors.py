@@ -3,14 +3,21 @@
 The TensorProto codec itself is the client's (:mod:`dann_client.tensors`), so both
 ends of the connection read and write tensors with the same code; this module adds
 what only a server needs: TensorFlow's short type names for its error messages,
-and INVALID_ARGUMENT instead of ``ValueError``. Arrays are written into TensorFlow's
-messages with :func:`dann_client.tensors.fill_tensor_proto` directly.
+INVALID_ARGUMENT instead of ``ValueError``, and string tensors (``predict_image``'s
+encoded images), which only a server reads: from ``string_val`` over gRPC, and over
+REST from JSON strings or TensorFlow Serving's ``{"b64": "..."}`` objects for bytes.
+They become numpy object arrays of ``bytes``, what a TensorFlow session takes for
+DT_STRING. Arrays are written into TensorFlow's messages with
+:func:`dann_client.tensors.fill_tensor_proto` directly.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import numpy as np
@@ -28,8 +35,13 @@ def type_name(dtype: int) -> str:
         return f"unknown type {dtype}"
 
 
+STRING = np.dtype(object)  # DT_STRING tensors: an object array of bytes
+
+
 def numpy_dtype(dtype: int) -> np.dtype:
     """The numpy dtype the server decodes a DataType into; INVALID_ARGUMENT if none."""
+    if dtype == types_pb2.DT_STRING:
+        return STRING
     wire = wire_dtype(dtype)
     if wire is None:
         raise invalid(f"tensors of type {type_name(dtype)} are not supported")
@@ -42,11 +54,50 @@ def shape_text(shape: tuple[int, ...] | list[int]) -> str:
 
 def to_numpy(proto: tensor_pb2.TensorProto, name: str, max_bytes: int | None = None) -> np.ndarray:
     """The array a TensorProto holds; INVALID_ARGUMENT naming the input when it is
-    malformed or would decode to more than ``max_bytes``."""
+    malformed or would decode to more than ``max_bytes`` (for strings: their bytes)."""
+    if proto.dtype == types_pb2.DT_STRING:
+        return _strings(proto, name, max_bytes)
     try:
         return from_tensor_proto(proto, max_bytes)
     except ValueError as error:
         raise invalid(f"input {name}: {error}") from None
+
+
+def _strings(proto: tensor_pb2.TensorProto, name: str, max_bytes: int | None) -> np.ndarray:
+    """A DT_STRING TensorProto's ``string_val`` as an object array of ``bytes``, with
+    TensorFlow's rule for fewer values than elements (the last repeats)."""
+    shape = declared_shape(proto, name)
+    if proto.tensor_content:
+        raise invalid(f"input {name}: string tensors travel in string_val, not tensor_content")
+    values = list(proto.string_val)
+    count = math.prod(shape)
+    if len(values) > count:
+        raise invalid(f"input {name}: string_val holds {len(values)} values for {count} elements")
+    if values and len(values) < count:
+        values += [values[-1]] * (count - len(values))
+    array = np.empty(count, dtype=STRING)
+    array[:] = list(bounded_strings(name, values, max_bytes)) or [b""] * count
+    return array.reshape(shape)
+
+
+def bounded_strings(name: str, values: Iterable[bytes], max_bytes: int | None) -> Iterator[bytes]:
+    """``values`` as they come, INVALID_ARGUMENT as soon as they hold more than
+    ``max_bytes`` in all (naming the item when one alone is over), so that what is
+    decoded one by one is refused before the rest is."""
+    total = 0
+    for index, value in enumerate(values):
+        total += len(value)
+        if max_bytes is not None and len(value) > max_bytes:
+            raise invalid(
+                f"input {name}[{index}]: {len(value):,} bytes, over the limit of "
+                f"{max_bytes:,} (--max-tensor-mb)"
+            )
+        if max_bytes is not None and total > max_bytes:
+            raise invalid(
+                f"input {name}: strings 0-{index} hold {total:,} bytes, over the limit of "
+                f"{max_bytes:,} (--max-tensor-mb)"
+            )
+        yield value
 
 
 def declared_shape(proto: tensor_pb2.TensorProto, name: str) -> tuple[int, ...]:
@@ -146,3 +197,51 @@ def from_json(
 def to_json(array: np.ndarray) -> Any:
     """An array as nested lists of plain Python numbers, ready for ``json.dumps``."""
     return array.tolist()
+
+
+def _string_value(value: Any, name: str, index: int) -> bytes:
+    """One JSON value of a string tensor: ``{"b64": "..."}`` (bytes, base64) or a JSON
+    string (its UTF-8 bytes), as TensorFlow Serving reads them."""
+    if isinstance(value, str):
+        return value.encode()
+    if is_binary(value):
+        text = value["b64"]
+        if isinstance(text, str):
+            try:
+                return base64.b64decode(text, validate=True)
+            except (binascii.Error, ValueError) as error:
+                raise invalid(f"input {name}[{index}]: 'b64' is not base64: {error}") from None
+    shown = json.dumps(value)
+    shown = shown if len(shown) <= 80 else shown[:77] + "..."
+    raise invalid(
+        f'input {name}[{index}]: JSON Value: {shown} is not a string or a {{"b64": ...}} object'
+    )
+
+
+def is_binary(value: Any) -> bool:
+    """Whether a JSON value is TensorFlow Serving's encoding of bytes: ``{"b64": ...}``."""
+    return isinstance(value, dict) and len(value) == 1 and "b64" in value
+
+
+def strings_from_json(
+    value: Any,
+    name: str,
+    check_shape: Callable[[tuple[int, ...]], None] | None = None,
+    max_bytes: int | None = None,
+) -> np.ndarray:
+    """A JSON value (nested lists of strings or ``{"b64": ...}`` objects) as an object
+    array of ``bytes``; INVALID_ARGUMENT naming the first bad item (by its flat index)
+    and for more than ``max_bytes`` in all. ``check_shape`` sees the shape first."""
+    try:
+        objects = np.array(value, dtype=object)
+    except (ValueError, RecursionError) as error:
+        raise invalid(f"input {name}: not a tensor: {error}") from None
+    if objects.size and isinstance(objects.reshape(-1)[0], list):
+        raise _type_error(objects.reshape(-1)[0], STRING, name)  # ragged nesting
+    if check_shape is not None:
+        check_shape(objects.shape)
+    flat = objects.reshape(-1)
+    decoded = (_string_value(item, name, index) for index, item in enumerate(flat))
+    for index, value in enumerate(bounded_strings(name, decoded, max_bytes)):
+        flat[index] = value
+    return objects
