@@ -16,7 +16,7 @@ REVERSE_VALIDATION_STEPS = 1500
 # always recorded, reverse validation trains a model per run.
 CHEAP_CRITERIA = ("dev", "snd", "entropy")
 CRITERIA = (*CHEAP_CRITERIA, "reverse")
-DEFAULT_CRITERION = "dev"
+DEFAULT_CRITERION = "entropy"
 # Options a resumed run may be given anew: where the data is, not what it is.
 RESUMABLE_OPTIONS = frozenset({"data_dir"})
 
@@ -39,7 +39,7 @@ class TrainConfig:
     gamma: float = 10.0
     lambda_max: float = 1.0
     conditional: bool = False  # CDAN: the domain head reads features x predictions
-    information_weight: float = 0.0  # target entropy minus class spread (losses.py)
+    information_weight: float = 1.0  # target entropy minus class spread (losses.py)
     class_weighting: bool = False  # source domain loss weighted by estimated class ratios
     batch_norm: bool = False
     augment: bool = True

@@ -46,14 +46,14 @@ CANDIDATES = (
     Candidate("source-only", {"mode": "source-only"}, "no adaptation (lambda = 0)"),
     Candidate("dann", {"mode": "dann"}, "DANN with the defaults"),
     Candidate(
-        "dann-im",
-        {"mode": "dann", "information_weight": 1.0},
-        "DANN + information maximisation on the target",
+        "cdan",
+        {"mode": "dann", "conditional": True},
+        "CDAN+E: the domain head conditioned on the class predictions",
     ),
     Candidate(
-        "dann-im-cw",
-        {"mode": "dann", "information_weight": 1.0, "class_weighting": True},
-        "DANN + information maximisation + class-weighted alignment",
+        "dann-cw",
+        {"mode": "dann", "class_weighting": True},
+        "DANN with class-weighted alignment",
     ),
 )
 
