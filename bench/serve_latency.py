@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import base64
 import http.client
-import io
 import json
 import multiprocessing
 import os
@@ -48,7 +47,7 @@ import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 from dann_client.contract import PREDICT_IMAGE, PREDICT_LABEL_UINT8, SERVER_MAX_MESSAGE_BYTES
-from dann_client.preprocessing import to_model_input
+from dann_client.preprocessing import encode_png, to_model_input
 from dann_client.tensors import fill_tensor_proto, from_tensor_proto
 from dann_serve.runtime import reuse_large_buffers
 
@@ -249,15 +248,8 @@ def rest_call(
 
 
 def png_base64(pixels: np.ndarray) -> list[str]:
-    """Each uint8 image as base64 text of a PNG (zlib level 1, as the client writes them)."""
-    from PIL import Image
-
-    texts = []
-    for image in pixels:
-        buffer = io.BytesIO()
-        Image.fromarray(image).save(buffer, "PNG", compress_level=1)
-        texts.append(base64.b64encode(buffer.getvalue()).decode())
-    return texts
+    """Each uint8 image as base64 text of a PNG, encoded as the client encodes them."""
+    return [base64.b64encode(encode_png(image)).decode() for image in pixels]
 
 
 def twin_goals(figures: dict[str, dict[str, float]]) -> dict[str, bool]:

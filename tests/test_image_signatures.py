@@ -137,6 +137,18 @@ def test_the_graph_decodes_as_pillow_does(rng) -> None:
         assert np.abs(got[index] - want).max() <= 1, index
 
 
+@pytest.mark.parametrize("colour", [(0, 204, 68), (15, 195, 75), (0, 204, 67)])
+def test_the_graph_applies_the_clients_transparency_rule_at_its_threshold(colour) -> None:
+    """Half-transparent ink whose luminance is exactly 0.5 (the first two; 0.49999... in
+    floating point) or just under it: the graph picks the background the client picks."""
+    pixels = np.zeros((40, 40, 4), np.uint8)
+    pixels[...] = (*colour, 128)
+    data = png(pixels, "RGBA")
+    got = decode_images(tf.constant([data])).numpy()[0].astype(int)
+    want = image_to_array(Image.open(io.BytesIO(data))).astype(int)
+    assert np.abs(got - want).max() <= 1, (got[0, 0], want[0, 0])
+
+
 # -- header sizes (the decompression-bomb bound) --------------------------------------------
 
 

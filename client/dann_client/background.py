@@ -56,9 +56,10 @@ def light_ink(rgba: PILImage) -> bool:
     the mean is sum(alpha * luminance) / sum(alpha), so fully transparent pixels do not
     count and half-transparent ones (antialiased edges) count half. A fully transparent
     image has no ink: False (white). Summed in whole numbers (the weights in
-    thousandths), so that the test is exact even at 0.5 and at any image size."""
+    thousandths), so that the test is exact even at 0.5 and at any image size, and
+    ``predict_image``'s graph, which sums the same way, decides alike."""
     pixels = np.frombuffer(rgba.tobytes(), np.uint8).reshape(-1, 4)
-    weights = np.rint(np.asarray(LUMINANCE_WEIGHTS) * 1000).astype(np.int64)
+    weights = np.asarray(LUMINANCE_WEIGHTS, np.int64)
     ink = alpha_total = 0
     for start in range(0, len(pixels), _CHUNK):
         part = pixels[start : start + _CHUNK].astype(np.int64)

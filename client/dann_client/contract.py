@@ -47,10 +47,11 @@ BACKGROUND_AUTO = "auto"
 """The default background rule, the same in the client (``dann_client.background``) and
 in ``predict_image``'s graph: if the image has any alpha < 255, flatten it onto black
 when the alpha-weighted mean luminance of its pixels is >= ``LIGHT_INK_LUMINANCE``
-(light ink), else onto white. Luminance is ``LUMINANCE_WEIGHTS`` . RGB / 255, the
-weighted mean is sum(alpha * luminance) / sum(alpha); a fully transparent image goes
-onto white."""
-LUMINANCE_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R BT.601, as Pillow's "L" mode
+(light ink), else onto white. Luminance is ``LUMINANCE_WEIGHTS`` . RGB / (1000 * 255),
+the weighted mean is sum(alpha * luminance) / sum(alpha); a fully transparent image goes
+onto white. Both sides compute it in whole numbers, so that they agree at the threshold
+itself (in floating point, 0.299 * R + 0.587 * G + 0.114 * B can fall on either side)."""
+LUMINANCE_WEIGHTS = (299, 587, 114)  # ITU-R BT.601 in thousandths, as Pillow's "L" mode
 LIGHT_INK_LUMINANCE = 0.5
 
 # -- the server ---------------------------------------------------------------------------

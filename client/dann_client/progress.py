@@ -26,7 +26,6 @@ class Progress:
         stream: TextIO,
         total: int | None,
         *,
-        label: str = "",
         enabled: bool | None = None,
         delay: float = 1.0,
         interval: float = 0.1,
@@ -34,7 +33,6 @@ class Progress:
     ) -> None:
         self.stream = stream
         self.total = total
-        self.label = label
         self.enabled = _is_terminal(stream) if enabled is None else enabled
         self.delay = delay
         self.interval = interval
@@ -87,18 +85,17 @@ class Progress:
         self.close()
 
     def text(self, now: float) -> str:
-        """The bar as shown: ``label  done/total [####----]  41%  3,510/s  ETA 2s``."""
+        """The bar as shown: ``done/total [####----]  41%  3,510/s  ETA 2s``."""
         elapsed = max(now - self._start, 1e-9)
         rate = self.done / elapsed
-        head = f"{self.label}  " if self.label else ""
         if not self.total:
-            return f"{head}{self.done:,} images  {rate:,.0f}/s"
+            return f"{self.done:,} images  {rate:,.0f}/s"
         share = min(self.done / self.total, 1.0)
         filled = round(share * _WIDTH)
         bar = "#" * filled + "-" * (_WIDTH - filled)
         left = (self.total - self.done) / rate if rate > 0 else 0.0
         return (
-            f"{head}{self.done:,}/{self.total:,} [{bar}] {share:4.0%}  {rate:,.0f}/s"
+            f"{self.done:,}/{self.total:,} [{bar}] {share:4.0%}  {rate:,.0f}/s"
             f"  ETA {_duration(left)}"
         )
 

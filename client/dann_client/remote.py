@@ -20,7 +20,6 @@ and a large photo travels as ~2 KB instead of megabytes.
 
 from __future__ import annotations
 
-import io
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -30,9 +29,9 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from dann_client.api import ModelRef
-from dann_client.contract import PREDICT_IMAGE, PREDICT_LABEL, PREDICT_LABEL_UINT8
+from dann_client.contract import INPUT_NAME, PREDICT_IMAGE, PREDICT_LABEL, PREDICT_LABEL_UINT8
 from dann_client.errors import ServerRejected
-from dann_client.preprocessing import layout_batch, to_model_input
+from dann_client.preprocessing import encode_png, layout_batch, to_model_input
 
 if TYPE_CHECKING:
     from dann_client.api import ModelMetadata, VersionStatus
@@ -75,20 +74,10 @@ def choose_route(signature: str, metadata: ModelMetadata | None, wires: tuple[Wi
     for wire, twin, dtype in _TWINS.get(signature, ()):
         if wire not in wires or metadata is None or twin not in metadata.signatures:
             continue
-        image_input = metadata.signatures[twin].inputs.get("images")
+        image_input = metadata.signatures[twin].inputs.get(INPUT_NAME)
         if image_input is not None and image_input.dtype == dtype:
             return Route(twin, wire)
     return Route(signature, Wire.FLOAT32)
-
-
-def encode_png(pixels: np.ndarray) -> bytes:
-    """One uint8 ``[32, 32, 3]`` image as a PNG, compressed fast: zlib's level 1 takes
-    a tenth of the default's time and leaves the bytes within a few percent."""
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(pixels), "RGB").save(buffer, "PNG", compress_level=1)
-    return buffer.getvalue()
 
 
 def encode(wire: Wire, images: np.ndarray) -> Payload:

@@ -73,7 +73,10 @@ class RestTransport:
         max_backoff: float = 2.0,
         max_message_bytes: int = CLIENT_MAX_REQUEST_BYTES,
     ) -> None:
-        parts = urlsplit(url)
+        try:
+            parts = urlsplit(url)
+        except ValueError as error:  # "Invalid IPv6 URL": a bracket left open
+            raise UsageError(f"--server {url!r} is not a valid URL: {error}") from None
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise UsageError(f"--server {url!r} is not an http:// or https:// URL with a host")
         if parts.query or parts.fragment:

@@ -40,6 +40,7 @@ def digits(tmp_path):
         ["predict", "x.png", "--version", "1", "--label", "stable"],
         ["status", "--version", "1", "--label", "stable"],
         ["predict", "x.png", "--backend", "onnx"],  # no --onnx
+        ["predict", "x.png", "--backend", "server", "--onnx", __file__],
         ["predict", "x.png", "--top-k", "0"],
         ["predict", "x.png", "--signature", "serving_nothing"],
         ["predict", "x.png", "--ca-cert", "/no/such/ca.pem"],
@@ -52,6 +53,17 @@ def test_usage_errors_exit_2(args):
     result = run(*args)
     assert result.exit_code == 2, result.output
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("backend", ["server", "grpc"])
+def test_backend_server_and_its_old_name_ask_the_server_over_either_protocol(
+    toy_server, toy_rest, digits, backend
+):
+    _, address = toy_server
+    for server in (address, toy_rest.url):
+        result = run("predict", *map(str, digits), "--server", server, "--backend", backend)
+        assert result.exit_code == 0, result.output
+        assert [line.split(": ")[1][0] for line in result.stdout.splitlines()] == ["2", "7", "9"]
 
 
 # --- the onnx backend: no server needed -------------------------------------------

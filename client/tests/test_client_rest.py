@@ -199,7 +199,7 @@ def test_requests_stay_under_the_message_limit(toy_rest, digits):
 
 @pytest.mark.parametrize(
     "server",
-    ["ftp://localhost:8501", "http://", "http://host:port", "http://h:1/?x=1"],
+    ["ftp://localhost:8501", "http://", "http://host:port", "http://h:1/?x=1", "http://[::1"],
 )
 def test_servers_that_are_neither_grpc_nor_rest_are_usage_errors(server, digits):
     result = run("predict", str(digits[0]), "--server", server)

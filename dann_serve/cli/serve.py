@@ -116,7 +116,8 @@ def export(run: Path, model_dir: Path, name: str, version: int | None, force: bo
     default=DEFAULT_MAX_TENSOR_BYTES // MIB,
     show_default=True,
     help="Largest decoded input tensor; bigger: INVALID_ARGUMENT (a REST body's JSON"
-    " values are bounded by it too).",
+    " values are bounded by it too, and predict_image's files: their bytes, and the"
+    " pixels their headers declare at 4 bytes each).",
 )
 @click.option(
     "--max-in-flight",
@@ -171,7 +172,8 @@ def serve(
 ) -> None:
     """Serve MODEL_DIR over TensorFlow Serving's gRPC and REST APIs until SIGINT/SIGTERM.
 
-    Prometheus metrics are on the REST port at /monitoring/prometheus/metrics."""
+    Prometheus metrics are on the REST port at /monitoring/prometheus/metrics
+    (none with --rest-port 0)."""
     if bool(tls_cert) != bool(tls_key):
         fail("--tls-cert and --tls-key go together", EXIT_USAGE)
     # oneDNN's allocator pools every large tensor for good (a BFC arena grown to the

@@ -188,10 +188,14 @@ def _composite(colour: tf.Tensor, alpha: tf.Tensor) -> tf.Tensor:
     pixel is fully transparent); blended as Pillow's ``alpha_composite`` onto an opaque
     background, in its integer arithmetic."""
     rgb, a = tf.cast(colour, tf.int32), tf.cast(alpha, tf.int32)
-    weight = tf.cast(a, tf.float64)
-    luminance = tf.reduce_sum(tf.cast(rgb, tf.float64) * LUMINANCE_WEIGHTS, axis=2, keepdims=True)
-    total = tf.reduce_sum(weight)
-    light = tf.reduce_sum(weight * luminance) >= LIGHT_INK_LUMINANCE * 255.0 * total
+    # In whole numbers, as the client's ``background.light_ink`` (weights in thousandths),
+    # so that both decide alike at the threshold; exact in float64 below 2**53.
+    luminance = tf.reduce_sum(
+        tf.cast(colour, tf.int64) * tf.constant(LUMINANCE_WEIGHTS, tf.int64), axis=2, keepdims=True
+    )
+    total = tf.cast(tf.reduce_sum(tf.cast(a, tf.int64)), tf.float64)
+    ink = tf.cast(tf.reduce_sum(tf.cast(a, tf.int64) * luminance), tf.float64)
+    light = ink >= LIGHT_INK_LUMINANCE * float(sum(LUMINANCE_WEIGHTS) * 255) * total
     background = tf.where((total > 0) & light, 0, 255)
     # Pillow's AlphaComposite.c for an opaque destination: 7 extra bits, /255 by shifts.
     # The values are never negative, so floor division is the right shift.

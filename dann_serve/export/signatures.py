@@ -29,7 +29,7 @@ from dann_client.contract import (
     PROBABILITIES_OUTPUT,
     SERVING_DEFAULT,
 )
-from dann_client.preprocessing import to_model_input
+from dann_client.preprocessing import encode_png, to_model_input
 from dann_serve.data.pipeline import to_unit_range
 from dann_serve.export.image_input import decode_images
 from dann_serve.model.networks import DANN
@@ -107,11 +107,12 @@ def save_savedmodel(module: ServingModule, path: Path) -> None:
 
 
 def png_files(pixels: np.ndarray) -> np.ndarray:
-    """uint8 ``[N, 32, 32, 3]`` as an object array of lossless PNG files, which
-    ``predict_image`` decodes back to exactly these pixels."""
+    """uint8 ``[N, 32, 32, 3]`` as an object array of lossless PNG files, encoded as the
+    client encodes them for REST, which ``predict_image`` decodes back to exactly these
+    pixels."""
     files = np.empty(len(pixels), dtype=object)
     for index, image in enumerate(pixels):
-        files[index] = tf.io.encode_png(image).numpy()
+        files[index] = encode_png(image)
     return files
 
 

@@ -41,6 +41,8 @@ def configure_logging(access_log: str | None = None, level: int = logging.INFO) 
     tensorflow.propagate = True
 
     access = logging.getLogger(ACCESS_LOGGER)
+    for old in access.handlers:  # an access-log file of an earlier setup: not left open
+        old.close()
     access.handlers.clear()
     access.propagate = False  # its lines go to their own place, never to stderr
     if target is None:
