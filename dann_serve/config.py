@@ -8,6 +8,9 @@ from dataclasses import dataclass
 MODES = ("dann", "source-only")
 MODE_LABELS = {"source-only": "source-only", "dann": "DANN"}  # how reports print a mode
 ARCHITECTURES = ("mnist", "svhn")
+# How a run is spread over devices (dann_serve.training.distribute): one device, every
+# GPU of this machine (or --cpu-replicas logical CPUs), or the machines of TF_CONFIG.
+DISTRIBUTE = ("none", "mirrored", "multi-worker")
 # Training steps of each reverse model in reverse validation
 # (dann_serve.experiments.reverse_validation).
 REVERSE_VALIDATION_STEPS = 1500
@@ -18,7 +21,9 @@ CHEAP_CRITERIA = ("dev", "snd", "entropy")
 CRITERIA = (*CHEAP_CRITERIA, "reverse")
 DEFAULT_CRITERION = "entropy"
 # Options a resumed run may be given anew: where the data is, not what it is.
-RESUMABLE_OPTIONS = frozenset({"data_dir"})
+# Where the run executes is not what it trains: a checkpoint of any strategy resumes
+# under any other, with the global batch, data and schedules unchanged.
+RESUMABLE_OPTIONS = frozenset({"data_dir", "distribute", "cpu_replicas"})
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,8 @@ class TrainConfig:
     source_test: str | None = None  # a labelled folder to test the source on
     target_test: str | None = None  # a labelled folder to test the target on
     skip_unreadable: bool = False
+    distribute: str = "none"  # one of DISTRIBUTE
+    cpu_replicas: int = 0  # mirrored without GPUs: logical CPU devices (0: one replica)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -67,6 +74,19 @@ class TrainConfig:
             raise ValueError(f"--clip-norm must be >= 0 (0: no clipping), got {self.clip_norm}")
         if self.information_weight < 0.0:
             raise ValueError(f"--information-weight must be >= 0, got {self.information_weight}")
+        if self.distribute not in DISTRIBUTE:
+            raise ValueError(
+                f"unknown --distribute {self.distribute!r}: choose one of {', '.join(DISTRIBUTE)}"
+            )
+        if self.cpu_replicas < 0 or (self.cpu_replicas and self.distribute != "mirrored"):
+            raise ValueError(
+                "--cpu-replicas N (N >= 1) splits this machine's CPU for --distribute mirrored"
+            )
+        if self.batch_norm and self.distribute != "none":
+            raise ValueError(
+                "--batch-norm trains on one device only: its batch statistics would be "
+                "each replica's, not the global batch's"
+            )
         if self.eval_every < 1:
             raise ValueError(f"--eval-every must be at least 1, got {self.eval_every}")
 

@@ -34,15 +34,15 @@ def tiny_target() -> Domain:
     )
 
 
-def start_cli(*args: str, log: Path) -> subprocess.Popen:
+def start_cli(*args: str, log: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
     """``dann-serve *args`` with the tiny domains registered, as a child process whose
-    output goes to ``log``."""
+    output goes to ``log``; ``env``: variables added to this process's environment."""
     with log.open("wb") as out:
         return subprocess.Popen(
             [sys.executable, __file__, *args],
             stdout=out,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})},
         )
 
 

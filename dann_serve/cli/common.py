@@ -12,7 +12,7 @@ from typing import NoReturn
 import click
 from click.core import ParameterSource
 
-from dann_serve.config import ARCHITECTURES, CRITERIA, DEFAULT_CRITERION, TrainConfig
+from dann_serve.config import ARCHITECTURES, CRITERIA, DEFAULT_CRITERION, DISTRIBUTE, TrainConfig
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -214,6 +214,24 @@ TRAINING_OPTIONS = [
         default=DEFAULTS.eval_every,
         show_default=True,
         help="Steps between metrics rows and checkpoints.",
+    ),
+    click.option(
+        "--distribute",
+        type=click.Choice(DISTRIBUTE),
+        default=DEFAULTS.distribute,
+        show_default=True,
+        help="none: one device. mirrored: every GPU of this machine (tf.distribute."
+        "MirroredStrategy). multi-worker: the machines of $TF_CONFIG (MultiWorkerMirrored"
+        "Strategy); the chief writes the run directory. --batch-size stays the global "
+        "batch. A run resumes under any strategy.",
+    ),
+    click.option(
+        "--cpu-replicas",
+        type=click.IntRange(min=0),
+        default=DEFAULTS.cpu_replicas,
+        show_default=True,
+        help="With --distribute mirrored on a machine without GPUs: split the CPU into N "
+        "logical devices, one replica each (0: the whole CPU as one replica).",
     ),
     data_dir_option(),
     click.option("--download", is_flag=True, help=DOWNLOAD_HELP),

@@ -84,6 +84,11 @@ def train(
             f"interrupted; progress is saved, continue with: dann-serve train --out {out} --resume",
             EXIT_INTERRUPTED,
         )
+    if not summary.get("chief", True):
+        click.echo(
+            f"{out}: {summary['task']} trained to step {summary['step']}; the chief wrote the run"
+        )
+        return
     target = summary["target_test_accuracy"]
     click.echo(
         f"{out}: step {summary['step']}, source test accuracy "

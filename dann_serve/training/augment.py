@@ -14,24 +14,35 @@ MAX_SHIFT = 0.1
 
 
 def random_shift(
-    images: tf.Tensor, seed: int, step: tf.Tensor, max_shift: float = MAX_SHIFT
+    images: tf.Tensor,
+    seed: int,
+    step: tf.Tensor,
+    max_shift: float = MAX_SHIFT,
+    rows: tf.Tensor | None = None,
+    total: int | None = None,
 ) -> tf.Tensor:
     """Each image of ``[N, H, W, C]`` moved by its own uniform sub-pixel offset.
 
     Bilinear resampling; pixels shifted in from outside repeat the nearest edge
     pixel, which for digits is background, so no artificial border appears.
+
+    The offsets are drawn for the global batch of ``total`` images (default: these
+    ``N``), and ``images`` take those of their ``rows`` in it: a replica holding a
+    share of the batch shifts its images exactly as one device holding all would.
     """
     count = tf.shape(images)[0]
     size = tf.cast(tf.shape(images)[1:3], tf.float32)
     offsets = (
         tf.random.stateless_uniform(
-            [count, 2],
+            [count if total is None else total, 2],
             seed=tf.stack([tf.cast(seed, tf.int64), tf.cast(step, tf.int64)]),
             minval=-max_shift,
             maxval=max_shift,
         )
         * size
     )  # (dy, dx) in pixels
+    if rows is not None:
+        offsets = tf.gather(offsets, rows)
     ones, zeros = tf.ones([count]), tf.zeros([count])
     # Output pixel (x, y) reads input pixel (x - dx, y - dy).
     transforms = tf.stack(

@@ -9,8 +9,8 @@ separable the two domains' features are.
 
 from __future__ import annotations
 
-import dataclasses
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import keras
@@ -25,18 +25,26 @@ from dann_serve.data import Domain
 from dann_serve.data.pipeline import paired_batches, to_unit_range
 from dann_serve.files import write_json
 from dann_serve.model.networks import build_model
-from dann_serve.runtime import package_versions
 from dann_serve.training.augment import random_shift
+from dann_serve.training.distribute import Placement, placement
 from dann_serve.training.evaluation import label_free_figures, pair_accuracies
 from dann_serve.training.losses import (
+    Replicas,
     domain_loss,
     entropies,
     information_loss,
     label_loss,
+    mean_prediction,
     source_class_weights,
 )
 from dann_serve.training.plots import plot_curves
-from dann_serve.training.rundir import CHECKPOINTS, MetricsLog, RunError, load_config, read_metrics
+from dann_serve.training.rundir import (
+    CHECKPOINTS,
+    MetricsLog,
+    check_run_dir,
+    read_metrics,
+    run_record,
+)
 from dann_serve.training.schedules import AdaptationSchedule, AnnealedLearningRate, progress
 
 
@@ -48,11 +56,35 @@ class Trainer:
     so a resumed run continues exactly where the saved one stopped.
     """
 
-    def __init__(self, config: TrainConfig, source: Domain, target: Domain) -> None:
+    def __init__(
+        self,
+        config: TrainConfig,
+        source: Domain,
+        target: Domain,
+        place: Placement | None = None,
+    ) -> None:
         self.config = config
         self.source = source
         self.target = target
+        self.place = place or Placement()
         keras.utils.set_random_seed(config.seed)
+        with self.place.scope():
+            self._build_state(config)
+        # One global stream on every worker: each replica slices its share of a batch.
+        stream = paired_batches(source.train, target.train, config.batch_size, config.seed)
+        self.iterator = iter(stream)
+        self.label_loss = keras.metrics.Mean()
+        self.domain_loss = keras.metrics.Mean()
+        self.checkpoint = tf.train.Checkpoint(
+            model=self.model,
+            averaged=self.averaged,
+            optimizer=self.optimizer,
+            data=self.iterator,
+            target_share=self.target_share,
+        )
+
+    def _build_state(self, config: TrainConfig) -> None:
+        """The variables: models, optimiser, class shares (under the strategy's scope)."""
         self.model = build_model(config)
         # The model a run reports, checkpoints for serving and exports is the moving
         # average of the trained weights: the adversarial game makes the weights
@@ -62,32 +94,25 @@ class Trainer:
         self.learning_rate = AnnealedLearningRate(
             config.learning_rate, config.steps, config.lr_alpha, config.lr_beta
         )
+        # Gradients are clipped by the step, after the replicas' gradients are summed
+        # (a Keras optimiser would clip each replica's part).
         self.optimizer = keras.optimizers.SGD(
             self.learning_rate,
             momentum=config.momentum,
             weight_decay=config.weight_decay or None,
-            global_clipnorm=config.clip_norm or None,
         )
         self.optimizer.build(self.model.trainable_variables)
         self.adaptation = AdaptationSchedule(
             config.gamma, config.lambda_max if config.mode == "dann" else 0.0
         )
-        stream = paired_batches(source.train, target.train, config.batch_size, config.seed)
-        self.iterator = iter(stream)
-        self.label_loss = keras.metrics.Mean()
-        self.domain_loss = keras.metrics.Mean()
-        half = config.batch_size // 2
-        self.domain_labels = tf.concat([tf.zeros(half, tf.int64), tf.ones(half, tf.int64)], axis=0)
-        self.source_share = tf.constant(_class_shares(source.train.labels), tf.float32)
+        self.source_share = tf.constant(_class_shares(self.source.train.labels), tf.float32)
         # The target's class proportions as the model currently predicts them: a slow
         # moving average, starting from the source's, of the mean target softmax.
-        self.target_share = tf.Variable(self.source_share, trainable=False)
-        self.checkpoint = tf.train.Checkpoint(
-            model=self.model,
-            averaged=self.averaged,
-            optimizer=self.optimizer,
-            data=self.iterator,
-            target_share=self.target_share,
+        # Every replica computes the same global value; the first one's is kept.
+        self.target_share = tf.Variable(
+            self.source_share,
+            trainable=False,
+            aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
         )
 
     @property
@@ -102,32 +127,59 @@ class Trainer:
 
     @tf.function
     def train_step(self) -> None:
-        (xs, ys), (xt, _) = next(self.iterator)
-        images = to_unit_range(tf.concat([xs, xt], axis=0))
-        if self.config.augment:
-            images = random_shift(images, self.config.seed, self.optimizer.iterations)
+        (xs, ys), (xt, _) = next(self.iterator)  # the global batch
         lambda_ = self.adaptation(progress(self.optimizer.iterations, self.config.steps))
         self.model.reversal.lambda_.assign(lambda_)
+        source_loss, adversarial = self.place.run(self._replica_step, (xs, ys, xt, lambda_))
+        self._update_average()
+        self.label_loss.update_state(source_loss)
+        self.domain_loss.update_state(adversarial)
+
+    def _replica_step(
+        self, xs: tf.Tensor, ys: tf.Tensor, xt: tf.Tensor, lambda_: tf.Tensor
+    ) -> tuple[tf.Tensor, tf.Tensor]:
+        """One replica's share of a step: its slice of each half of the global batch,
+        its part of the loss; returns its parts of the label and domain losses."""
+        replicas = self.place.share
+        half = self.config.batch_size // 2
+        first, size = self.place.slice_of(half)
+        xs, ys, xt = xs[first : first + size], ys[first : first + size], xt[first : first + size]
+        images = to_unit_range(tf.concat([xs, xt], axis=0))
+        if self.config.augment:
+            rows = tf.concat([tf.range(size) + first, tf.range(size) + first + half], axis=0)
+            step = self.optimizer.iterations
+            images = random_shift(
+                images, self.config.seed, step, rows=rows, total=self.config.batch_size
+            )
+        domains = tf.concat([tf.zeros(size, tf.int64), tf.ones(size, tf.int64)], axis=0)
         with tf.GradientTape() as tape:
             label_logits, domain_logits = self.model(images, training=True)
-            half = tf.shape(xs)[0]
-            source_loss = label_loss(ys, label_logits[:half])
+            source_loss = label_loss(ys, label_logits[:size], replicas)
             weights = self._domain_weights(ys, label_logits)
-            adversarial = domain_loss(self.domain_labels, domain_logits, weights)
+            adversarial = domain_loss(domains, domain_logits, weights, replicas)
             loss = source_loss + adversarial
             if self.config.information_weight:
                 # Ramped like lambda (lambda / lambda_max): a random classifier's
                 # confident guesses would otherwise be reinforced from step 0.
                 ramp = lambda_ / self.config.lambda_max if self.config.lambda_max else 0.0
-                information = information_loss(label_logits[half:])
+                information = information_loss(label_logits[size:], replicas)
                 loss += self.config.information_weight * ramp * information
         variables = self.model.trainable_variables
-        gradients = tape.gradient(loss, variables)
+        gradients = self._clipped(tape.gradient(loss, variables), replicas)
         self.optimizer.apply_gradients(zip(gradients, variables, strict=True))
-        self._update_average()
-        self._update_target_share(label_logits[half:])
-        self.label_loss.update_state(source_loss)
-        self.domain_loss.update_state(adversarial)
+        self._update_target_share(label_logits[size:], replicas)
+        return source_loss, adversarial
+
+    def _clipped(self, gradients: list[tf.Tensor], replicas: Replicas) -> list[tf.Tensor]:
+        """The replica's gradients, the sum of all replicas' clipped to ``clip_norm``
+        and shared out again (the optimiser sums them)."""
+        if not self.config.clip_norm:
+            return gradients
+        total = replicas.total(gradients)
+        clipped, _ = tf.clip_by_global_norm(total, self.config.clip_norm)
+        if replicas.count == 1:
+            return clipped
+        return [gradient / replicas.count for gradient in clipped]
 
     def _domain_weights(
         self, source_labels: tf.Tensor, label_logits: tf.Tensor
@@ -145,8 +197,8 @@ class Trainer:
             weights = certainty if weights is None else weights * certainty
         return weights
 
-    def _update_target_share(self, target_logits: tf.Tensor) -> None:
-        batch_share = tf.reduce_mean(tf.nn.softmax(tf.stop_gradient(target_logits)), axis=0)
+    def _update_target_share(self, target_logits: tf.Tensor, replicas: Replicas) -> None:
+        batch_share = mean_prediction(tf.stop_gradient(target_logits), replicas)
         self.target_share.assign(0.99 * self.target_share + 0.01 * batch_share)
 
     def _update_average(self) -> None:
@@ -160,8 +212,11 @@ class Trainer:
         else:
             t = tf.cast(self.optimizer.iterations, tf.float32)
             decay = tf.minimum(self.config.average_decay, (1.0 + t) / (10.0 + t))
-        for average, value in zip(self.averaged.weights, self.model.weights, strict=True):
-            average.assign(decay * average + (1.0 - decay) * value)
+        self.place.update(
+            self.averaged.weights,
+            self.model.weights,
+            lambda average, value: decay * average + (1.0 - decay) * value,
+        )
 
     def measure(self) -> dict[str, float]:
         """The metrics row logged every ``eval_every`` steps; resets the loss means."""
@@ -213,74 +268,45 @@ def load_pair(config: TrainConfig, progress: bool = False) -> tuple[Domain, Doma
 def train_run(
     config: TrainConfig, run_dir: Path, resume: bool = False, show_progress: bool = True
 ) -> dict:
-    """Train (or continue) the run in ``run_dir`` and return its summary."""
+    """Train (or continue) the run in ``run_dir`` and return its summary (on a worker
+    of a multi-worker run that is not the chief: only the step and the task)."""
     run_dir = Path(run_dir)
-    config, has_checkpoint = _check_run_dir(config, run_dir, resume)
+    place = placement(config)  # first: TensorFlow's devices and cluster are fixed at start
+    config = check_run_dir(config, run_dir, resume, place.chief)
     # Before mkdir: bad data leaves no empty run behind.
-    source, target = load_pair(config, progress=show_progress)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    trainer = Trainer(config, source, target)
-    manager = tf.train.CheckpointManager(
-        trainer.checkpoint, str(run_dir / CHECKPOINTS), max_to_keep=3
-    )
-    if resume and has_checkpoint:
-        trainer.checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-    write_json(run_dir / "config.json", _run_record(config, source, target))
-    # A run resumed at step 0 (killed before its first checkpoint) logs step 0 again.
-    kept = trainer.step if trainer.step > 0 else -1
-    _train(trainer, manager, MetricsLog(run_dir, keep_up_to_step=kept), show_progress)
+    source, target = load_pair(config, progress=show_progress and place.chief)
+    trainer = Trainer(config, source, target, place)
+    latest = tf.train.latest_checkpoint(str(run_dir / CHECKPOINTS))
+    if resume and latest:  # every worker restores the chief's checkpoint
+        trainer.checkpoint.restore(latest).assert_existing_objects_matched()
+    with place.checkpoint_directory(run_dir) as (directory, keep):
+        manager = tf.train.CheckpointManager(trainer.checkpoint, str(directory), keep)
+
+        def save(step: int) -> None:
+            manager.save(checkpoint_number=step)
+            place.discard(directory)
+
+        if not place.chief:
+            with place.peers_watched():
+                _train(trainer, save, None, show=False)
+            return {"step": trainer.step, "task": place.task, "chief": False}
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_json(run_dir / "config.json", run_record(config, source, target, place.describe()))
+        # A run resumed at step 0 (killed before its first checkpoint) logs step 0 again.
+        kept = trainer.step if trainer.step > 0 else -1
+        with place.peers_watched():
+            _train(trainer, save, MetricsLog(run_dir, keep_up_to_step=kept), show_progress)
     return _finish(config, run_dir, _target_figures(trainer))
 
 
-def _check_run_dir(config: TrainConfig, run_dir: Path, resume: bool) -> tuple[TrainConfig, bool]:
-    """The options to train with (the saved ones when resuming) and whether a checkpoint
-    exists; ``RunError`` for nothing to resume, or a run in the way of a new one."""
-    has_checkpoint = tf.train.latest_checkpoint(str(run_dir / CHECKPOINTS)) is not None
-    if resume:
-        if not (run_dir / "config.json").exists():
-            raise RunError(f"{run_dir}: nothing to resume (no config.json, no checkpoint)")
-        # Without a checkpoint (killed before the first one) the run starts over from
-        # step 0 with its saved options: nothing of it was kept, so nothing is lost.
-        # Only where the data lies may change (the files moved, the same data).
-        saved = load_config(run_dir)
-        return dataclasses.replace(
-            saved, data_dir=config.data_dir or saved.data_dir
-        ), has_checkpoint
-    if has_checkpoint or (run_dir / "config.json").exists():
-        raise RunError(
-            f"{run_dir}: a run already exists there; pass --resume to continue it "
-            "or choose another --out"
-        )
-    return config, has_checkpoint
-
-
-def _run_record(config: TrainConfig, source: Domain, target: Domain) -> dict:
-    """config.json: the options, the package versions and the data of the run."""
-
-    def described(domain: Domain) -> dict:
-        return {
-            "name": domain.name,
-            "train": len(domain.train),
-            "test": len(domain.test),
-            "test_labelled": domain.test.labelled,
-            "note": domain.note,
-            "skipped": list(domain.skipped),
-        }
-
-    return {
-        "options": {**vars(config)},
-        "versions": package_versions(),
-        "data": {"source": described(source), "target": described(target)},
-    }
-
-
 def _train(
-    trainer: Trainer, manager: tf.train.CheckpointManager, metrics: MetricsLog, show: bool
+    trainer: Trainer, save: Callable[[int], None], metrics: MetricsLog | None, show: bool
 ) -> None:
-    """Step until ``config.steps``, measuring and checkpointing every ``eval_every``
-    steps (and at the last); an interruption saves a checkpoint first."""
+    """Step until ``config.steps``, measuring (where there is a ``metrics`` log: the
+    chief) and checkpointing every ``eval_every`` steps and at the last; an
+    interruption saves a checkpoint first."""
     config = trainer.config
-    if trainer.step == 0:
+    if trainer.step == 0 and metrics:
         metrics.log(trainer.measure())
     bar = tqdm(
         total=config.steps,
@@ -296,21 +322,23 @@ def _train(
             bar.update(1)
             step = trainer.step
             if step % config.eval_every == 0 or step == config.steps:
-                row = trainer.measure()
-                metrics.log(row)
-                manager.save(checkpoint_number=step)
-                bar.set_postfix(
-                    loss=f"{row['label_loss']:.3f}",
-                    src=f"{row['source_accuracy']:.3f}",
-                    tgt=_shown(row["target_accuracy"]),
-                    dom=f"{row['domain_accuracy']:.2f}",
-                )
+                if metrics:
+                    row = trainer.measure()
+                    metrics.log(row)
+                    bar.set_postfix(
+                        loss=f"{row['label_loss']:.3f}",
+                        src=f"{row['source_accuracy']:.3f}",
+                        tgt=_shown(row["target_accuracy"]),
+                        dom=f"{row['domain_accuracy']:.2f}",
+                    )
+                save(step)
     except KeyboardInterrupt:
-        manager.save(checkpoint_number=trainer.step)
+        save(trainer.step)
         raise
     finally:
         bar.close()
-        metrics.close()
+        if metrics:
+            metrics.close()
 
 
 def _target_figures(trainer: Trainer) -> dict:

@@ -9,12 +9,15 @@ whose index names a checkpoint only once its files are complete.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 from pathlib import Path
 
 from dann_serve.config import TrainConfig
+from dann_serve.data import Domain
 from dann_serve.files import write_atomically
+from dann_serve.runtime import package_versions
 
 METRIC_FIELDS = (
     "step",
@@ -89,3 +92,57 @@ class MetricsLog:
     def close(self) -> None:
         self.handle.close()
         self.events.close()
+
+
+def check_run_dir(config: TrainConfig, run_dir: Path, resume: bool, chief: bool) -> TrainConfig:
+    """The options to train with (the saved ones when resuming); ``RunError`` for
+    nothing to resume, or a run in the way of a new one (which only the chief, the one
+    that writes the run, can see: the others may start after it made the directory)."""
+    import tensorflow as tf
+
+    has_checkpoint = tf.train.latest_checkpoint(str(run_dir / CHECKPOINTS)) is not None
+    if resume:
+        if not (run_dir / "config.json").exists():
+            raise RunError(f"{run_dir}: nothing to resume (no config.json, no checkpoint)")
+        # Without a checkpoint (killed before the first one) the run starts over from
+        # step 0 with its saved options: nothing of it was kept, so nothing is lost.
+        # Only where the data lies (the files moved, the same data) and where the run
+        # executes (this process's strategy) may change.
+        saved = load_config(run_dir)
+        try:
+            return dataclasses.replace(
+                saved,
+                data_dir=config.data_dir or saved.data_dir,
+                distribute=config.distribute,
+                cpu_replicas=config.cpu_replicas,
+            )
+        except ValueError as error:
+            raise RunError(f"{run_dir}: {error}") from None
+    if chief and (has_checkpoint or (run_dir / "config.json").exists()):
+        raise RunError(
+            f"{run_dir}: a run already exists there; pass --resume to continue it "
+            "or choose another --out"
+        )
+    return config
+
+
+def run_record(config: TrainConfig, source: Domain, target: Domain, placement: dict) -> dict:
+    """config.json: the options, the package versions, the data of the run and where
+    it trained (its latest session's strategy, replica and worker count)."""
+
+    def described(domain: Domain) -> dict:
+        return {
+            "name": domain.name,
+            "train": len(domain.train),
+            "test": len(domain.test),
+            "test_labelled": domain.test.labelled,
+            "note": domain.note,
+            "skipped": list(domain.skipped),
+        }
+
+    return {
+        "options": {**vars(config)},
+        "versions": package_versions(),
+        "data": {"source": described(source), "target": described(target)},
+        "distribution": {"strategy": config.distribute, **placement},
+    }
