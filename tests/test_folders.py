@@ -886,3 +886,19 @@ def test_every_resume_leaves_each_step_exactly_once(
     assert metric_steps(run) == [0, 2, 4]
     with (run / "metrics.csv").open(newline="") as handle:
         assert next(csv.reader(handle))[0] == "step"  # one header, at the top
+
+
+def test_the_preprocessing_version_follows_the_transparency_rule(monkeypatch, tmp_path) -> None:
+    """Editing the transparency rule (background.py) changes what a folder decodes to,
+    so it must change the cache key as an edit of preprocessing.py does."""
+    from dann_client import background
+
+    before = decode_cache.preprocessing_version()
+    decode_cache.preprocessing_version.cache_clear()
+    edited = tmp_path / "background.py"
+    edited.write_bytes(Path(background.__file__).read_bytes() + b"\n# edited\n")
+    monkeypatch.setattr(background, "__file__", str(edited))
+    try:
+        assert decode_cache.preprocessing_version() != before
+    finally:
+        decode_cache.preprocessing_version.cache_clear()

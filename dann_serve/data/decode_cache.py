@@ -5,9 +5,10 @@ their uint8 arrays back takes milliseconds. One cache file per folder holds the
 arrays of every readable image with the size and modification time each was decoded
 from, so a changed, added or removed file costs only itself. The file is keyed by
 the folder's absolute path and by the version of the preprocessing (the source of
-:mod:`dann_client.preprocessing` and Pillow's version): a change to either decodes
-everything again. A cache that cannot be read or whose checksum does not match its
-contents is decoded again and rewritten, never trusted.
+:mod:`dann_client.preprocessing`, of the transparency rule in
+:mod:`dann_client.background`, of the contract's constants, and Pillow's version): a
+change to any of them decodes everything again. A cache that cannot be read or whose
+checksum does not match its contents is decoded again and rewritten, never trusted.
 
 The cache lives outside run directories, under ``$DANN_CACHE_DIR``, else
 ``$XDG_CACHE_HOME/dann-serve/decoded``, else ``~/.cache/dann-serve/decoded``.
@@ -30,7 +31,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from dann_client import preprocessing
+from dann_client import background, contract, preprocessing
 from dann_client.contract import INPUT_SHAPE
 from dann_client.errors import ImageError
 from dann_serve.files import write_atomically
@@ -51,7 +52,11 @@ def preprocessing_version() -> str:
     """Changes whenever the image-to-array step could give other pixels."""
     import PIL
 
-    digest = hashlib.sha256(Path(preprocessing.__file__).read_bytes())
+    digest = hashlib.sha256()
+    # The step's source: preprocessing itself, the transparency rule it applies and
+    # the constants (luminance weights, threshold, size) both read from the contract.
+    for module in (preprocessing, background, contract):
+        digest.update(Path(module.__file__).read_bytes())
     digest.update(f"\0pillow {PIL.__version__}\0format {_FORMAT}".encode())
     return digest.hexdigest()[:16]
 
