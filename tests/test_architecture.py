@@ -24,6 +24,7 @@ ALLOWED = {
     "dann_serve.data": (
         *TOP_LEVEL,
         "dann_client.preprocessing",
+        "dann_client.background",
         "dann_client.contract",
         "dann_client.errors",
     ),

@@ -9,9 +9,10 @@ sample PNGs for trying a served model (``samples``). Every image goes through
 :mod:`dann_client.preprocessing`, the one preprocessing step, so the rest of the
 project never needs to know where a domain came from.
 
-May import: :mod:`dann_client.preprocessing` (and the client's ``contract`` and
-``errors`` it speaks in), the top-level ``config``, ``files`` and ``runtime``, and
-the scientific stack. Nothing of model, training, export or serving.
+May import: :mod:`dann_client.preprocessing` (with the transparency rule of
+``background`` it applies, and the client's ``contract`` and ``errors`` it speaks
+in), the top-level ``config``, ``files`` and ``runtime``, and the scientific stack.
+Nothing of model, training, export or serving.
 """
 
 from dann_serve.data.catalog import (
