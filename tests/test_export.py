@@ -229,3 +229,29 @@ def test_failure_during_conversion_leaves_no_version(trained_run, tmp_path, monk
         export_run(trained_run, tmp_path, "m")
     assert _versions(tmp_path / "m") == []
     assert not (tmp_path / "models.config").exists()
+
+
+def test_parity_holds_twins_to_the_onnx_bound_and_the_rest_to_exact_loading() -> None:
+    """A twin signature (another graph to the same network) may differ by float32
+    rounding; predict_label against itself, loaded as TF Serving loads it, may not;
+    a single differing decision fails either."""
+    from dann_serve.export.checks import SERVED_TOLERANCE, TWIN_TOLERANCE, agrees
+
+    def figures(name: str, compared_with: str, difference: float, agree: int = 8) -> dict:
+        return {
+            name: {
+                "images": 8,
+                "compared_with": compared_with,
+                "max_abs_probability_difference": difference,
+                "decisions_agree": agree,
+            }
+        }
+
+    rounding = 1.2e-6  # measured between predict_label_uint8 and predict_label
+    assert SERVED_TOLERANCE < rounding <= TWIN_TOLERANCE
+    assert agrees(figures("predict_label_uint8", "predict_label", rounding), SERVED_TOLERANCE)
+    assert not agrees(figures("predict_label", "predict_label", rounding), SERVED_TOLERANCE)
+    assert not agrees(
+        figures("predict_label_uint8", "predict_label", 2 * TWIN_TOLERANCE), SERVED_TOLERANCE
+    )
+    assert not agrees(figures("predict_image", "predict_label", 0.0, agree=7), SERVED_TOLERANCE)

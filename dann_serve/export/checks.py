@@ -31,6 +31,11 @@ from dann_serve.serving.loader import MetaGraphModel
 PARITY_IMAGES = 256
 ONNX_TOLERANCE = 1e-5  # largest probability difference allowed between ONNX and SavedModel
 SERVED_TOLERANCE = 1e-6  # the same between TF Serving's way of loading and the SavedModel
+# predict_label's twins (uint8, encoded images) reach the same network by another graph
+# (the division by 255 inside it), which TensorFlow's optimiser fuses differently: their
+# probabilities differ from predict_label's by float32 rounding (1.2e-6 measured on a
+# fonts -> digits model), so they are held to the ONNX bound, with every decision equal.
+TWIN_TOLERANCE = ONNX_TOLERANCE
 
 
 class ExportError(Exception):
@@ -68,10 +73,13 @@ def parity(answer, saved, pixels: np.ndarray, signatures: Iterable[str]) -> dict
 
 
 def agrees(figures: dict[str, dict], tolerance: float) -> bool:
-    """Every decision equal and every probability within ``tolerance``, per signature."""
+    """Every decision equal and every probability within ``tolerance`` per signature
+    (within :data:`TWIN_TOLERANCE` at least for a twin compared with another signature)."""
     return all(
-        f["decisions_agree"] == f["images"] and f["max_abs_probability_difference"] <= tolerance
-        for f in figures.values()
+        f["decisions_agree"] == f["images"]
+        and f["max_abs_probability_difference"]
+        <= (tolerance if name == f["compared_with"] else max(tolerance, TWIN_TOLERANCE))
+        for name, f in figures.items()
     )
 
 
