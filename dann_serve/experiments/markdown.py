@@ -240,7 +240,33 @@ CHOICES: tuple[tuple[str, tuple[str, ...], Callable[[dict], str]], ...] = (
         lambda o: f"moving average, decay {o['average_decay']:g}" if o["average_decay"] else "raw",
     ),
     ("evaluated every", ("eval_every",), lambda o: f"{o['eval_every']:,} steps"),
+    (
+        "information maximisation",
+        ("information_weight",),
+        lambda o: (
+            f"weight {o['information_weight']:g}, ramped like lambda (DANN only)"
+            if o["information_weight"]
+            else "none"
+        ),
+    ),
+    (
+        "domain head reads",
+        ("conditional",),
+        lambda o: "features x predictions (CDAN+E)" if o["conditional"] else "features",
+    ),
+    ("class-weighted alignment", ("class_weighting",), lambda o: _yes(o["class_weighting"])),
+    (
+        "devices",
+        ("distribute", "cpu_replicas"),
+        lambda o: "one" if o["distribute"] == "none" else o["distribute"],
+    ),
 )
+# Where the data came from, which each pair's "Data:" list says already.
+DATA_OPTIONS = {"source", "target", "source_test", "target_test", "skip_unreadable", "data_dir"}
+
+
+def _yes(value: bool) -> str:
+    return "yes" if value else "no"
 
 
 def _raw(name: str) -> Callable[[dict], str]:
@@ -258,7 +284,7 @@ def choices_section(pairs: Sequence[PairRuns]) -> str:
         "|---|" + "---|" * len(shown),
     ]
     covered = {name for _, names, _ in CHOICES for name in names}
-    covered |= {"source", "target", "mode", "seed", "data_dir"}
+    covered |= DATA_OPTIONS | {"mode", "seed"}
     others = sorted(
         {option for pair in shown for run in pair.all_finished() for option in run.options}
         - covered
