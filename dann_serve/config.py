@@ -6,6 +6,9 @@ import dataclasses
 from dataclasses import dataclass
 
 MODES = ("dann", "source-only")
+# The training model's Keras dtype policy; variables, losses, the weight average and
+# every export stay float32 (dann_serve.model.networks.build_model).
+PRECISIONS = ("float32", "mixed_bfloat16")
 MODE_LABELS = {"source-only": "source-only", "dann": "DANN"}  # how reports print a mode
 ARCHITECTURES = ("mnist", "svhn")
 # How a run is spread over devices (dann_serve.training.distribute): one device, every
@@ -60,8 +63,13 @@ class TrainConfig:
     skip_unreadable: bool = False
     distribute: str = "none"  # one of DISTRIBUTE
     cpu_replicas: int = 0  # mirrored without GPUs: logical CPU devices (0: one replica)
+    precision: str = "float32"  # one of PRECISIONS: the training model's compute dtype
 
     def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ValueError(
+                f"unknown --precision {self.precision!r}: choose one of {', '.join(PRECISIONS)}"
+            )
         if self.mode not in MODES:
             raise ValueError(f"unknown mode {self.mode!r}: choose one of {', '.join(MODES)}")
         if self.steps < 1:

@@ -12,7 +12,14 @@ from typing import NoReturn
 import click
 from click.core import ParameterSource
 
-from dann_serve.config import ARCHITECTURES, CRITERIA, DEFAULT_CRITERION, DISTRIBUTE, TrainConfig
+from dann_serve.config import (
+    ARCHITECTURES,
+    CRITERIA,
+    DEFAULT_CRITERION,
+    DISTRIBUTE,
+    PRECISIONS,
+    TrainConfig,
+)
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -232,6 +239,14 @@ TRAINING_OPTIONS = [
         show_default=True,
         help="With --distribute mirrored on a machine without GPUs: split the CPU into N "
         "logical devices, one replica each (0: the whole CPU as one replica).",
+    ),
+    click.option(
+        "--precision",
+        type=click.Choice(PRECISIONS),
+        default=DEFAULTS.precision,
+        show_default=True,
+        help="Compute dtype of the training model (Keras policy); variables, losses and "
+        "the exported signatures stay float32.",
     ),
     data_dir_option(),
     click.option("--download", is_flag=True, help=DOWNLOAD_HELP),

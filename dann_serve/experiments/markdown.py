@@ -255,6 +255,7 @@ CHOICES: tuple[tuple[str, tuple[str, ...], Callable[[dict], str]], ...] = (
         lambda o: "features x predictions (CDAN+E)" if o["conditional"] else "features",
     ),
     ("class-weighted alignment", ("class_weighting",), lambda o: _yes(o["class_weighting"])),
+    ("compute dtype", ("precision",), lambda o: o.get("precision", "float32")),
     (
         "devices",
         ("distribute", "cpu_replicas"),

@@ -55,12 +55,12 @@ def feature_extractor(
         )
     else:
         raise ValueError(f"unknown architecture {arch!r}: choose one of {ARCHITECTURES}")
-    front = [Grayscale()] if grayscale else []
+    # The input normalisation measures brightness and spread: float32 under any policy.
+    front = [Grayscale(dtype="float32")] if grayscale else []
     if dark_background:
-        front.append(DarkBackground())
-    return keras.Sequential(
-        [*front, PerImageStandardization(), *blocks, keras.layers.Flatten()], name="features"
-    )
+        front.append(DarkBackground(dtype="float32"))
+    front.append(PerImageStandardization(dtype="float32"))
+    return keras.Sequential([*front, *blocks, keras.layers.Flatten()], name="features")
 
 
 def label_head(arch: str) -> keras.Sequential:
@@ -137,12 +137,22 @@ class DANN(keras.Model):
         }
 
 
-def build_model(config: TrainConfig) -> DANN:
-    """The network a training configuration describes."""
-    return DANN(
-        config.arch,
-        batch_norm=config.batch_norm,
-        grayscale=config.grayscale,
-        dark_background=config.dark_background,
-        conditional=config.conditional,
-    )
+def build_model(config: TrainConfig, policy: str = "float32") -> DANN:
+    """The network a training configuration describes, computing in ``policy``.
+
+    Only the model that trains takes the run's ``precision``; its variables are float32
+    under any policy, so the weight average, the checkpoints, evaluation and export
+    (built here with the float32 default) read them unchanged.
+    """
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(policy)
+    try:
+        return DANN(
+            config.arch,
+            batch_norm=config.batch_norm,
+            grayscale=config.grayscale,
+            dark_background=config.dark_background,
+            conditional=config.conditional,
+        )
+    finally:
+        keras.config.set_dtype_policy(previous)

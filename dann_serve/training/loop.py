@@ -85,7 +85,7 @@ class Trainer:
 
     def _build_state(self, config: TrainConfig) -> None:
         """The variables: models, optimiser, class shares (under the strategy's scope)."""
-        self.model = build_model(config)
+        self.model = build_model(config, config.precision)
         # The model a run reports, checkpoints for serving and exports is the moving
         # average of the trained weights: the adversarial game makes the weights
         # orbit, and a single step's weights are one arbitrary point of that orbit.
@@ -154,6 +154,9 @@ class Trainer:
         domains = tf.concat([tf.zeros(size, tf.int64), tf.ones(size, tf.int64)], axis=0)
         with tf.GradientTape() as tape:
             label_logits, domain_logits = self.model(images, training=True)
+            # Losses, softmax and the reversal's weighting in float32 whatever the policy.
+            label_logits = tf.cast(label_logits, tf.float32)
+            domain_logits = tf.cast(domain_logits, tf.float32)
             source_loss = label_loss(ys, label_logits[:size], replicas)
             weights = self._domain_weights(ys, label_logits)
             adversarial = domain_loss(domains, domain_logits, weights, replicas)
