@@ -54,22 +54,17 @@ def run_dir(out: Path, source: str, target: str, mode: str, seed: int) -> Path:
 
 def run_pair(base: TrainConfig, seeds: Iterable[int], out: Path, show_progress: bool) -> list[dict]:
     """Train (or reuse) both modes for every seed; one summary per run."""
-    from dann_serve.training.loop import train_run  # TensorFlow: only when training
+    from dann_serve.training.loop import train_or_reuse  # TensorFlow: only when training
 
-    summaries = []
-    for seed in seeds:
-        for mode in MODES:
-            config = dataclasses.replace(base, seed=seed, mode=mode)
-            directory = run_dir(out, base.source, base.target, mode, seed)
-            finished = directory / "summary.json"
-            if finished.exists():
-                summaries.append(json.loads(finished.read_text()))
-                continue
-            resume = (directory / "config.json").exists()
-            summaries.append(
-                train_run(config, directory, resume=resume, show_progress=show_progress)
-            )
-    return summaries
+    return [
+        train_or_reuse(
+            dataclasses.replace(base, seed=seed, mode=mode),
+            run_dir(out, base.source, base.target, mode, seed),
+            show_progress,
+        )
+        for seed in seeds
+        for mode in MODES
+    ]
 
 
 def run_selections(

@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import tensorflow as tf
 
 from dann_serve.config import CHEAP_CRITERIA, CRITERIA
 from dann_serve.data import Domain, Split
@@ -141,7 +140,6 @@ def score_model(
 ) -> dict:
     """The criteria of ``model`` trained from ``source`` to ``target``; the target's
     training images are read, its labels never."""
-    tf.random.set_seed(0)
     target_readout = read_out(model, sample(target.train), keep_labels=False)
     scores = {}
     if "dev" in criteria:

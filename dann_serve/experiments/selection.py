@@ -90,14 +90,12 @@ def select_run(
     runs are)."""
     run_dir = Path(run_dir)
     plan = _plan(base, run_dir, resume, criterion, locations or {})
-    from dann_serve.training.loop import train_run  # TensorFlow: only when training
+    from dann_serve.training.loop import train_or_reuse  # TensorFlow: only when training
 
     rows = []
     for candidate, config in candidate_configs(TrainConfig.from_dict(plan["base"])):
         where = run_dir / plan["locations"][candidate.name]
-        summary = _finished(where) or train_run(
-            config, where, resume=(where / "config.json").exists(), show_progress=show_progress
-        )
+        summary = train_or_reuse(config, where, show_progress)
         rows.append(_scored(candidate, where, summary, plan["criterion"]))
     return _adopt(run_dir, plan, rows)
 
@@ -136,11 +134,6 @@ def _plan(
 def _relative(path: Path, start: Path) -> str:
     """``path`` as seen from ``start``, so that a moved experiment folder still resumes."""
     return os.path.relpath(Path(path).resolve(), Path(start).resolve())
-
-
-def _finished(run: Path) -> dict | None:
-    summary = run / "summary.json"
-    return json.loads(summary.read_text()) if summary.exists() else None
 
 
 def _scored(candidate: Candidate, where: Path, summary: dict, criterion: str) -> dict:

@@ -42,6 +42,7 @@ from dann_serve.training.rundir import (
     CHECKPOINTS,
     MetricsLog,
     check_run_dir,
+    read_json,
     read_metrics,
     run_record,
 )
@@ -266,6 +267,18 @@ def load_pair(config: TrainConfig, progress: bool = False) -> tuple[Domain, Doma
             )
         pair.append(domain)
     return pair[0], pair[1]
+
+
+def train_or_reuse(config: TrainConfig, run_dir: Path, show_progress: bool = True) -> dict:
+    """The summary of the run in ``run_dir``: read back if it finished, resumed if it
+    was started, trained otherwise. Commands that train many runs (``compare``,
+    ``train --select``) go through this, so that starting them again picks up where
+    they stopped."""
+    run_dir = Path(run_dir)
+    if (run_dir / "summary.json").exists():
+        return read_json(run_dir / "summary.json")
+    resume = (run_dir / "config.json").exists()
+    return train_run(config, run_dir, resume=resume, show_progress=show_progress)
 
 
 def train_run(
