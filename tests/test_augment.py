@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from dann_serve.training.augment import MAX_SHIFT, random_shift
+from dann_serve.training.augment import MAX_SHIFT, random_shift, training_batches
 
 
 @pytest.fixture()
@@ -38,3 +38,42 @@ def test_each_image_moves_by_its_own_bounded_offset(squares) -> None:
     assert np.abs(centres).max() > 2.0  # the range is used, not a no-op
     # A shape away from the border keeps its ink: it is moved, not cropped or scaled.
     np.testing.assert_allclose(shifted.sum(axis=(1, 2, 3)), 48.0, rtol=1e-4)
+
+
+def test_shift_is_bilinear_with_edge_pixels_repeated() -> None:
+    """TensorFlow's projective transform (bilinear, fill mode NEAREST) with the same
+    offsets is the definition the separable resampling must match."""
+    images = tf.random.stateless_uniform([16, 32, 32, 3], seed=[1, 2])
+    step = tf.constant(5, tf.int64)
+    offsets = tf.random.stateless_uniform(
+        [16, 2], seed=tf.constant([3, 5], tf.int64), minval=-MAX_SHIFT, maxval=MAX_SHIFT
+    ) * tf.constant([32.0, 32.0])
+    ones, zeros = tf.ones([16]), tf.zeros([16])
+    reference = tf.raw_ops.ImageProjectiveTransformV3(
+        images=images,
+        transforms=tf.stack(
+            [ones, zeros, -offsets[:, 1], zeros, ones, -offsets[:, 0], zeros, zeros], axis=1
+        ),
+        output_shape=[32, 32],
+        fill_value=0.0,
+        interpolation="BILINEAR",
+        fill_mode="NEAREST",
+    )
+    shifted = random_shift(images, seed=3, step=step)
+    np.testing.assert_allclose(shifted.numpy(), reference.numpy(), atol=1e-5)
+
+
+def test_training_batches_are_unit_range_and_shifted_by_their_step() -> None:
+    """Batch k is step k's: its shifts are those of (seed, k), whichever batch the
+    stream starts from, so a restored iterator draws what an unbroken one would."""
+    pixels = np.arange(8 * 32 * 32 * 3, dtype=np.int64).reshape(8, 32, 32, 3) % 251
+    pixels = pixels.astype(np.uint8)
+    pairs = tf.data.Dataset.from_tensors(((pixels[:4], np.zeros(4)), (pixels[4:], np.zeros(4))))
+    batches = list(training_batches(pairs.repeat(3), seed=9, shift=True))
+    plain = next(iter(training_batches(pairs, seed=9, shift=False)))
+    unit = np.concatenate([plain[0][0].numpy(), plain[1][0].numpy()])
+    np.testing.assert_allclose(unit, pixels / 255.0, rtol=1e-6)
+    for step, ((xs, _), (xt, _)) in enumerate(batches):
+        expected = random_shift(tf.constant(unit), 9, tf.constant(step, tf.int64)).numpy()
+        np.testing.assert_allclose(np.concatenate([xs, xt]), expected, atol=1e-6)
+    assert not np.allclose(batches[0][0][0], batches[1][0][0])

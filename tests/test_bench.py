@@ -1,8 +1,10 @@
-"""The benchmark tooling's own arithmetic: FLOP counts, the CPU peak, the report generator."""
+"""The benchmark tooling: its own arithmetic (FLOP counts, the CPU peak, the report
+generator), and the training benchmark run in miniature."""
 
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -14,6 +16,8 @@ import limits
 import performance_page
 
 import _common
+
+BENCH = Path(__file__).resolve().parent.parent / "bench"
 
 # By hand, from the layer shapes of dann_serve/model.py (grayscale input: 1 channel).
 MNIST_MACS = {
@@ -127,3 +131,24 @@ def test_report_fills_a_block_from_json_and_keeps_the_prose(tmp_path: Path) -> N
     assert "`bench/results/train_vs_adapt.json` is missing" in filled
     # regenerating is stable
     assert performance_page.fill(filled, performance_page.Results(tmp_path)) == filled
+
+
+def test_train_throughput_times_every_row_and_the_page_shows_them(tmp_path: Path) -> None:
+    """The script a GPU machine will run unchanged (``--distribute mirrored``), in
+    miniature: the step against the bare step, each precision, and the replica row."""
+    out = tmp_path / "results" / "train_throughput.json"
+    command = [sys.executable, str(BENCH / "train_throughput.py"), "--arch", "mnist"]
+    command += ["--steps", "2", "--repeats", "1", "--batch-size", "16", "--json", str(out)]
+    subprocess.run([*command, "--distribute", "mirrored", "--replicas", "1", "2"], check=True)
+    figures = json.loads(out.read_text())["figures"]
+    mnist = figures["results"]["mnist"]
+    assert mnist["replicas"] == 1 and figures["distribute"] == "mirrored"
+    assert set(mnist["precision_speedup"]) == {"float32", "mixed_bfloat16"}
+    assert mnist["ratio_to_bare"] > 0 and mnist["cpu_ms_parts"]["forward"] > 0
+    assert set(figures["replicas"]["source_images_per_s"]) == {
+        "none",
+        "mirrored x1",
+        "mirrored x2",
+    }
+    page = performance_page.train_block(performance_page.Results(out.parent))
+    assert "mixed_bfloat16" in page and "mirrored x2" in page

@@ -6,13 +6,20 @@ Logical devices and a cluster are fixed when TensorFlow starts, so the distribut
 are ``dann-serve train`` processes (``tests/tiny_data.py``); the single-device run they
 are compared with trains in this process. All runs share OPTIONS and the seed.
 
-Tolerance: the distributed step sums the same float32 terms in another order (each
-replica sums its slice, then the slices' sums are added; the gradients likewise), which
-moves a sum by a few units in its last place (2^-24 = 6e-8 relative each). Over these
-10 steps the losses agreed within 2.1e-7 relative; ``rel=2e-6`` allows ten times that.
-Reductions that are wrong by little still fail it: a class-spread term computed on each
-replica's slice instead of the global batch was measured 1.3e-5 off at step 3, a
-per-replica mean is off by a factor of 2.
+Tolerances, two kinds:
+
+- each loss term and its gradient (``tests/replica_terms.py``): the replicas sum the
+  same float32 terms in another order, which moves a sum by a few units in its last
+  place (2^-24 = 6e-8 relative each); they agreed within 8e-8 relative, and ``rel=1e-6``
+  allows ten times that. A class-spread term computed on each replica's slice instead
+  of the global batch, or a per-replica mean, is off by percents;
+- whole runs, step by step: those last-place differences reach the weights, and once a
+  max-pooling window or a ReLU has two inputs closer than that, the two runs route a
+  gradient differently and drift apart by more than rounding. Over 10 steps, 5 seeds
+  and two resamplings of the shifts, rows agreed within 2.1e-7 relative until such a
+  switch (none before step 3), and within 2e-4 after it. The first two rows (the same
+  initial weights, then one update) are held to ``rel=2e-6``, the rest to ``rel=1e-3``:
+  still far below a wrong reduction, which is off by a factor of 2.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -74,17 +82,19 @@ def _finished(process: subprocess.Popen, timeout: float = 120) -> str:
     return output
 
 
-def _assert_same_run(got: list[dict], want: list[dict], steps: list[int]) -> None:
+def _assert_same_run(got: list[dict], want: list[dict], steps: list[int], start: int = 0) -> None:
     """Rows of ``steps`` in ``got`` equal ``want``'s: schedules exactly, losses within the
-    float32 tolerance of the module's docstring, accuracies within one test image."""
+    tolerances of the module's docstring (the tight one for the first two rows after
+    ``start``, where both runs had the same weights), accuracies within one test image."""
     assert [int(row["step"]) for row in got] == steps
     by_step = {row["step"]: row for row in want}
     for row in got:
         expected = by_step[row["step"]]
         for name in SCHEDULES:
             assert row[name] == expected[name], (row["step"], name)
+        rel = 2e-6 if int(row["step"]) <= start + 2 else 1e-3
         for name in LOSSES:
-            assert float(row[name]) == pytest.approx(float(expected[name]), rel=2e-6, abs=1e-7), (
+            assert float(row[name]) == pytest.approx(float(expected[name]), rel=rel, abs=1e-7), (
                 row["step"],
                 name,
             )
@@ -112,6 +122,18 @@ def mirrored_run(tmp_path_factory) -> Path:
     return run_dir
 
 
+def test_each_loss_term_split_over_two_replicas_sums_to_the_one_device_term():
+    script = Path(__file__).with_name("replica_terms.py")
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120, check=True
+    )
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert set(report) == {"label", "domain", "weighted domain", "information", "mean prediction"}
+    for name, figures in report.items():
+        assert figures["replicas"] == pytest.approx(figures["one device"], rel=1e-6), name
+        assert figures["gradient difference"] <= 1e-6 * figures["gradient size"], name
+
+
 def test_mirrored_on_two_cpu_devices_trains_as_one_device(single_run, mirrored_run):
     record = json.loads((mirrored_run / "config.json").read_text())
     assert record["options"]["distribute"] == "mirrored"
@@ -128,12 +150,12 @@ def test_a_mirrored_checkpoint_resumes_on_one_device_and_exports_the_same_model(
     single_run, mirrored_run, tiny_pair, tiny_target, tmp_path
 ):
     # The checkpoints' objects are the same whatever the strategy: the mirrored run's
-    # model is the single run's, as `export` restores it.
+    # model is the single run's, as `export` restores it (within the runs' drift).
     images = tiny_target.test.images[:64].astype(np.float32) / 255.0
     mirrored = restore_model(mirrored_run)(images, training=False)[0]
     single = restore_model(single_run)(images, training=False)[0]
     np.testing.assert_allclose(
-        tf.nn.softmax(mirrored).numpy(), tf.nn.softmax(single).numpy(), atol=1e-5
+        tf.nn.softmax(mirrored).numpy(), tf.nn.softmax(single).numpy(), atol=1e-3
     )
 
     # The mirrored run as if killed after its step-6 checkpoint, resumed on one device.

@@ -22,10 +22,10 @@ from dann_client.contract import NUM_CLASSES
 from dann_serve import data
 from dann_serve.config import TrainConfig
 from dann_serve.data import Domain
-from dann_serve.data.pipeline import paired_batches, to_unit_range
+from dann_serve.data.pipeline import paired_batches
 from dann_serve.files import write_json
 from dann_serve.model.networks import build_model
-from dann_serve.training.augment import random_shift
+from dann_serve.training.augment import training_batches
 from dann_serve.training.distribute import Placement, placement
 from dann_serve.training.evaluation import label_free_figures, pair_accuracies
 from dann_serve.training.losses import (
@@ -72,8 +72,8 @@ class Trainer:
         with self.place.scope():
             self._build_state(config)
         # One global stream on every worker: each replica slices its share of a batch.
-        stream = paired_batches(source.train, target.train, config.batch_size, config.seed)
-        self.iterator = iter(stream)
+        pairs = paired_batches(source.train, target.train, config.batch_size, config.seed)
+        self.iterator = iter(training_batches(pairs, config.seed, config.augment))
         self.label_loss = keras.metrics.Mean()
         self.domain_loss = keras.metrics.Mean()
         self.checkpoint = tf.train.Checkpoint(
@@ -145,13 +145,7 @@ class Trainer:
         half = self.config.batch_size // 2
         first, size = self.place.slice_of(half)
         xs, ys, xt = xs[first : first + size], ys[first : first + size], xt[first : first + size]
-        images = to_unit_range(tf.concat([xs, xt], axis=0))
-        if self.config.augment:
-            rows = tf.concat([tf.range(size) + first, tf.range(size) + first + half], axis=0)
-            step = self.optimizer.iterations
-            images = random_shift(
-                images, self.config.seed, step, rows=rows, total=self.config.batch_size
-            )
+        images = tf.concat([xs, xt], axis=0)
         domains = tf.concat([tf.zeros(size, tf.int64), tf.ones(size, tf.int64)], axis=0)
         with tf.GradientTape() as tape:
             label_logits, domain_logits = self.model(images, training=True)
