@@ -106,7 +106,7 @@ def bare_steps(trainer, batch_size: int) -> dict:
 def trainer_of(arch: str, batch_size: int, place=None, **options):
     """A Trainer on random pixels (one shared pair of domains per process)."""
     from dann_serve.config import TrainConfig
-    from dann_serve.training.loop import Trainer
+    from dann_serve.training.step import Trainer
 
     global _PAIR
     if "_PAIR" not in globals():

@@ -11,7 +11,7 @@ machine falls on all of them alike. Figures are medians over the rounds.
 
 Contenders:
 
-- ``ours``: ``dann_serve.training.loop.Trainer`` with its defaults (the step ``dann-serve
+- ``ours``: ``dann_serve.training.step.Trainer`` with its defaults (the step ``dann-serve
   train`` runs, random shifts included), the averaged weights evaluated as the CLI
   reports and exports them;
 - ``ours-bf16``: the same with ``--precision mixed_bfloat16`` (bf16 matmuls and
@@ -133,7 +133,7 @@ def load_pair(path: Path):
 def run_ours(source, target, steps: int, batch_size: int, seed: int, warmup: int) -> dict:
     from dann_serve.config import TrainConfig
     from dann_serve.training.evaluation import pair_accuracies
-    from dann_serve.training.loop import Trainer
+    from dann_serve.training.step import Trainer
 
     clock = StepClock(warmup)
     precision = os.environ.get(PRECISION, "float32")

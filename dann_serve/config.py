@@ -8,7 +8,7 @@ from dataclasses import dataclass
 MODES = ("dann", "source-only")
 # The training model's Keras dtype policy; variables, losses, the weight average and
 # every export stay float32 (dann_serve.model.networks.build_model).
-PRECISIONS = ("float32", "mixed_bfloat16")
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 MODE_LABELS = {"source-only": "source-only", "dann": "DANN"}  # how reports print a mode
 ARCHITECTURES = ("mnist", "svhn")
 # How a run is spread over devices (dann_serve.training.distribute): one device, every

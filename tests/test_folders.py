@@ -33,8 +33,9 @@ from dann_serve.config import TrainConfig
 from dann_serve.data import DatasetError, canonical, decode_cache, folders, is_folder, load_domain
 from dann_serve.data.decode_cache import DecodeCache, default_cache_dir
 from dann_serve.data.folders import read_folder
-from dann_serve.training.loop import Trainer, load_pair, train_run
+from dann_serve.training.loop import load_pair, train_run
 from dann_serve.training.rundir import read_metrics
+from dann_serve.training.step import Trainer
 
 TINY = ("--steps", "4", "--batch-size", "8", "--eval-every", "2", "--quiet")
 

@@ -1,5 +1,6 @@
-"""--precision mixed_bfloat16: the training model computes in bfloat16, everything a
-user keeps (checkpoints, the weight average, evaluation, the export) stays float32."""
+"""--precision mixed_bfloat16 and mixed_float16: the training model computes in 16 bits,
+everything a user keeps (checkpoints, the weight average, evaluation, the export) stays
+float32; float16 trains with a dynamic loss scale."""
 
 from __future__ import annotations
 
@@ -12,23 +13,30 @@ from dann_serve.config import TrainConfig
 from dann_serve.model.networks import build_model
 from dann_serve.training.evaluation import restore_model
 from dann_serve.training.loop import train_run
+from dann_serve.training.step import Trainer
 
 
-@pytest.fixture(scope="module")
-def bf16_run(tiny_pair, tmp_path_factory):
+@pytest.fixture(scope="module", params=["mixed_bfloat16", "mixed_float16"])
+def mixed_run(request, tiny_pair, tmp_path_factory):
     source, target = tiny_pair
-    run_dir = tmp_path_factory.mktemp("bf16") / "run"
+    run_dir = tmp_path_factory.mktemp(request.param) / "run"
     config = TrainConfig(
         source=source, target=target, steps=20, batch_size=32, eval_every=10,
-        precision="mixed_bfloat16",
+        precision=request.param,
     )  # fmt: skip
     return run_dir, train_run(config, run_dir, show_progress=False)
 
 
-def test_the_training_model_computes_in_bfloat16_with_float32_variables() -> None:
-    model = build_model(TrainConfig(), "mixed_bfloat16")
-    label_logits, _ = model(tf.random.uniform((2, 32, 32, 3)), training=True)
-    assert label_logits.dtype == tf.bfloat16
+@pytest.mark.parametrize(
+    ("policy", "dtype"), [("mixed_bfloat16", tf.bfloat16), ("mixed_float16", tf.float16)]
+)
+def test_the_training_model_computes_in_16_bits_with_float32_variables(policy, dtype) -> None:
+    model = build_model(TrainConfig(), policy)
+    images = tf.random.uniform((2, 32, 32, 3))
+    assert model.features(images, training=True).dtype == dtype
+    # The logits, whose softmax and losses are float32, come out of float32 layers.
+    label_logits, domain_logits = model(images, training=True)
+    assert label_logits.dtype == domain_logits.dtype == tf.float32
     assert {w.dtype for w in model.weights} == {"float32"}
     # The input normalisation measures brightness: float32 under any policy.
     assert [layer.dtype_policy.name for layer in model.features.layers[:3]] == ["float32"] * 3
@@ -36,8 +44,8 @@ def test_the_training_model_computes_in_bfloat16_with_float32_variables() -> Non
     assert keras.config.dtype_policy().name == "float32"
 
 
-def test_a_bfloat16_run_trains_and_restores_as_a_float32_model(bf16_run) -> None:
-    run_dir, summary = bf16_run
+def test_a_16_bit_run_trains_and_restores_as_a_float32_model(mixed_run) -> None:
+    run_dir, summary = mixed_run
     assert summary["step"] == 20 and np.isfinite(summary["source_test_accuracy"])
     model = restore_model(run_dir)
     label_logits, _ = model(tf.random.uniform((2, 32, 32, 3)), training=False)
@@ -47,3 +55,27 @@ def test_a_bfloat16_run_trains_and_restores_as_a_float32_model(bf16_run) -> None
 def test_unknown_precision_is_refused_with_the_choices() -> None:
     with pytest.raises(ValueError, match="mixed_bfloat16"):
         TrainConfig(precision="float8")
+
+
+def test_float16_scales_the_loss_and_skips_a_step_whose_gradients_overflow(
+    tiny_source, tiny_target
+) -> None:
+    """A step whose scaled gradients are not finite leaves the weights and the step
+    counter as they were and halves the scale; the next step trains."""
+    config = TrainConfig(steps=10, batch_size=32, precision="mixed_float16")
+    trainer = Trainer(config, tiny_source, tiny_target)
+    optimizer = trainer.optimizer
+    assert float(optimizer.scale_loss(1.0)) == 2.0**15
+    before = [w.numpy() for w in trainer.model.trainable_weights]
+    optimizer.dynamic_scale.assign(1e38)  # float32 gradients times this overflow
+    trainer.train_step()
+    assert trainer.step == 0 and float(optimizer.scale_loss(1.0)) == pytest.approx(5e37)
+    for weight, old in zip(trainer.model.trainable_weights, before, strict=True):
+        np.testing.assert_array_equal(weight.numpy(), old)
+    optimizer.dynamic_scale.assign(2.0**15)
+    trainer.train_step()
+    assert trainer.step == 1
+    assert any(
+        not np.array_equal(weight.numpy(), old)
+        for weight, old in zip(trainer.model.trainable_weights, before, strict=True)
+    )

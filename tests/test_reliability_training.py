@@ -27,8 +27,9 @@ import tensorflow as tf
 import tiny_data
 
 from dann_serve.config import TrainConfig
-from dann_serve.training.loop import Trainer, train_run
+from dann_serve.training.loop import train_run
 from dann_serve.training.rundir import read_metrics
+from dann_serve.training.step import Trainer
 
 STEPS = 12
 ITERATIONS = "optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE"

@@ -7,8 +7,9 @@ import tensorflow as tf
 
 from dann_serve.config import TrainConfig
 from dann_serve.training.evaluation import evaluate_run, restore_model
-from dann_serve.training.loop import Trainer, load_pair, train_run
+from dann_serve.training.loop import load_pair, train_run
 from dann_serve.training.rundir import RunError, read_metrics
+from dann_serve.training.step import Trainer
 
 RUN_FILES = ("config.json", "metrics.csv", "summary.json", "accuracy.png", "losses.png")
 

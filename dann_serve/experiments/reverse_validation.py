@@ -21,8 +21,9 @@ from tqdm import tqdm
 from dann_serve.config import REVERSE_VALIDATION_STEPS
 from dann_serve.data import Domain, Split
 from dann_serve.training.evaluation import accuracy, decisions, restore_model
-from dann_serve.training.loop import Trainer, load_pair
+from dann_serve.training.loop import load_pair
 from dann_serve.training.rundir import load_config
+from dann_serve.training.step import Trainer
 
 
 def reverse_validation(

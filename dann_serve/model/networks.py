@@ -35,7 +35,9 @@ def _dense_stack(units: tuple[int, ...], outputs: int, dropout: float, name: str
         layers += [keras.layers.Dense(width, activation="relu")]
         if dropout:
             layers.append(keras.layers.Dropout(dropout))
-    layers.append(keras.layers.Dense(outputs))
+    # The logits in float32 under any policy: their softmax and losses are, and bfloat16's
+    # 8-bit mantissa would round the gradient that starts the backward pass of every step.
+    layers.append(keras.layers.Dense(outputs, dtype="float32"))
     return keras.Sequential(layers, name=name)
 
 

@@ -1,42 +1,23 @@
-"""The training loop: one tf.function step for DANN and source-only alike.
+"""The training loop: a run directory in, trained (or resumed, or read back) to its
+last step, with metrics, checkpoints, curves and summary written on the way.
 
-Source-only is DANN with lambda held at 0: the same network, data stream, batch
-composition, optimiser and schedule, so the baseline differs from DANN in exactly
-one thing, the reversed domain gradient reaching the features. The domain head
-still trains in both modes, which makes its accuracy a fair readout of how
-separable the two domains' features are.
+The step itself is :class:`dann_serve.training.step.Trainer`'s.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from pathlib import Path
 
-import keras
-import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
-from dann_client.contract import NUM_CLASSES
 from dann_serve import data
 from dann_serve.config import TrainConfig
 from dann_serve.data import Domain
-from dann_serve.data.pipeline import paired_batches
 from dann_serve.files import write_json
-from dann_serve.model.networks import build_model
-from dann_serve.training.augment import training_batches
-from dann_serve.training.distribute import Placement, placement
-from dann_serve.training.evaluation import label_free_figures, pair_accuracies
-from dann_serve.training.losses import (
-    Replicas,
-    domain_loss,
-    entropies,
-    information_loss,
-    label_loss,
-    mean_prediction,
-    source_class_weights,
-)
+from dann_serve.training.distribute import placement
+from dann_serve.training.evaluation import label_free_figures
 from dann_serve.training.plots import plot_curves
 from dann_serve.training.rundir import (
     CHECKPOINTS,
@@ -46,196 +27,7 @@ from dann_serve.training.rundir import (
     read_metrics,
     run_record,
 )
-from dann_serve.training.schedules import AdaptationSchedule, AnnealedLearningRate, progress
-
-
-class Trainer:
-    """Holds the model, optimiser, schedules and data stream of one run.
-
-    Everything that determines the next step (weights, optimiser slots and step
-    counter, the data iterator's position) is tracked by one tf.train.Checkpoint,
-    so a resumed run continues exactly where the saved one stopped.
-    """
-
-    def __init__(
-        self,
-        config: TrainConfig,
-        source: Domain,
-        target: Domain,
-        place: Placement | None = None,
-    ) -> None:
-        self.config = config
-        self.source = source
-        self.target = target
-        self.place = place or Placement()
-        keras.utils.set_random_seed(config.seed)
-        with self.place.scope():
-            self._build_state(config)
-        # One global stream on every worker: each replica slices its share of a batch.
-        pairs = paired_batches(source.train, target.train, config.batch_size, config.seed)
-        self.iterator = iter(training_batches(pairs, config.seed, config.augment))
-        self.label_loss = keras.metrics.Mean()
-        self.domain_loss = keras.metrics.Mean()
-        self.checkpoint = tf.train.Checkpoint(
-            model=self.model,
-            averaged=self.averaged,
-            optimizer=self.optimizer,
-            data=self.iterator,
-            target_share=self.target_share,
-        )
-
-    def _build_state(self, config: TrainConfig) -> None:
-        """The variables: models, optimiser, class shares (under the strategy's scope)."""
-        self.model = build_model(config, config.precision)
-        # The model a run reports, checkpoints for serving and exports is the moving
-        # average of the trained weights: the adversarial game makes the weights
-        # orbit, and a single step's weights are one arbitrary point of that orbit.
-        self.averaged = build_model(config)
-        self.averaged.set_weights(self.model.get_weights())
-        self.learning_rate = AnnealedLearningRate(
-            config.learning_rate, config.steps, config.lr_alpha, config.lr_beta
-        )
-        # Gradients are clipped by the step, after the replicas' gradients are summed
-        # (a Keras optimiser would clip each replica's part).
-        self.optimizer = keras.optimizers.SGD(
-            self.learning_rate,
-            momentum=config.momentum,
-            weight_decay=config.weight_decay or None,
-        )
-        self.optimizer.build(self.model.trainable_variables)
-        self.adaptation = AdaptationSchedule(
-            config.gamma, config.lambda_max if config.mode == "dann" else 0.0
-        )
-        self.source_share = tf.constant(_class_shares(self.source.train.labels), tf.float32)
-        # The target's class proportions as the model currently predicts them: a slow
-        # moving average, starting from the source's, of the mean target softmax.
-        # Every replica computes the same global value; the first one's is kept.
-        self.target_share = tf.Variable(
-            self.source_share,
-            trainable=False,
-            aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
-        )
-
-    @property
-    def step(self) -> int:
-        return int(self.optimizer.iterations.numpy())
-
-    def current_lambda(self) -> float:
-        return float(self.adaptation(progress(self.step, self.config.steps)))
-
-    def current_learning_rate(self) -> float:
-        return float(self.learning_rate(self.optimizer.iterations))
-
-    @tf.function
-    def train_step(self) -> None:
-        (xs, ys), (xt, _) = next(self.iterator)  # the global batch
-        lambda_ = self.adaptation(progress(self.optimizer.iterations, self.config.steps))
-        self.model.reversal.lambda_.assign(lambda_)
-        source_loss, adversarial = self.place.run(self._replica_step, (xs, ys, xt, lambda_))
-        self._update_average()
-        self.label_loss.update_state(source_loss)
-        self.domain_loss.update_state(adversarial)
-
-    def _replica_step(
-        self, xs: tf.Tensor, ys: tf.Tensor, xt: tf.Tensor, lambda_: tf.Tensor
-    ) -> tuple[tf.Tensor, tf.Tensor]:
-        """One replica's share of a step: its slice of each half of the global batch,
-        its part of the loss; returns its parts of the label and domain losses."""
-        replicas = self.place.share
-        half = self.config.batch_size // 2
-        first, size = self.place.slice_of(half)
-        xs, ys, xt = xs[first : first + size], ys[first : first + size], xt[first : first + size]
-        images = tf.concat([xs, xt], axis=0)
-        domains = tf.concat([tf.zeros(size, tf.int64), tf.ones(size, tf.int64)], axis=0)
-        with tf.GradientTape() as tape:
-            label_logits, domain_logits = self.model(images, training=True)
-            # Losses, softmax and the reversal's weighting in float32 whatever the policy.
-            label_logits = tf.cast(label_logits, tf.float32)
-            domain_logits = tf.cast(domain_logits, tf.float32)
-            source_loss = label_loss(ys, label_logits[:size], replicas)
-            weights = self._domain_weights(ys, label_logits)
-            adversarial = domain_loss(domains, domain_logits, weights, replicas)
-            loss = source_loss + adversarial
-            if self.config.information_weight:
-                # Ramped like lambda (lambda / lambda_max): a random classifier's
-                # confident guesses would otherwise be reinforced from step 0.
-                ramp = lambda_ / self.config.lambda_max if self.config.lambda_max else 0.0
-                information = information_loss(label_logits[size:], replicas)
-                loss += self.config.information_weight * ramp * information
-        variables = self.model.trainable_variables
-        gradients = self._clipped(tape.gradient(loss, variables), replicas)
-        self.optimizer.apply_gradients(zip(gradients, variables, strict=True))
-        self._update_target_share(label_logits[size:], replicas)
-        return source_loss, adversarial
-
-    def _clipped(self, gradients: list[tf.Tensor], replicas: Replicas) -> list[tf.Tensor]:
-        """The replica's gradients, the sum of all replicas' clipped to ``clip_norm``
-        and shared out again (the optimiser sums them)."""
-        if not self.config.clip_norm:
-            return gradients
-        total = replicas.total(gradients)
-        clipped, _ = tf.clip_by_global_norm(total, self.config.clip_norm)
-        if replicas.count == 1:
-            return clipped
-        return [gradient / replicas.count for gradient in clipped]
-
-    def _domain_weights(
-        self, source_labels: tf.Tensor, label_logits: tf.Tensor
-    ) -> tf.Tensor | None:
-        """Each image's weight in the domain loss, None for all 1: with
-        ``class_weighting`` source images weigh their class ratio; with ``conditional``
-        (CDAN+E) every image weighs 1 + exp(-entropy of its prediction), so that the
-        uncertain predictions, whose conditioning says little, count less."""
-        weights = None
-        if self.config.class_weighting:
-            source = source_class_weights(source_labels, self.target_share, self.source_share)
-            weights = tf.concat([source, tf.ones_like(source)], axis=0)
-        if self.config.conditional:
-            certainty = 1.0 + tf.exp(-tf.stop_gradient(entropies(label_logits)))
-            weights = certainty if weights is None else weights * certainty
-        return weights
-
-    def _update_target_share(self, target_logits: tf.Tensor, replicas: Replicas) -> None:
-        batch_share = mean_prediction(tf.stop_gradient(target_logits), replicas)
-        self.target_share.assign(0.99 * self.target_share + 0.01 * batch_share)
-
-    def _update_average(self) -> None:
-        """averaged <- d * averaged + (1 - d) * trained, with d ramping up early on.
-
-        The ramp d_t = min(decay, (1 + t) / (10 + t)) keeps the first steps from
-        dragging the random initial weights along for hundreds of steps.
-        """
-        if self.config.average_decay == 0.0:
-            decay = tf.constant(0.0)
-        else:
-            t = tf.cast(self.optimizer.iterations, tf.float32)
-            decay = tf.minimum(self.config.average_decay, (1.0 + t) / (10.0 + t))
-        self.place.update(
-            self.averaged.weights,
-            self.model.weights,
-            lambda average, value: decay * average + (1.0 - decay) * value,
-        )
-
-    def measure(self) -> dict[str, float]:
-        """The metrics row logged every ``eval_every`` steps; resets the loss means."""
-        row = {
-            "step": self.step,
-            "label_loss": float(self.label_loss.result()),
-            "domain_loss": float(self.domain_loss.result()),
-            "lambda": self.current_lambda(),
-            "learning_rate": self.current_learning_rate(),
-            **pair_accuracies(self.averaged, self.source.test, self.target.test),
-        }
-        self.label_loss.reset_state()
-        self.domain_loss.reset_state()
-        if not math.isfinite(row["label_loss"]) and row["step"] > 0:
-            raise FloatingPointError(f"label loss became {row['label_loss']} at step {self.step}")
-        return row
-
-
-def _class_shares(labels) -> list[float]:
-    counts = np.bincount(np.asarray(labels, np.int64), minlength=NUM_CLASSES).astype(float)
-    return list(counts / max(counts.sum(), 1.0))
+from dann_serve.training.step import Trainer
 
 
 def load_pair(config: TrainConfig, progress: bool = False) -> tuple[Domain, Domain]:
