@@ -72,8 +72,8 @@ bench: $(BENCH_STAMP)
 	rm -rf $(BENCH_WORK) && mkdir -p $(BENCH_WORK) bench/results
 	date +%s > $(BENCH_WORK)/started
 	$(PY) bench/_common.py export $(BENCH_WORK)/export
-	$(PY) bench/train_throughput.py --steps 60 --repeats 3
-	$(PY) bench/train_vs_adapt.py --steps 500 --rounds 3
+	$(PY) bench/train_throughput.py --steps 120 --repeats 3
+	$(PY) bench/train_vs_adapt.py --steps 300 --rounds 3
 	$(PY) bench/serve_latency.py --model-dir $(BENCH_WORK)/export/models
 	$(PY) bench/image_agreement.py --model-dir $(BENCH_WORK)/export/models
 	$(PY) bench/client_throughput.py --model-dir $(BENCH_WORK)/export/models --baseline-images 1000
