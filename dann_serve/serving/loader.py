@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
+from tensorflow.core.protobuf import config_pb2
 
 # The PredictionLog records TensorFlow Serving replays into a version after loading
 # it, before serving it (its SavedModel warm-up), relative to the version directory.
@@ -53,20 +54,28 @@ class MetaGraphModel:
         """Feed ``inputs`` by their SignatureDef names; fetch ``outputs`` likewise.
 
         Each combination of signature, inputs and outputs becomes a session callable
-        once (``Session.make_callable``), which spares every later call the work of
-        resolving tensor names and pruning the graph.
+        once, which hands the arrays to the C session with no per-call Python work.
+        ``Session.make_callable`` would not: given feeds, it calls ``Session.run``,
+        which resolves names, builds fetch handlers and converts every feed on each
+        call (0.5 ms of a 10 ms batch of 256 here, 0.1 ms of a single image). The
+        callable from ``CallableOptions`` is the session's fast path (tf.keras 2's
+        backend functions ran on it); it takes the arrays as they are, so the caller
+        gives each input in its signature's dtype (the front ends decode them so).
         """
         names = sorted(inputs)
         key = (signature, tuple(names), tuple(outputs))
         call = self._callables.get(key)
         if call is None:
             definition = self.signature_defs[signature]
+            options = config_pb2.CallableOptions(
+                feed=[definition.inputs[name].name for name in names],
+                fetch=[definition.outputs[name].name for name in outputs],
+            )
             with self._lock:
-                call = self._callables.get(key) or self._session.make_callable(
-                    [definition.outputs[name].name for name in outputs],
-                    feed_list=[definition.inputs[name].name for name in names],
-                )
-                self._callables[key] = call
+                call = self._callables.get(key)
+                if call is None:
+                    call = self._session._make_callable_from_options(options)
+                    self._callables[key] = call
         values = call(*(inputs[name] for name in names))
         return dict(zip(outputs, values, strict=True))
 
