@@ -56,11 +56,14 @@ def _flags(**options) -> list[str]:
     return [f"--{name.replace('_', '-')}={value}" for name, value in options.items()]
 
 
-def _train(run_dir: Path, *extra: str, env: dict[str, str] | None = None) -> subprocess.Popen:
-    """``dann-serve train`` on the tiny pair with OPTIONS, as a child process."""
+def _train(
+    run_dir: Path, *extra: str, env: dict[str, str] | None = None, command: str = "train"
+) -> subprocess.Popen:
+    """``dann-serve train`` (or ``command``) on the tiny pair with OPTIONS, as a child
+    process."""
     log = run_dir.with_name(f"{run_dir.name}-{time.monotonic_ns()}.log")
     process = tiny_data.start_cli(
-        "train",
+        command,
         f"--source={tiny_data.SOURCE}",
         f"--target={tiny_data.TARGET}",
         *_flags(**OPTIONS),
@@ -189,7 +192,7 @@ def _free_ports(count: int) -> list[int]:
     return ports
 
 
-def _workers(run_dir: Path, *extra: str) -> list[subprocess.Popen]:
+def _workers(run_dir: Path, *extra: str, command: str = "train") -> list[subprocess.Popen]:
     """Two ``--distribute multi-worker`` processes, worker 0 (the chief) first."""
     cluster = {"worker": [f"localhost:{port}" for port in _free_ports(2)]}
     return [
@@ -197,6 +200,7 @@ def _workers(run_dir: Path, *extra: str) -> list[subprocess.Popen]:
             run_dir,
             "--distribute=multi-worker",
             *extra,
+            command=command,
             env={
                 "TF_CONFIG": json.dumps(
                     {"cluster": cluster, "task": {"type": "worker", "index": i}}
@@ -234,6 +238,23 @@ def test_two_workers_train_one_run_as_one_device(single_run, tmp_path):
         read_metrics(single_run / "metrics.csv"),
         list(range(STEPS + 1)),
     )
+
+
+def test_two_workers_compare_and_select_and_only_the_chief_writes(tmp_path):
+    """compare --select under multi-worker: every run, candidate and selection trained
+    once by both workers; the chief scores, chooses and prints the table, the other
+    worker says so in one line and writes nothing."""
+    out = tmp_path / "compare"
+    chief, worker = _workers(out, "--seeds=0", "--select", command="compare")
+    table = _finished(chief, timeout=300)
+    assert "worker 1 trained every run; the chief wrote them" in _finished(worker, 300)
+    assert "| seed | source-only | DANN |" in table and "--select" in table
+    (pair,) = out.iterdir()
+    selection = json.loads((pair / "select-seed0" / "summary.json").read_text())["selection"]
+    assert len(selection["candidates"]) == 4
+    for name in ("source-only-seed0", "dann-seed0"):
+        rows = read_metrics(pair / name / "metrics.csv")
+        assert [int(row["step"]) for row in rows] == list(range(STEPS + 1))
 
 
 def _latest_step(run_dir: Path) -> int:

@@ -98,6 +98,7 @@ def compare(
     load_tensorflow()
     from dann_serve.data import DatasetError
     from dann_serve.experiments.compare import pair_table, run_pair, run_selections
+    from dann_serve.training.distribute import placement
     from dann_serve.training.rundir import RunError
 
     try:
@@ -105,8 +106,12 @@ def compare(
         selections = (
             run_selections(base, seeds, out, criterion, show_progress=not quiet) if select else []
         )
+        place = placement(base)
     except (RunError, DatasetError) as error:
         fail(str(error))
+    if not place.chief:  # a worker of --distribute multi-worker: the chief reports
+        click.echo(f"{out}: {place.task} trained every run; the chief wrote them")
+        return
     table, _ = pair_table(summaries, selections)
     click.echo(table)
     if report is not None:

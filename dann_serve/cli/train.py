@@ -119,7 +119,7 @@ def _train(
     if not select:
         return train_run(config, out, resume=resume, show_progress=show)
     summary = select_run(config, out, resume, criterion, show_progress=show)
-    for row in summary["selection"]["candidates"]:
+    for row in summary["selection"]["candidates"] if summary.get("chief", True) else ():
         click.echo(
             f"{'*' if row['chosen'] else ' '} {row['name']:<12} {criterion} "
             f"{row['scores'][criterion]:+.4f}  ({row['description']})"

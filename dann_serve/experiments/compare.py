@@ -82,13 +82,17 @@ def run_selections(
     reused as it is (with the criterion it was made with); an interrupted one resumes.
     """
     from dann_serve.experiments.selection import SELECTION, mode_candidates, select_run
+    from dann_serve.training.distribute import placement
+    from dann_serve.training.loop import FINISHED, STARTED, run_state
 
+    place = placement(base)
     summaries = []
     for seed in seeds:
         directory = run_dir(out, base.source, base.target, SELECT, seed)
-        finished = directory / "summary.json"
-        if finished.exists():
-            summaries.append(json.loads(finished.read_text()))
+        state = run_state(directory, place, started=SELECTION)
+        if state == FINISHED:
+            if place.chief:  # the other workers of a multi-worker run report nothing
+                summaries.append(json.loads((directory / "summary.json").read_text()))
             continue
         locations = {
             name: run_dir(out, base.source, base.target, mode, seed)
@@ -98,7 +102,7 @@ def run_selections(
             select_run(
                 dataclasses.replace(base, seed=seed),
                 directory,
-                resume=(directory / SELECTION).exists(),
+                resume=state == STARTED,
                 criterion=criterion,
                 show_progress=show_progress,
                 locations=locations,

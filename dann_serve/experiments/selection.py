@@ -88,22 +88,36 @@ def select_run(
     run; returns its summary. ``locations`` may place candidates elsewhere than
     ``run_dir/candidates/<name>`` (compare keeps source-only and DANN where its other
     runs are)."""
-    run_dir = Path(run_dir)
-    plan = _plan(base, run_dir, resume, criterion, locations or {})
-    from dann_serve.training.loop import train_or_reuse  # TensorFlow: only when training
+    from dann_serve.training.distribute import placement  # TensorFlow: only when training
+    from dann_serve.training.loop import train_or_reuse
 
-    rows = []
+    run_dir = Path(run_dir)
+    # Under --distribute multi-worker every worker trains each candidate with the chief;
+    # only the chief plans, scores and writes (the others would race it for the files).
+    place = placement(base)
+    plan = _plan(base, run_dir, resume, criterion, locations or {}, write=place.chief)
+    rows, step = [], 0
     for candidate, config in candidate_configs(TrainConfig.from_dict(plan["base"])):
         where = run_dir / plan["locations"][candidate.name]
         summary = train_or_reuse(config, where, show_progress)
-        rows.append(_scored(candidate, where, summary, plan["criterion"]))
+        step = summary["step"]
+        if place.chief:
+            rows.append(_scored(candidate, where, summary, plan["criterion"]))
+    if not place.chief:
+        return {"step": step, "task": place.task, "chief": False}
     return _adopt(run_dir, plan, rows)
 
 
 def _plan(
-    base: TrainConfig, run_dir: Path, resume: bool, criterion: str, locations: dict[str, Path]
+    base: TrainConfig,
+    run_dir: Path,
+    resume: bool,
+    criterion: str,
+    locations: dict[str, Path],
+    write: bool = True,
 ) -> dict:
-    """selection.json: read back when resuming, written before any training otherwise."""
+    """selection.json: read back when resuming, written before any training otherwise
+    (by the chief: ``write`` False makes the same plan without touching the folder)."""
     if criterion not in CRITERIA:
         raise ValueError(f"unknown criterion {criterion!r}: choose from {', '.join(CRITERIA)}")
     path = run_dir / SELECTION
@@ -113,7 +127,7 @@ def _plan(
         plan = read_json(path)
         plan["base"]["data_dir"] = base.data_dir or plan["base"].get("data_dir")
         return plan
-    if path.exists() or (run_dir / "config.json").exists():
+    if write and (path.exists() or (run_dir / "config.json").exists()):
         raise RunError(
             f"{run_dir}: a run already exists there; pass --resume to continue it "
             "or choose another --out"
@@ -126,8 +140,9 @@ def _plan(
             for c in CANDIDATES
         },
     }
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_json(path, plan)
+    if write:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_json(path, plan)
     return plan
 
 

@@ -103,6 +103,21 @@ class Placement:
                 _tensorflow_variable(target), assign, args=(_tensorflow_variable(source),)
             )
 
+    def agree(self, value: int) -> int:
+        """The chief's ``value``, on every worker: what one process decides from the
+        files of the run directory, the others follow, whatever they saw there (the
+        chief may be writing them). A collective: every worker calls it at the same
+        point, and it returns once all have."""
+        if self.workers == 1:
+            return value
+
+        def chief_only() -> tf.Tensor:
+            first = tf.distribute.get_replica_context().replica_id_in_sync_group == 0
+            return tf.constant(value if first else 0, tf.int64)
+
+        per_replica = self.strategy.run(chief_only)
+        return int(self.strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None))
+
     @contextmanager
     def peers_watched(self) -> Iterator[None]:
         """A peer of a multi-worker run lost (killed, restarted, unreachable) makes the

@@ -16,7 +16,7 @@ from dann_serve import data
 from dann_serve.config import TrainConfig
 from dann_serve.data import Domain
 from dann_serve.files import write_json
-from dann_serve.training.distribute import placement
+from dann_serve.training.distribute import Placement, placement
 from dann_serve.training.evaluation import label_free_figures
 from dann_serve.training.plots import plot_curves
 from dann_serve.training.rundir import (
@@ -55,16 +55,33 @@ def load_pair(config: TrainConfig, progress: bool = False) -> tuple[Domain, Doma
     return pair[0], pair[1]
 
 
+FRESH, STARTED, FINISHED = 0, 1, 2  # what a run directory holds, for train_or_reuse
+
+
 def train_or_reuse(config: TrainConfig, run_dir: Path, show_progress: bool = True) -> dict:
     """The summary of the run in ``run_dir``: read back if it finished, resumed if it
     was started, trained otherwise. Commands that train many runs (``compare``,
     ``train --select``) go through this, so that starting them again picks up where
-    they stopped."""
+    they stopped. Under multi-worker the chief's view of the folder decides for all."""
     run_dir = Path(run_dir)
+    place = placement(config)
+    state = run_state(run_dir, place)
+    if state == FINISHED:
+        if place.chief:
+            return read_json(run_dir / "summary.json")
+        return {"step": config.steps, "task": place.task, "chief": False}
+    return train_run(config, run_dir, resume=state == STARTED, show_progress=show_progress)
+
+
+def run_state(run_dir: Path, place: Placement, started: str = "config.json") -> int:
+    """FINISHED (``summary.json`` is there), STARTED (``started`` is) or FRESH, as the
+    chief sees ``run_dir``: under multi-worker the chief may be writing those files
+    while another worker looks, and every worker must take the same way."""
     if (run_dir / "summary.json").exists():
-        return read_json(run_dir / "summary.json")
-    resume = (run_dir / "config.json").exists()
-    return train_run(config, run_dir, resume=resume, show_progress=show_progress)
+        state = FINISHED
+    else:
+        state = STARTED if (run_dir / started).exists() else FRESH
+    return place.agree(state)
 
 
 def train_run(
