@@ -37,10 +37,11 @@ VERSION_ORDER = (
 )
 
 
-def table(header: list[str], rows: list[list[str]]) -> str:
+def table(header: list[str], rows: list[list[str]], text_columns: int = 1) -> str:
+    """A Markdown table: the first ``text_columns`` columns left-aligned, figures right."""
     lines = [
         "| " + " | ".join(header) + " |",
-        "|" + "|".join("---" if i == 0 else "---:" for i in range(len(header))) + "|",
+        "|" + "|".join("---" if i < text_columns else "---:" for i in range(len(header))) + "|",
     ]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines) + "\n"
@@ -224,7 +225,7 @@ def _precision_table(by_arch: dict) -> str:
         return ""
     header = ["arch", "--precision", "DANN step, source img/s", "vs float32"]
     return "\nThe DANN step per precision (taking turns with the rows above):\n\n" + table(
-        header, rows
+        header, rows, text_columns=2
     )
 
 
