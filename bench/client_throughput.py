@@ -13,6 +13,9 @@ talk to the server:
   pixels / 255 to ``predict_label``, which is what the client does for an export
   without ``predict_label_uint8`` (the CLI asks a copy of the model stripped of it,
   served beside it as ``old``; the library is told to send float32);
+- the CLI as issue 18 found it ("today's figure" of its goal): ``client/`` of the last
+  commit before the issue's work (``--filed-client``, taken with ``git archive``), run
+  with ``python -m dann_client`` against the same server, float32 as it always sent;
 - baseline: TensorFlow Serving's example client (``resnet_client_grpc.py``):
   ``tensorflow_serving.apis`` stubs, ``tf.make_tensor_proto``, one image per
   ``Predict`` call, ``tf.make_ndarray`` on the answer. It is timed in this process
@@ -25,7 +28,8 @@ from this server), and the SavedModel called in this process (the model's own sp
 here, no server at all). The paths take turns in each repeat, so a change in load on
 this shared machine falls on all of them alike; the figures are medians over the
 repeats. Goals: ours at least 10x the baseline and at least 2,000 images/s; the
-uint8 CLI at least 1.5x the float32 one.
+uint8 CLI at least 1.5x the CLI as issue 18 found it (the float32 path of today's CLI
+shows what the wire alone changes).
 
     python bench/client_throughput.py [--model-dir models] [--images 10000]
         [--baseline-images 2000] [--repeats 3] [--json bench/results/client_throughput.json]
@@ -40,12 +44,14 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import io
 import json
 import os
 import shutil
 import statistics
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from collections.abc import Callable
@@ -73,8 +79,10 @@ MNIST_IMAGES = ROOT.parent / "shared" / "data" / "mnist" / "t10k-images-idx3-uby
 SIGNATURE = "predict_label"
 GOAL_RATIO = 10.0
 GOAL_IMAGES_PER_S = 2000.0
-GOAL_UINT8_RATIO = 1.5  # uint8 CLI / float32 CLI, issue 18
+GOAL_UINT8_RATIO = 1.5  # issue 18: the uint8 CLI against "today's figure", the client it found
 OLD_MODEL = "old"  # the export without predict_label's twins, as before issue 18
+# The last commit before issue 18's first change: its client is the one the issue measured.
+FILED_CLIENT = "f105fb9^"
 WIRES = {"uint8": None, "float32": (Wire.FLOAT32,)}  # None: what the model takes best
 
 
@@ -118,16 +126,39 @@ def serving_copy(model_dir: Path, workdir: Path) -> Path:
     return copy
 
 
-def ours_cli(address: str, directory: Path, model: str = "dann") -> Callable[[], int]:
-    """``dann-client predict DIR --json --server ADDRESS --model MODEL > /dev/null``."""
-    command = [*client_command(), "predict", str(directory), "--json", "--server", address]
+def ours_cli(
+    address: str, directory: Path, model: str = "dann", client: Path | None = None
+) -> Callable[[], int]:
+    """``dann-client predict DIR --json --server ADDRESS --model MODEL > /dev/null``; with
+    ``client``, that folder's ``dann_client`` (``python -m``) instead of the installed one."""
+    start = client_command() if client is None else [sys.executable, "-m", "dann_client"]
+    command = [*start, "predict", str(directory), "--json", "--server", address]
     command += ["--model", model]
+    env = None if client is None else {**os.environ, "PYTHONPATH": str(client)}
 
     def run() -> int:
-        subprocess.run(command, stdout=subprocess.DEVNULL, check=True)
+        subprocess.run(command, stdout=subprocess.DEVNULL, check=True, env=env)
         return len(os.listdir(directory))
 
     return run
+
+
+def filed_client(rev: str, workdir: Path) -> Path | None:
+    """The ``client/`` folder of commit ``rev`` (``git archive``), to run the client as
+    issue 18 found it in the same run; None, with a note, where git or the commit is
+    missing (a copy without history)."""
+    if not rev:
+        return None
+    try:
+        archive = subprocess.run(
+            ["git", "-C", str(ROOT), "archive", rev, "client"], capture_output=True, check=True
+        ).stdout
+    except (OSError, subprocess.CalledProcessError) as error:
+        print(f"no client as issue 18 found it ({rev}): {error}", flush=True)
+        return None
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(workdir / "filed", filter="data")
+    return workdir / "filed" / "client"
 
 
 def ours_library(
@@ -233,10 +264,14 @@ def baseline_labels(address: str, paths: list[Path]) -> list[int]:
         ]
 
 
-def cli_labels(address: str, paths: list[Path], model: str = "dann") -> list[int]:
-    command = [*client_command(), "predict", *map(str, paths), "--json", "--server", address]
+def cli_labels(
+    address: str, paths: list[Path], model: str = "dann", client: Path | None = None
+) -> list[int]:
+    start = client_command() if client is None else [sys.executable, "-m", "dann_client"]
+    command = [*start, "predict", *map(str, paths), "--json", "--server", address]
     command += ["--model", model]
-    result = subprocess.run(command, capture_output=True, text=True, check=True)
+    env = None if client is None else {**os.environ, "PYTHONPATH": str(client)}
+    result = subprocess.run(command, capture_output=True, text=True, check=True, env=env)
     return [json.loads(line)["label"] for line in result.stdout.splitlines()]
 
 
@@ -263,6 +298,7 @@ def measure(paths: dict[str, Callable[[], int]], repeats: int) -> dict[str, list
 LABELS = {
     "dann-client": "dann-client predict DIR --json (CLI{images}: uint8)",
     "dann-client float32": "the same CLI, float32 (an export before issue 18)",
+    "dann-client as filed": "the CLI as issue 18 found it (float32)",
     "library": "dann_client.predict_files (in process{images}: uint8)",
     "library float32": "the same library, float32",
     "baseline": "baseline, TF Serving docs' client ({baseline} files)",
@@ -279,18 +315,26 @@ def report(rates: dict[str, list[float]], args: argparse.Namespace, source: str,
     ratio = ours / base
     met = ratio >= GOAL_RATIO and ours >= GOAL_IMAGES_PER_S
     uint8_ratio = ours / medians["dann-client float32"]
-    uint8_met = uint8_ratio >= GOAL_UINT8_RATIO
+    filed = medians.get("dann-client as filed")
+    filed_ratio = ours / filed if filed else None
+    uint8_met = filed_ratio is not None and filed_ratio >= GOAL_UINT8_RATIO
     print(f"\nmedian images/s over {args.repeats} repeats ({os.cpu_count()} CPUs, shared):")
     for name, label in LABELS.items():
         label = label.format(images=f", {args.images} files", baseline=args.baseline_images)
-        print(f"  {label:<66} {medians[name]:8.0f}")
+        if name in medians:
+            print(f"  {label:<66} {medians[name]:8.0f}")
     print(f"ratio dann-client / baseline:           {ratio:6.1f}x   (goal >= {GOAL_RATIO:.0f}x)")
     print(f"ratio wire ceiling / baseline:          {medians['wire ceiling'] / base:6.1f}x")
     print(f"dann-client / wire ceiling:             {100 * ours / medians['wire ceiling']:6.1f}%")
     print(
         f"ratio dann-client uint8 / float32:      {uint8_ratio:6.2f}x   "
-        f"(goal >= {GOAL_UINT8_RATIO}x; the new export took {wire})"
+        f"(the new export took {wire}; the wire alone)"
     )
+    if filed_ratio is not None:
+        print(
+            f"ratio dann-client / as issue 18 found it: {filed_ratio:4.2f}x   "
+            f"(goal >= {GOAL_UINT8_RATIO}x)"
+        )
     print(
         f"goal >= {GOAL_RATIO:.0f}x the baseline and >= {GOAL_IMAGES_PER_S:.0f} images/s: "
         f"{'met' if met else 'NOT met'}; uint8 goal: {'met' if uint8_met else 'NOT met'}"
@@ -306,6 +350,8 @@ def report(rates: dict[str, list[float]], args: argparse.Namespace, source: str,
         "ratio_cli_to_baseline": ratio,
         "goal_met": met,
         "ratio_uint8_to_float32": uint8_ratio,
+        "filed_client": args.filed_client or None,
+        "ratio_to_filed_client": filed_ratio,
         "uint8_goal_met": uint8_met,
     }
 
@@ -316,9 +362,13 @@ def timed_paths(
     """What ``measure`` times, by name: each of ours in uint8 and in float32."""
     pixels = load_images(files)[0]
     folder = workdir / "images"
+    filed = filed_client(args.filed_client, workdir)
+    if filed and cli_labels(address, files[:200], client=filed) != cli_labels(address, files[:200]):
+        raise SystemExit("the client as issue 18 found it disagrees with today's on the labels")
     return {
         "dann-client": ours_cli(address, folder),
         "dann-client float32": ours_cli(address, folder, OLD_MODEL),
+        **({"dann-client as filed": ours_cli(address, folder, client=filed)} if filed else {}),
         "library": ours_library(address, folder, WIRES["uint8"]),
         "library float32": ours_library(address, folder, WIRES["float32"]),
         "baseline": baseline(address, files[: args.baseline_images]),
@@ -363,6 +413,11 @@ def main() -> int:
         type=Path,
         default=None,
         help="where the figures go (default bench/results/client_throughput.json)",
+    )
+    parser.add_argument(
+        "--filed-client",
+        default=FILED_CLIENT,
+        help="commit whose client/ is timed as the client issue 18 found ('' to skip)",
     )
     parser.add_argument("--strict", action="store_true", help="exit 1 if a goal is missed")
     args = parser.parse_args()

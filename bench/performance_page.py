@@ -335,6 +335,7 @@ def onnx_block(results: Results) -> str:
 CLIENT_LABELS = {
     "dann-client": "dann-client predict DIR --json (CLI)",
     "dann-client float32": "the same CLI, float32 (an export before issue 18)",
+    "dann-client as filed": "the CLI as issue 18 found it (float32)",
     "library": "dann_client.predict_files (in process)",
     "library float32": "the same library, float32",
     "baseline": "baseline: TF Serving docs' client, one image per request",
@@ -370,11 +371,13 @@ def client_block(results: Results) -> str:
             f"**{'met' if f['goal_met'] else 'not met'}** "
             f"({ratio(f['ratio_cli_to_baseline'])}).\n"
         )
-        if "ratio_uint8_to_float32" in f:
+        if f.get("ratio_to_filed_client"):
             parts.append(
-                f"Goal of issue 18 (the CLI with {f['wire']} >= 1.5x with float32): "
+                f"Goal of issue 18 (the CLI with {f['wire']} >= 1.5x the CLI as the issue "
+                f"found it, `{f['filed_client']}`): "
                 f"**{'met' if f['uint8_goal_met'] else 'not met'}** "
-                f"({ratio(f['ratio_uint8_to_float32'])}).\n"
+                f"({ratio(f['ratio_to_filed_client'])}; the wire alone, today's CLI with "
+                f"float32: {ratio(f['ratio_uint8_to_float32'])}).\n"
             )
     s = results.figures("client_startup")
     if s is None:
