@@ -12,7 +12,8 @@ import tensorflow as tf
 from dann_serve.config import TrainConfig
 from dann_serve.model.networks import build_model
 from dann_serve.training.evaluation import restore_model
-from dann_serve.training.loop import train_run
+from dann_serve.training.loop import _train, train_run
+from dann_serve.training.rundir import MetricsLog, read_metrics
 from dann_serve.training.step import Trainer
 
 
@@ -79,3 +80,16 @@ def test_float16_scales_the_loss_and_skips_a_step_whose_gradients_overflow(
         not np.array_equal(weight.numpy(), old)
         for weight, old in zip(trainer.model.trainable_weights, before, strict=True)
     )
+
+
+def test_skipped_float16_steps_log_and_save_each_step_once(tiny_source, tiny_target, tmp_path):
+    """The loop counts steps the optimiser took: while the loss scale comes down from
+    an overflowing value, no step is measured or saved twice."""
+    config = TrainConfig(steps=3, batch_size=32, eval_every=1, precision="mixed_float16")
+    trainer = Trainer(config, tiny_source, tiny_target)
+    trainer.optimizer.dynamic_scale.assign(2.0**120)  # several skipped steps first
+    saved: list[int] = []
+    _train(trainer, saved.append, MetricsLog(tmp_path, keep_up_to_step=-1), show=False)
+    assert float(trainer.optimizer.scale_loss(1.0)) < 2.0**120  # it did skip
+    assert saved == [1, 2, 3]
+    assert [int(row["step"]) for row in read_metrics(tmp_path / "metrics.csv")] == [0, 1, 2, 3]

@@ -137,9 +137,12 @@ def _train(
     )
     try:
         while trainer.step < config.steps:
+            before = trainer.step
             trainer.train_step()
-            bar.update(1)
             step = trainer.step
+            if step == before:  # float16's loss scaling skipped a step that overflowed
+                continue
+            bar.update(step - before)
             if step % config.eval_every == 0 or step == config.steps:
                 if metrics:
                     row = trainer.measure()
