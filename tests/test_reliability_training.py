@@ -197,3 +197,35 @@ def test_a_run_killed_before_its_first_checkpoint_can_be_started_again(
     summary = train_run(config, tmp_path / "run", resume=True, show_progress=False)
     assert summary["step"] == 4
     assert _latest_step(tmp_path / "run" / "checkpoints") == 4
+
+
+def test_a_checkpoint_with_an_older_data_stream_is_refused_in_one_line(
+    tiny_pair, tiny_source, tiny_target, tmp_path
+):
+    """A run checkpointed by a version whose data stream had other stages (before the
+    batches were prepared by tf.data) cannot resume here: one RunError saying what to do,
+    and the run directory as it was."""
+    from dann_serve.data.pipeline import paired_batches
+    from dann_serve.training.rundir import RunError
+
+    config = TrainConfig(
+        source=tiny_pair[0], target=tiny_pair[1], steps=10, batch_size=32, eval_every=5
+    )
+    run_dir = tmp_path / "run"
+    train_run(config, run_dir, show_progress=False)
+    (run_dir / "summary.json").unlink()
+    trainer = Trainer(config, tiny_source, tiny_target)
+    earlier_layout = tf.train.Checkpoint(
+        model=trainer.model,
+        averaged=trainer.averaged,
+        optimizer=trainer.optimizer,
+        data=iter(paired_batches(tiny_source.train, tiny_target.train, 32, config.seed)),
+        target_share=trainer.target_share,
+    )
+    manager = tf.train.CheckpointManager(earlier_layout, str(run_dir / "checkpoints"), 3)
+    manager.save(checkpoint_number=5)
+    before = {path.name: path.read_bytes() for path in run_dir.rglob("*") if path.is_file()}
+    with pytest.raises(RunError, match=r"ckpt-5: cannot resume .* another version .* --out"):
+        train_run(config, run_dir, resume=True, show_progress=False)
+    after = {path.name: path.read_bytes() for path in run_dir.rglob("*") if path.is_file()}
+    assert after == before

@@ -22,6 +22,7 @@ from dann_serve.training.plots import plot_curves
 from dann_serve.training.rundir import (
     CHECKPOINTS,
     MetricsLog,
+    RunError,
     check_run_dir,
     read_json,
     read_metrics,
@@ -97,7 +98,7 @@ def train_run(
     trainer = Trainer(config, source, target, place)
     latest = tf.train.latest_checkpoint(str(run_dir / CHECKPOINTS))
     if resume and latest:  # every worker restores the chief's checkpoint
-        trainer.checkpoint.restore(latest).assert_existing_objects_matched()
+        _restore(trainer, latest)
     with place.checkpoint_directory(run_dir) as (directory, keep):
         manager = tf.train.CheckpointManager(trainer.checkpoint, str(directory), keep)
 
@@ -116,6 +117,23 @@ def train_run(
         with place.peers_watched():
             _train(trainer, save, MetricsLog(run_dir, keep_up_to_step=kept), show_progress)
     return _finish(config, run_dir, _target_figures(trainer))
+
+
+def _restore(trainer: Trainer, checkpoint: str) -> None:
+    """The run's state from ``checkpoint``; a RunError saying what to do when it does not
+    fit this version's trainer (TensorFlow's own error is a page of traceback)."""
+    try:
+        trainer.checkpoint.restore(checkpoint).assert_existing_objects_matched()
+    except (tf.errors.NotFoundError, tf.errors.InvalidArgumentError, AssertionError) as error:
+        what = (
+            "its data stream's position was saved by another version of dann-serve"
+            if "dataset iterator" in str(error)
+            else "it does not hold this version's model and optimiser"
+        )
+        raise RunError(
+            f"{checkpoint}: cannot resume from it: {what}; finish the run with the version "
+            "that started it, or start a new run with another --out"
+        ) from None
 
 
 def _train(
