@@ -12,6 +12,7 @@ the kill cut short. The kill points come from a generator with a fixed seed.
 
 from __future__ import annotations
 
+import gc
 import math
 import os
 import random
@@ -222,8 +223,11 @@ def test_a_checkpoint_with_an_older_data_stream_is_refused_in_one_line(
         data=iter(paired_batches(tiny_source.train, tiny_target.train, 32, config.seed)),
         target_share=trainer.target_share,
     )
-    manager = tf.train.CheckpointManager(earlier_layout, str(run_dir / "checkpoints"), 3)
-    manager.save(checkpoint_number=5)
+    tf.train.CheckpointManager(earlier_layout, str(run_dir / "checkpoints"), 3).save(5)
+    # The iterators go now, not when the interpreter exits: TensorFlow can deadlock
+    # destroying a tf.data iterator during interpreter shutdown.
+    del trainer, earlier_layout
+    gc.collect()
     before = {path.name: path.read_bytes() for path in run_dir.rglob("*") if path.is_file()}
     with pytest.raises(RunError, match=r"ckpt-5: cannot resume .* another version .* --out"):
         train_run(config, run_dir, resume=True, show_progress=False)
