@@ -129,18 +129,25 @@ def serving_copy(model_dir: Path, workdir: Path) -> Path:
 def ours_cli(
     address: str, directory: Path, model: str = "dann", client: Path | None = None
 ) -> Callable[[], int]:
-    """``dann-client predict DIR --json --server ADDRESS --model MODEL > /dev/null``; with
-    ``client``, that folder's ``dann_client`` (``python -m``) instead of the installed one."""
-    start = client_command() if client is None else [sys.executable, "-m", "dann_client"]
+    """``dann-client predict DIR --json --server ADDRESS --model MODEL > /dev/null``, run
+    as :func:`client_invocation` says."""
+    start, env = client_invocation(client)
     command = [*start, "predict", str(directory), "--json", "--server", address]
     command += ["--model", model]
-    env = None if client is None else {**os.environ, "PYTHONPATH": str(client)}
 
     def run() -> int:
         subprocess.run(command, stdout=subprocess.DEVNULL, check=True, env=env)
         return len(os.listdir(directory))
 
     return run
+
+
+def client_invocation(client: Path | None) -> tuple[list[str], dict[str, str] | None]:
+    """The command start and environment that run ``dann-client``: the installed one,
+    or with ``client``, that folder's ``dann_client`` (``python -m``)."""
+    if client is None:
+        return client_command(), None
+    return [sys.executable, "-m", "dann_client"], {**os.environ, "PYTHONPATH": str(client)}
 
 
 def filed_client(rev: str, workdir: Path) -> Path | None:
@@ -267,10 +274,9 @@ def baseline_labels(address: str, paths: list[Path]) -> list[int]:
 def cli_labels(
     address: str, paths: list[Path], model: str = "dann", client: Path | None = None
 ) -> list[int]:
-    start = client_command() if client is None else [sys.executable, "-m", "dann_client"]
+    start, env = client_invocation(client)
     command = [*start, "predict", *map(str, paths), "--json", "--server", address]
     command += ["--model", model]
-    env = None if client is None else {**os.environ, "PYTHONPATH": str(client)}
     result = subprocess.run(command, capture_output=True, text=True, check=True, env=env)
     return [json.loads(line)["label"] for line in result.stdout.splitlines()]
 

@@ -32,6 +32,7 @@ depend on them (bench/train_vs_adapt.py times real training on the embedded pair
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import subprocess
@@ -103,16 +104,19 @@ def bare_steps(trainer, batch_size: int) -> dict:
     return {"bare": step, "forward": tf.function(loss), "forward+backward": tf.function(gradients)}
 
 
+@functools.cache
+def random_pair() -> tuple:
+    """The source and target of every Trainer here, made once per process."""
+    return synthetic_domain("source", 20_000, 1), synthetic_domain("target", 2_000, 2)
+
+
 def trainer_of(arch: str, batch_size: int, place=None, **options):
-    """A Trainer on random pixels (one shared pair of domains per process)."""
+    """A Trainer on random pixels."""
     from dann_serve.config import TrainConfig
     from dann_serve.training.step import Trainer
 
-    global _PAIR
-    if "_PAIR" not in globals():
-        _PAIR = synthetic_domain("source", 20_000, 1), synthetic_domain("target", 2_000, 2)
     config = TrainConfig(arch=arch, steps=10**6, batch_size=batch_size, **options)
-    return Trainer(config, *_PAIR, place)
+    return Trainer(config, *random_pair(), place)
 
 
 def step_row(arch: str, args: argparse.Namespace) -> dict:

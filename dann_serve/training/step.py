@@ -161,11 +161,14 @@ class Trainer:
         self._update_target_share(label_logits[size:], replicas)
         return source_loss, adversarial
 
+    @property
+    def _scales_loss(self) -> bool:
+        """Whether the loss is scaled before the backward pass (float16 only)."""
+        return isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer)
+
     def _loss_scale(self) -> tf.Tensor | float:
         """What the loss is multiplied by before the backward pass: 1 but in float16."""
-        if isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer):
-            return self.optimizer.scale_loss(1.0)
-        return 1.0
+        return self.optimizer.scale_loss(1.0) if self._scales_loss else 1.0
 
     def _clipped(
         self, gradients: list[tf.Tensor], replicas: Replicas, scale: tf.Tensor | float = 1.0
@@ -174,8 +177,7 @@ class Trainer:
         (times the loss ``scale`` they carry) and shared out again (the optimiser sums
         them). Under loss scaling every replica passes that same share, so that all of
         them agree on whether the step's gradients are finite."""
-        scaled = not isinstance(scale, float)
-        if not self.config.clip_norm and not (scaled and replicas.count > 1):
+        if not self.config.clip_norm and not (self._scales_loss and replicas.count > 1):
             return gradients
         total = replicas.total(gradients)
         if self.config.clip_norm:
