@@ -47,6 +47,7 @@ import gzip
 import io
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -284,21 +285,53 @@ def cli_labels(
 # -- measuring --------------------------------------------------------------------------
 
 
-def measure(paths: dict[str, Callable[[], int]], repeats: int) -> dict[str, list[float]]:
-    """images/s of each path in every repeat; the paths take turns within a repeat."""
+def process_cpu_seconds(pid: int) -> float:
+    """User plus system CPU seconds of process ``pid`` so far (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_seconds() -> float:
+    """CPU seconds of this process and of its finished children (the CLI runs)."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
+
+
+def measure(
+    paths: dict[str, Callable[[], int]], repeats: int, server_pid: int
+) -> tuple[dict[str, list[float]], dict[str, dict[str, list[float]]]]:
+    """images/s of each path in every repeat (the paths take turns within a repeat), and
+    the CPU seconds per image that the client side and the server spent on it."""
     rates: dict[str, list[float]] = {name: [] for name in paths}
+    cpu: dict[str, dict[str, list[float]]] = {n: {"client": [], "server": []} for n in paths}
     for repeat in range(repeats):
         for name, run in paths.items():
+            client, server = own_cpu_seconds(), process_cpu_seconds(server_pid)
             start = time.perf_counter()
             count = run()
             seconds = time.perf_counter() - start
             rates[name].append(count / seconds)
+            cpu[name]["client"].append((own_cpu_seconds() - client) / count)
+            cpu[name]["server"].append((process_cpu_seconds(server_pid) - server) / count)
             print(
                 f"  repeat {repeat + 1}: {name:<20} {count:6d} images in {seconds:6.2f} s "
                 f"= {count / seconds:8.0f} images/s",
                 flush=True,
             )
-    return rates
+    return rates, cpu
+
+
+def cpu_bound(cpu: dict[str, dict[str, list[float]]], name: str) -> dict[str, float]:
+    """Median CPU microseconds per image of a path, client and server, and the most
+    images/s that CPU time allows when both share this machine's cores: however well
+    the two overlap, N images take (client + server CPU) / cores seconds at least."""
+    client = 1e6 * statistics.median(cpu[name]["client"])
+    server = 1e6 * statistics.median(cpu[name]["server"])
+    return {
+        "client_cpu_us": client,
+        "server_cpu_us": server,
+        "max_images_per_s": 1e6 * (os.cpu_count() or 1) / (client + server),
+    }
 
 
 LABELS = {
@@ -314,9 +347,16 @@ LABELS = {
 }
 
 
-def report(rates: dict[str, list[float]], args: argparse.Namespace, source: str, wire: str) -> dict:
+def report(
+    rates: dict[str, list[float]],
+    cpu: dict[str, dict[str, list[float]]],
+    args: argparse.Namespace,
+    source: str,
+    wire: str,
+) -> dict:
     """Print the medians and ratios; return them as a JSON-ready dict."""
     medians = {name: statistics.median(values) for name, values in rates.items()}
+    bounds = {name: cpu_bound(cpu, name) for name in cpu if name.startswith("dann-client")}
     ours, base = medians["dann-client"], medians["baseline"]
     ratio = ours / base
     met = ratio >= GOAL_RATIO and ours >= GOAL_IMAGES_PER_S
@@ -341,6 +381,19 @@ def report(rates: dict[str, list[float]], args: argparse.Namespace, source: str,
             f"ratio dann-client / as issue 18 found it: {filed_ratio:4.2f}x   "
             f"(goal >= {GOAL_UINT8_RATIO}x)"
         )
+    print(f"CPU per image of the CLI runs ({os.cpu_count()} cores shared by client and server):")
+    for name, bound in bounds.items():
+        print(
+            f"  {name:<22} client {bound['client_cpu_us']:5.0f} us + server "
+            f"{bound['server_cpu_us']:5.0f} us: at most {bound['max_images_per_s']:6.0f} "
+            f"images/s on these cores, ran at {medians[name]:6.0f}"
+        )
+    if filed is not None:
+        print(
+            f"  the uint8 goal needs {GOAL_UINT8_RATIO * filed:.0f} images/s: at most "
+            f"{1e6 * (os.cpu_count() or 1) / (GOAL_UINT8_RATIO * filed):.0f} us of CPU per "
+            "image, client and server together"
+        )
     print(
         f"goal >= {GOAL_RATIO:.0f}x the baseline and >= {GOAL_IMAGES_PER_S:.0f} images/s: "
         f"{'met' if met else 'NOT met'}; uint8 goal: {'met' if uint8_met else 'NOT met'}"
@@ -353,6 +406,7 @@ def report(rates: dict[str, list[float]], args: argparse.Namespace, source: str,
         "cpus": os.cpu_count(),
         "wire": wire,
         "images_per_s": {name: {"median": medians[name], "runs": rates[name]} for name in rates},
+        "cpu_per_image": bounds,
         "ratio_cli_to_baseline": ratio,
         "goal_met": met,
         "ratio_uint8_to_float32": uint8_ratio,
@@ -444,11 +498,11 @@ def main() -> int:
                 f"{args.images} PNG files from the {source}; the baseline times the first "
                 f"{args.baseline_images} of them; the new export takes {wire}"
             )
-            rates = measure(paths, args.repeats)
+            rates, cpu = measure(paths, args.repeats, server.process.pid)
         finally:
             server.stop()
 
-    figures = report(rates, args, source, wire)
+    figures = report(rates, cpu, args, source, wire)
     result.write(figures)
     goals = figures["goal_met"] and figures["uint8_goal_met"]
     return 1 if args.strict and not goals else 0

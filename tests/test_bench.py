@@ -152,3 +152,30 @@ def test_train_throughput_times_every_row_and_the_page_shows_them(tmp_path: Path
     }
     page = performance_page.train_block(performance_page.Results(out.parent))
     assert "mixed_bfloat16" in page and "mirrored x2" in page
+
+
+def test_the_client_benchmarks_cpu_bound_is_what_the_shared_cores_can_do(monkeypatch) -> None:
+    import client_throughput
+
+    monkeypatch.setattr(client_throughput.os, "cpu_count", lambda: 2)
+    cpu = {"cli": {"client": [40e-6, 50e-6, 90e-6], "server": [30e-6, 30e-6, 30e-6]}}
+    bound = client_throughput.cpu_bound(cpu, "cli")
+    assert bound["client_cpu_us"] == pytest.approx(50.0)
+    assert bound["server_cpu_us"] == pytest.approx(30.0)
+    # 80 us of CPU per image on 2 cores: 25,000 images/s at best.
+    assert bound["max_images_per_s"] == pytest.approx(25_000.0)
+
+
+def test_process_cpu_seconds_reads_the_kernels_count_for_a_process() -> None:
+    import os
+    import time
+
+    import client_throughput
+
+    before, own = client_throughput.process_cpu_seconds(os.getpid()), time.process_time()
+    deadline = time.process_time() + 0.3
+    while time.process_time() < deadline:
+        pass
+    spent = client_throughput.process_cpu_seconds(os.getpid()) - before
+    # /proc counts in clock ticks (10 ms): within two ticks of the interpreter's count.
+    assert spent == pytest.approx(time.process_time() - own, abs=0.03)
