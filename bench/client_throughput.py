@@ -47,7 +47,6 @@ import gzip
 import io
 import json
 import os
-import resource
 import shutil
 import statistics
 import subprocess
@@ -71,7 +70,14 @@ from dann_client.preprocessing import image_to_array, load_images, to_model_inpu
 from dann_client.remote import Wire
 from dann_serve.serving.model_config import add_model_to_config
 
-from _common import Result, client_command, newest_version, tiny_export
+from _common import (
+    Result,
+    client_command,
+    newest_version,
+    own_cpu_seconds,
+    process_cpu_seconds,
+    tiny_export,
+)
 from harness.exports import copy_without_signatures
 from harness.server_process import LocalServer
 
@@ -283,18 +289,6 @@ def cli_labels(
 
 
 # -- measuring --------------------------------------------------------------------------
-
-
-def process_cpu_seconds(pid: int) -> float:
-    """User plus system CPU seconds of process ``pid`` so far (Linux ``/proc``)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def own_cpu_seconds() -> float:
-    """CPU seconds of this process and of its finished children (the CLI runs)."""
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return time.process_time() + children.ru_utime + children.ru_stime
 
 
 def measure(
