@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from dann_serve.data.pipeline import to_unit_range
+from dann_serve.data.pipeline import PREFETCH, to_unit_range
 
 MAX_SHIFT = 0.1
 """Largest shift, as a fraction of the image side (3.2 px on a 32 px image)."""
@@ -35,7 +35,7 @@ def training_batches(pairs: tf.data.Dataset, seed: int, shift: bool) -> tf.data.
         xs, xt = tf.split(images, 2)
         return (xs, ys), (xt, yt)
 
-    return pairs.enumerate().map(prepare).prefetch(tf.data.AUTOTUNE)
+    return pairs.enumerate().map(prepare).prefetch(PREFETCH)
 
 
 def random_shift(
