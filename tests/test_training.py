@@ -54,6 +54,19 @@ def test_a_run_writes_every_file(tiny_pair, tmp_path) -> None:
     assert json.loads((run_dir / "summary.json").read_text()) == summary
 
 
+def test_progress_outside_a_terminal_is_one_line_per_evaluation(
+    tiny_pair, tmp_path, capsys
+) -> None:
+    # Under capsys stderr is not a terminal, as in a log file or a Kubernetes pod.
+    train_run(_config(tiny_pair, steps=20, eval_every=10), tmp_path / "run", show_progress=True)
+    err = capsys.readouterr().err
+    assert "\r" not in err  # no bar redrawn into the log
+    lines = [line for line in err.splitlines() if ": step " in line]
+    assert [line.split(": step ")[1].split()[0] for line in lines] == ["10/20", "20/20"]
+    assert all(line.startswith("dann tiny-fonts->tiny-digits") for line in lines)
+    assert all("loss=" in line and "tgt=" in line for line in lines)
+
+
 def test_metrics_follow_the_schedules(tiny_pair, tmp_path) -> None:
     train_run(_config(tiny_pair), tmp_path / "run", show_progress=False)
     for row in read_metrics(tmp_path / "run" / "metrics.csv"):

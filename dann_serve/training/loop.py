@@ -6,6 +6,7 @@ The step itself is :class:`dann_serve.training.step.Trainer`'s.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -145,11 +146,16 @@ def _train(
     config = trainer.config
     if trainer.step == 0 and metrics:
         metrics.log(trainer.measure())
+    title = f"{config.mode} {config.source}->{config.target}"
+    # A bar redraws itself with carriage returns: on a terminal it stays one line, in a
+    # log file or a pod's log it becomes thousands. There, one line per evaluation.
+    terminal = show and sys.stderr.isatty()
+    lines = show and not terminal
     bar = tqdm(
         total=config.steps,
         initial=trainer.step,
-        disable=not show,
-        desc=f"{config.mode} {config.source}->{config.target}",
+        disable=not terminal,
+        desc=title,
         unit="step",
         dynamic_ncols=True,
     )
@@ -165,12 +171,16 @@ def _train(
                 if metrics:
                     row = trainer.measure()
                     metrics.log(row)
-                    bar.set_postfix(
-                        loss=f"{row['label_loss']:.3f}",
-                        src=f"{row['source_accuracy']:.3f}",
-                        tgt=_shown(row["target_accuracy"]),
-                        dom=f"{row['domain_accuracy']:.2f}",
-                    )
+                    figures = {
+                        "loss": f"{row['label_loss']:.3f}",
+                        "src": f"{row['source_accuracy']:.3f}",
+                        "tgt": _shown(row["target_accuracy"]),
+                        "dom": f"{row['domain_accuracy']:.2f}",
+                    }
+                    bar.set_postfix(figures)
+                    if lines:
+                        shown = " ".join(f"{name}={value}" for name, value in figures.items())
+                        print(f"{title}: step {step}/{config.steps} {shown}", file=sys.stderr)
                 save(step)
     except KeyboardInterrupt:
         save(trainer.step)
