@@ -29,12 +29,12 @@ from functools import cache
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from dann_client import background, contract, preprocessing
 from dann_client.contract import INPUT_SHAPE
 from dann_client.errors import ImageError
 from dann_serve.files import write_atomically
+from dann_serve.progress import progress_bar
 
 CACHE_DIR_VARIABLE = "DANN_CACHE_DIR"
 _FORMAT = 2  # the layout of the cache file itself (2: CRC-32 checksum)
@@ -132,7 +132,7 @@ class DecodeCache:
         for the others."""
         arrays, failures = {}, []
         shown = progress and bool(names)
-        bar = tqdm(names, desc=f"decoding {self.folder.name}", unit="image", disable=not shown)
+        bar = progress_bar(names, show=shown, desc=f"decoding {self.folder.name}", unit="image")
         for index, name in enumerate(bar):
             try:
                 arrays[index] = preprocessing.load_image(self.folder / name)

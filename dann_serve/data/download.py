@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import http.client
 import os
-import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterable
@@ -24,6 +23,7 @@ from pathlib import Path
 
 from dann_serve.data.datadir import dataset_dir
 from dann_serve.data.domain import DatasetError
+from dann_serve.progress import progress_bar
 
 TIMEOUT = 10.0
 """Seconds to wait for a connection (and for each read), so offline fails at once."""
@@ -184,7 +184,6 @@ class _BrokeOff(Exception):
 
 def _stream(url: str, part: Path, offset: int, progress: bool, timeout: float) -> None:
     """Append the bytes from ``offset`` on to ``part``, with a progress bar."""
-    from tqdm import tqdm
 
     headers = {"User-Agent": "dann-serve"}
     if offset:
@@ -203,15 +202,14 @@ def _stream(url: str, part: Path, offset: int, progress: bool, timeout: float) -
             offset = 0  # the server sent the whole file: start over
         length = response.headers.get("Content-Length")
         total = offset + int(length) if length and length.isdigit() else None
-        bar = tqdm(
+        bar = progress_bar(
+            show=progress,
             total=total,
             initial=offset,
             unit="B",
             unit_scale=True,
             unit_divisor=1024,
             desc=part.name.removesuffix(".part"),
-            disable=not progress,
-            file=sys.stderr,
             leave=False,
         )
         with bar, part.open("ab" if resumed else "wb") as out:

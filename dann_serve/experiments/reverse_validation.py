@@ -16,10 +16,9 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from tqdm import tqdm
-
 from dann_serve.config import REVERSE_VALIDATION_STEPS
 from dann_serve.data import Domain, Split
+from dann_serve.progress import progress_bar
 from dann_serve.training.evaluation import accuracy, decisions, restore_model
 from dann_serve.training.loop import load_pair
 from dann_serve.training.rundir import load_config
@@ -46,8 +45,8 @@ def reverse_validation(
         config, source=reverse_source.name, target=source.name, steps=steps
     )
     trainer = Trainer(reverse_config, reverse_source, source)
-    for _ in tqdm(
-        range(steps), desc=f"reverse {run_dir.name}", unit="step", disable=not show_progress
+    for _ in progress_bar(
+        range(steps), show=show_progress, desc=f"reverse {run_dir.name}", unit="step"
     ):
         trainer.train_step()
     return accuracy(trainer.averaged, source.test)

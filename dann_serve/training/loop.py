@@ -11,12 +11,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import tensorflow as tf
-from tqdm import tqdm
 
 from dann_serve import data
 from dann_serve.config import TrainConfig
 from dann_serve.data import Domain
 from dann_serve.files import write_json
+from dann_serve.progress import on_terminal, progress_bar
 from dann_serve.training.distribute import Placement, placement
 from dann_serve.training.evaluation import label_free_figures
 from dann_serve.training.plots import plot_curves
@@ -147,14 +147,11 @@ def _train(
     if trainer.step == 0 and metrics:
         metrics.log(trainer.measure())
     title = f"{config.mode} {config.source}->{config.target}"
-    # A bar redraws itself with carriage returns: on a terminal it stays one line, in a
-    # log file or a pod's log it becomes thousands. There, one line per evaluation.
-    terminal = show and sys.stderr.isatty()
-    lines = show and not terminal
-    bar = tqdm(
+    lines = show and not on_terminal()  # a log keeps one line per evaluation instead
+    bar = progress_bar(
+        show=show,
         total=config.steps,
         initial=trainer.step,
-        disable=not terminal,
         desc=title,
         unit="step",
         dynamic_ncols=True,
