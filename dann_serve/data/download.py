@@ -184,7 +184,6 @@ class _BrokeOff(Exception):
 
 def _stream(url: str, part: Path, offset: int, progress: bool, timeout: float) -> None:
     """Append the bytes from ``offset`` on to ``part``, with a progress bar."""
-
     headers = {"User-Agent": "dann-serve"}
     if offset:
         headers["Range"] = f"bytes={offset}-"

@@ -89,7 +89,7 @@ def select_run(
     ``run_dir/candidates/<name>`` (compare keeps source-only and DANN where its other
     runs are)."""
     from dann_serve.training.distribute import placement  # TensorFlow: only when training
-    from dann_serve.training.loop import train_or_reuse
+    from dann_serve.training.loop import train_or_reuse, worker_summary
 
     run_dir = Path(run_dir)
     # Under --distribute multi-worker every worker trains each candidate with the chief;
@@ -104,7 +104,7 @@ def select_run(
         if place.chief:
             rows.append(_scored(candidate, where, summary, plan["criterion"]))
     if not place.chief:
-        return {"step": step, "task": place.task, "chief": False}
+        return worker_summary(step, place)
     return _adopt(run_dir, plan, rows)
 
 

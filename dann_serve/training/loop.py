@@ -57,7 +57,13 @@ def load_pair(config: TrainConfig, progress: bool = False) -> tuple[Domain, Doma
     return pair[0], pair[1]
 
 
-FRESH, STARTED, FINISHED = 0, 1, 2  # what a run directory holds, for train_or_reuse
+FRESH, STARTED, FINISHED = 0, 1, 2  # what a run directory holds (run_state)
+
+
+def worker_summary(step: int, place: Placement) -> dict:
+    """What a worker other than the chief returns for a run or a selection: the chief
+    writes and reports it, so the others have only the step they reached."""
+    return {"step": step, "task": place.task, "chief": False}
 
 
 def train_or_reuse(config: TrainConfig, run_dir: Path, show_progress: bool = True) -> dict:
@@ -71,7 +77,7 @@ def train_or_reuse(config: TrainConfig, run_dir: Path, show_progress: bool = Tru
     if state == FINISHED:
         if place.chief:
             return read_json(run_dir / "summary.json")
-        return {"step": config.steps, "task": place.task, "chief": False}
+        return worker_summary(config.steps, place)
     return train_run(config, run_dir, resume=state == STARTED, show_progress=show_progress)
 
 
@@ -110,7 +116,7 @@ def train_run(
         if not place.chief:
             with place.peers_watched():
                 _train(trainer, save, None, show=False)
-            return {"step": trainer.step, "task": place.task, "chief": False}
+            return worker_summary(trainer.step, place)
         run_dir.mkdir(parents=True, exist_ok=True)
         write_json(run_dir / "config.json", run_record(config, source, target, place.describe()))
         # A run resumed at step 0 (killed before its first checkpoint) logs step 0 again.
