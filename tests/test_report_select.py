@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from dann_serve.experiments.compare import pair_dir
 from dann_serve.experiments.results_page import generate_report
-from dann_serve.experiments.selection import CANDIDATES, mode_candidates
+from dann_serve.experiments.selection import FAR_CANDIDATES, mode_candidates
 
 OPTIONS = ("--steps", "20", "--batch-size", "32", "--eval-every", "10")
 
@@ -53,7 +53,9 @@ def test_compare_select_trains_each_candidate_once_where_compare_keeps_its_runs(
     slug = pair_dir(Path(""), *tiny_pair).as_posix()
     placed = {name: f"{slug}/{mode}-seed0" for mode, name in mode_candidates().items()}
     assert set(placed) == {"source-only", "dann"}
-    expected = {placed.get(c.name, f"{slug}/select-seed0/candidates/{c.name}") for c in CANDIDATES}
+    expected = {
+        placed.get(c.name, f"{slug}/select-seed0/candidates/{c.name}") for c in FAR_CANDIDATES
+    }
     assert trained == Counter(expected)  # every candidate once, over both invocations
     summary = json.loads((out / slug / "select-seed0" / "summary.json").read_text())
     rows = {row["name"]: row for row in summary["selection"]["candidates"]}
@@ -97,8 +99,12 @@ def test_report_of_compare_select_shows_the_three_runs_candidates_and_grades(
     assert f"| {tiny_pair[0]} -> {tiny_pair[1]} |" in text
     summary_row = next(line for line in text.splitlines() if line.startswith("| tiny-"))
     assert summary_row.count("±") == 5 and "| 1 of 1 |" in summary_row
-    for candidate in CANDIDATES:
+    for candidate in FAR_CANDIDATES:  # the tiny pair's domains are far apart
         assert f"| 0 | {candidate.name} | " in text
+    separability = json.loads(
+        (out / pair_dir(Path(""), *tiny_pair) / "select-seed0" / "summary.json").read_text()
+    )["selection"]["separability"]
+    assert f"seed 0 {separability:.3f} (far)" in text
     assert text.count("yes, by `") == 1
     assert "## How well each criterion ranks the candidates" in text
     for criterion in ("dev", "snd", "entropy"):

@@ -21,7 +21,15 @@ import tiny_data
 from dann_serve import data
 from dann_serve.config import CHEAP_CRITERIA, TrainConfig
 from dann_serve.data import UNKNOWN_LABEL, Domain, Split
-from dann_serve.experiments.selection import CANDIDATES, candidate_configs, select_run
+from dann_serve.experiments.criteria import Readout, separability
+from dann_serve.experiments.selection import (
+    CANDIDATES,
+    FAR_CANDIDATES,
+    NEAR_CANDIDATES,
+    NEAR_SEPARABILITY,
+    candidate_configs,
+    select_run,
+)
 from dann_serve.training.evaluation import restore_model
 
 OPTIONS = {"steps": 20, "batch_size": 32, "eval_every": 10}
@@ -36,20 +44,37 @@ def selected(tiny_pair, tmp_path_factory) -> Path:
     return run_dir
 
 
-def test_source_only_is_a_candidate_whatever_the_base_options() -> None:
+@pytest.mark.parametrize("close", [False, True])
+def test_source_only_is_a_candidate_whatever_the_base_options(close: bool) -> None:
     base = TrainConfig(information_weight=0.5, class_weighting=True, lambda_max=0.3, seed=7)
-    configs = dict((c.name, config) for c, config in candidate_configs(base))
+    configs = dict((c.name, config) for c, config in candidate_configs(base, close))
     assert configs["source-only"].mode == "source-only"
     # The baseline differs from the base run in its mode alone: same data, seed, steps.
     assert dataclasses.replace(configs["source-only"], mode="dann") == base
     assert "dann" in configs and configs["dann"] == dataclasses.replace(base, mode="dann")
+    assert len(configs) == 4  # the cost stays four runs either way
+
+
+def _readout(features: np.ndarray) -> Readout:
+    return Readout(features, np.zeros((len(features), 10)), None)
+
+
+def test_separability_reads_how_far_apart_two_feature_samples_are() -> None:
+    rng = np.random.default_rng(3)
+    source = _readout(rng.normal(size=(400, 50)))
+    same = _readout(rng.normal(size=(300, 50)))  # another sample of the same distribution
+    shifted = _readout(rng.normal(size=(300, 50)) + 0.5)
+    assert separability(source, same) < 0.6
+    assert separability(source, shifted) > 0.95
 
 
 def test_the_chosen_candidate_is_the_top_scored_and_the_run_is_ordinary(selected: Path) -> None:
     summary = json.loads((selected / "summary.json").read_text())
     selection = summary["selection"]
     rows = selection["candidates"]
-    assert [row["name"] for row in rows] == [c.name for c in CANDIDATES]
+    # Printed glyphs against handwriting: far apart, so CDAN competes, not a weak reversal.
+    assert selection["separability"] >= NEAR_SEPARABILITY
+    assert [row["name"] for row in rows] == [c.name for c in FAR_CANDIDATES]
     scores = [row["scores"][selection["criterion"]] for row in rows]
     best = rows[int(np.argmax(scores))]
     assert selection["chosen"] == best["name"] and best["chosen"]
@@ -89,9 +114,30 @@ def test_the_selection_does_not_read_target_labels(selected, tiny_pair, tiny_tar
         )["selection"]
     seen = json.loads((selected / "summary.json").read_text())["selection"]
     assert blind["chosen"] == seen["chosen"]
+    assert blind["separability"] == seen["separability"]
     for with_labels, without in zip(seen["candidates"], blind["candidates"], strict=True):
         assert without["scores"] == with_labels["scores"]
         assert without["target_test_accuracy"] is None
+
+
+def test_close_domains_try_a_weak_reversal_in_place_of_cdan(tiny_source, tmp_path) -> None:
+    """Source and target drawn from the same printed-digit generator: a linear
+    classifier cannot tell their features apart, so the selection tries the reversal
+    capped at 0.1 instead of CDAN, and records why."""
+    from dann_serve.data.fonts import generate
+
+    twin = Domain("tiny-fonts-twin", train=generate(256, seed=20), test=generate(100, seed=21))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(data.LOADERS, tiny_source.name, lambda _dir: tiny_source)
+        patch.setitem(data.LOADERS, twin.name, lambda _dir: twin)
+        base = TrainConfig(source=tiny_source.name, target=twin.name, **OPTIONS)
+        summary = select_run(base, tmp_path / "run", show_progress=False)
+    selection = summary["selection"]
+    assert selection["separability"] < NEAR_SEPARABILITY
+    assert [row["name"] for row in selection["candidates"]] == [c.name for c in NEAR_CANDIDATES]
+    weak = json.loads((tmp_path / "run/candidates/dann-weak/config.json").read_text())
+    assert weak["options"]["lambda_max"] == 0.1 and weak["options"]["mode"] == "dann"
+    assert not (tmp_path / "run/candidates/cdan").exists()
 
 
 def test_an_interrupted_selection_resumes_where_it_stopped(tiny_pair, tmp_path) -> None:
@@ -125,16 +171,16 @@ def test_an_interrupted_selection_resumes_where_it_stopped(tiny_pair, tmp_path) 
     )
 
     assert (first / "summary.json").stat().st_mtime_ns == finished_first  # not retrained
-    for candidate in CANDIDATES:
+    trained = [row["name"] for row in summary["selection"]["candidates"]]
+    assert trained in ([c.name for c in FAR_CANDIDATES], [c.name for c in NEAR_CANDIDATES])
+    for name in trained:
         steps = [
             int(line.split(",")[0])
-            for line in (run_dir / "candidates" / candidate.name / "metrics.csv")
-            .read_text()
-            .splitlines()[1:]
+            for line in (run_dir / "candidates" / name / "metrics.csv").read_text().splitlines()[1:]
         ]
         assert steps == list(range(0, OPTIONS["steps"] + 1, OPTIONS["eval_every"]))
     assert summary["step"] == OPTIONS["steps"]
-    assert summary["selection"]["chosen"] in {c.name for c in CANDIDATES}
+    assert summary["selection"]["chosen"] in trained
 
 
 def test_a_selection_is_not_started_over_an_existing_run(selected: Path) -> None:

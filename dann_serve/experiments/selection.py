@@ -9,6 +9,13 @@ label (:mod:`criteria`), and makes the top-scored candidate the run: its config,
 metrics, curves and checkpoints are copied into the run directory, whose
 ``summary.json`` adds the table of candidates, their scores and the choice.
 
+Which variants compete depends on how far apart the domains start. The source-only
+candidate is trained first, and a linear classifier on its features tells the domains
+apart (:func:`criteria.domain_separability`). Far apart, alignment is what carries the
+source's classes over, and the conditioned head of CDAN is tried; already close, the
+full reversal mostly shakes features that need no moving (``docs/RESULTS.md``), so a
+weak one is tried instead. Either way four runs are trained.
+
 Each candidate is an ordinary run under ``candidates/<name>/`` (or wherever the
 caller puts it, as ``compare`` does), so an interrupted selection resumes candidate
 by candidate; ``selection.json``, written first, remembers what was asked.
@@ -42,25 +49,44 @@ class Candidate:
     description: str
 
 
-CANDIDATES = (
-    Candidate("source-only", {"mode": "source-only"}, "no adaptation (lambda = 0)"),
-    Candidate("dann", {"mode": "dann"}, "DANN with the defaults"),
-    Candidate(
-        "cdan",
-        {"mode": "dann", "conditional": True},
-        "CDAN+E: the domain head conditioned on the class predictions",
-    ),
-    Candidate(
-        "dann-cw",
-        {"mode": "dann", "class_weighting": True},
-        "DANN with class-weighted alignment",
-    ),
+SOURCE_ONLY = Candidate("source-only", {"mode": "source-only"}, "no adaptation (lambda = 0)")
+DANN = Candidate("dann", {"mode": "dann"}, "DANN with the defaults")
+CDAN = Candidate(
+    "cdan",
+    {"mode": "dann", "conditional": True},
+    "CDAN+E: the domain head conditioned on the class predictions",
 )
+WEAK_REVERSAL = Candidate(
+    "dann-weak",
+    {"mode": "dann", "lambda_max": 0.1},
+    "DANN with the reversal capped at lambda 0.1, for domains that start close",
+)
+CLASS_WEIGHTED = Candidate(
+    "dann-cw",
+    {"mode": "dann", "class_weighting": True},
+    "DANN with class-weighted alignment",
+)
+FAR_CANDIDATES = (SOURCE_ONLY, DANN, CDAN, CLASS_WEIGHTED)
+NEAR_CANDIDATES = (SOURCE_ONLY, DANN, WEAK_REVERSAL, CLASS_WEIGHTED)
+CANDIDATES = (SOURCE_ONLY, DANN, CDAN, WEAK_REVERSAL, CLASS_WEIGHTED)
+"""Every candidate either set may train."""
+
+NEAR_SEPARABILITY = 0.95
+"""Domains whose source-only features a linear classifier tells apart with a balanced
+accuracy below this start "close": 0.90 to 0.91 on usps <-> mnist, 0.97 and above on
+the printed -> handwritten pairs (``docs/RESULTS.md``)."""
 
 
-def candidate_configs(base: TrainConfig) -> list[tuple[Candidate, TrainConfig]]:
+def candidates_for(close: bool) -> tuple[Candidate, ...]:
+    """The candidates for domains that start close (or far apart)."""
+    return NEAR_CANDIDATES if close else FAR_CANDIDATES
+
+
+def candidate_configs(
+    base: TrainConfig, close: bool = False
+) -> list[tuple[Candidate, TrainConfig]]:
     """Every candidate's full options: the base run's, but for what the candidate sets."""
-    return [(c, dataclasses.replace(base, **c.options)) for c in CANDIDATES]
+    return [(c, dataclasses.replace(base, **c.options)) for c in candidates_for(close)]
 
 
 def mode_candidates() -> dict[str, str]:
@@ -93,19 +119,41 @@ def select_run(
 
     run_dir = Path(run_dir)
     # Under --distribute multi-worker every worker trains each candidate with the chief;
-    # only the chief plans, scores and writes (the others would race it for the files).
+    # only the chief plans, measures, scores and writes (the others would race it for
+    # the files) and tells the others which candidates follow source-only.
     place = placement(base)
     plan = _plan(base, run_dir, resume, criterion, locations or {}, write=place.chief)
-    rows, step = [], 0
-    for candidate, config in candidate_configs(TrainConfig.from_dict(plan["base"])):
-        where = run_dir / plan["locations"][candidate.name]
-        summary = train_or_reuse(config, where, show_progress)
-        step = summary["step"]
-        if place.chief:
-            rows.append(_scored(candidate, where, summary, plan["criterion"]))
+    base = TrainConfig.from_dict(plan["base"])
+
+    def train(candidate: Candidate) -> tuple[Candidate, Path, dict]:
+        where = run_dir / plan["locations"].get(candidate.name, _default_location(candidate))
+        config = dataclasses.replace(base, **candidate.options)
+        return candidate, where, train_or_reuse(config, where, show_progress)
+
+    trained = [train(SOURCE_ONLY)]
+    close = place.chief and _separability(plan, run_dir) < NEAR_SEPARABILITY
+    trained += [train(c) for c in candidates_for(bool(place.agree(int(close))))[1:]]
     if not place.chief:
-        return worker_summary(step, place)
+        return worker_summary(trained[-1][2]["step"], place)
+    rows = [_scored(c, where, summary, plan["criterion"]) for c, where, summary in trained]
     return _adopt(run_dir, plan, rows)
+
+
+def _separability(plan: dict, run_dir: Path) -> float:
+    """The source-only candidate's domain separability: measured once, then kept in
+    selection.json so that a resumed selection trains the same candidates."""
+    if "separability" not in plan:
+        from dann_serve.experiments.criteria import domain_separability
+
+        baseline = run_dir / plan["locations"][SOURCE_ONLY.name]
+        plan["separability"] = domain_separability(baseline)
+        write_json(run_dir / SELECTION, plan)
+    return plan["separability"]
+
+
+def _default_location(candidate: Candidate) -> str:
+    """Where a candidate goes unless the caller placed it, relative to the run."""
+    return f"{CANDIDATES_DIR}/{candidate.name}"
 
 
 def _plan(
@@ -136,7 +184,7 @@ def _plan(
         "criterion": criterion,
         "base": {**vars(base), "mode": "dann"},
         "locations": {
-            c.name: _relative(locations.get(c.name, run_dir / CANDIDATES_DIR / c.name), run_dir)
+            c.name: _relative(locations.get(c.name, run_dir / _default_location(c)), run_dir)
             for c in CANDIDATES
         },
     }
@@ -191,6 +239,8 @@ def _adopt(run_dir: Path, plan: dict, rows: list[dict]) -> dict:
         **read_json(chosen / "summary.json"),
         "selection": {
             "criterion": criterion,
+            "separability": plan["separability"],
+            "close_below": NEAR_SEPARABILITY,
             "chosen": rows[best]["name"],
             "candidates": [{**row, "chosen": i == best} for i, row in enumerate(rows)],
         },

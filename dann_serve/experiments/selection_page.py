@@ -69,7 +69,28 @@ def candidates_section(pair: PairRuns) -> str:
         "candidate's target test accuracy, measured after the fact for this report: no "
         "score or choice used it."
     )
-    return f"{intro}\n\n" + "\n".join(lines)
+    return f"{intro}\n\n{_separability_note(found)}" + "\n".join(lines)
+
+
+def _separability_note(found: list[tuple[int, dict]]) -> str:
+    """Which candidate set each seed trained, and the measure that decided it (selections
+    made before it was measured have none: "")."""
+    measured = [(seed, s) for seed, s in found if "separability" in s]
+    if not measured:
+        return ""
+
+    def reading(seed: int, selection: dict) -> str:
+        close = selection["separability"] < selection["close_below"]
+        return f"seed {seed} {selection['separability']:.3f} ({'close' if close else 'far'})"
+
+    readings = ", ".join(reading(seed, selection) for seed, selection in measured)
+    return (
+        "How far apart the domains start, read on each seed's source-only candidate: the "
+        "balanced accuracy of a logistic domain classifier on its features of the two "
+        "training sets, held out (0.5: indistinguishable; no label read). Below "
+        f"{measured[0][1]['close_below']} the domains count as close and the selection "
+        f"tries `dann-weak` in place of `cdan`: {readings}.\n\n"
+    )
 
 
 @dataclass
