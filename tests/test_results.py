@@ -211,9 +211,13 @@ SELECTIONS = {
 }
 
 
+SEPARABILITY = {0: 0.91, 1: 0.99}  # seed 0's domains read close, seed 1's far
+
+
 def _write_selection(write_run, seed: int, criterion: str = "dev") -> None:
     """Both modes of ``seed`` and the selection over SELECTIONS[seed] that compare
-    --select would leave: the top-scored candidate's run, with the table of candidates."""
+    --select would leave: the top-scored candidate's run, with the table of candidates
+    and the separability that chose them."""
     rows = [
         {
             "name": name,
@@ -232,6 +236,7 @@ def _write_selection(write_run, seed: int, criterion: str = "dev") -> None:
         if row["name"] in ("source-only", "dann"):
             write_run(PAIR, row["name"], seed, row["target_test_accuracy"])
     selection = {"criterion": criterion, "chosen": rows[best]["name"], "candidates": rows}
+    selection |= {"separability": SEPARABILITY[seed], "close_below": 0.95}
     options = {k: v for k, v in rows[best]["options"].items() if k != "mode"}
     mode = rows[best]["options"]["mode"]
     accuracy = rows[best]["target_test_accuracy"]
@@ -269,6 +274,8 @@ def test_select_runs_add_columns_candidates_and_the_grading_of_the_criteria(
     assert "| 0 | dann-im | -0.2000 | +1.0000 | -0.5000 | yes, by `dev` | 75.0 |" in text
     assert "| 1 | dann | -0.2000 | +1.0000 | -0.3000 | yes, by `dev` | 72.0 |" in text
     assert "- `dann-im`: the dann-im candidate (`mode=dann`, `information_weight=1.0`)" in text
+    # How far apart each seed's domains started, which chose its candidate set.
+    assert "seed 0 0.910 (close), seed 1 0.990 (far)." in text
     # The criteria against the labels: Spearman, top pick best, regret (worked by hand).
     assert "| `dev` | 2 of 2 | 2 | +1.00 | 2 of 2 | 0.0 |" in text
     assert "| `snd` | 0 of 2 | 2 | -0.75 | 0 of 2 | 8.5 |" in text

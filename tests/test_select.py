@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 import signal
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -53,6 +55,8 @@ def test_source_only_is_a_candidate_whatever_the_base_options(close: bool) -> No
     assert dataclasses.replace(configs["source-only"], mode="dann") == base
     assert "dann" in configs and configs["dann"] == dataclasses.replace(base, mode="dann")
     assert len(configs) == 4  # the cost stays four runs either way
+    if close:  # the weak reversal is weak whatever the base's lambda
+        assert configs["dann-weak"] == dataclasses.replace(base, mode="dann", lambda_max=0.1)
 
 
 def _readout(features: np.ndarray) -> Readout:
@@ -120,24 +124,57 @@ def test_the_selection_does_not_read_target_labels(selected, tiny_pair, tiny_tar
         assert without["target_test_accuracy"] is None
 
 
-def test_close_domains_try_a_weak_reversal_in_place_of_cdan(tiny_source, tmp_path) -> None:
-    """Source and target drawn from the same printed-digit generator: a linear
-    classifier cannot tell their features apart, so the selection tries the reversal
-    capped at 0.1 instead of CDAN, and records why."""
+@pytest.fixture(scope="module")
+def twin_pair(tiny_source) -> Iterator[tuple[str, str]]:
+    """Source and target drawn from the same printed-digit generator: domains that a
+    linear classifier cannot tell apart."""
     from dann_serve.data.fonts import generate
 
     twin = Domain("tiny-fonts-twin", train=generate(256, seed=20), test=generate(100, seed=21))
     with pytest.MonkeyPatch.context() as patch:
         patch.setitem(data.LOADERS, tiny_source.name, lambda _dir: tiny_source)
         patch.setitem(data.LOADERS, twin.name, lambda _dir: twin)
-        base = TrainConfig(source=tiny_source.name, target=twin.name, **OPTIONS)
-        summary = select_run(base, tmp_path / "run", show_progress=False)
-    selection = summary["selection"]
+        yield tiny_source.name, twin.name
+
+
+@pytest.fixture(scope="module")
+def close_selected(twin_pair, tmp_path_factory) -> Path:
+    """A finished selection on the twin pair (read-only for the tests)."""
+    run_dir = tmp_path_factory.mktemp("close") / "run"
+    select_run(TrainConfig(*twin_pair, **OPTIONS), run_dir, show_progress=False)
+    return run_dir
+
+
+def test_close_domains_try_a_weak_reversal_in_place_of_cdan(close_selected: Path) -> None:
+    selection = json.loads((close_selected / "summary.json").read_text())["selection"]
     assert selection["separability"] < NEAR_SEPARABILITY
     assert [row["name"] for row in selection["candidates"]] == [c.name for c in NEAR_CANDIDATES]
-    weak = json.loads((tmp_path / "run/candidates/dann-weak/config.json").read_text())
+    weak = json.loads((close_selected / "candidates/dann-weak/config.json").read_text())
     assert weak["options"]["lambda_max"] == 0.1 and weak["options"]["mode"] == "dann"
-    assert not (tmp_path / "run/candidates/cdan").exists()
+    assert not (close_selected / "candidates/cdan").exists()
+    # The measure is kept for --resume, beside the options the selection started with.
+    plan = json.loads((close_selected / "selection.json").read_text())
+    assert plan["separability"] == selection["separability"]
+
+
+def test_a_selection_started_before_the_measure_resumes_with_its_candidates(
+    close_selected: Path, twin_pair, tmp_path
+) -> None:
+    """A selection.json written by a version without the measure: resuming it keeps
+    the candidates it was started with (CDAN), and does not measure."""
+    run_dir = tmp_path / "run"
+    shutil.copytree(close_selected, run_dir)
+    plan = json.loads((run_dir / "selection.json").read_text())
+    del plan["separability"]
+    (run_dir / "selection.json").write_text(json.dumps(plan))
+    (run_dir / "summary.json").unlink()  # interrupted after its candidates
+
+    summary = select_run(TrainConfig(*twin_pair), run_dir, resume=True, show_progress=False)
+
+    selection = summary["selection"]
+    assert [row["name"] for row in selection["candidates"]] == [c.name for c in FAR_CANDIDATES]
+    assert selection["separability"] is None
+    assert "separability" not in json.loads((run_dir / "selection.json").read_text())
 
 
 def test_an_interrupted_selection_resumes_where_it_stopped(tiny_pair, tmp_path) -> None:
@@ -171,8 +208,12 @@ def test_an_interrupted_selection_resumes_where_it_stopped(tiny_pair, tmp_path) 
     )
 
     assert (first / "summary.json").stat().st_mtime_ns == finished_first  # not retrained
+    # The measure taken before the kill chose the candidates of the resumed selection.
+    measured = json.loads((run_dir / "selection.json").read_text())["separability"]
+    assert summary["selection"]["separability"] == measured
     trained = [row["name"] for row in summary["selection"]["candidates"]]
-    assert trained in ([c.name for c in FAR_CANDIDATES], [c.name for c in NEAR_CANDIDATES])
+    close = measured < NEAR_SEPARABILITY
+    assert trained == [c.name for c in (NEAR_CANDIDATES if close else FAR_CANDIDATES)]
     for name in trained:
         steps = [
             int(line.split(",")[0])

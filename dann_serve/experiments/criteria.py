@@ -130,7 +130,7 @@ def separability(source: Readout, target: Readout, folds: int = 2) -> float:
     """Balanced accuracy of a logistic domain classifier on held-out features, 0.5 when
     the domains cannot be told apart and 1.0 when they separate; mean over ``folds``
     splits, each image held out once. Held out, because a classifier scored on its own
-    training images separates any two samples of 1,200-dimensional features."""
+    training images separates almost any two samples of features this wide."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
 

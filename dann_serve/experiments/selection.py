@@ -2,8 +2,8 @@
 criterion ranks first.
 
 Adaptation helps on some domain pairs and hurts on others, and the user cannot
-tell which without target labels. So the selection trains a small fixed set of
-candidates on the same data and seed (source-only always among them, so that
+tell which without target labels. So the selection trains four candidates on the
+same data and seed (source-only always among them, so that
 adaptation that hurts can lose), scores each with a criterion that reads no target
 label (:mod:`criteria`), and makes the top-scored candidate the run: its config,
 metrics, curves and checkpoints are copied into the run directory, whose
@@ -18,7 +18,8 @@ weak one is tried instead. Either way four runs are trained.
 
 Each candidate is an ordinary run under ``candidates/<name>/`` (or wherever the
 caller puts it, as ``compare`` does), so an interrupted selection resumes candidate
-by candidate; ``selection.json``, written first, remembers what was asked.
+by candidate; ``selection.json``, written first, remembers what was asked, and then
+the measure that chose the candidates.
 """
 
 from __future__ import annotations
@@ -27,12 +28,17 @@ import dataclasses
 import json
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dann_serve.config import CHEAP_CRITERIA, CRITERIA, DEFAULT_CRITERION, TrainConfig
 from dann_serve.files import write_json
 from dann_serve.training.rundir import CHECKPOINTS, RunError, read_json
+
+if TYPE_CHECKING:
+    from dann_serve.training.distribute import Placement
 
 SELECTION = "selection.json"
 CANDIDATES_DIR = "candidates"
@@ -110,7 +116,7 @@ def select_run(
     show_progress: bool = True,
     locations: dict[str, Path] | None = None,
 ) -> dict:
-    """Train (or continue) every candidate, score them, make the best one ``run_dir``'s
+    """Train (or continue) the candidates, score them, make the best one ``run_dir``'s
     run; returns its summary. ``locations`` may place candidates elsewhere than
     ``run_dir/candidates/<name>`` (compare keeps source-only and DANN where its other
     runs are)."""
@@ -125,30 +131,53 @@ def select_run(
     plan = _plan(base, run_dir, resume, criterion, locations or {}, write=place.chief)
     base = TrainConfig.from_dict(plan["base"])
 
-    def train(candidate: Candidate) -> tuple[Candidate, Path, dict]:
+    def train(candidate: Candidate, config: TrainConfig) -> tuple[Candidate, Path, dict]:
         where = run_dir / plan["locations"].get(candidate.name, _default_location(candidate))
-        config = dataclasses.replace(base, **candidate.options)
         return candidate, where, train_or_reuse(config, where, show_progress)
 
-    trained = [train(SOURCE_ONLY)]
-    close = place.chief and _separability(plan, run_dir) < NEAR_SEPARABILITY
-    trained += [train(c) for c in candidates_for(bool(place.agree(int(close))))[1:]]
+    source_only, *_ = candidate_configs(base)  # first in either set
+    trained = [train(*source_only)]
+    close = _agreed(place, lambda: _close(plan, run_dir))
+    trained += [train(*pair) for pair in candidate_configs(base, close)[1:]]
     if not place.chief:
         return worker_summary(trained[-1][2]["step"], place)
     rows = [_scored(c, where, summary, plan["criterion"]) for c, where, summary in trained]
     return _adopt(run_dir, plan, rows)
 
 
-def _separability(plan: dict, run_dir: Path) -> float:
-    """The source-only candidate's domain separability: measured once, then kept in
-    selection.json so that a resumed selection trains the same candidates."""
+def _close(plan: dict, run_dir: Path) -> bool:
+    """Whether the domains start close, by the source-only candidate's separability:
+    measured once and kept in selection.json, so that a resumed selection trains the
+    same candidates. A selection started before the measure existed has no such entry
+    and keeps the candidates it started with (the far-apart set)."""
     if "separability" not in plan:
+        return False
+    if plan["separability"] is None:
         from dann_serve.experiments.criteria import domain_separability
 
         baseline = run_dir / plan["locations"][SOURCE_ONLY.name]
         plan["separability"] = domain_separability(baseline)
-        write_json(run_dir / SELECTION, plan)
-    return plan["separability"]
+        # Only the measure is added: the file keeps the options it was started with.
+        stored = read_json(run_dir / SELECTION)
+        write_json(run_dir / SELECTION, {**stored, "separability": plan["separability"]})
+    return plan["separability"] < NEAR_SEPARABILITY
+
+
+def _agreed(place: Placement, decide: Callable[[], bool]) -> bool:
+    """``decide()`` on the chief, its answer on every worker. A failure on the chief
+    fails every worker (they would otherwise wait for its answer forever)."""
+    answer, failure = 0, None
+    if place.chief:
+        try:
+            answer = int(decide())
+        except Exception as error:
+            answer, failure = -1, error
+    answer = place.agree(answer)
+    if failure is not None:
+        raise failure
+    if answer < 0:
+        raise RunError("the chief failed to measure the source-only candidate: see its log")
+    return bool(answer)
 
 
 def _default_location(candidate: Candidate) -> str:
@@ -182,6 +211,7 @@ def _plan(
         )
     plan = {
         "criterion": criterion,
+        "separability": None,  # measured once source-only has trained
         "base": {**vars(base), "mode": "dann"},
         "locations": {
             c.name: _relative(locations.get(c.name, run_dir / _default_location(c)), run_dir)
@@ -239,7 +269,7 @@ def _adopt(run_dir: Path, plan: dict, rows: list[dict]) -> dict:
         **read_json(chosen / "summary.json"),
         "selection": {
             "criterion": criterion,
-            "separability": plan["separability"],
+            "separability": plan.get("separability"),
             "close_below": NEAR_SEPARABILITY,
             "chosen": rows[best]["name"],
             "candidates": [{**row, "chosen": i == best} for i, row in enumerate(rows)],

@@ -75,7 +75,7 @@ def candidates_section(pair: PairRuns) -> str:
 def _separability_note(found: list[tuple[int, dict]]) -> str:
     """Which candidate set each seed trained, and the measure that decided it (selections
     made before it was measured have none: "")."""
-    measured = [(seed, s) for seed, s in found if "separability" in s]
+    measured = [(seed, s) for seed, s in found if s.get("separability") is not None]
     if not measured:
         return ""
 
