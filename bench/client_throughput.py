@@ -66,6 +66,7 @@ import tensorflow as tf
 from PIL import Image
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
+from dann_client.contract import DEFAULT_BATCH_SIZE as BATCH
 from dann_client.preprocessing import image_to_array, load_images, to_model_input
 from dann_client.remote import Wire
 from dann_serve.serving.model_config import add_model_to_config
@@ -201,13 +202,13 @@ def ours_library(
 def wire_ceiling(
     address: str, images: np.ndarray, wires: tuple[Wire, ...] | None = None
 ) -> Callable[[], int]:
-    """The same requests as ours (batches of 64, 3 in flight) from uint8 pixels already
+    """The same requests as ours (the client's batch size, 3 in flight) from uint8 pixels already
     in memory, nothing read or printed: what the server gives a client that costs nothing."""
     from dann_client.predict import predict_arrays
     from dann_client.service import GrpcBackend
     from dann_client.transport import Transport
 
-    batches = np.array_split(images, range(64, len(images), 64))
+    batches = np.array_split(images, range(BATCH, len(images), BATCH))
 
     def run() -> int:
         with Transport(address) as transport, ThreadPoolExecutor(3) as pool:
@@ -219,11 +220,11 @@ def wire_ceiling(
 
 
 def model_in_process(version_dir: Path, images: np.ndarray) -> Callable[[], int]:
-    """The SavedModel called in this process on batches of 64: the model's own speed
+    """The SavedModel called in this process on the client's batches: the model's own speed
     on this machine, with no server, wire or files at all."""
     function = tf.saved_model.load(str(version_dir)).signatures[SIGNATURE]
     floats = to_model_input(images)
-    batches = [tf.constant(b) for b in np.array_split(floats, range(64, len(floats), 64))]
+    batches = [tf.constant(b) for b in np.array_split(floats, range(BATCH, len(floats), BATCH))]
 
     def run() -> int:
         for batch in batches:
