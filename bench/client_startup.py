@@ -4,7 +4,7 @@ Prints the median wall time of ``dann-client --help`` next to that of a bare
 ``python -c pass`` (the floor any Python command pays), over N runs each, and their
 ratio. With ``--model-dir`` it also times a cold start to the first answer: a fresh
 ``dann-client predict one.png`` against a running ``dann-serve serve``, beside a fresh
-process running TensorFlow Serving's documented client (``client_throughput.baseline``:
+process running TensorFlow Serving's documented client (``documented_client.baseline``:
 tensorflow-serving-api stubs, ``tf.make_tensor_proto``) on the same image; the
 commands take turns. Run with the interpreter of the environment to measure:
 
@@ -28,7 +28,7 @@ BENCH = Path(__file__).resolve().parent
 # A fresh process doing what TensorFlow Serving's documentation shows, on one image.
 DOCUMENTED_CLIENT = (
     "import sys; sys.path.insert(0, sys.argv[1]); from pathlib import Path; "
-    "from client_throughput import baseline; baseline(sys.argv[2], [Path(sys.argv[3])])()"
+    "from documented_client import baseline; baseline(sys.argv[2], [Path(sys.argv[3])])()"
 )
 
 

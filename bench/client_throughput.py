@@ -44,51 +44,48 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import io
-import json
 import os
-import shutil
 import statistics
-import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import grpc
 import numpy as np
-import tensorflow as tf
 from PIL import Image
-from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-from dann_client.contract import DEFAULT_BATCH_SIZE as BATCH
-from dann_client.preprocessing import image_to_array, load_images, to_model_input
+from dann_client.contract import PREDICT_LABEL
+from dann_client.preprocessing import load_images
 from dann_client.remote import Wire
-from dann_serve.serving.model_config import add_model_to_config
 
 from _common import (
+    ROOT,
     Result,
-    client_command,
     newest_version,
     own_cpu_seconds,
     process_cpu_seconds,
     tiny_export,
 )
-from harness.exports import copy_without_signatures
+from client_paths import (
+    OLD_MODEL,
+    cli_labels,
+    filed_client,
+    model_in_process,
+    ours_cli,
+    ours_library,
+    serving_copy,
+    wire_ceiling,
+)
+from documented_client import baseline, baseline_labels
 from harness.server_process import LocalServer
 
-ROOT = Path(__file__).resolve().parent.parent
 MNIST_IMAGES = ROOT.parent / "shared" / "data" / "mnist" / "t10k-images-idx3-ubyte.gz"
-SIGNATURE = "predict_label"
 GOAL_RATIO = 10.0
 GOAL_IMAGES_PER_S = 2000.0
 GOAL_UINT8_RATIO = 1.5  # issue 18: the uint8 CLI against "today's figure", the client it found
-OLD_MODEL = "old"  # the export without predict_label's twins, as before issue 18
 # The last commit before issue 18's first change: its client is the one the issue measured.
 FILED_CLIENT = "f105fb9^"
 WIRES = {"uint8": None, "float32": (Wire.FLOAT32,)}  # None: what the model takes best
@@ -118,175 +115,6 @@ def write_pngs(directory: Path, count: int) -> str:
     for index in range(count):  # cycles through the source if it has fewer images
         Image.fromarray(pixels[index % len(pixels)]).save(directory / f"{index:05d}.png")
     return source
-
-
-# -- the three ways to predict a folder -------------------------------------------------
-
-
-def serving_copy(model_dir: Path, workdir: Path) -> Path:
-    """A copy of the model tree with the newest ``dann`` also served as ``old``, without
-    ``predict_image`` and ``predict_label_uint8``: the float32 client's model. The
-    user's tree is left as it is."""
-    copy = workdir / "served"
-    shutil.copytree(model_dir, copy)
-    copy_without_signatures(newest_version(copy), copy / OLD_MODEL / "1")
-    add_model_to_config(copy / "models.config", OLD_MODEL)
-    return copy
-
-
-def ours_cli(
-    address: str, directory: Path, model: str = "dann", client: Path | None = None
-) -> Callable[[], int]:
-    """``dann-client predict DIR --json --server ADDRESS --model MODEL > /dev/null``, run
-    as :func:`client_invocation` says."""
-    start, env = client_invocation(client)
-    command = [*start, "predict", str(directory), "--json", "--server", address]
-    command += ["--model", model]
-
-    def run() -> int:
-        subprocess.run(command, stdout=subprocess.DEVNULL, check=True, env=env)
-        return len(os.listdir(directory))
-
-    return run
-
-
-def client_invocation(client: Path | None) -> tuple[list[str], dict[str, str] | None]:
-    """The command start and environment that run ``dann-client``: the installed one,
-    or with ``client``, that folder's ``dann_client`` (``python -m``)."""
-    if client is None:
-        return client_command(), None
-    return [sys.executable, "-m", "dann_client"], {**os.environ, "PYTHONPATH": str(client)}
-
-
-def filed_client(rev: str, workdir: Path) -> Path | None:
-    """The ``client/`` folder of commit ``rev`` (``git archive``), to run the client as
-    issue 18 found it in the same run; None, with a note, where git or the commit is
-    missing (a copy without history)."""
-    if not rev:
-        return None
-    try:
-        archive = subprocess.run(
-            ["git", "-C", str(ROOT), "archive", rev, "client"], capture_output=True, check=True
-        ).stdout
-    except (OSError, subprocess.CalledProcessError) as error:
-        print(f"no client as issue 18 found it ({rev}): {error}", flush=True)
-        return None
-    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-        tar.extractall(workdir / "filed", filter="data")
-    return workdir / "filed" / "client"
-
-
-def ours_library(
-    address: str, directory: Path, wires: tuple[Wire, ...] | None = None
-) -> Callable[[], int]:
-    """``predict_files`` on the folder, each result printed as JSON to ``os.devnull``;
-    ``wires`` as ``GrpcBackend`` takes it (float32 only: the requests before issue 18)."""
-    from dann_client.inputs import expand_inputs
-    from dann_client.output import prediction_json
-    from dann_client.predict import predict_files
-    from dann_client.service import GrpcBackend
-    from dann_client.transport import Transport
-
-    def run() -> int:
-        count = 0
-        with open(os.devnull, "w") as out, Transport(address) as transport:
-            backend = GrpcBackend(transport, wires=wires)
-            for result in predict_files(expand_inputs([str(directory)]), backend):
-                out.write(prediction_json(result) + "\n")
-                count += 1
-        return count
-
-    return run
-
-
-def wire_ceiling(
-    address: str, images: np.ndarray, wires: tuple[Wire, ...] | None = None
-) -> Callable[[], int]:
-    """The same requests as ours (the client's batch size, 3 in flight) from uint8 pixels already
-    in memory, nothing read or printed: what the server gives a client that costs nothing."""
-    from dann_client.predict import predict_arrays
-    from dann_client.service import GrpcBackend
-    from dann_client.transport import Transport
-
-    batches = np.array_split(images, range(BATCH, len(images), BATCH))
-
-    def run() -> int:
-        with Transport(address) as transport, ThreadPoolExecutor(3) as pool:
-            backend = GrpcBackend(transport, wires=wires)
-            list(pool.map(lambda batch: predict_arrays(backend, batch), batches))
-        return len(images)
-
-    return run
-
-
-def model_in_process(version_dir: Path, images: np.ndarray) -> Callable[[], int]:
-    """The SavedModel called in this process on the client's batches: the model's own speed
-    on this machine, with no server, wire or files at all."""
-    function = tf.saved_model.load(str(version_dir)).signatures[SIGNATURE]
-    floats = to_model_input(images)
-    batches = [tf.constant(b) for b in np.array_split(floats, range(BATCH, len(floats), BATCH))]
-
-    def run() -> int:
-        for batch in batches:
-            function(images=batch)["label"].numpy()
-        return len(images)
-
-    return run
-
-
-def documented_request(path: Path) -> predict_pb2.PredictRequest:
-    """One image as TensorFlow Serving's example client sends it: PIL, make_tensor_proto."""
-    with Image.open(path) as image:
-        data = to_model_input(image_to_array(image)[None])
-    request = predict_pb2.PredictRequest()
-    request.model_spec.name = "dann"
-    request.model_spec.signature_name = SIGNATURE
-    request.inputs["images"].CopyFrom(tf.make_tensor_proto(data, shape=data.shape))
-    return request
-
-
-def baseline(address: str, paths: list[Path]) -> Callable[[], int]:
-    """TensorFlow Serving's documented client: one image per request, official stubs."""
-
-    def run() -> int:
-        channel = grpc.insecure_channel(address)
-        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
-        with open(os.devnull, "w") as out:
-            for path in paths:
-                result = stub.Predict(documented_request(path), 10.0)  # 10 secs timeout
-                probabilities = tf.make_ndarray(result.outputs["probabilities"])[0]
-                label = int(tf.make_ndarray(result.outputs["label"])[0])
-                record = {
-                    "path": str(path),
-                    "label": label,
-                    "confidence": round(float(probabilities[label]), 6),
-                    "probabilities": [round(float(p), 6) for p in probabilities],
-                }
-                out.write(json.dumps(record) + "\n")
-        channel.close()
-        return len(paths)
-
-    return run
-
-
-def baseline_labels(address: str, paths: list[Path]) -> list[int]:
-    """The baseline's labels, to check that both sides answer the same question."""
-    with grpc.insecure_channel(address) as channel:
-        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
-        return [
-            int(tf.make_ndarray(stub.Predict(documented_request(p), 10.0).outputs["label"])[0])
-            for p in paths
-        ]
-
-
-def cli_labels(
-    address: str, paths: list[Path], model: str = "dann", client: Path | None = None
-) -> list[int]:
-    start, env = client_invocation(client)
-    command = [*start, "predict", *map(str, paths), "--json", "--server", address]
-    command += ["--model", model]
-    result = subprocess.run(command, capture_output=True, text=True, check=True, env=env)
-    return [json.loads(line)["label"] for line in result.stdout.splitlines()]
 
 
 # -- measuring --------------------------------------------------------------------------
@@ -444,7 +272,7 @@ def check_labels(address: str, files: list[Path]) -> str:
     if ours != baseline_labels(address, sample) or ours != cli_labels(address, sample, OLD_MODEL):
         raise SystemExit("dann-client (uint8, float32) and the baseline disagree on the labels")
     with Transport(address) as transport:
-        return GrpcBackend(transport).route(SIGNATURE).wire.value
+        return GrpcBackend(transport).route(PREDICT_LABEL).wire.value
 
 
 def main() -> int:

@@ -1,0 +1,152 @@
+"""Our ways of predicting a folder of image files, as ``client_throughput.py`` times
+them: the ``dann-client`` command line (today's, or the one of an earlier commit), the
+library in process, and two ceilings (requests from pixels already in memory, and the
+SavedModel with no server at all)."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from dann_client.contract import DEFAULT_BATCH_SIZE as BATCH
+from dann_client.contract import PREDICT_LABEL as SIGNATURE
+from dann_client.preprocessing import to_model_input
+from dann_client.remote import Wire
+from dann_serve.serving.model_config import add_model_to_config
+
+from _common import ROOT, client_command, newest_version
+from harness.exports import copy_without_signatures
+
+OLD_MODEL = "old"  # the export without predict_label's twins, as before issue 18
+
+
+def serving_copy(model_dir: Path, workdir: Path) -> Path:
+    """A copy of the model tree with the newest ``dann`` also served as ``old``, without
+    ``predict_image`` and ``predict_label_uint8``: the float32 client's model. The
+    user's tree is left as it is."""
+    copy = workdir / "served"
+    shutil.copytree(model_dir, copy)
+    copy_without_signatures(newest_version(copy), copy / OLD_MODEL / "1")
+    add_model_to_config(copy / "models.config", OLD_MODEL)
+    return copy
+
+
+def ours_cli(
+    address: str, directory: Path, model: str = "dann", client: Path | None = None
+) -> Callable[[], int]:
+    """``dann-client predict DIR --json --server ADDRESS --model MODEL > /dev/null``, run
+    as :func:`client_invocation` says."""
+    start, env = client_invocation(client)
+    command = [*start, "predict", str(directory), "--json", "--server", address]
+    command += ["--model", model]
+
+    def run() -> int:
+        subprocess.run(command, stdout=subprocess.DEVNULL, check=True, env=env)
+        return len(os.listdir(directory))
+
+    return run
+
+
+def client_invocation(client: Path | None) -> tuple[list[str], dict[str, str] | None]:
+    """The command start and environment that run ``dann-client``: the installed one,
+    or with ``client``, that folder's ``dann_client`` (``python -m``)."""
+    if client is None:
+        return client_command(), None
+    return [sys.executable, "-m", "dann_client"], {**os.environ, "PYTHONPATH": str(client)}
+
+
+def filed_client(rev: str, workdir: Path) -> Path | None:
+    """The ``client/`` folder of commit ``rev`` (``git archive``), to run the client as
+    issue 18 found it in the same run; None, with a note, where git or the commit is
+    missing (a copy without history)."""
+    if not rev:
+        return None
+    try:
+        archive = subprocess.run(
+            ["git", "-C", str(ROOT), "archive", rev, "client"], capture_output=True, check=True
+        ).stdout
+    except (OSError, subprocess.CalledProcessError) as error:
+        print(f"no client as issue 18 found it ({rev}): {error}", flush=True)
+        return None
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(workdir / "filed", filter="data")
+    return workdir / "filed" / "client"
+
+
+def ours_library(
+    address: str, directory: Path, wires: tuple[Wire, ...] | None = None
+) -> Callable[[], int]:
+    """``predict_files`` on the folder, each result printed as JSON to ``os.devnull``;
+    ``wires`` as ``GrpcBackend`` takes it (float32 only: the requests before issue 18)."""
+    from dann_client.inputs import expand_inputs
+    from dann_client.output import prediction_json
+    from dann_client.predict import predict_files
+    from dann_client.service import GrpcBackend
+    from dann_client.transport import Transport
+
+    def run() -> int:
+        count = 0
+        with open(os.devnull, "w") as out, Transport(address) as transport:
+            backend = GrpcBackend(transport, wires=wires)
+            for result in predict_files(expand_inputs([str(directory)]), backend):
+                out.write(prediction_json(result) + "\n")
+                count += 1
+        return count
+
+    return run
+
+
+def wire_ceiling(
+    address: str, images: np.ndarray, wires: tuple[Wire, ...] | None = None
+) -> Callable[[], int]:
+    """The same requests as ours (the client's batch size, 3 in flight) from uint8 pixels already
+    in memory, nothing read or printed: what the server gives a client that costs nothing."""
+    from dann_client.predict import predict_arrays
+    from dann_client.service import GrpcBackend
+    from dann_client.transport import Transport
+
+    batches = np.array_split(images, range(BATCH, len(images), BATCH))
+
+    def run() -> int:
+        with Transport(address) as transport, ThreadPoolExecutor(3) as pool:
+            backend = GrpcBackend(transport, wires=wires)
+            list(pool.map(lambda batch: predict_arrays(backend, batch), batches))
+        return len(images)
+
+    return run
+
+
+def model_in_process(version_dir: Path, images: np.ndarray) -> Callable[[], int]:
+    """The SavedModel called in this process on the client's batches: the model's own speed
+    on this machine, with no server, wire or files at all."""
+    function = tf.saved_model.load(str(version_dir)).signatures[SIGNATURE]
+    floats = to_model_input(images)
+    batches = [tf.constant(b) for b in np.array_split(floats, range(BATCH, len(floats), BATCH))]
+
+    def run() -> int:
+        for batch in batches:
+            function(images=batch)["label"].numpy()
+        return len(images)
+
+    return run
+
+
+def cli_labels(
+    address: str, paths: list[Path], model: str = "dann", client: Path | None = None
+) -> list[int]:
+    start, env = client_invocation(client)
+    command = [*start, "predict", *map(str, paths), "--json", "--server", address]
+    command += ["--model", model]
+    result = subprocess.run(command, capture_output=True, text=True, check=True, env=env)
+    return [json.loads(line)["label"] for line in result.stdout.splitlines()]
