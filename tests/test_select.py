@@ -95,6 +95,24 @@ def test_the_chosen_candidate_is_the_top_scored_and_the_run_is_ordinary(selected
     )
 
 
+def test_the_command_line_says_why_these_candidates_and_which_was_kept(
+    selected: Path, close_selected: Path
+) -> None:
+    from dann_serve.cli.train import selection_lines
+
+    far = json.loads((selected / "summary.json").read_text())["selection"]
+    lines = selection_lines(far)
+    assert lines[0] == (
+        f"domain separability {far['separability']:.3f} >= {NEAR_SEPARABILITY}: "
+        "the domains start far apart, CDAN competes"
+    )
+    assert [line[2:].split()[0] for line in lines[1:]] == [c.name for c in FAR_CANDIDATES]
+    starred = [line[2:].split()[0] for line in lines[1:] if line.startswith("*")]
+    assert starred == [far["chosen"]]
+    close = json.loads((close_selected / "summary.json").read_text())["selection"]
+    assert "the domains start close, a weak reversal competes" in selection_lines(close)[0]
+
+
 def _without_labels(split: Split) -> Split:
     return Split(split.images, np.full(len(split), UNKNOWN_LABEL, np.int64))
 

@@ -119,12 +119,34 @@ def _train(
     if not select:
         return train_run(config, out, resume=resume, show_progress=show)
     summary = select_run(config, out, resume, criterion, show_progress=show)
-    for row in summary["selection"]["candidates"] if summary.get("chief", True) else ():
-        click.echo(
+    if summary.get("chief", True):
+        click.echo("\n".join(selection_lines(summary["selection"])))
+    return summary
+
+
+def selection_lines(selection: dict) -> list[str]:
+    """What a finished ``--select`` prints: why these candidates, then each one's score
+    by the criterion that chose (the one the selection was started with, which a
+    resumed selection keeps), the kept one starred."""
+    criterion, separability = selection["criterion"], selection.get("separability")
+    if separability is None:
+        lines = ["domain separability not measured (a selection started by an older version)"]
+    else:
+        close = separability < selection["close_below"]
+        lines = [
+            f"domain separability {separability:.3f} "
+            + (
+                f"< {selection['close_below']}: the domains start close, a weak reversal competes"
+                if close
+                else f">= {selection['close_below']}: the domains start far apart, CDAN competes"
+            )
+        ]
+    for row in selection["candidates"]:
+        lines.append(
             f"{'*' if row['chosen'] else ' '} {row['name']:<12} {criterion} "
             f"{row['scores'][criterion]:+.4f}  ({row['description']})"
         )
-    return summary
+    return lines
 
 
 def _refuse_other_options(out: Path, saved: TrainConfig, config: TrainConfig) -> None:
