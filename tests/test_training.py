@@ -67,6 +67,16 @@ def test_progress_outside_a_terminal_is_one_line_per_evaluation(
     assert all("loss=" in line and "tgt=" in line for line in lines)
 
 
+def test_the_progress_names_the_variant_a_selection_trains() -> None:
+    from dann_serve.training.loop import run_title
+
+    assert run_title(TrainConfig()) == "dann"
+    assert run_title(TrainConfig(mode="source-only", lambda_max=0.1)) == "source-only"
+    assert run_title(TrainConfig(lambda_max=0.1)) == "dann (lambda-max 0.1)"
+    both = TrainConfig(conditional=True, class_weighting=True)
+    assert run_title(both) == "dann (cdan, class-weighted)"
+
+
 def test_metrics_follow_the_schedules(tiny_pair, tmp_path) -> None:
     train_run(_config(tiny_pair), tmp_path / "run", show_progress=False)
     for row in read_metrics(tmp_path / "run" / "metrics.csv"):

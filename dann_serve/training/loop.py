@@ -152,7 +152,7 @@ def _train(
     config = trainer.config
     if trainer.step == 0 and metrics:
         metrics.log(trainer.measure())
-    title = f"{config.mode} {config.source}->{config.target}"
+    title = f"{run_title(config)} {config.source}->{config.target}"
     lines = show and not on_terminal()  # a log keeps one line per evaluation instead
     bar = progress_bar(
         show=show,
@@ -192,6 +192,18 @@ def _train(
         bar.close()
         if metrics:
             metrics.close()
+
+
+def run_title(config: TrainConfig) -> str:
+    """The run's name in its progress: the mode, and the adaptation options that set
+    ``--select``'s candidates apart, so that a log of a selection tells them apart."""
+    variant = []
+    if config.mode == "dann":
+        variant += ["cdan"] if config.conditional else []
+        variant += ["class-weighted"] if config.class_weighting else []
+        weaker = config.lambda_max != TrainConfig.lambda_max  # the default, on the class
+        variant += [f"lambda-max {config.lambda_max:g}"] if weaker else []
+    return config.mode + (f" ({', '.join(variant)})" if variant else "")
 
 
 def _target_figures(trainer: Trainer) -> dict:
