@@ -63,7 +63,24 @@ def machine_block(results: Results) -> str:
     mismatched = sorted(n for n, r in results.records.items() if r["versions"] != versions)
     if mismatched:
         lines.append(f"- Other versions in: {', '.join(mismatched)}")
+    for other, names in _other_hosts(results, host).items():
+        lines.append(f"- Measured on another host ({other}): {', '.join(names)}")
     return "\n".join(lines) + "\n"
+
+
+def _host(machine: dict) -> str:
+    """A host as the records tell hosts apart: the CPU the VM reports, and its kernel."""
+    return f"CPU family {machine['cpu_family']}, model {machine['cpu_model']}; {machine['system']}"
+
+
+def _other_hosts(results: Results, host: dict) -> dict[str, list[str]]:
+    """The benchmarks measured elsewhere than ``host``, by host: a results directory
+    filled over several sessions may span machines, whose figures do not compare."""
+    others: dict[str, list[str]] = {}
+    for name, record in results.records.items():
+        if _host(record["machine"]) != _host(host):
+            others.setdefault(_host(record["machine"]), []).append(name)
+    return others
 
 
 def walltime_block(results: Results) -> str:

@@ -154,6 +154,22 @@ def test_train_throughput_times_every_row_and_the_page_shows_them(tmp_path: Path
     assert "mixed_bfloat16" in page and "mirrored x2" in page
 
 
+def test_the_machine_block_names_the_benchmarks_measured_on_another_host(tmp_path) -> None:
+    (tmp_path / "a_first.json").write_text(json.dumps(record({})))
+    elsewhere = record({})
+    elsewhere["machine"] |= {"cpu_family": "9", "system": "Linux other"}
+    (tmp_path / "b_second.json").write_text(json.dumps(elsewhere))
+    (tmp_path / "c_third.json").write_text(json.dumps(elsewhere))
+    block = performance_page.machine_block(performance_page.Results(tmp_path))
+    assert "family 1, model 2" in block
+    assert block.splitlines()[-1] == (
+        "- Measured on another host (CPU family 9, model 2; Linux other): b_second, c_third"
+    )
+    (tmp_path / "b_second.json").unlink()
+    (tmp_path / "c_third.json").unlink()
+    assert "another host" not in performance_page.machine_block(performance_page.Results(tmp_path))
+
+
 def test_the_client_benchmarks_cpu_bound_is_what_the_shared_cores_can_do(monkeypatch) -> None:
     import client_throughput
 
