@@ -100,17 +100,28 @@ def snd_score(target: Readout, temperature: float = SND_TEMPERATURE) -> float:
     return float(np.mean(_entropy(_softmax(similarity))))
 
 
-def dev_score(source_train: Readout, target: Readout, source_test: Readout) -> float:
-    """Minus the deep-embedded-validation risk of the source test split."""
+def _domain_classifier(features: np.ndarray, domains: np.ndarray):
+    """A logistic regression of the domain (0 source, 1 target) on standardised
+    features, fitted: what both deep embedded validation and :func:`separability`
+    read a run's features with."""
     from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    scaler = StandardScaler().fit(np.concatenate([source_train.features, target.features]))
-    domains = np.r_[np.zeros(len(source_train.features)), np.ones(len(target.features))]
-    classifier = LogisticRegression(C=0.1, max_iter=500).fit(
-        scaler.transform(np.concatenate([source_train.features, target.features])), domains
-    )
-    target_probability = classifier.predict_proba(scaler.transform(source_test.features))[:, 1]
+    classifier = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=500))
+    return classifier.fit(features, domains)
+
+
+def _with_domains(source: Readout, target: Readout) -> tuple[np.ndarray, np.ndarray]:
+    """Both samples' features, stacked, and their domains (0 source, 1 target)."""
+    features = np.concatenate([source.features, target.features])
+    return features, np.r_[np.zeros(len(source.features)), np.ones(len(target.features))]
+
+
+def dev_score(source_train: Readout, target: Readout, source_test: Readout) -> float:
+    """Minus the deep-embedded-validation risk of the source test split."""
+    classifier = _domain_classifier(*_with_domains(source_train, target))
+    target_probability = classifier.predict_proba(source_test.features)[:, 1]
     target_probability = np.clip(target_probability, 1e-4, 1 - 1e-4)
     weights = (
         target_probability
@@ -131,19 +142,13 @@ def separability(source: Readout, target: Readout, folds: int = 2) -> float:
     the domains cannot be told apart and 1.0 when they separate; mean over ``folds``
     splits, each image held out once. Held out, because a classifier scored on its own
     training images separates almost any two samples of features this wide."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.preprocessing import StandardScaler
-
-    features = np.concatenate([source.features, target.features])
-    domains = np.r_[np.zeros(len(source.features)), np.ones(len(target.features))]
+    features, domains = _with_domains(source, target)
     fold_of = np.random.default_rng(0).permutation(len(features)) % folds
     accuracies = []
     for fold in range(folds):
         train, held_out = fold_of != fold, fold_of == fold
-        scaler = StandardScaler().fit(features[train])
-        classifier = LogisticRegression(C=0.1, max_iter=500)
-        classifier.fit(scaler.transform(features[train]), domains[train])
-        predicted = classifier.predict(scaler.transform(features[held_out]))
+        classifier = _domain_classifier(features[train], domains[train])
+        predicted = classifier.predict(features[held_out])
         truth = domains[held_out]
         accuracies.append(np.mean([np.mean(predicted[truth == d] == d) for d in (0, 1)]))
     return float(np.mean(accuracies))
