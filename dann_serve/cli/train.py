@@ -128,13 +128,14 @@ def selection_lines(selection: dict) -> list[str]:
     """What a finished ``--select`` prints: why these candidates, then each one's score
     by the criterion that chose (the one the selection was started with, which a
     resumed selection keeps), the kept one starred."""
-    criterion, separability = selection["criterion"], selection.get("separability")
-    if separability is None:
+    from dann_serve.experiments.selection import started_close
+
+    criterion, close = selection["criterion"], started_close(selection)
+    if close is None:
         lines = ["domain separability not measured (a selection started by an older version)"]
     else:
-        close = separability < selection["close_below"]
         lines = [
-            f"domain separability {separability:.3f} "
+            f"domain separability {selection['separability']:.3f} "
             + (
                 f"< {selection['close_below']}: the domains start close, a weak reversal competes"
                 if close

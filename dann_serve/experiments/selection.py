@@ -95,6 +95,13 @@ def candidate_configs(
     return [(c, dataclasses.replace(base, **c.options)) for c in candidates_for(close)]
 
 
+def started_close(selection: dict) -> bool | None:
+    """Whether a finished selection (a summary's ``selection``) read its domains as
+    close; None where it measured nothing (a selection started by an older version)."""
+    separability = selection.get("separability")
+    return None if separability is None else separability < selection["close_below"]
+
+
 def mode_candidates() -> dict[str, str]:
     """The candidates that are a plain run of one mode (they set the mode and nothing
     else), by mode: ``compare --select`` has trained those runs already and passes

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from dann_serve.config import CRITERIA
 from dann_serve.experiments.collect import PairRuns
 from dann_serve.experiments.compare import SELECT, percent, table_head, table_row
-from dann_serve.experiments.selection import top_scored
+from dann_serve.experiments.selection import started_close, top_scored
 
 AFTER_THE_FACT = "target accuracy (measured after the fact, not used)"
 
@@ -75,13 +75,13 @@ def candidates_section(pair: PairRuns) -> str:
 def _separability_note(found: list[tuple[int, dict]]) -> str:
     """Which candidate set each seed trained, and the measure that decided it (selections
     made before it was measured have none: "")."""
-    measured = [(seed, s) for seed, s in found if s.get("separability") is not None]
+    measured = [(seed, s) for seed, s in found if started_close(s) is not None]
     if not measured:
         return ""
 
     def reading(seed: int, selection: dict) -> str:
-        close = selection["separability"] < selection["close_below"]
-        return f"seed {seed} {selection['separability']:.3f} ({'close' if close else 'far'})"
+        close = "close" if started_close(selection) else "far"
+        return f"seed {seed} {selection['separability']:.3f} ({close})"
 
     readings = ", ".join(reading(seed, selection) for seed, selection in measured)
     return (
