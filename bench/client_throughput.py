@@ -144,6 +144,12 @@ def measure(
     return rates, cpu
 
 
+def cores_trade(value: float) -> float:
+    """The images/s that ``value`` µs of CPU per image allow on this machine's cores,
+    or, the same division, the µs per image that ``value`` images/s allow."""
+    return 1e6 * (os.cpu_count() or 1) / value
+
+
 def cpu_bound(cpu: dict[str, dict[str, list[float]]], name: str) -> dict[str, float]:
     """Median CPU microseconds per image of a path, client and server, and the most
     images/s that CPU time allows when both share this machine's cores: however well
@@ -153,7 +159,7 @@ def cpu_bound(cpu: dict[str, dict[str, list[float]]], name: str) -> dict[str, fl
     return {
         "client_cpu_us": client,
         "server_cpu_us": server,
-        "max_images_per_s": 1e6 * (os.cpu_count() or 1) / (client + server),
+        "max_images_per_s": cores_trade(client + server),
     }
 
 
@@ -214,7 +220,7 @@ def report(
     if filed is not None:
         print(
             f"  the uint8 goal needs {GOAL_UINT8_RATIO * filed:.0f} images/s: at most "
-            f"{1e6 * (os.cpu_count() or 1) / (GOAL_UINT8_RATIO * filed):.0f} us of CPU per "
+            f"{cores_trade(GOAL_UINT8_RATIO * filed):.0f} us of CPU per "
             "image, client and server together"
         )
     print(
