@@ -21,7 +21,6 @@ at the end. Exit status 0 when every case answered as expected.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import socket
@@ -30,124 +29,28 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import numpy as np
+from probe_memory import case_memory
+from probe_wire import (
+    MODEL,
+    RESULTS,
+    Target,
+    describe,
+    image_json,
+    json_body,
+    post,
+    predict,
+    raw_http,
+    report,
+)
 
 import _common  # noqa: F401  (puts the checkout on sys.path for harness/)
-from harness.raw_http import read_responses
 from harness.server_process import LocalServer
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-MODEL = "dann"
-
-
-@dataclass
-class Target:
-    grpc: str
-    rest_host: str
-    rest_port: int
-    server: LocalServer | None = None
-    deadline: float = 30.0
-
-    def rss_mb(self) -> float | None:
-        if self.server is None:
-            return None
-        for line in Path(f"/proc/{self.server.process.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-        return None
-
-
-# -- raw HTTP ---------------------------------------------------------------------------
-
-
-def raw_http(target: Target, payload: bytes, half_close: bool = True, wait: float = 10.0):
-    with socket.create_connection((target.rest_host, target.rest_port), timeout=wait) as sock:
-        sock.sendall(payload)
-        if half_close:
-            sock.shutdown(socket.SHUT_WR)
-        answers, ended, _ = read_responses(sock, wait)
-        return answers, ended
-
-
-def post(path: str, body: bytes, extra: str = "") -> bytes:
-    head = f"POST {path} HTTP/1.1\r\nHost: probe\r\nContent-Length: {len(body)}\r\n{extra}\r\n"
-    return head.encode() + body
-
-
-def image_json(first: str) -> str:
-    """A 32x32x3 image as JSON text, all 0.5 but its first value, given as JSON text."""
-    row = ",".join(["[0.5,0.5,0.5]"] * 31)
-    return f"[[[{first},0.5,0.5],{row}]" + f",[{row},[0.5,0.5,0.5]]" * 31 + "]"
-
-
-def describe(answers: list[tuple[int, bytes]], ended: str = "") -> str:
-    if not answers:
-        return f"no answer ({ended})"
-    parts = [f"{status} {body[:70].decode(errors='replace')}" for status, body in answers]
-    count = f"{len(answers)} responses: " if len(answers) > 1 else ""
-    return count + " | ".join(parts)
-
-
-# -- good requests ----------------------------------------------------------------------
-
-
-def good_rest(target: Target) -> bool:
-    image = np.full((1, 32, 32, 3), 0.5, np.float32).tolist()
-    answers, _ = raw_http(target, post(f"/v1/models/{MODEL}:predict", _json({"instances": image})))
-    return len(answers) == 1 and answers[0][0] == 200
-
-
-def good_grpc(target: Target) -> bool:
-    import grpc
-
-    try:
-        response = predict(target, np.full((1, 32, 32, 3), 0.5, np.float32))
-    except grpc.RpcError:
-        return False
-    return len(response.outputs["label"].tensor_content) == 8
-
-
-def predict(target: Target, images=None, request=None, timeout: float = 30.0):
-    import grpc
-    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
-
-    from dann_client.tensors import fill_tensor_proto
-
-    if request is None:
-        request = predict_pb2.PredictRequest()
-        request.model_spec.name = MODEL
-        fill_tensor_proto(request.inputs["images"], images)
-    limit = [("grpc.max_send_message_length", 1 << 30)]
-    with grpc.insecure_channel(target.grpc, options=limit) as channel:
-        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
-        return stub.Predict(request, timeout=timeout)
-
-
-def _json(value) -> bytes:
-    return json.dumps(value, separators=(",", ":")).encode()
-
-
-# -- the cases --------------------------------------------------------------------------
-
-RESULTS: list[bool] = []
-
-
-def report(case: str, sent: str, got: str, expected: str, ok: bool, target: Target) -> None:
-    """One line: the case, what was sent, what came back, what was expected, and
-    whether a good request (REST and gRPC) was answered right after."""
-    after = good_rest(target) and good_grpc(target)
-    passed = ok and after
-    RESULTS.append(passed)
-    then = "answered" if after else "NOT ANSWERED"
-    print(
-        f"{'ok  ' if passed else 'FAIL'} {case:4} sent: {sent} | got: {got} | "
-        f"expected: {expected} | then a good request: {then}",
-        flush=True,
-    )
 
 
 def case_smuggling(target: Target) -> None:
@@ -237,7 +140,7 @@ def case_short_body(target: Target) -> None:
 
 def case_hang_up(target: Target) -> None:
     images = np.random.default_rng(4).random((512, 32, 32, 3), dtype=np.float32)
-    body = _json({"instances": images.tolist()})
+    body = json_body({"instances": images.tolist()})
     for _ in range(3):
         with socket.create_connection((target.rest_host, target.rest_port), timeout=30) as sock:
             sock.sendall(post(f"/v1/models/{MODEL}:predict", body))
@@ -389,7 +292,7 @@ def case_bounds(target: Target) -> None:
 
     batch = np.zeros((1025, 32, 32, 3), np.float32)
     answers, ended = raw_http(
-        target, post(f"/v1/models/{MODEL}:predict", _json({"instances": batch.tolist()}))
+        target, post(f"/v1/models/{MODEL}:predict", json_body({"instances": batch.tolist()}))
     )
     status = answers[0][0] if answers else None
     report(
@@ -422,80 +325,6 @@ def case_bounds(target: Target) -> None:
         status == 429,
         target,
     )
-
-
-def _settle(target: Target) -> float:
-    time.sleep(2)
-    return target.rss_mb()
-
-
-def _large_requests(target: Target, count: int, images: int, clients: int = 4) -> list[int]:
-    """``count`` REST predicts of ``images`` images from ``clients`` threads: the statuses."""
-    batch = np.random.default_rng(images).random((images, 32, 32, 3), dtype=np.float32)
-    body = post(f"/v1/models/{MODEL}:predict", _json({"instances": batch.tolist()}))
-    statuses: list[int] = []
-
-    def client(share: int) -> None:
-        for _ in range(share):
-            answers, _ = raw_http(target, body, wait=120)
-            statuses.append(answers[0][0] if answers else 0)
-
-    threads = [threading.Thread(target=client, args=(count // clients,)) for _ in range(clients)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return statuses
-
-
-def _wait_status(target: Target, version: int, state: str, timeout: float = 60) -> bool:
-    request = f"GET /v1/models/{MODEL}/versions/{version} HTTP/1.1\r\nHost: p\r\n\r\n".encode()
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        answers, _ = raw_http(target, request)
-        if answers and f'"state":"{state}"'.encode() in answers[0][1].replace(b" ", b""):
-            return True
-        time.sleep(0.2)
-    return False
-
-
-def case_memory(target: Target, skip: set[str]) -> None:
-    """Cases 7 and 8: RSS after warm-up, after large requests, after version cycles."""
-    warm = _settle(target)
-    print(f"          memory: RSS after warm-up {warm:.0f} MB", flush=True)
-    if "7" not in skip:
-        for images in (2000, 1024):
-            statuses = _large_requests(target, 24, images)
-            rss = _settle(target)
-            report(
-                f"7{'ab'[images == 1024]}",
-                f"24 REST predicts of {images} images (4 clients)",
-                f"statuses {sorted(set(statuses))}, RSS {rss:.0f} MB "
-                f"({100 * (rss / warm - 1):+.1f}% of warm-up)",
-                "RSS within 10% of its level after warm-up",
-                rss <= 1.1 * warm and 0 not in statuses and 500 not in statuses,
-                target,
-            )
-    if "8" not in skip:
-        root = target.server.model_dir / MODEL
-        version = max(int(p.name) for p in root.iterdir() if p.name.isdigit()) + 1
-        start_rss, ok = _settle(target), True
-        for _ in range(20):
-            staging = root / f".staging-{version}-probe"
-            shutil.copytree(root / str(version - 1), staging)
-            staging.rename(root / str(version))
-            ok &= _wait_status(target, version, "AVAILABLE")
-            shutil.rmtree(root / str(version))
-            ok &= _wait_status(target, version, "END")
-        rss = _settle(target)
-        report(
-            "8",
-            f"20 cycles: version {version} added, served, deleted, unloaded",
-            f"RSS {start_rss:.0f} -> {rss:.0f} MB ({100 * (rss / warm - 1):+.1f}% of warm-up)",
-            "RSS within 10% of its level after warm-up",
-            ok and rss <= 1.1 * warm,
-            target,
-        )
 
 
 def main(argv: list[str] | None = None) -> int:

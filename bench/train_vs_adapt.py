@@ -3,11 +3,11 @@ batch and number of steps (issue 16, acceptance 3: ours at float32 at least 1.1x
 source images per second, at least its target accuracy).
 
 Each contender trains a fresh model for ``--steps`` steps on ``fonts -> digits`` in its
-own subprocess, then reports its target (and source) test accuracy; the same run gives
-its speed: source images per second over the steps after the first ``--warmup``
-(which hold the tracing). ``--rounds`` rounds, seed = round number, the contenders
-taking turns (order reversed every other round) so that the load of this shared
-machine falls on all of them alike. Figures are medians over the rounds.
+own subprocess (``bench/train_contenders.py``), then reports its target (and source)
+test accuracy; the same run gives its speed: source images per second over the steps
+after the first ``--warmup`` (which hold the tracing). ``--rounds`` rounds, seed =
+round number, the contenders taking turns (order reversed every other round) so that
+the load of this shared machine falls on all of them alike. Figures are medians over the rounds.
 
 Contenders:
 
@@ -44,17 +44,16 @@ import subprocess
 import sys
 import tempfile
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
+from train_contenders import PRECISION
 
 from _common import Result, median
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 GOAL_SPEED = 1.1  # issue 16: ours >= 1.1x ADAPT's source images/s, at >= its accuracy
-PRECISION = "BENCH_PRECISION"  # set in a child's environment: our run's --precision
 CONTENDERS = {
     "ours": ("dann-serve Trainer (Keras 3)", {}),
     "ours-bf16": ("same, --precision mixed_bfloat16", {PRECISION: "mixed_bfloat16"}),
@@ -79,233 +78,6 @@ DIFFERENCES = [
     "In the tf-keras variant the three preprocessing layers (grayscale, dark background, "
     "per-image standardisation) are tf_keras Lambda layers around the same functions.",
 ]
-
-
-# -- one timed run (runs inside the child process) ----------------------------------------
-
-
-class StepClock:
-    """Wall and CPU time of a training run, step by step."""
-
-    def __init__(self, warmup: int) -> None:
-        self.warmup = warmup
-        self.started = time.perf_counter()
-        self.ticks: list[float] = []
-        self.cpu: list[float] = []
-
-    def tick(self) -> None:
-        self.ticks.append(time.perf_counter())
-        if len(self.ticks) == self.warmup:
-            self.cpu.append(time.process_time())
-
-    def figures(self, source_per_step: int) -> dict[str, float]:
-        steps = len(self.ticks) - self.warmup
-        window = self.ticks[-1] - self.ticks[self.warmup - 1]
-        intervals = np.diff(self.ticks[self.warmup - 1 :])
-        typical = float(np.median(intervals))
-        stalls = intervals[intervals > 3 * typical]
-        return {
-            "timed_steps": steps,
-            "first_steps_seconds": self.ticks[self.warmup - 1] - self.started,
-            "window_seconds": window,
-            "source_images_per_s": source_per_step * steps / window,
-            "source_images_per_cpu_s": source_per_step
-            * steps
-            / (time.process_time() - self.cpu[0]),
-            "step_ms_median": 1000 * typical,
-            "step_ms_p90": 1000 * float(np.percentile(intervals, 90)),
-            "stall_steps": len(stalls),
-            "stall_seconds": float(stalls.sum() - len(stalls) * typical),
-        }
-
-
-def load_pair(path: Path):
-    from dann_serve.data import Domain, Split
-
-    data = np.load(path)
-    source = Domain("fonts", Split(data["xs"], data["ys"]), Split(data["xs_test"], data["ys_test"]))
-    target = Domain(
-        "digits", Split(data["xt"], data["yt"]), Split(data["xt_test"], data["yt_test"])
-    )
-    return source, target
-
-
-def run_ours(source, target, steps: int, batch_size: int, seed: int, warmup: int) -> dict:
-    from dann_serve.config import TrainConfig
-    from dann_serve.training.evaluation import pair_accuracies
-    from dann_serve.training.step import Trainer
-
-    clock = StepClock(warmup)
-    precision = os.environ.get(PRECISION, "float32")
-    config = TrainConfig(steps=steps, batch_size=batch_size, seed=seed, precision=precision)
-    trainer = Trainer(config, source, target)
-    for _ in range(steps):
-        trainer.train_step()
-        clock.tick()
-    figures = clock.figures(batch_size // 2)
-    averaged = pair_accuracies(trainer.averaged, source.test, target.test)
-    raw = pair_accuracies(trainer.model, source.test, target.test)
-    return {
-        **figures,
-        "target_accuracy": averaged["target_accuracy"],
-        "source_accuracy": averaged["source_accuracy"],
-        "target_accuracy_raw": raw["target_accuracy"],
-    }
-
-
-def _tf_keras_copy(layers, tfk):
-    """The same layers in tf-keras, weights copied; preprocessing wrapped in Lambda."""
-    import keras
-
-    copies = []
-    for layer in layers:
-        if isinstance(layer, keras.layers.Conv2D):
-            copy = tfk.layers.Conv2D(
-                layer.filters, layer.kernel_size, padding=layer.padding, use_bias=layer.use_bias
-            )
-        elif isinstance(layer, keras.layers.Dense):
-            copy = tfk.layers.Dense(
-                layer.units, activation=keras.activations.serialize(layer.activation)
-            )
-        elif isinstance(layer, keras.layers.ReLU):
-            copy = tfk.layers.ReLU()
-        elif isinstance(layer, keras.layers.MaxPool2D):
-            copy = tfk.layers.MaxPool2D(layer.pool_size, layer.strides, padding=layer.padding)
-        elif isinstance(layer, keras.layers.Flatten):
-            copy = tfk.layers.Flatten()
-        elif isinstance(layer, keras.layers.Dropout):
-            copy = tfk.layers.Dropout(layer.rate)
-        elif not layer.weights:  # Grayscale, DarkBackground, PerImageStandardization
-            copy = tfk.layers.Lambda(layer.call)
-        else:
-            raise SystemExit(f"no tf-keras copy for {layer.__class__.__name__}")
-        copies.append((layer, copy))
-    return copies
-
-
-def adapt_networks(config, legacy: bool):
-    """Encoder, task and discriminator for ADAPT, starting from our seeded weights."""
-    import keras
-
-    from dann_serve.model.networks import build_model
-
-    keras.utils.set_random_seed(config.seed)  # as Trainer does before build_model
-    ours = build_model(config)
-    first_domain_layer = ours.domain_head.layers[0]
-    if not legacy:
-        discriminator = keras.Sequential(
-            [
-                keras.layers.Dense(first_domain_layer.units, activation="relu"),
-                keras.layers.Dense(1, activation="sigmoid"),
-            ],
-            name="discriminator",
-        )
-        discriminator.build(ours.features.compute_output_shape((None, 32, 32, 3)))
-        discriminator.layers[0].set_weights(first_domain_layer.get_weights())
-        return ours.features, ours.label_head, discriminator
-
-    import tf_keras as tfk
-
-    def rebuild(sequential, input_shape):
-        pairs = _tf_keras_copy(sequential.layers, tfk)
-        model = tfk.Sequential([tfk.layers.InputLayer(input_shape), *(c for _, c in pairs)])
-        for original, copy in pairs:
-            if original.weights:
-                copy.set_weights(original.get_weights())
-        return model
-
-    features = ours.features.compute_output_shape((None, 32, 32, 3))[1:]
-    encoder = rebuild(ours.features, (32, 32, 3))
-    task = rebuild(ours.label_head, features)
-    discriminator = tfk.Sequential(
-        [
-            tfk.layers.InputLayer(features),
-            tfk.layers.Dense(first_domain_layer.units, activation="relu"),
-            tfk.layers.Dense(1, activation="sigmoid"),
-        ]
-    )
-    discriminator.layers[0].set_weights(first_domain_layer.get_weights())
-    return encoder, task, discriminator
-
-
-def run_adapt(source, target, steps: int, batch_size: int, seed: int, warmup: int) -> dict:
-    import tensorflow as tf
-
-    legacy = os.environ.get("TF_USE_LEGACY_KERAS") == "1"
-    if legacy:
-        import tf_keras as keras
-    else:
-        import keras
-    from adapt.feature_based import DANN
-    from adapt.utils import UpdateLambda
-
-    from dann_serve.config import TrainConfig
-    from dann_serve.training.schedules import AnnealedLearningRate
-
-    warnings.filterwarnings("ignore", message=".*shuffle=True.*")
-    config = TrainConfig(steps=steps, batch_size=batch_size, seed=seed)
-    clock = StepClock(warmup)
-    encoder, task, discriminator = adapt_networks(config, legacy)
-
-    def sgd():  # with TF_USE_LEGACY_KERAS=1 our schedule subclasses tf-keras's class
-        rate = AnnealedLearningRate(config.learning_rate, steps, config.lr_alpha, config.lr_beta)
-        return keras.optimizers.SGD(rate, momentum=config.momentum)
-
-    class Stop(keras.callbacks.Callback):
-        def on_train_batch_end(self, batch, logs=None):
-            clock.tick()
-            if len(clock.ticks) >= steps:
-                self.model.stop_training = True
-
-    model = DANN(
-        encoder,
-        task,
-        discriminator,
-        lambda_=tf.Variable(0.0),
-        optimizer_enc=sgd(),
-        optimizer_disc=sgd(),
-        copy=False,
-        random_state=seed,
-        verbose=0,
-    )
-    # compile ourselves: ADAPT's own compile() rebuilds the optimiser from its config,
-    # which turns a custom learning-rate schedule into a dict (and fails).
-    model.pretrain_ = False
-    model.compile(optimizer=sgd(), loss=keras.losses.CategoricalCrossentropy(from_logits=True))
-    xs = source.train.images.astype(np.float32) / 255.0
-    ys = np.eye(10, dtype=np.float32)[source.train.labels]
-    xt = target.train.images.astype(np.float32) / 255.0
-    lambda_schedule = UpdateLambda(0.0, config.lambda_max, steps, config.gamma)
-    model.fit(
-        xs,
-        ys,
-        Xt=xt,
-        epochs=10**6,
-        batch_size=batch_size // 2,
-        verbose=0,
-        callbacks=[lambda_schedule, Stop()],
-    )
-    if len(clock.ticks) != steps or int(model.optimizer.iterations.numpy()) != steps:
-        raise SystemExit(f"ADAPT ran {len(clock.ticks)} steps, not {steps}")
-    figures = clock.figures(batch_size // 2)
-
-    def accuracy(split) -> float:
-        logits = model.predict(split.images.astype(np.float32) / 255.0, batch_size=500, verbose=0)
-        return float(np.mean(np.argmax(logits, axis=1) == split.labels))
-
-    return {
-        **figures,
-        "target_accuracy": accuracy(target.test),
-        "source_accuracy": accuracy(source.test),
-        "final_lambda": float(model.lambda_.numpy()),
-    }
-
-
-def child(args: argparse.Namespace) -> None:
-    source, target = load_pair(args.data)
-    run = run_ours if args.child.startswith("ours") else run_adapt
-    figures = run(source, target, args.steps, args.batch_size, args.seed, args.warmup)
-    args.out.write_text(json.dumps(figures))
 
 
 # -- the parent: data once, contenders in turns, medians ---------------------------------
@@ -337,8 +109,7 @@ def save_pair(path: Path) -> dict:
 def run_child(name: str, data: Path, args: argparse.Namespace, seed: int, out: Path) -> dict:
     command = [
         sys.executable,
-        __file__,
-        "--child",
+        str(Path(__file__).with_name("train_contenders.py")),
         name,
         "--data",
         str(data),
@@ -440,13 +211,7 @@ def main() -> None:
         "--contenders", nargs="+", default=list(CONTENDERS), choices=list(CONTENDERS)
     )
     parser.add_argument("--json", type=Path, default=None)
-    parser.add_argument("--child", choices=list(CONTENDERS), help=argparse.SUPPRESS)
-    parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
-    parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.child:
-        return child(args)
     if args.steps <= args.warmup + 10:
         parser.error("--steps must exceed --warmup by more than 10")
 
