@@ -226,7 +226,7 @@ def report(figures: dict[str, dict[str, float]]) -> dict[str, str]:
     }
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--model-dir",
@@ -248,65 +248,76 @@ def main() -> None:
     parser.add_argument(
         "--no-ort-variants", action="store_true", help="time the default ONNX Runtime session only"
     )
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def time_paths(
+    model_dir: Path, version_dir: Path, workdir: Path, args: argparse.Namespace
+) -> dict[str, dict[str, float]]:
+    """Start the server and the no-model server, then time every path (and, unless
+    told not to, the ONNX Runtime variants in rounds of their own)."""
+    rng = np.random.default_rng(0)
+    pixels = {n: rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8) for n in (1, BIG_BATCH)}
+    one, big = (to_model_input(pixels[n]) for n in (1, BIG_BATCH))
+    files = {n: png_base64(batch) for n, batch in pixels.items()}
+    server = LocalServer(model_dir, workdir / "serve.log").wait_ready()
+    no_model_port = free_port()
+    no_model = multiprocessing.get_context("spawn").Process(
+        target=serve_no_model, args=(no_model_port,), daemon=True
+    )
+    no_model.start()
+    try:
+        with (
+            grpc.insecure_channel(server.grpc_address, options=GRPC_OPTIONS) as channel,
+            grpc.insecure_channel(f"127.0.0.1:{no_model_port}", options=GRPC_OPTIONS) as bare,
+        ):
+            grpc.channel_ready_future(bare).result(timeout=120)
+            calls = {
+                "in-process": in_process_call(version_dir),
+                "onnxruntime": onnx_call(version_dir),
+                "grpc": grpc_call(channel),
+                "grpc, no model": grpc_call(bare),
+                "grpc uint8": grpc_call(channel, PREDICT_LABEL_UINT8, pixels),
+                "rest b64 png": rest_call(server.rest_url, files),
+                "rest": rest_call(server.rest_url),
+            }
+            figures = measure(calls, one, big, args.requests, args.batches, args.rounds)
+            if args.no_ort_variants:
+                return figures
+            # Their own rounds, after the comparison above, so that the thread pools of
+            # five more sessions cannot weigh on it; in process again as their reference.
+            variants = {"in-process": calls["in-process"]} | {
+                name: onnx_call(version_dir, options) for name, options in ORT_VARIANTS.items()
+            }
+            measured = measure(variants, one, big, args.requests, args.batches, args.rounds)
+            return figures | {name: measured[name] for name in ORT_VARIANTS}
+    finally:
+        server.stop()
+        no_model.kill()
+
+
+def main() -> None:
+    args = parse_args()
     # The same allocator setting as `dann-serve serve`, so that every path (the
     # in-process baseline included) reuses its big buffers instead of faulting in
     # fresh pages for each request.
     reuse_large_buffers()
     result = Result("serve_latency", args.json)
-
     with tempfile.TemporaryDirectory(prefix="serve-latency-") as scratch:
-        workdir = Path(scratch)
-        model_dir = args.model_dir or tiny_export(workdir)
+        model_dir = args.model_dir or tiny_export(Path(scratch))
         version_dir = newest_version(model_dir)
-        rng = np.random.default_rng(0)
-        pixels = {n: rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8) for n in (1, BIG_BATCH)}
-        one, big = (to_model_input(pixels[n]) for n in (1, BIG_BATCH))
-        files = {n: png_base64(batch) for n, batch in pixels.items()}
-
-        server = LocalServer(model_dir, workdir / "serve.log").wait_ready()
-        no_model_port = free_port()
-        no_model = multiprocessing.get_context("spawn").Process(
-            target=serve_no_model, args=(no_model_port,), daemon=True
-        )
-        no_model.start()
-        try:
-            with (
-                grpc.insecure_channel(server.grpc_address, options=GRPC_OPTIONS) as channel,
-                grpc.insecure_channel(
-                    f"127.0.0.1:{no_model_port}", options=GRPC_OPTIONS
-                ) as no_model_channel,
-            ):
-                grpc.channel_ready_future(no_model_channel).result(timeout=120)
-                calls = {
-                    "in-process": in_process_call(version_dir),
-                    "onnxruntime": onnx_call(version_dir),
-                    "grpc": grpc_call(channel),
-                    "grpc, no model": grpc_call(no_model_channel),
-                    "grpc uint8": grpc_call(channel, PREDICT_LABEL_UINT8, pixels),
-                    "rest b64 png": rest_call(server.rest_url, files),
-                    "rest": rest_call(server.rest_url),
-                }
-                figures = measure(calls, one, big, args.requests, args.batches, args.rounds)
-                if not args.no_ort_variants:
-                    # Their own rounds, after the comparison above, so that the thread
-                    # pools of five more sessions cannot weigh on it; in process again
-                    # as their reference.
-                    variants = {"in-process": calls["in-process"]} | {
-                        name: onnx_call(version_dir, options)
-                        for name, options in ORT_VARIANTS.items()
-                    }
-                    measured = measure(variants, one, big, args.requests, args.batches, args.rounds)
-                    figures |= {name: measured[name] for name in ORT_VARIANTS}
-        finally:
-            server.stop()
-            no_model.kill()
+        figures = time_paths(model_dir, version_dir, Path(scratch), args)
         graph = onnx_graph(version_dir)
     print(
         f"model {version_dir}, signature {SIGNATURE}, {args.requests} batch-1 and "
         f"{args.batches} batch-{BIG_BATCH} requests per path, {os.cpu_count()} CPUs"
     )
     goals = report(figures)
+    variants = {
+        name: {**figures[name], "options": {k: str(v) for k, v in ORT_VARIANTS[name].items()}}
+        for name in figures
+        if name not in PATHS
+    }
     result.write(
         {
             "signature": SIGNATURE,
@@ -316,14 +327,7 @@ def main() -> None:
             "rounds": args.rounds,
             "model": "tiny export" if args.model_dir is None else str(version_dir),
             "paths": {name: figures[name] for name in PATHS},
-            "ort_variants": {
-                name: {
-                    **figures[name],
-                    "options": {k: str(v) for k, v in ORT_VARIANTS[name].items()},
-                }
-                for name in figures
-                if name not in PATHS
-            },
+            "ort_variants": variants,
             "onnx_graph": graph,
             "goals": goals,
         }
