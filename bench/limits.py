@@ -22,7 +22,9 @@ import json
 import os
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 from _common import RESULTS, Result, machine, median
 
@@ -139,6 +141,83 @@ def matmul_rate(size: int = 2048, repeats: int = 5) -> float:
     return median(rates)
 
 
+class Speed(NamedTuple):
+    """One speed another benchmark measured, and the work each image takes."""
+
+    what: str
+    arch: str
+    images_per_s: float
+    flop_per_image: float
+    unit: str
+
+
+SOURCE, SOURCE_CPU, IMAGES = "source img/s", "source img/CPU-s", "img/s"
+
+
+def _training_speeds(train: dict, flop: Callable[[str], float]) -> list[Speed]:
+    speeds = []
+    for arch, got in train["results"].items():
+        speeds += [
+            Speed("training step (synthetic data)", arch, got["source_images_per_s"], 0, SOURCE),
+            Speed("bare tf.function step", arch, got["bare_step_source_images_per_s"], 0, SOURCE),
+            Speed(
+                "training step, per CPU-second (vs one core)",
+                arch,
+                got["source_images_per_cpu_s"],
+                0,
+                SOURCE_CPU,
+            ),
+        ]
+    return [speed._replace(flop_per_image=flop(speed.arch)) for speed in speeds]
+
+
+def _pair_speeds(versus: dict, flop: Callable[[str], float]) -> list[Speed]:
+    if (ours := versus["contenders"].get("ours")) is None:
+        return []
+    median, what = ours["median"], "training, fonts -> digits"
+    return [
+        Speed(what, "mnist", median["source_images_per_s"], flop("mnist"), SOURCE),
+        Speed(
+            f"{what}, per CPU-second (vs one core)",
+            "mnist",
+            median["source_images_per_cpu_s"],
+            flop("mnist"),
+            SOURCE_CPU,
+        ),
+    ]
+
+
+def _inference_speeds(serve: dict, flop_per_image: float) -> list[Speed]:
+    speeds = []
+    for path in ("in-process", "onnxruntime"):
+        got = serve["paths"][path]
+        speeds += [
+            Speed(f"inference {path}, batch 256", "mnist", got["images_per_s"], 0, IMAGES),
+            Speed(f"inference {path}, batch 1 (1/p50)", "mnist", 1000 / got["p50_ms"], 0, IMAGES),
+        ]
+    return [speed._replace(flop_per_image=flop_per_image) for speed in speeds]
+
+
+def measured_speeds(flops: dict[str, dict], results: Path) -> list[Speed]:
+    """Every speed measured by the other benchmarks whose JSON is present."""
+
+    def load(name: str) -> dict | None:
+        path = results / f"{name}.json"
+        return json.loads(path.read_text())["figures"] if path.exists() else None
+
+    def training(arch: str) -> float:
+        return TRAIN_FACTOR * 2 * flops[arch]["forward_both_heads"]
+
+    speeds = []
+    if train := load("train_throughput"):
+        speeds += _training_speeds(train, training)
+    if versus := load("train_vs_adapt"):
+        speeds += _pair_speeds(versus, training)
+    if serve := load("serve_latency"):
+        speeds += _inference_speeds(serve, flops["mnist"]["predict_label"])
+    return speeds
+
+
 def achieved(flops: dict[str, dict], peak: dict, results: Path) -> list[dict]:
     """Achieved FLOP/s of every measured speed whose JSON is present.
 
@@ -146,82 +225,18 @@ def achieved(flops: dict[str, dict], peak: dict, results: Path) -> list[dict]:
     does not dilute) are compared with the peak of one core.
     """
     rows = []
-
-    def load(name: str) -> dict | None:
-        path = results / f"{name}.json"
-        return json.loads(path.read_text())["figures"] if path.exists() else None
-
-    def row(what: str, arch: str, per_s: float, per_image: float, unit: str) -> None:
-        rate = per_s * per_image
-        cores = 1 if "CPU-s" in unit else peak["cores"]
+    for speed in measured_speeds(flops, results):
+        rate = speed.images_per_s * speed.flop_per_image
+        cores = 1 if "CPU-s" in speed.unit else peak["cores"]
         ceiling = peak["peak_flops"] / peak["cores"] * cores
         rows.append(
             {
-                "what": what,
-                "arch": arch,
-                "images_per_s": per_s,
-                "unit": unit,
-                "flop_per_image": per_image,
+                **speed._asdict(),
                 "flops": rate,
                 "fraction_of_peak": rate / ceiling if ceiling else None,
                 "fraction_of_matmul": rate / (peak["matmul_per_core"] * cores),
             }
         )
-
-    def training(arch: str) -> float:
-        return TRAIN_FACTOR * 2 * flops[arch]["forward_both_heads"]
-
-    if train := load("train_throughput"):
-        for arch, figures in train["results"].items():
-            row(
-                "training step (synthetic data)",
-                arch,
-                figures["source_images_per_s"],
-                training(arch),
-                "source img/s",
-            )
-            row(
-                "bare tf.function step",
-                arch,
-                figures["bare_step_source_images_per_s"],
-                training(arch),
-                "source img/s",
-            )
-            row(
-                "training step, per CPU-second (vs one core)",
-                arch,
-                figures["source_images_per_cpu_s"],
-                training(arch),
-                "source img/CPU-s",
-            )
-    if (versus := load("train_vs_adapt")) and (ours := versus["contenders"].get("ours")):
-        m = ours["median"]
-        row(
-            "training, fonts -> digits",
-            "mnist",
-            m["source_images_per_s"],
-            training("mnist"),
-            "source img/s",
-        )
-        row(
-            "training, fonts -> digits, per CPU-second (vs one core)",
-            "mnist",
-            m["source_images_per_cpu_s"],
-            training("mnist"),
-            "source img/CPU-s",
-        )
-    if serve := load("serve_latency"):
-        per = flops["mnist"]["predict_label"]
-        for path in ("in-process", "onnxruntime"):
-            figures = serve["paths"][path]
-            row(f"inference {path}, batch 256", "mnist", figures["images_per_s"], per, "img/s")
-            row(
-                f"inference {path}, batch 1 (1/p50)",
-                "mnist",
-                1000 / figures["p50_ms"],
-                per,
-                "img/s",
-            )
     return rows
 
 
