@@ -30,6 +30,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 
+import _common  # noqa: F401  (puts the checkout on sys.path for harness/)
 from harness.load import run_load
 from harness.server_process import LocalServer
 
@@ -56,7 +57,7 @@ def newest(model_dir: Path) -> int:
     return max((int(p.name) for p in (model_dir / "dann").iterdir() if p.name.isdigit()), default=0)
 
 
-def main() -> int:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--requests", type=int, default=500, help="per client, steady phase")
@@ -74,8 +75,47 @@ def main() -> int:
         help="served tree holding dann/<version>/ (default: export --run "
         "into a temporary one first)",
     )
-    args = parser.parse_args()
+    return parser.parse_args()
 
+
+def load_then_switch(run: Path, model_dir: Path, workdir: Path, args: argparse.Namespace):
+    """Both phases against one server: the steady load, then the load under which
+    ``run`` is exported again. Returns both results, the new version, how long its
+    export took, and whether the server's log says it loaded it."""
+    before = newest(model_dir)
+    images = np.random.default_rng(0).random((16, args.batch, 32, 32, 3), dtype=np.float32)
+    server = LocalServer(model_dir, workdir / "serve.log", "--poll-seconds", "0.5")
+    server.wait_ready()
+    exported: multiprocessing.Queue = multiprocessing.get_context("spawn").Queue()
+
+    def export_under_load() -> None:
+        process = multiprocessing.get_context("spawn").Process(
+            target=_export, args=(str(run), str(model_dir), exported)
+        )
+        process.start()
+        process.join()
+        if process.exitcode != 0:
+            raise SystemExit(f"the export under load failed with {process.exitcode}")
+
+    try:
+        steady = run_load(server.grpc_address, args.clients, args.requests, images)
+        switch = run_load(
+            server.grpc_address,
+            args.clients,
+            1,
+            images,
+            while_running=export_under_load,
+            until_version=before + 1,
+        )
+        new_version, export_seconds = exported.get(timeout=5)
+        loaded = f"serving dann version {new_version}" in server.log()
+    finally:
+        server.stop()
+    return steady, switch, new_version, export_seconds, loaded
+
+
+def main() -> int:
+    args = parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-load-") as scratch:
         workdir = Path(scratch)
         run = args.run or tiny_run(workdir)
@@ -85,36 +125,9 @@ def main() -> int:
 
             export_run(run, model_dir, "dann")
         before = newest(model_dir)
-        rng = np.random.default_rng(0)
-        images = rng.random((16, args.batch, 32, 32, 3), dtype=np.float32)
-
-        server = LocalServer(model_dir, workdir / "serve.log", "--poll-seconds", "0.5")
-        server.wait_ready()
-        exported: multiprocessing.Queue = multiprocessing.get_context("spawn").Queue()
-
-        def export_under_load() -> None:
-            process = multiprocessing.get_context("spawn").Process(
-                target=_export, args=(str(run), str(model_dir), exported)
-            )
-            process.start()
-            process.join()
-            if process.exitcode != 0:
-                raise SystemExit(f"the export under load failed with {process.exitcode}")
-
-        try:
-            steady = run_load(server.grpc_address, args.clients, args.requests, images)
-            switch = run_load(
-                server.grpc_address,
-                args.clients,
-                1,
-                images,
-                while_running=export_under_load,
-                until_version=before + 1,
-            )
-            new_version, export_seconds = exported.get(timeout=5)
-            loaded = f"serving dann version {new_version}" in server.log()
-        finally:
-            server.stop()
+        steady, switch, new_version, export_seconds, loaded = load_then_switch(
+            run, model_dir, workdir, args
+        )
 
     print(f"{os.cpu_count()} CPUs, {args.clients} clients, batch {args.batch}")
     print(f"steady:          {steady.summary()}")

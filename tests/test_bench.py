@@ -193,3 +193,25 @@ def test_process_cpu_seconds_reads_the_kernels_count_for_a_process() -> None:
     spent = _common.process_cpu_seconds(os.getpid()) - before
     # /proc counts in clock ticks (10 ms): within two ticks of the interpreter's count.
     assert spent == pytest.approx(time.process_time() - own, abs=0.03)
+
+
+SCRIPTS = sorted(
+    path.name
+    for path in BENCH.glob("*.py")
+    if '__name__ == "__main__"' in path.read_text() and path.name != "_common.py"
+)
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_every_script_runs_alone_as_the_readme_says(script: str) -> None:
+    """``python bench/<script> --help`` from the checkout's root: a script that imports
+    the unpublished harness must put the checkout on its path itself (``_common``)."""
+    done = subprocess.run(
+        [sys.executable, f"bench/{script}", "--help"],
+        cwd=BENCH.parent,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.startswith("usage:"), done.stdout[:200]
