@@ -62,6 +62,68 @@ def predict_request(images: np.ndarray, model: str = DEFAULT_MODEL) -> predict_p
     return request
 
 
+class _Clients:
+    """The state the client threads of one :func:`run_load` share."""
+
+    def __init__(
+        self,
+        address: str,
+        credentials: grpc.ChannelCredentials | None,
+        clients: int,
+        requests: int,
+        until_version: int | None,
+        timeout: float,
+        deadline: float,
+    ) -> None:
+        self.address, self.credentials = address, credentials
+        self.requests, self.until_version, self.timeout = requests, until_version, timeout
+        self.result = LoadResult(versions=[[] for _ in range(clients)])
+        self.lock = threading.Lock()
+        self.started = threading.Barrier(clients + 1)
+        self.answered_once = threading.Semaphore(0)
+        self.hook_done = threading.Event()
+        self.end_by = time.monotonic() + deadline
+
+    def _channel(self) -> grpc.Channel:
+        options = [
+            ("grpc.max_send_message_length", SERVER_MAX_MESSAGE_BYTES),
+            ("grpc.max_receive_message_length", SERVER_MAX_MESSAGE_BYTES),
+        ]
+        if self.credentials:
+            return grpc.secure_channel(self.address, self.credentials, options)
+        return grpc.insecure_channel(self.address, options)
+
+    def _goes_on(self, sent: int, seen: list[int]) -> bool:
+        if time.monotonic() >= self.end_by:
+            return False
+        waiting = self.until_version is not None and (not seen or seen[-1] < self.until_version)
+        return sent < self.requests or not self.hook_done.is_set() or waiting
+
+    def client(self, index: int, images: np.ndarray) -> None:
+        with self._channel() as channel:
+            stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+            batches = [predict_request(batch) for batch in images]
+            seen = self.result.versions[index]
+            self.started.wait()
+            sent = 0
+            while self._goes_on(sent, seen):
+                request = batches[(index + sent) % len(batches)]
+                begin = time.perf_counter()
+                try:
+                    response = stub.Predict(request, timeout=self.timeout)
+                except grpc.RpcError as error:
+                    with self.lock:
+                        self.result.errors.append(f"{error.code().name}: {error.details()}")
+                else:
+                    elapsed = time.perf_counter() - begin
+                    with self.lock:
+                        self.result.latencies.append(elapsed)
+                    seen.append(response.model_spec.version.value)
+                    if len(seen) == 1:
+                        self.answered_once.release()
+                sent += 1
+
+
 def run_load(
     address: str,
     clients: int,
@@ -82,68 +144,25 @@ def run_load(
     ``until_version``, each client also goes on until it has been answered by that
     version or a newer one. Nothing stops early on an error: they are all counted.
     """
-    result = LoadResult(versions=[[] for _ in range(clients)])
-    lock = threading.Lock()
-    started = threading.Barrier(clients + 1)
-    answered_once = threading.Semaphore(0)
-    hook_done = threading.Event()
+    shared = _Clients(address, credentials, clients, requests, until_version, timeout, deadline)
     if while_running is None:
-        hook_done.set()
-    end_by = time.monotonic() + deadline
-
-    def client(index: int) -> None:
-        options = [
-            ("grpc.max_send_message_length", SERVER_MAX_MESSAGE_BYTES),
-            ("grpc.max_receive_message_length", SERVER_MAX_MESSAGE_BYTES),
-        ]
-        channel = (
-            grpc.secure_channel(address, credentials, options)
-            if credentials
-            else grpc.insecure_channel(address, options)
-        )
-        with channel:
-            stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
-            batches = [predict_request(batch) for batch in images]
-            seen = result.versions[index]
-            started.wait()
-            sent = 0
-            while time.monotonic() < end_by and (
-                sent < requests
-                or not hook_done.is_set()
-                or (until_version is not None and (not seen or seen[-1] < until_version))
-            ):
-                request = batches[(index + sent) % len(batches)]
-                begin = time.perf_counter()
-                try:
-                    response = stub.Predict(request, timeout=timeout)
-                except grpc.RpcError as error:
-                    with lock:
-                        result.errors.append(f"{error.code().name}: {error.details()}")
-                else:
-                    elapsed = time.perf_counter() - begin
-                    with lock:
-                        result.latencies.append(elapsed)
-                    seen.append(response.model_spec.version.value)
-                    if len(seen) == 1:
-                        answered_once.release()
-                sent += 1
-
+        shared.hook_done.set()
     threads = [
-        threading.Thread(target=client, args=(i,), name=f"load-{i}", daemon=True)
+        threading.Thread(target=shared.client, args=(i, images), name=f"load-{i}", daemon=True)
         for i in range(clients)
     ]
     for thread in threads:
         thread.start()
-    started.wait()
+    shared.started.wait()
     begin = time.monotonic()
     try:
         if while_running is not None:
             for _ in range(clients):
-                answered_once.acquire(timeout=max(0.0, end_by - time.monotonic()))
+                shared.answered_once.acquire(timeout=max(0.0, shared.end_by - time.monotonic()))
             while_running()
     finally:
-        hook_done.set()
+        shared.hook_done.set()
         for thread in threads:
             thread.join()
-    result.seconds = time.monotonic() - begin
-    return result
+    shared.result.seconds = time.monotonic() - begin
+    return shared.result
