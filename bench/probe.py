@@ -327,7 +327,7 @@ def case_bounds(target: Target) -> None:
     )
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--grpc", help="HOST:PORT of a running server")
     parser.add_argument("--rest", help="URL of its REST API (http://HOST:PORT)")
@@ -341,6 +341,13 @@ def main(argv: list[str] | None = None) -> int:
         help="passed on to dann-serve serve (repeatable)",
     )
     args = parser.parse_args(argv)
+    if not args.model_dir and not (args.grpc and args.rest):
+        parser.error("give --model-dir, or --grpc and --rest")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="probe-"))
     server = None
     if args.model_dir:
@@ -348,10 +355,8 @@ def main(argv: list[str] | None = None) -> int:
         server = LocalServer(work / "models", work / "serve.log", *args.serve_option)
         server.wait_ready()
         grpc_address, rest_url = server.grpc_address, server.rest_url
-    elif args.grpc and args.rest:
-        grpc_address, rest_url = args.grpc, args.rest
     else:
-        parser.error("give --model-dir, or --grpc and --rest")
+        grpc_address, rest_url = args.grpc, args.rest
     url = urlsplit(rest_url)
     target = Target(grpc_address, url.hostname, url.port, server, args.deadline)
     skip = set(filter(None, args.skip.split(",")))
