@@ -176,6 +176,25 @@ LABELS = {
 }
 
 
+def print_cpu_budget(
+    bounds: dict[str, dict], medians: dict[str, float], filed: float | None
+) -> None:
+    """What the CPU the CLI runs took allows on these cores, and what the goal needs."""
+    print(f"CPU per image of the CLI runs ({os.cpu_count()} cores shared by client and server):")
+    for name, bound in bounds.items():
+        print(
+            f"  {name:<22} client {bound['client_cpu_us']:5.0f} us + server "
+            f"{bound['server_cpu_us']:5.0f} us: at most {bound['max_images_per_s']:6.0f} "
+            f"images/s on these cores, ran at {medians[name]:6.0f}"
+        )
+    if filed is not None:
+        print(
+            f"  the uint8 goal needs {GOAL_UINT8_RATIO * filed:.0f} images/s: at most "
+            f"{cores_trade(GOAL_UINT8_RATIO * filed):.0f} us of CPU per "
+            "image, client and server together"
+        )
+
+
 def report(
     rates: dict[str, list[float]],
     cpu: dict[str, dict[str, list[float]]],
@@ -210,19 +229,7 @@ def report(
             f"ratio dann-client / as issue 18 found it: {filed_ratio:4.2f}x   "
             f"(goal >= {GOAL_UINT8_RATIO}x)"
         )
-    print(f"CPU per image of the CLI runs ({os.cpu_count()} cores shared by client and server):")
-    for name, bound in bounds.items():
-        print(
-            f"  {name:<22} client {bound['client_cpu_us']:5.0f} us + server "
-            f"{bound['server_cpu_us']:5.0f} us: at most {bound['max_images_per_s']:6.0f} "
-            f"images/s on these cores, ran at {medians[name]:6.0f}"
-        )
-    if filed is not None:
-        print(
-            f"  the uint8 goal needs {GOAL_UINT8_RATIO * filed:.0f} images/s: at most "
-            f"{cores_trade(GOAL_UINT8_RATIO * filed):.0f} us of CPU per "
-            "image, client and server together"
-        )
+    print_cpu_budget(bounds, medians, filed)
     print(
         f"goal >= {GOAL_RATIO:.0f}x the baseline and >= {GOAL_IMAGES_PER_S:.0f} images/s: "
         f"{'met' if met else 'NOT met'}; uint8 goal: {'met' if uint8_met else 'NOT met'}"
