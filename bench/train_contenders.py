@@ -167,39 +167,21 @@ def adapt_networks(config, legacy: bool):
     return encoder, task, discriminator
 
 
-def run_adapt(source, target, steps: int, batch_size: int, seed: int, warmup: int) -> dict:
+def adapt_dann(networks: tuple, config, seed: int, keras):
+    """ADAPT's DANN on the three networks, compiled with our optimiser and schedule."""
     import tensorflow as tf
-
-    legacy = os.environ.get("TF_USE_LEGACY_KERAS") == "1"
-    if legacy:
-        import tf_keras as keras
-    else:
-        import keras
     from adapt.feature_based import DANN
-    from adapt.utils import UpdateLambda
 
-    from dann_serve.config import TrainConfig
     from dann_serve.training.schedules import AnnealedLearningRate
 
-    warnings.filterwarnings("ignore", message=".*shuffle=True.*")
-    config = TrainConfig(steps=steps, batch_size=batch_size, seed=seed)
-    clock = StepClock(warmup)
-    encoder, task, discriminator = adapt_networks(config, legacy)
-
     def sgd():  # with TF_USE_LEGACY_KERAS=1 our schedule subclasses tf-keras's class
-        rate = AnnealedLearningRate(config.learning_rate, steps, config.lr_alpha, config.lr_beta)
+        rate = AnnealedLearningRate(
+            config.learning_rate, config.steps, config.lr_alpha, config.lr_beta
+        )
         return keras.optimizers.SGD(rate, momentum=config.momentum)
 
-    class Stop(keras.callbacks.Callback):
-        def on_train_batch_end(self, batch, logs=None):
-            clock.tick()
-            if len(clock.ticks) >= steps:
-                self.model.stop_training = True
-
     model = DANN(
-        encoder,
-        task,
-        discriminator,
+        *networks,
         lambda_=tf.Variable(0.0),
         optimizer_enc=sgd(),
         optimizer_disc=sgd(),
@@ -211,6 +193,30 @@ def run_adapt(source, target, steps: int, batch_size: int, seed: int, warmup: in
     # which turns a custom learning-rate schedule into a dict (and fails).
     model.pretrain_ = False
     model.compile(optimizer=sgd(), loss=keras.losses.CategoricalCrossentropy(from_logits=True))
+    return model
+
+
+def run_adapt(source, target, steps: int, batch_size: int, seed: int, warmup: int) -> dict:
+    legacy = os.environ.get("TF_USE_LEGACY_KERAS") == "1"
+    if legacy:
+        import tf_keras as keras
+    else:
+        import keras
+    from adapt.utils import UpdateLambda
+
+    from dann_serve.config import TrainConfig
+
+    warnings.filterwarnings("ignore", message=".*shuffle=True.*")
+    config = TrainConfig(steps=steps, batch_size=batch_size, seed=seed)
+    clock = StepClock(warmup)
+    model = adapt_dann(adapt_networks(config, legacy), config, seed, keras)
+
+    class Stop(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            clock.tick()
+            if len(clock.ticks) >= steps:
+                self.model.stop_training = True
+
     xs = source.train.images.astype(np.float32) / 255.0
     ys = np.eye(10, dtype=np.float32)[source.train.labels]
     xt = target.train.images.astype(np.float32) / 255.0
