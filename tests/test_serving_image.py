@@ -53,6 +53,30 @@ def _repo_file(container_path: str) -> Path:
     return ROOT / "models" / container_path[len(CONTAINER_MODELS) :]
 
 
+_FIELD = descriptor_pb2.FieldDescriptorProto
+_ONE, _MANY = _FIELD.LABEL_OPTIONAL, _FIELD.LABEL_REPEATED
+_INT64_VALUE, _STRING_VALUE = ".google.protobuf.Int64Value", ".google.protobuf.StringValue"
+# TF Serving's names, numbers and types of the fields the project's files use.
+_SERVING_CONFIG_FIELDS = {
+    "BatchingParameters": [
+        ("max_batch_size", 1, _FIELD.TYPE_MESSAGE, _INT64_VALUE, _ONE),
+        ("batch_timeout_micros", 2, _FIELD.TYPE_MESSAGE, _INT64_VALUE, _ONE),
+        ("max_enqueued_batches", 3, _FIELD.TYPE_MESSAGE, _INT64_VALUE, _ONE),
+        ("num_batch_threads", 4, _FIELD.TYPE_MESSAGE, _INT64_VALUE, _ONE),
+        ("thread_pool_name", 5, _FIELD.TYPE_MESSAGE, _STRING_VALUE, _ONE),
+        ("allowed_batch_sizes", 6, _FIELD.TYPE_INT64, "", _MANY),
+        ("pad_variable_length_inputs", 7, _FIELD.TYPE_BOOL, "", _ONE),
+    ],
+    "PrometheusConfig": [
+        ("enable", 1, _FIELD.TYPE_BOOL, "", _ONE),
+        ("path", 2, _FIELD.TYPE_STRING, "", _ONE),
+    ],
+    "MonitoringConfig": [
+        ("prometheus_config", 1, _FIELD.TYPE_MESSAGE, ".tensorflow.serving.PrometheusConfig", _ONE),
+    ],
+}
+
+
 def _serving_message(name: str):
     """A message class for a TF Serving config proto that tensorflow-serving-api does not
     ship compiled (session_bundle_config.proto, monitoring_config.proto): the fields the
@@ -68,45 +92,7 @@ def _serving_message(name: str):
         syntax="proto3",
         dependency=["google/protobuf/wrappers.proto"],
     )
-    field = descriptor_pb2.FieldDescriptorProto
-    optional, repeated = field.LABEL_OPTIONAL, field.LABEL_REPEATED
-    messages = {
-        "BatchingParameters": [
-            ("max_batch_size", 1, field.TYPE_MESSAGE, ".google.protobuf.Int64Value", optional),
-            (
-                "batch_timeout_micros",
-                2,
-                field.TYPE_MESSAGE,
-                ".google.protobuf.Int64Value",
-                optional,
-            ),
-            (
-                "max_enqueued_batches",
-                3,
-                field.TYPE_MESSAGE,
-                ".google.protobuf.Int64Value",
-                optional,
-            ),
-            ("num_batch_threads", 4, field.TYPE_MESSAGE, ".google.protobuf.Int64Value", optional),
-            ("thread_pool_name", 5, field.TYPE_MESSAGE, ".google.protobuf.StringValue", optional),
-            ("allowed_batch_sizes", 6, field.TYPE_INT64, "", repeated),
-            ("pad_variable_length_inputs", 7, field.TYPE_BOOL, "", optional),
-        ],
-        "PrometheusConfig": [
-            ("enable", 1, field.TYPE_BOOL, "", optional),
-            ("path", 2, field.TYPE_STRING, "", optional),
-        ],
-        "MonitoringConfig": [
-            (
-                "prometheus_config",
-                1,
-                field.TYPE_MESSAGE,
-                ".tensorflow.serving.PrometheusConfig",
-                optional,
-            ),
-        ],
-    }
-    for message_name, fields in messages.items():
+    for message_name, fields in _SERVING_CONFIG_FIELDS.items():
         message = file.message_type.add(name=message_name)
         for field_name, number, kind, type_name, label in fields:
             message.field.add(
