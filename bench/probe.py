@@ -33,6 +33,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import numpy as np
+
+import _common  # noqa: F401  (puts the checkout on sys.path for harness/)
+from harness.server_process import LocalServer
 from probe_memory import case_memory
 from probe_wire import (
     MODEL,
@@ -46,9 +49,6 @@ from probe_wire import (
     raw_http,
     report,
 )
-
-import _common  # noqa: F401  (puts the checkout on sys.path for harness/)
-from harness.server_process import LocalServer
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 

@@ -10,6 +10,7 @@ import threading
 import time
 
 import numpy as np
+
 from probe_wire import MODEL, Target, json_body, post, raw_http, report
 
 

@@ -39,6 +39,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import grpc
 import numpy as np
 import onnxruntime
+
+from dann_client.contract import PREDICT_LABEL_UINT8
+from dann_client.preprocessing import to_model_input
+from dann_serve.runtime import reuse_large_buffers
+
+from _common import Result, newest_version, tiny_export
+from harness.server_process import LocalServer, free_port
 from latency_paths import (
     GRPC_OPTIONS,
     SIGNATURE,
@@ -50,13 +57,6 @@ from latency_paths import (
     rest_call,
     serve_no_model,
 )
-
-from dann_client.contract import PREDICT_LABEL_UINT8
-from dann_client.preprocessing import to_model_input
-from dann_serve.runtime import reuse_large_buffers
-
-from _common import Result, newest_version, tiny_export
-from harness.server_process import LocalServer, free_port
 
 BIG_BATCH = 256
 PATHS = (

@@ -21,6 +21,13 @@ import numpy as np
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 PRECISION = "BENCH_PRECISION"  # set in a child's environment: our run's --precision
+# name -> (label, what its process adds to the environment)
+CONTENDERS = {
+    "ours": ("dann-serve Trainer (Keras 3)", {}),
+    "ours-bf16": ("same, --precision mixed_bfloat16", {PRECISION: "mixed_bfloat16"}),
+    "adapt": ("ADAPT DANN, Keras 3", {}),
+    "adapt-tf-keras": ("ADAPT DANN, tf-keras 2 (legacy)", {"TF_USE_LEGACY_KERAS": "1"}),
+}
 
 
 class StepClock:
@@ -248,7 +255,7 @@ def run_adapt(source, target, steps: int, batch_size: int, seed: int, warmup: in
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("contender", help="ours, ours-bf16, adapt or adapt-tf-keras")
+    parser.add_argument("contender", choices=list(CONTENDERS))
     parser.add_argument("--data", type=Path, required=True, help="the pair, as the parent saved it")
     parser.add_argument("--steps", type=int, required=True)
     parser.add_argument("--batch-size", type=int, default=128, help="source + target images")

@@ -47,19 +47,13 @@ import time
 from pathlib import Path
 
 import numpy as np
-from train_contenders import PRECISION
 
 from _common import Result, median
+from train_contenders import CONTENDERS
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 GOAL_SPEED = 1.1  # issue 16: ours >= 1.1x ADAPT's source images/s, at >= its accuracy
-CONTENDERS = {
-    "ours": ("dann-serve Trainer (Keras 3)", {}),
-    "ours-bf16": ("same, --precision mixed_bfloat16", {PRECISION: "mixed_bfloat16"}),
-    "adapt": ("ADAPT DANN, Keras 3", {}),
-    "adapt-tf-keras": ("ADAPT DANN, tf-keras 2 (legacy)", {"TF_USE_LEGACY_KERAS": "1"}),
-}
 DIFFERENCES = [
     "ADAPT's discriminator ends in one sigmoid unit with binary cross-entropy (its train "
     "step requires it); ours ends in two logits with softmax cross-entropy. Its hidden "
