@@ -20,6 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from dann_client.contract import DEFAULT_BATCH_SIZE as BATCH
+from dann_client.contract import DEFAULT_IN_FLIGHT as IN_FLIGHT
 from dann_client.contract import PREDICT_LABEL as SIGNATURE
 from dann_client.preprocessing import to_model_input
 from dann_client.remote import Wire
@@ -46,10 +47,8 @@ def ours_cli(
     address: str, directory: Path, model: str = "dann", client: Path | None = None
 ) -> Callable[[], int]:
     """``dann-client predict DIR --json --server ADDRESS --model MODEL > /dev/null``, run
-    as :func:`client_invocation` says."""
-    start, env = client_invocation(client)
-    command = [*start, "predict", str(directory), "--json", "--server", address]
-    command += ["--model", model]
+    as :func:`predict_command` says."""
+    command, env = predict_command(address, [directory], model, client)
 
     def run() -> int:
         subprocess.run(command, stdout=subprocess.DEVNULL, check=True, env=env)
@@ -58,12 +57,19 @@ def ours_cli(
     return run
 
 
-def client_invocation(client: Path | None) -> tuple[list[str], dict[str, str] | None]:
-    """The command start and environment that run ``dann-client``: the installed one,
-    or with ``client``, that folder's ``dann_client`` (``python -m``)."""
+def predict_command(
+    address: str, inputs: list[Path], model: str, client: Path | None
+) -> tuple[list[str], dict[str, str] | None]:
+    """``dann-client predict INPUTS --json --server ADDRESS --model MODEL`` and the
+    environment to run it in: the installed client, or with ``client``, that folder's
+    ``dann_client`` (``python -m``)."""
     if client is None:
-        return client_command(), None
-    return [sys.executable, "-m", "dann_client"], {**os.environ, "PYTHONPATH": str(client)}
+        start, env = client_command(), None
+    else:
+        start = [sys.executable, "-m", "dann_client"]
+        env = {**os.environ, "PYTHONPATH": str(client)}
+    command = [*start, "predict", *map(str, inputs), "--json", "--server", address]
+    return [*command, "--model", model], env
 
 
 def filed_client(rev: str, workdir: Path) -> Path | None:
@@ -110,8 +116,9 @@ def ours_library(
 def wire_ceiling(
     address: str, images: np.ndarray, wires: tuple[Wire, ...] | None = None
 ) -> Callable[[], int]:
-    """The same requests as ours (the client's batch size, 3 in flight) from uint8 pixels already
-    in memory, nothing read or printed: what the server gives a client that costs nothing."""
+    """The same requests as ours (the client's batch size and batches in flight) from uint8
+    pixels already in memory, nothing read or printed: what the server gives a client that
+    costs nothing."""
     from dann_client.predict import predict_arrays
     from dann_client.service import GrpcBackend
     from dann_client.transport import Transport
@@ -119,7 +126,7 @@ def wire_ceiling(
     batches = np.array_split(images, range(BATCH, len(images), BATCH))
 
     def run() -> int:
-        with Transport(address) as transport, ThreadPoolExecutor(3) as pool:
+        with Transport(address) as transport, ThreadPoolExecutor(IN_FLIGHT) as pool:
             backend = GrpcBackend(transport, wires=wires)
             list(pool.map(lambda batch: predict_arrays(backend, batch), batches))
         return len(images)
@@ -145,8 +152,6 @@ def model_in_process(version_dir: Path, images: np.ndarray) -> Callable[[], int]
 def cli_labels(
     address: str, paths: list[Path], model: str = "dann", client: Path | None = None
 ) -> list[int]:
-    start, env = client_invocation(client)
-    command = [*start, "predict", *map(str, paths), "--json", "--server", address]
-    command += ["--model", model]
+    command, env = predict_command(address, paths, model, client)
     result = subprocess.run(command, capture_output=True, text=True, check=True, env=env)
     return [json.loads(line)["label"] for line in result.stdout.splitlines()]

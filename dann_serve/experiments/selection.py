@@ -139,7 +139,7 @@ def select_run(
     base = TrainConfig.from_dict(plan["base"])
 
     def train(candidate: Candidate, config: TrainConfig) -> tuple[Candidate, Path, dict]:
-        where = run_dir / plan["locations"].get(candidate.name, _default_location(candidate))
+        where = run_dir / plan["locations"][candidate.name]
         return candidate, where, train_or_reuse(config, where, show_progress)
 
     source_only, *_ = candidate_configs(base)  # first in either set
@@ -187,11 +187,6 @@ def _agreed(place: Placement, decide: Callable[[], bool]) -> bool:
     return bool(answer)
 
 
-def _default_location(candidate: Candidate) -> str:
-    """Where a candidate goes unless the caller placed it, relative to the run."""
-    return f"{CANDIDATES_DIR}/{candidate.name}"
-
-
 def _plan(
     base: TrainConfig,
     run_dir: Path,
@@ -221,7 +216,7 @@ def _plan(
         "separability": None,  # measured once source-only has trained
         "base": {**vars(base), "mode": "dann"},
         "locations": {
-            c.name: _relative(locations.get(c.name, run_dir / _default_location(c)), run_dir)
+            c.name: _relative(locations.get(c.name, run_dir / CANDIDATES_DIR / c.name), run_dir)
             for c in CANDIDATES
         },
     }
