@@ -176,8 +176,9 @@ def report(
 ) -> None:
     """Write the results document from the finished runs under RUNS (trains nothing).
 
-    It lands beside the runs unless --out says otherwise: a report of one's own runs
-    never overwrites the repository's docs/RESULTS.md.
+    It is written into RUNS (RUNS/RESULTS.md, figures in RUNS/results/) unless --out
+    names another document: a report of one's own runs never overwrites the
+    repository's docs/RESULTS.md.
     """
     from dann_serve.experiments.markdown import ReportError
     from dann_serve.experiments.results_page import generate_report
