@@ -6,13 +6,14 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
 BENCH_WORK  := build/bench
+RESULTS_RUNS ?= runs/compare
 # Every third-party distribution, pinned for Python 3.11 on x86_64 Linux; see `lock`.
 LOCK   := constraints.txt
 UV_VERSION := 0.13.9
 
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: demo test lint venv clean bench lock
+.PHONY: demo test lint venv clean bench lock results
 
 venv: $(STAMP)
 
@@ -44,6 +45,14 @@ test: lint
 
 demo: $(STAMP)
 	VENV=$(VENV) scripts/demo.sh
+
+# docs/RESULTS.md from the finished runs under $(RESULTS_RUNS), the default --out of
+# `dann-serve compare` (docs/RESULTS.md shows the commands that train them): only the
+# block between its results markers and the figures in docs/results/ change. It trains
+# nothing; a missing run is listed. `dann-serve report` alone writes RESULTS.md beside
+# the runs, never here. More report options: RESULTS_ARGS='--seeds 0,1 --no-tsne'.
+results: $(STAMP)
+	$(VENV)/bin/dann-serve report --runs $(RESULTS_RUNS) --out docs/RESULTS.md $(RESULTS_ARGS)
 
 # The bench extra (ADAPT, tf-keras) on top of the dev install, from the same lock; see
 # pyproject.toml.

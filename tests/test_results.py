@@ -1,4 +1,4 @@
-"""dann-serve report: docs/RESULTS.md from finished runs, read-only, missing runs listed.
+"""dann-serve report: a results page from finished runs, read-only, missing runs listed.
 
 Most tests write run directories with known summary.json files (no training, no
 TensorFlow); the figures test reads two real tiny runs (source-only and DANN of one
@@ -413,6 +413,29 @@ def test_report_command_draws_curves_and_feature_pictures(tiny_runs, tiny_pair, 
         assert f"](results/{source}-{target}-{kind}.png)" in text
     assert "read the same 40 source and 40 target test images" in text
     assert "t-SNE below" in text
+
+
+def test_report_command_writes_beside_the_runs_unless_told_where(
+    known_runs, tmp_path, monkeypatch
+) -> None:
+    """Run from a checkout without --out, the report and its figures land in the runs
+    folder and the repository's own docs/RESULTS.md stays as it was."""
+    from dann_serve.cli import main
+
+    hand_written = "# Results\n\nWritten by hand.\n"
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "RESULTS.md").write_text(hand_written)
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(
+        main, ["report", "--runs", "runs", "--pairs", "src:tgt", "--feature-images", "0"]
+    )
+    assert result.exit_code == 0, result.output
+    document = Path("runs") / "RESULTS.md"
+    assert result.output.splitlines()[-1] == f"{document}: 1 pair(s), 1 figure(s)"
+    assert _row(document.read_text(), "1") == "| 1 | 65.0 | 72.0 | +7.0 |"
+    assert (known_runs / "results" / "src-tgt-curves.png").stat().st_size > 1000
+    assert (tmp_path / "docs" / "RESULTS.md").read_text() == hand_written
+    assert sorted(path.name for path in (tmp_path / "docs").iterdir()) == ["RESULTS.md"]
 
 
 def test_report_command_names_a_missing_runs_folder_in_one_line(tmp_path) -> None:

@@ -130,9 +130,9 @@ def compare(
 @click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
-    default=Path("docs/RESULTS.md"),
-    show_default=True,
-    help="Document to write; only the text between its results markers is replaced.",
+    default=None,
+    help="Document to write; only the text between its results markers is replaced "
+    "[default: RESULTS.md in --runs] (make results writes docs/RESULTS.md).",
 )
 @click.option(
     "--pairs",
@@ -166,7 +166,7 @@ def compare(
 )
 def report(
     runs: Path,
-    out: Path,
+    out: Path | None,
     pairs: list[tuple[str, str]],
     seeds: list[int],
     figures: Path | None,
@@ -174,7 +174,12 @@ def report(
     feature_images: int,
     tsne: bool,
 ) -> None:
-    """Write the results document from the finished runs under RUNS (trains nothing)."""
+    """Write the results document from the finished runs under RUNS (trains nothing).
+
+    It is written into RUNS (RUNS/RESULTS.md, figures in RUNS/results/) unless --out
+    names another document: a report of one's own runs never overwrites the
+    repository's docs/RESULTS.md.
+    """
     from dann_serve.experiments.markdown import ReportError
     from dann_serve.experiments.results_page import generate_report
 

@@ -22,6 +22,7 @@ from dann_serve.data.catalog import (
     load,
     load_domain,
     load_split,
+    load_test_split,
     names,
 )
 from dann_serve.data.domain import UNKNOWN_LABEL, DatasetError, Domain, Split
@@ -37,5 +38,6 @@ __all__ = [
     "load",
     "load_domain",
     "load_split",
+    "load_test_split",
     "names",
 ]

@@ -8,11 +8,11 @@ folder (``./digits`` for a folder that shares a name) is read by
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from dann_serve.data.domain import DatasetError, Domain, Split
-from dann_serve.data.folders import load_folder, read_folder, read_test_folder
+from dann_serve.data.folders import load_folder, read_files, read_folder, read_test_folder
 
 Loader = Callable[[Path | None], Domain]
 
@@ -142,3 +142,22 @@ def load_domain(
         f"test: the labelled folder {test}",
         tuple(found.skipped),
     )
+
+
+def load_test_split(
+    spec: str,
+    data_dir: str | Path | None = None,
+    test: str | None = None,
+    *,
+    files: Sequence[str] | None = None,
+    skip_unreadable: bool = False,
+) -> Split:
+    """Only the test images of the domain ``spec`` as a run was tested on it: the
+    labelled folder ``test`` if given, else the ``files`` the run recorded of a test
+    split carved out of the folder ``spec``, else the domain's own test split. What
+    needs no training image (export's parity checks) reads none of a folder's."""
+    if test:
+        return read_test_folder(Path(test).expanduser(), skip_unreadable, False).split()
+    if files and is_folder(spec):
+        return read_files(Path(spec).expanduser(), files, skip_unreadable=skip_unreadable)
+    return load_domain(spec, data_dir, skip_unreadable=skip_unreadable).test

@@ -96,9 +96,11 @@ class DecodeCache:
         key = hashlib.sha256(f"{self.folder}\0{preprocessing_version()}".encode()).hexdigest()
         self.path = root / f"{key[:32]}.npz"
 
-    def decode(self, files: Sequence[str], progress: bool = False) -> Decoded:
+    def decode(self, files: Sequence[str], progress: bool = False, subset: bool = False) -> Decoded:
         """Decode ``files`` (paths relative to the folder), from the cache where the file
-        has not changed since; the cache is rewritten when anything was decoded."""
+        has not changed since; the cache is rewritten when anything was decoded, unless
+        ``files`` are a ``subset`` of the folder (a rewrite keeps only the files asked
+        for, so reading a few would make the next run decode the rest again)."""
         stamps = self._stamps(files)
         cached = self._read()
         hits, todo = [], []  # (position in files, row in the cache) and files to decode
@@ -121,7 +123,7 @@ class DecodeCache:
         readable = [files[position] for position in keep]
         # Rewritten when an image was decoded or one of the cached is gone, not for a
         # file that stays unreadable (decoded again, and refused again, every run).
-        if decoded or len(cached.rows) != len(keep):
+        if not subset and (decoded or len(cached.rows) != len(keep)):
             self._write(readable, [stamps[position] for position in keep], images)
         return Decoded(images, readable, failures)
 

@@ -52,6 +52,11 @@ class Domain:
     test: Split
     note: str = ""
     skipped: tuple[str, ...] = ()  # unreadable files left out (--skip-unreadable)
+    # A test split carved out of the domain's own folder (held out or sampled): its
+    # files, relative to the folder. A run records them so that what needs only the
+    # test images (export) reads exactly these, never the training images or files
+    # added to the folder since.
+    test_files: tuple[str, ...] = ()
 
     def split(self, name: str) -> Split:
         if name not in ("train", "test"):

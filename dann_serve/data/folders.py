@@ -11,13 +11,16 @@ Without a separate test folder, a labelled folder keeps one image in
 :data:`HOLDOUT_EVERY` apart for testing, chosen by a hash of its path inside the
 folder: the same images whatever the seed, the order of listing or the machine.
 An unlabelled target is measured (domain accuracy, predicted classes) on a fixed
-sample of up to :data:`UNLABELLED_SAMPLE` of its own images.
+sample of up to :data:`UNLABELLED_SAMPLE` of its own images. A run records the files
+of either test split carved out of its folder, and :func:`read_files` reads just them
+back: export never decodes the training images again, nor a file added since.
 """
 
 from __future__ import annotations
 
 import os
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -95,12 +98,12 @@ def load_folder(
         raise DatasetError(
             f"{folder}: the source must be labelled: one subfolder per digit, named 0 to 9"
         )
-    skipped = list(found.skipped)
+    skipped, files = list(found.skipped), np.array(found.files, dtype=object)
     if test_folder is not None:
         train, test = found.split(), read_test_folder(test_folder, skip_unreadable, progress)
         skipped += test.skipped
         note = f"test: the labelled folder {test_folder}"
-        test_split = test.split()
+        test_split, test_files = test.split(), ()
     elif found.labelled:
         held = np.array([_hash(name) % HOLDOUT_EVERY == 0 for name in found.files])
         if not held.any():  # an accuracy on no image at all would read 0
@@ -110,7 +113,7 @@ def load_folder(
                 f"labelled test folder with --{role}-test"
             )
         train = Split(found.images[~held], found.labels[~held])
-        test_split = Split(found.images[held], found.labels[held])
+        test_split, test_files = Split(found.images[held], found.labels[held]), tuple(files[held])
         note = (
             f"test: 1 image in {HOLDOUT_EVERY} held out by a hash of its path "
             f"({len(test_split)} of {len(found.files)})"
@@ -118,12 +121,31 @@ def load_folder(
     else:
         train = found.split()
         order = np.argsort([_hash(name) for name in found.files], kind="stable")
-        test_split = Split.unlabelled(found.images[np.sort(order[:UNLABELLED_SAMPLE])])
+        sample = np.sort(order[:UNLABELLED_SAMPLE])
+        test_split, test_files = Split.unlabelled(found.images[sample]), tuple(files[sample])
         note = (
             f"no labels: measured on {len(test_split)} of its own images "
             "(domain accuracy and predicted classes only)"
         )
-    return Domain(str(folder), train, test_split, note, tuple(skipped))
+    return Domain(str(folder), train, test_split, note, tuple(skipped), test_files)
+
+
+def read_files(folder: Path, files: Sequence[str], *, skip_unreadable: bool = False) -> Split:
+    """Only ``files`` of ``folder`` (paths inside it), labelled by their class folder if
+    the folder is labelled: the test split a run recorded, read without decoding the
+    training images again or reading any file added to the folder since."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DatasetError(f"{folder}: no such folder")
+    decoded = DecodeCache(folder).decode(files, subset=True)
+    if decoded.failures and not skip_unreadable:
+        raise DatasetError(_unreadable_message(folder, decoded.failures))
+    if not decoded.readable:
+        raise DatasetError(f"{folder}: none of its {len(files)} test image file(s) can be read")
+    if not any(name in CLASS_FOLDERS for name in _subfolders(folder)):  # as _listing
+        return Split.unlabelled(decoded.images)
+    labels = [int(Path(name).parts[0]) for name in decoded.readable]
+    return Split(decoded.images, np.array(labels, np.int64))
 
 
 def read_test_folder(folder: Path, skip_unreadable: bool, progress: bool) -> FolderImages:
@@ -142,7 +164,7 @@ def _hash(name: str) -> int:
 
 def _listing(folder: Path) -> tuple[list[str], list[int]]:
     """Image files relative to ``folder`` in sorted order, and their labels."""
-    subfolders = sorted(entry.name for entry in os.scandir(folder) if entry.is_dir())
+    subfolders = _subfolders(folder)
     classes = [name for name in subfolders if name in CLASS_FOLDERS]
     if not classes:
         files = _images_below(folder, folder)
@@ -156,6 +178,10 @@ def _listing(folder: Path) -> tuple[list[str], list[int]]:
         files += found
         labels += [int(name)] * len(found)
     return files, labels
+
+
+def _subfolders(folder: Path) -> list[str]:
+    return sorted(entry.name for entry in os.scandir(folder) if entry.is_dir())
 
 
 def _check_labelled_layout(folder: Path, subfolders: list[str], classes: list[str]) -> None:

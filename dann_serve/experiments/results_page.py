@@ -1,10 +1,12 @@
-"""``dann-serve report``: ``docs/RESULTS.md`` from whatever finished runs exist.
+"""``dann-serve report``: a results document from whatever finished runs exist.
 
-Reads the runs :mod:`dann_serve.experiments.collect` finds, draws each pair's figures under
-``docs/results/`` (curves over seeds from ``metrics.csv``; features before and after
-adaptation from the checkpoints of one seed) and splices the Markdown of
-:mod:`dann_serve.experiments.markdown` between the document's markers. It trains
-nothing, and a missing or unfinished run is listed, not fatal.
+Reads the runs :mod:`dann_serve.experiments.collect` finds, draws each pair's figures
+in ``results/`` beside the document (curves over seeds from ``metrics.csv``; features
+before and after adaptation from the checkpoints of one seed) and splices the Markdown
+of :mod:`dann_serve.experiments.markdown` between the document's markers. It trains
+nothing, and a missing or unfinished run is listed, not fatal. The document is
+``RESULTS.md`` in the runs folder unless named; ``make results`` names the
+repository's ``docs/RESULTS.md``.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from dann_serve.experiments.markdown import PairExtras, ReportError, render, wri
 from dann_serve.training.rundir import RunError
 
 FEATURE_SAMPLE_SEED = 0
+DOCUMENT = "RESULTS.md"  # the report's name in the runs folder, unless told otherwise
 PREFERRED_FEATURE_SEED = 0
 
 
@@ -153,7 +156,7 @@ def _short(spec: str) -> str:
 
 def generate_report(
     runs: Path,
-    document: Path,
+    document: Path | None,
     pairs: Sequence[tuple[str, str]],
     seeds: Sequence[int],
     figures: Path | None = None,
@@ -162,8 +165,11 @@ def generate_report(
     with_tsne: bool = True,
     log: Callable[[str], None] = lambda line: None,
 ) -> ReportOutcome:
-    """Write ``document`` (only its generated block) and the figures of every pair."""
-    runs, document = Path(runs), Path(document)
+    """Write ``document`` (only its generated block; by default :data:`DOCUMENT` in
+    ``runs``, so that a report never lands in a checkout's docs/ unasked) and the
+    figures of every pair."""
+    runs = Path(runs)
+    document = Path(document) if document is not None else runs / DOCUMENT
     if not runs.is_dir():
         raise ReportError(
             f"{runs}: no such folder of runs (train pairs into it first with "

@@ -96,16 +96,20 @@ UNKNOWN_TARGET_ACCURACY = (
 )
 
 
-def _target_test(config: TrainConfig) -> data.Split:
-    """The run's target test split, as the run was tested (a data set, a folder, or
-    the labelled folder of --target-test): the images of the parity checks."""
+def _target_test(run_dir: Path, config: TrainConfig) -> data.Split:
+    """The run's target test split, as the run was tested (a data set's, the labelled
+    folder of --target-test, or the files config.json lists of a test split carved out
+    of the target folder): the images of the parity checks. Only these are read, so a
+    file added to the training folder since, readable or not, changes nothing."""
+    recorded = read_json(run_dir / "config.json")["data"]["target"]
     try:
-        return data.load_domain(
+        return data.load_test_split(
             config.target,
             config.data_dir,
             config.target_test,
+            files=recorded.get("test_files"),
             skip_unreadable=config.skip_unreadable,
-        ).test
+        )
     except data.DatasetError as error:
         raise ExportError(f"the target's test images (for the parity checks): {error}") from None
 
@@ -127,7 +131,7 @@ def _build(run_dir: Path, staging: Path, name: str, version: int) -> dict:
     config = load_config(run_dir)
     module = ServingModule(restore_model(run_dir))
     save_savedmodel(module, staging)
-    test = _target_test(config)
+    test = _target_test(run_dir, config)
     pixels = layout_batch(test.images)
     warmup = write_warmup(staging / WARMUP_FILE, name, pixels)
     for signature in ONNX_SIGNATURES:

@@ -138,6 +138,7 @@ def run_record(config: TrainConfig, source: Domain, target: Domain, placement: d
             "test_labelled": domain.test.labelled,
             "note": domain.note,
             "skipped": list(domain.skipped),
+            "test_files": list(domain.test_files),
         }
 
     return {

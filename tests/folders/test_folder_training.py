@@ -70,6 +70,7 @@ def test_a_labelled_source_folder_and_an_unlabelled_target_folder_train(
         "test_labelled": True,
         "note": f"test: the labelled folder {target_test.resolve()}",
         "skipped": [],
+        "test_files": [],  # the test folder's images, not a part of the target folder
     }
     summary = json.loads((run / "summary.json").read_text())
     assert summary["step"] == 4 and summary["target_labels"] is True
