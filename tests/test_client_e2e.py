@@ -29,7 +29,7 @@ import tensorflow as tf
 from PIL import Image
 from tensorflow.core.protobuf import saved_model_pb2
 
-from dann_client.contract import LABEL_TWINS
+from dann_client.contract import TWINS
 from dann_client.preprocessing import layout_batch, load_images, to_model_input
 from dann_serve.data import mnist
 from dann_serve.serving.model_config import add_model_to_config
@@ -52,7 +52,7 @@ def model_dir(exported_model: Path, tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("e2e") / "models"
     shutil.copytree(exported_model.parent.parent, root)
     copy_without_signatures(exported_model, root / "old" / "1")
-    removed = (*LABEL_TWINS, "classify_domain")
+    removed = (*TWINS, "classify_domain")
     copy_without_signatures(exported_model, root / "legacy" / "1", removed)
     for name in ("old", "legacy"):
         add_model_to_config(root / "models.config", name)

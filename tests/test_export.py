@@ -5,10 +5,17 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from dann_client.contract import SIGNATURE_ROWS, SIGNATURE_TABLE
 from dann_serve.config import TrainConfig
 from dann_serve.data.pipeline import to_unit_range
 from dann_serve.export.checks import ExportError, metagraph_parity
 from dann_serve.export.publish import exchange, export_run, next_version
+from dann_serve.export.signatures import (
+    EXAMPLE_MAKERS,
+    ServingModule,
+    input_spec,
+    signature_function,
+)
 from dann_serve.serving.loader import MetaGraphModel
 from dann_serve.serving.model_config import read_config
 
@@ -46,6 +53,26 @@ def test_signatures_have_the_contract_names_dtypes_and_shapes(in_process, name: 
     for output, (shape, dtype) in want.items():
         assert outputs[output].shape.as_list() == shape
         assert outputs[output].dtype == dtype
+
+
+@pytest.mark.parametrize("row", SIGNATURE_TABLE, ids=lambda row: row.name)
+def test_each_row_of_the_signature_table_is_a_function_of_the_serving_module(row) -> None:
+    """A row without its method, or a twin whose answers differ in form from the
+    signature it stands for, is found here rather than half-way through an export."""
+    (spec,) = getattr(ServingModule, row.name).input_signature
+    assert spec == input_spec(row)
+    assert row.example in EXAMPLE_MAKERS
+    reference = SIGNATURE_ROWS[row.answers_as]
+    assert reference.answers_as == reference.name
+    assert row.outputs == reference.outputs
+
+
+def test_a_serving_function_without_a_row_is_refused_by_name() -> None:
+    def predict_nothing(self, images):
+        return {}
+
+    with pytest.raises(LookupError, match=r"ServingModule\.predict_nothing has no row"):
+        signature_function(predict_nothing)
 
 
 def test_export_lands_in_the_serving_layout(exported_model) -> None:

@@ -1,6 +1,7 @@
-"""``predict_label``'s twins (issue 18): ``predict_label_uint8`` (the pixels before / 255)
-and ``predict_image`` (encoded files decoded in the graph), in the export and through
-``dann-serve serve`` over gRPC and REST, and an export made before them still served."""
+"""``predict_label``'s twins: ``predict_label_uint8`` (the pixels before / 255) and
+``predict_image`` (encoded files decoded in the graph), in the export and through
+``dann-serve serve`` over gRPC and REST; an export made before them still served, and
+one whose image signature has another name checked just the same."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from helpers import outputs, predict_request, rest
 from PIL import Image
 from tensorflow_serving.apis import get_model_metadata_pb2, prediction_service_pb2_grpc
 
-from dann_client.contract import LABEL_TWINS, PREDICT_IMAGE, PREDICT_LABEL_UINT8
+from dann_client.contract import PREDICT_IMAGE, PREDICT_LABEL_UINT8, TWINS
 from dann_client.preprocessing import image_to_array, to_model_input
 from dann_serve.data.mnist import IMAGES_MAGIC, read_idx
 from dann_serve.export.image_input import decode_images
@@ -28,13 +29,18 @@ from dann_serve.serving.model_config import CONFIG_FILE, add_model_to_config
 from dann_serve.serving.status import ServingError
 from dann_serve.serving.tensors import strings_from_json, to_numpy
 
-from harness.exports import copy_without_signatures
+from harness.exports import copy_renaming_signatures, copy_without_signatures
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 
 import image_agreement
 
 PREDICT = "/v1/models/dann:predict"
+# predict_image under a name the server knows nothing of: its string input is what
+# makes the server check the image headers, not the name.
+RENAMED = "read_files"
+# Each model with the name of its image signature.
+IMAGE_SIGNATURES = [("dann", PREDICT_IMAGE), ("renamed", RENAMED)]
 
 
 def png(pixels: np.ndarray, mode: str | None = None) -> bytes:
@@ -75,8 +81,8 @@ def test_a_fresh_export_has_both_twins(in_process, exported_model: Path) -> None
         assert (inputs["images"].dtype, inputs["images"].shape.as_list()) == (dtype, shape)
         assert set(in_process.signatures[name].structured_outputs) == {"probabilities", "label"}
     report = json.loads((exported_model / "export.json").read_text())
-    assert {name: report["signatures"][name]["answers_as"] for name in LABEL_TWINS} == {
-        name: "predict_label" for name in LABEL_TWINS
+    assert {name: report["signatures"][name]["answers_as"] for name in TWINS} == {
+        name: "predict_label" for name in TWINS
     }
 
 
@@ -194,13 +200,17 @@ def test_string_tensors_are_bounded_by_their_bytes() -> None:
 
 @pytest.fixture(scope="module")
 def server(exported_model: Path, start_server, tmp_path_factory):
-    """One server for the module: model ``dann`` (the export) and ``old`` (the same
-    export without the twins)."""
+    """One server for the module: model ``dann`` (the export), ``old`` (the same
+    export without the twins) and ``renamed`` (with predict_image as ``RENAMED``)."""
     model_dir = tmp_path_factory.mktemp("twins") / "models"
     shutil.copytree(exported_model.parent.parent, model_dir)
     copy_without_signatures(exported_model, model_dir / "old" / exported_model.name)
-    add_model_to_config(model_dir / CONFIG_FILE, "old")
-    return start_server(model_dir).wait_ready("old")
+    copy_renaming_signatures(
+        exported_model, model_dir / "renamed" / exported_model.name, {PREDICT_IMAGE: RENAMED}
+    )
+    for name in ("old", "renamed"):
+        add_model_to_config(model_dir / CONFIG_FILE, name)
+    return start_server(model_dir).wait_ready("old").wait_ready("renamed")
 
 
 def test_grpc_predict_image_and_uint8_answer_like_predict_label(
@@ -234,41 +244,44 @@ def test_rest_takes_b64_pngs_and_integer_pixels(server, in_process, pixels) -> N
         assert got == want, body.keys()
 
 
-def test_a_bad_image_is_refused_naming_its_index(server, prediction, pixels) -> None:
+@pytest.mark.parametrize(("model", "signature"), IMAGE_SIGNATURES)
+def test_a_bad_image_is_refused_naming_its_index(
+    server, prediction, pixels, model: str, signature: str
+) -> None:
     good = [png(image) for image in pixels[:4]]
+    path = f"/v1/models/{model}:predict"
     for bad, reason in (
         (b"GIF89a\x10\x00", "a GIF cut short"),
         (good[0][:200], "cannot decode it"),  # the header is whole, the data is not
     ):
-        batch = [*good[:2], bad, good[3]]
+        batch = np.array([*good[:2], bad, good[3]], dtype=object)
         with pytest.raises(grpc.RpcError) as caught:
-            prediction.Predict(predict_request(np.array(batch, dtype=object), PREDICT_IMAGE))
+            prediction.Predict(predict_request(batch, signature, model=model))
         assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert caught.value.details().startswith(f"input images[2]: {reason}")
-        status, answer = rest(
-            server, PREDICT, {"signature_name": PREDICT_IMAGE, "instances": list(map(b64, batch))}
-        )
+        body = {"signature_name": signature, "instances": list(map(b64, batch))}
+        status, answer = rest(server, path, body)
         assert status == 400 and answer["error"].startswith(f"input images[2]: {reason}")
-    status, answer = rest(
-        server, PREDICT, {"signature_name": PREDICT_IMAGE, "instances": [{"b64": "not base64!"}]}
-    )
+    body = {"signature_name": signature, "instances": [{"b64": "not base64!"}]}
+    status, answer = rest(server, path, body)
     assert status == 400 and answer["error"].startswith("input images[0]: 'b64' is not base64")
 
 
-def test_a_decompression_bomb_is_refused_before_decoding(server, prediction) -> None:
+@pytest.mark.parametrize(("model", "signature"), IMAGE_SIGNATURES)
+def test_a_decompression_bomb_is_refused_before_decoding(
+    server, prediction, model: str, signature: str
+) -> None:
     """100 million pixels in about 100 KB: refused from the header, in a few ms."""
     bomb = io.BytesIO()
     Image.new("L", (10_000, 10_000)).save(bomb, "PNG")
+    files = np.array([bomb.getvalue()], dtype=object)
     with pytest.raises(grpc.RpcError) as caught:
-        prediction.Predict(
-            predict_request(np.array([bomb.getvalue()], dtype=object), PREDICT_IMAGE), timeout=10
-        )
+        prediction.Predict(predict_request(files, signature, model=model), timeout=10)
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "a 10000x10000 PNG would decode to 400,000,000 bytes" in caught.value.details()
     assert "decompression bomb" in caught.value.details()
-    status, answer = rest(
-        server, PREDICT, {"signature_name": PREDICT_IMAGE, "inputs": [b64(bomb.getvalue())]}
-    )
+    body = {"signature_name": signature, "inputs": [b64(bomb.getvalue())]}
+    status, answer = rest(server, f"/v1/models/{model}:predict", body)
     assert status == 400 and "decompression bomb" in answer["error"]
 
 
@@ -278,7 +291,7 @@ def test_an_export_without_the_twins_still_serves(server, channel, in_process, p
     request.model_spec.name = "old"
     metadata = get_model_metadata_pb2.SignatureDefMap()
     stub.GetModelMetadata(request, timeout=30).metadata["signature_def"].Unpack(metadata)
-    assert not set(LABEL_TWINS) & set(metadata.signature_def)
+    assert not set(TWINS) & set(metadata.signature_def)
     images = to_model_input(pixels)
     got = outputs(stub.Predict(predict_request(images, "predict_label", model="old")))
     want = labels(in_process.signatures["predict_label"], images)

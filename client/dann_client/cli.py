@@ -22,6 +22,12 @@ from dann_client.errors import EXIT_OK, EXIT_UNREADABLE, ClientError, UsageError
 from dann_client.options import BACKGROUND_HELP, predict_options, server_options
 
 _PROG = "dann-client"
+# The signatures a user may name, each with what it answers (from the contract's table).
+_SIGNATURE_HELP = "Which signature of the model to ask: {}.".format(
+    "; ".join(
+        f"{name}, {contract.SIGNATURE_ROWS[name].description}" for name in contract.SIGNATURES
+    )
+)
 
 
 def _reports_errors(command: Callable) -> Callable:
@@ -68,7 +74,7 @@ def cli() -> None:
     type=click.Choice(contract.SIGNATURES),
     default=contract.PREDICT_LABEL,
     show_default=True,
-    help="Which signature of the model to ask.",
+    help=_SIGNATURE_HELP,
 )
 @predict_options
 @_reports_errors

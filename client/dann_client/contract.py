@@ -2,13 +2,17 @@
 
 One definition of each: the export writes these names into the SavedModel and its
 ONNX twins, ``dann-serve serve`` listens on these ports and accepts messages up to
-its limit, and the client sends and reads exactly these names. Kept free of imports
-so that the CLIs can show defaults and choices in ``--help`` without loading grpc,
-protobuf or numpy, and so that ``dann_serve`` can import it without the client's
-dependencies.
+its limit, and the client sends and reads exactly these names. Each serving signature
+is one row of ``SIGNATURE_TABLE``, which the export (functions, warm-up, ONNX, checks,
+report) and the client (its choices, which input to send) read. Kept free of imports
+beyond the standard library's ``dataclasses``, so that the CLIs can show defaults and
+choices in ``--help`` without loading grpc, protobuf or numpy, and so that
+``dann_serve`` can import it without the client's dependencies.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 # -- the model: what goes in and what comes out -------------------------------------------
 
@@ -19,25 +23,117 @@ NUM_CLASSES = 10  # digits 0-9: columns of predict_label's probabilities
 DOMAIN_NAMES = ("source", "target")  # columns 0 and 1 of classify_domain's probabilities
 NUM_DOMAINS = len(DOMAIN_NAMES)
 
-INPUT_NAME = "images"
+INPUT_NAME = "images"  # every signature's one input
+PROBABILITIES_OUTPUT = "probabilities"
 PREDICT_LABEL = "predict_label"
 CLASSIFY_DOMAIN = "classify_domain"
-SIGNATURES = (PREDICT_LABEL, CLASSIFY_DOMAIN)
-# The same answers as predict_label from encoded image files (string [-1], PNG, JPEG,
-# GIF or BMP bytes, decoded and preprocessed in the graph) and from uint8 pixels
-# [-1, 32, 32, 3] before division by 255: a quarter of predict_label's bytes.
-PREDICT_IMAGE = "predict_image"
 PREDICT_LABEL_UINT8 = "predict_label_uint8"
-LABEL_TWINS = (PREDICT_LABEL_UINT8, PREDICT_IMAGE)
-# Every signature an export writes (beside serving_default). SIGNATURES stays the ones a
-# user asks for by name; exports made before issue 18 have only those.
-EXPORTED_SIGNATURES = (*SIGNATURES, *LABEL_TWINS)
+PREDICT_IMAGE = "predict_image"
 # TensorFlow Serving's name for the signature of a request that names none; the
-# export makes it predict_label.
+# export makes it an alias of predict_label.
 SERVING_DEFAULT = "serving_default"
-# The integer output in which each signature gives its answer.
-ANSWER_OUTPUT = {PREDICT_LABEL: "label", CLASSIFY_DOMAIN: "domain"}
-PROBABILITIES_OUTPUT = "probabilities"
+
+# How a signature's input is made from uint8 pixels [N, 32, 32, 3]: the export's warm-up
+# and parity checks make examples so, and the client sends batches so (its ``Wire``).
+FLOAT_PIXELS = "float32"  # pixels / 255 as float32, the network's own input
+UINT8_PIXELS = "uint8"  # the pixels themselves: a quarter of the bytes
+PNG_FILES = "png"  # one lossless PNG file per image: one string each over REST
+
+# TensorFlow's DataType names (as model metadata shows them) of the input dtypes used.
+DATA_TYPES = {"float32": "DT_FLOAT", "uint8": "DT_UINT8", "string": "DT_STRING"}
+
+
+@dataclass(frozen=True)
+class ServingSignature:
+    """One serving signature, as the export writes it, checks it and describes it, and
+    as the client finds and calls it. Its one input is ``INPUT_NAME``."""
+
+    name: str
+    description: str  # one line: what it answers, from what
+    dtype: str  # the input's dtype, as TensorFlow names it (a key of DATA_TYPES)
+    shape: tuple[int | None, ...]  # the input's shape; None: any size (the batch)
+    holds: str  # what the input holds, in words
+    example: str  # how its input is made from pixels: FLOAT_PIXELS, UINT8_PIXELS, PNG_FILES
+    outputs: tuple[str, str]  # the probabilities, then the integer answer
+    answers_as: str  # the signature whose answers it gives: itself, or the one it twins
+    without_onnx: str | None = None  # why it has no ONNX twin; None: it has one
+    aliases: tuple[str, ...] = ()  # other names the export gives the same function
+
+    @property
+    def answer_output(self) -> str:
+        """The output holding the integer answer (a label, a domain)."""
+        return self.outputs[-1]
+
+    @property
+    def data_type(self) -> str:
+        """The input's DataType name, as model metadata shows it: ``"DT_UINT8"``."""
+        return DATA_TYPES[self.dtype]
+
+    @property
+    def input_text(self) -> str:
+        """``"uint8 [-1, 32, 32, 3], pixels"``: the input as the export report shows it."""
+        sizes = ", ".join("-1" if size is None else str(size) for size in self.shape)
+        return f"{self.dtype} [{sizes}], {self.holds}"
+
+
+LABEL_OUTPUTS = (PROBABILITIES_OUTPUT, "label")
+PIXEL_BATCH = (None, *INPUT_SHAPE)
+# Every signature an export writes, in the order it writes, warms up and checks them.
+SIGNATURE_TABLE = (
+    ServingSignature(
+        name=PREDICT_LABEL,
+        description="the digit in each image",
+        dtype="float32",
+        shape=PIXEL_BATCH,
+        holds="pixels / 255",
+        example=FLOAT_PIXELS,
+        outputs=LABEL_OUTPUTS,
+        answers_as=PREDICT_LABEL,
+        aliases=(SERVING_DEFAULT,),
+    ),
+    ServingSignature(
+        name=CLASSIFY_DOMAIN,
+        description="whether each image looks like the source's or the target's",
+        dtype="float32",
+        shape=PIXEL_BATCH,
+        holds="pixels / 255",
+        example=FLOAT_PIXELS,
+        outputs=(PROBABILITIES_OUTPUT, "domain"),
+        answers_as=CLASSIFY_DOMAIN,
+    ),
+    ServingSignature(
+        name=PREDICT_LABEL_UINT8,
+        description="predict_label's answers from the pixels before the division by 255",
+        dtype="uint8",
+        shape=PIXEL_BATCH,
+        holds="pixels",
+        example=UINT8_PIXELS,
+        outputs=LABEL_OUTPUTS,
+        answers_as=PREDICT_LABEL,
+    ),
+    ServingSignature(
+        name=PREDICT_IMAGE,
+        description="predict_label's answers from image files, decoded and laid out in the graph",
+        dtype="string",
+        shape=(None,),
+        holds="encoded PNG, JPEG, GIF or BMP files",
+        example=PNG_FILES,
+        outputs=LABEL_OUTPUTS,
+        answers_as=PREDICT_LABEL,
+        without_onnx=(
+            "decodes image files with TensorFlow's DecodePng/DecodeJpeg/DecodeImage and "
+            "resizes with ScaleAndTranslate, which have no ONNX operators; decode the file "
+            "yourself and use predict_label_uint8.onnx"
+        ),
+    ),
+)
+SIGNATURE_ROWS = {row.name: row for row in SIGNATURE_TABLE}
+EXPORTED_SIGNATURES = tuple(SIGNATURE_ROWS)
+# The signatures a user asks for by name: those answering their own question.
+SIGNATURES = tuple(row.name for row in SIGNATURE_TABLE if row.answers_as == row.name)
+# The others give one of those's answers from a cheaper input; the client picks them
+# itself, and exports made before they existed lack them (and are still served).
+TWINS = tuple(row.name for row in SIGNATURE_TABLE if row.answers_as != row.name)
 # A version's ONNX twins: ``<version>/onnx/<signature>.onnx``.
 ONNX_DIR = "onnx"
 

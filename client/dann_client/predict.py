@@ -23,13 +23,13 @@ import numpy as np
 
 from dann_client.background import AUTO, Background
 from dann_client.contract import (
-    ANSWER_OUTPUT,
     CLASSIFY_DOMAIN,
     DEFAULT_BATCH_SIZE,
     DEFAULT_IN_FLIGHT,
     DOMAIN_NAMES,
     PREDICT_LABEL,
     PROBABILITIES_OUTPUT,
+    SIGNATURE_ROWS,
 )
 from dann_client.errors import ImageError, ServerRejected
 from dann_client.inputs import Unreadable
@@ -92,7 +92,8 @@ def predict_arrays(
     outputs is reported as such rather than as an index error later on.
     """
     outputs = backend.run(signature, images)
-    answer_name = ANSWER_OUTPUT.get(signature)
+    row = SIGNATURE_ROWS.get(signature)
+    answer_name = row.answer_output if row is not None else None
     probabilities = outputs.get(PROBABILITIES_OUTPUT)
     if probabilities is None:
         raise ServerRejected(f"the model's {signature} gave no '{PROBABILITIES_OUTPUT}' output")

@@ -1,10 +1,11 @@
 """A model server as a predict backend: which signature and encoding each batch takes.
 
-Exports since issue 18 answer ``predict_label``'s question three ways: float32 pixels
-/ 255 (``predict_label``, the only way older exports know), the uint8 pixels
-themselves (``predict_label_uint8``, a quarter of the bytes, and no conversion on
-either side), and encoded images (``predict_image``, one string per image, which
-is what makes REST cheap: a JSON string per image instead of 3,072 numbers).
+Exports answer ``predict_label``'s question three ways: float32 pixels / 255
+(``predict_label``, the only way older exports know), the uint8 pixels themselves
+(``predict_label_uint8``, a quarter of the bytes, and no conversion on either side),
+and encoded images (``predict_image``, one string per image, which is what makes REST
+cheap: a JSON string per image instead of 3,072 numbers). Which signatures are twins
+of which, and the input each takes, is read from the contract's signature table.
 ``RemoteBackend`` asks the server for the model's metadata once per run and sends
 every batch the cheapest way both the model and the protocol carry; the answers
 are the same whichever way is taken, because each way carries the same pixels:
@@ -29,7 +30,14 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from dann_client.api import ModelRef
-from dann_client.contract import INPUT_NAME, PREDICT_IMAGE, PREDICT_LABEL, PREDICT_LABEL_UINT8
+from dann_client.contract import (
+    FLOAT_PIXELS,
+    INPUT_NAME,
+    PNG_FILES,
+    SIGNATURE_TABLE,
+    UINT8_PIXELS,
+    ServingSignature,
+)
 from dann_client.errors import ServerRejected
 from dann_client.preprocessing import encode_png, layout_batch, to_model_input
 
@@ -40,21 +48,13 @@ if TYPE_CHECKING:
 class Wire(Enum):
     """How a batch of images travels."""
 
-    FLOAT32 = "float32"  # pixels / 255, float32 [N, 32, 32, 3]: every export takes it
-    UINT8 = "uint8"  # the pixels, uint8 [N, 32, 32, 3], to predict_label_uint8
-    PNG = "png"  # one lossless 32x32 RGB PNG per image, string [N], to predict_image
+    FLOAT32 = FLOAT_PIXELS  # pixels / 255, float32 [N, 32, 32, 3]: every export takes it
+    UINT8 = UINT8_PIXELS  # the pixels, uint8 [N, 32, 32, 3], to predict_label_uint8
+    PNG = PNG_FILES  # one lossless 32x32 RGB PNG per image, string [N], to predict_image
 
 
 Payload = np.ndarray | list[bytes]
 
-# The cheaper twins of a signature the user can ask for, best first: the wire, the
-# signature that takes it, and the dtype its input must have in the model's metadata.
-_TWINS: dict[str, tuple[tuple[Wire, str, str], ...]] = {
-    PREDICT_LABEL: (
-        (Wire.PNG, PREDICT_IMAGE, "DT_STRING"),
-        (Wire.UINT8, PREDICT_LABEL_UINT8, "DT_UINT8"),
-    ),
-}
 # Metadata answers after which float32 is still right: a server without the
 # metadata call, or one whose metadata the client cannot read.
 _NO_METADATA = frozenset({"UNIMPLEMENTED", "DATA_LOSS"})
@@ -68,15 +68,25 @@ class Route:
     wire: Wire
 
 
+def twins(signature: str, wires: tuple[Wire, ...]) -> list[tuple[Wire, ServingSignature]]:
+    """The signatures giving ``signature``'s answers from another input that one of
+    ``wires`` carries, in the order of ``wires`` (the protocol's cheapest first)."""
+    found = {
+        Wire(row.example): row
+        for row in SIGNATURE_TABLE
+        if row.answers_as == signature and row.name != signature
+    }
+    return [(wire, found[wire]) for wire in wires if wire in found]
+
+
 def choose_route(signature: str, metadata: ModelMetadata | None, wires: tuple[Wire, ...]) -> Route:
     """The cheapest of ``wires`` the model takes for ``signature``; float32 to the
     signature itself when the model lists no twin (an older export) or none fits."""
-    for wire, twin, dtype in _TWINS.get(signature, ()):
-        if wire not in wires or metadata is None or twin not in metadata.signatures:
-            continue
-        image_input = metadata.signatures[twin].inputs.get(INPUT_NAME)
-        if image_input is not None and image_input.dtype == dtype:
-            return Route(twin, wire)
+    for wire, twin in twins(signature, wires):
+        found = metadata.signatures.get(twin.name) if metadata is not None else None
+        image_input = found.inputs.get(INPUT_NAME) if found is not None else None
+        if image_input is not None and image_input.dtype == twin.data_type:
+            return Route(twin.name, wire)
     return Route(signature, Wire.FLOAT32)
 
 
@@ -114,7 +124,7 @@ class RemoteBackend:
     """Runs a signature on a model server, on uint8 pixels ``[N, 32, 32, 3]``.
 
     ``wires`` narrows the encodings tried (``(Wire.FLOAT32,)`` sends what clients sent
-    before issue 18, for comparisons); by default all the protocol carries. The one
+    before the twins existed, for comparisons); by default all the protocol carries. The one
     metadata call is made on first use, only when the signature has a twin, and is
     shared by every thread of the run.
     """
@@ -137,7 +147,7 @@ class RemoteBackend:
         """Where and how ``signature``'s batches go (asks the server once per run)."""
         with self._lock:
             if signature not in self._routes:
-                needs_metadata = any(t[0] in self.wires for t in _TWINS.get(signature, ()))
+                needs_metadata = bool(twins(signature, self.wires))
                 metadata = self._read_metadata() if needs_metadata else None
                 self._routes[signature] = choose_route(signature, metadata, self.wires)
             return self._routes[signature]

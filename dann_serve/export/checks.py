@@ -4,8 +4,9 @@ as the SavedModel does.
 :func:`parity` compares any runner with ``tf.saved_model.load``; the ONNX twins are
 compared in :mod:`dann_serve.export.onnx`, and :func:`metagraph_parity` loads the
 version the way TensorFlow Serving does, which is what ``dann-serve serve`` does too
-(:mod:`dann_serve.serving.loader`). ``predict_label``'s twins (uint8 pixels, image
-files) are held to ``predict_label``'s own answers on the same pixels.
+(:mod:`dann_serve.serving.loader`). Each signature is held to the answers of the one
+its row says it answers as: ``predict_label``'s twins (uint8 pixels, image files) to
+``predict_label``'s own answers on the same pixels.
 """
 
 from __future__ import annotations
@@ -17,15 +18,14 @@ import numpy as np
 import tensorflow as tf
 
 from dann_client.contract import (
-    ANSWER_OUTPUT,
     EXPORTED_SIGNATURES,
     INPUT_NAME,
     NUM_CLASSES,
     PREDICT_LABEL,
     PROBABILITIES_OUTPUT,
+    SIGNATURE_ROWS,
 )
-from dann_client.preprocessing import to_model_input
-from dann_serve.export.signatures import ANSWERS_AS, example_inputs
+from dann_serve.export.signatures import example_inputs
 from dann_serve.serving.loader import MetaGraphModel
 
 PARITY_IMAGES = 256
@@ -51,15 +51,14 @@ def parity(answer, saved, pixels: np.ndarray, signatures: Iterable[str]) -> dict
     SavedModel's answer to the question it answers: ``predict_label`` on pixels / 255
     for ``predict_label`` and its twins, ``classify_domain`` for itself.
     """
-    images = to_model_input(pixels)
     references: dict[str, dict[str, np.ndarray]] = {}
     figures = {}
     for signature in signatures:
-        reference = ANSWERS_AS[signature]
+        reference = SIGNATURE_ROWS[signature].answers_as
         if reference not in references:
-            outputs = saved.signatures[reference](images=images)
+            outputs = saved.signatures[reference](images=example_inputs(reference, pixels))
             references[reference] = {k: v.numpy() for k, v in outputs.items()}
-        want, decision = references[reference], ANSWER_OUTPUT[reference]
+        want, decision = references[reference], SIGNATURE_ROWS[reference].answer_output
         got = answer(signature, example_inputs(signature, pixels))
         figures[signature] = {
             "images": len(pixels),
@@ -104,7 +103,7 @@ def metagraph_parity(
             lambda signature, batch: model.run(
                 signature,
                 {INPUT_NAME: batch},
-                [PROBABILITIES_OUTPUT, ANSWER_OUTPUT[ANSWERS_AS[signature]]],
+                list(SIGNATURE_ROWS[signature].outputs),
             ),
             saved,
             pixels,
@@ -132,7 +131,7 @@ def exported_labels(saved, images: np.ndarray) -> np.ndarray:
     return np.concatenate(
         [
             saved.signatures[PREDICT_LABEL](images=images[i : i + 500])[
-                ANSWER_OUTPUT[PREDICT_LABEL]
+                SIGNATURE_ROWS[PREDICT_LABEL].answer_output
             ].numpy()
             for i in range(0, len(images), 500)
         ]

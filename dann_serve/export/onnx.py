@@ -2,10 +2,12 @@
 against the SavedModel.
 
 ``dann-client --backend onnx`` runs them without a server; input and output names
-are the signatures' own, so both backends read the same answers. ``predict_image``
-has none: its graph decodes PNG, JPEG, GIF and BMP files with TensorFlow's decoders
-and resizes with ``ScaleAndTranslate``, which have no ONNX operators (tf2onnx converts
-neither); an ONNX user decodes the file and sends ``predict_label_uint8`` the pixels.
+are the signatures' own, so both backends read the same answers. Which signatures are
+converted is the signature table's word: a row with a ``without_onnx`` reason has no
+twin, and the export report lists the reason. ``predict_image`` is one: its graph
+decodes PNG, JPEG, GIF and BMP files with TensorFlow's decoders and resizes with
+``ScaleAndTranslate``, which have no ONNX operators (tf2onnx converts neither); an ONNX
+user decodes the file and sends ``predict_label_uint8`` the pixels.
 """
 
 from __future__ import annotations
@@ -14,25 +16,13 @@ from pathlib import Path
 
 import numpy as np
 
-from dann_client.contract import (
-    CLASSIFY_DOMAIN,
-    INPUT_NAME,
-    PREDICT_IMAGE,
-    PREDICT_LABEL,
-    PREDICT_LABEL_UINT8,
-)
+from dann_client.contract import INPUT_NAME, SIGNATURE_TABLE
 from dann_serve.export.checks import parity
 
 ONNX_OPSET = 17
-ONNX_SIGNATURES = (PREDICT_LABEL, CLASSIFY_DOMAIN, PREDICT_LABEL_UINT8)
-# The exported signatures without an ONNX twin, and why (the export report lists them).
-WITHOUT_ONNX = {
-    PREDICT_IMAGE: (
-        "decodes image files with TensorFlow's DecodePng/DecodeJpeg/DecodeImage and "
-        "resizes with ScaleAndTranslate, which have no ONNX operators; decode the file "
-        "yourself and use predict_label_uint8.onnx"
-    )
-}
+# The signatures converted, and those without a twin with the reason (the report's).
+ONNX_SIGNATURES = tuple(row.name for row in SIGNATURE_TABLE if row.without_onnx is None)
+WITHOUT_ONNX = {row.name: row.without_onnx for row in SIGNATURE_TABLE if row.without_onnx}
 
 
 def convert_to_onnx(function, path: Path) -> None:

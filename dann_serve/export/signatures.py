@@ -1,64 +1,65 @@
 """The serving signatures: a trained DANN as the SavedModel TensorFlow Serving loads.
 
 Step one of the export: :class:`ServingModule` wraps the network in the inference
-functions of the contract (:mod:`dann_client.contract`): ``predict_label`` and
-``classify_domain`` on float32 pixels / 255, and ``predict_label``'s twins, the same
+functions of the contract's signature table (``SIGNATURE_TABLE`` in
+:mod:`dann_client.contract`), one method per row, named as the row: ``predict_label``
+and ``classify_domain`` on float32 pixels / 255, and ``predict_label``'s twins, the same
 answers from uint8 pixels (``predict_label_uint8``) and from encoded image files
 (``predict_image``, decoded in the graph by :mod:`~dann_serve.export.image_input`).
-:func:`save_savedmodel` writes them all, with ``serving_default`` as ``predict_label``;
-:func:`example_inputs` gives each signature's input for the same pixels, which the
-warm-up records and the parity checks send.
+Each method's input spec is its row's; :func:`save_savedmodel` writes every row, with
+its aliases (``serving_default``); :func:`example_inputs` gives each signature's input
+for the same pixels, which the warm-up records and the parity checks send.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
 from dann_client.contract import (
-    ANSWER_OUTPUT,
     CLASSIFY_DOMAIN,
-    EXPORTED_SIGNATURES,
+    FLOAT_PIXELS,
     INPUT_NAME,
-    INPUT_SHAPE,
-    PREDICT_IMAGE,
+    PNG_FILES,
     PREDICT_LABEL,
-    PREDICT_LABEL_UINT8,
     PROBABILITIES_OUTPUT,
-    SERVING_DEFAULT,
+    SIGNATURE_ROWS,
+    SIGNATURE_TABLE,
+    UINT8_PIXELS,
+    ServingSignature,
 )
 from dann_client.preprocessing import encode_png, to_model_input
 from dann_serve.data.pipeline import to_unit_range
 from dann_serve.export.image_input import decode_images
 from dann_serve.model.networks import DANN
 
-IMAGES_SPEC = tf.TensorSpec([None, *INPUT_SHAPE], tf.float32, name=INPUT_NAME)
-PIXELS_SPEC = tf.TensorSpec([None, *INPUT_SHAPE], tf.uint8, name=INPUT_NAME)
-FILES_SPEC = tf.TensorSpec([None], tf.string, name=INPUT_NAME)
 
-# Each signature's input, as the report lists it.
-INPUTS = {
-    PREDICT_LABEL: "float32 [-1, 32, 32, 3], pixels / 255",
-    CLASSIFY_DOMAIN: "float32 [-1, 32, 32, 3], pixels / 255",
-    PREDICT_LABEL_UINT8: "uint8 [-1, 32, 32, 3], pixels",
-    PREDICT_IMAGE: "string [-1], encoded PNG, JPEG, GIF or BMP files",
-}
-# The signature whose answers each one gives.
-ANSWERS_AS = {
-    PREDICT_LABEL: PREDICT_LABEL,
-    CLASSIFY_DOMAIN: CLASSIFY_DOMAIN,
-    PREDICT_LABEL_UINT8: PREDICT_LABEL,
-    PREDICT_IMAGE: PREDICT_LABEL,
-}
+def input_spec(row: ServingSignature) -> tf.TensorSpec:
+    """The row's one input as a ``tf.TensorSpec``, named as the contract names it."""
+    return tf.TensorSpec(list(row.shape), tf.as_dtype(row.dtype), name=INPUT_NAME)
+
+
+def signature_function(method: Callable) -> tf.types.experimental.GenericFunction:
+    """``method`` as the ``tf.function`` of the signature row it is named after, its
+    input spec read from that row, so that a signature's input is written once."""
+    row = SIGNATURE_ROWS.get(method.__name__)
+    if row is None:
+        raise LookupError(
+            f"ServingModule.{method.__name__} has no row in dann_client.contract.SIGNATURE_TABLE"
+        )
+    return tf.function(method, input_signature=[input_spec(row)])
 
 
 class ServingModule(tf.Module):
     """The inference functions of a trained DANN, as served.
 
     Each signature runs only the heads it needs, in inference mode; the gradient
-    reversal layer is not on any path, so nothing training-only is exported.
+    reversal layer is not on any path, so nothing training-only is exported. Each
+    method decorated with :func:`signature_function` is the row of its name in the
+    signature table, and every row must have one (:func:`save_savedmodel` saves them).
     """
 
     def __init__(self, model: DANN) -> None:
@@ -71,39 +72,43 @@ class ServingModule(tf.Module):
         # puts them in both; the export checks it (metagraph_parity).
         self.tf_variables = [weight.value for weight in model.weights]
 
-    def _answer(self, head, images: tf.Tensor, decision: str) -> dict[str, tf.Tensor]:
+    def _answer(self, head, images: tf.Tensor, signature: str) -> dict[str, tf.Tensor]:
         features = self.model.features(images, training=False)
         probabilities = tf.nn.softmax(head(features, training=False))
         return {
             PROBABILITIES_OUTPUT: probabilities,
-            decision: tf.argmax(probabilities, axis=-1, output_type=tf.int64),
+            SIGNATURE_ROWS[signature].answer_output: tf.argmax(
+                probabilities, axis=-1, output_type=tf.int64
+            ),
         }
 
-    @tf.function(input_signature=[IMAGES_SPEC])
+    @signature_function
     def predict_label(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
-        return self._answer(self.model.label_head, images, ANSWER_OUTPUT[PREDICT_LABEL])
+        return self._answer(self.model.label_head, images, PREDICT_LABEL)
 
-    @tf.function(input_signature=[IMAGES_SPEC])
+    @signature_function
     def classify_domain(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
-        return self._answer(self.model.domain_head, images, ANSWER_OUTPUT[CLASSIFY_DOMAIN])
+        return self._answer(self.model.domain_head, images, CLASSIFY_DOMAIN)
 
-    @tf.function(input_signature=[PIXELS_SPEC])
+    @signature_function
     def predict_label_uint8(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
         """``predict_label`` on ``images / 255``, divided in float32 as the client does."""
         return self.predict_label(to_unit_range(images))
 
-    @tf.function(input_signature=[FILES_SPEC])
+    @signature_function
     def predict_image(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
         """``predict_label`` on image files, decoded and laid out in the graph."""
         return self.predict_label_uint8(decode_images(images))
 
 
 def save_savedmodel(module: ServingModule, path: Path) -> None:
-    """The SavedModel of ``module`` at ``path``: every signature, and the default one."""
-    signatures = {signature: getattr(module, signature) for signature in EXPORTED_SIGNATURES}
-    tf.saved_model.save(
-        module, str(path), signatures={**signatures, SERVING_DEFAULT: module.predict_label}
-    )
+    """The SavedModel of ``module`` at ``path``: every signature of the table, each also
+    under its aliases (``serving_default`` for ``predict_label``)."""
+    signatures = {}
+    for row in SIGNATURE_TABLE:
+        function = getattr(module, row.name)
+        signatures.update({name: function for name in (row.name, *row.aliases)})
+    tf.saved_model.save(module, str(path), signatures=signatures)
 
 
 def png_files(pixels: np.ndarray) -> np.ndarray:
@@ -116,28 +121,32 @@ def png_files(pixels: np.ndarray) -> np.ndarray:
     return files
 
 
+# How each kind of example input is made from uint8 pixels [N, 32, 32, 3].
+EXAMPLE_MAKERS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    FLOAT_PIXELS: to_model_input,
+    UINT8_PIXELS: lambda pixels: pixels,
+    PNG_FILES: png_files,
+}
+
+
 def example_inputs(signature: str, pixels: np.ndarray) -> np.ndarray:
     """``signature``'s input for uint8 pixels ``[N, 32, 32, 3]``: the same images as
-    every other signature is given, in the form this one takes."""
-    if signature == PREDICT_LABEL_UINT8:
-        return pixels
-    if signature == PREDICT_IMAGE:
-        return png_files(pixels)
-    return to_model_input(pixels)
+    every other signature is given, in the form its row says it takes."""
+    return EXAMPLE_MAKERS[SIGNATURE_ROWS[signature].example](pixels)
 
 
 def signatures_report() -> dict:
     """Each signature's input and outputs, and whose answers it gives, as the export's
-    report lists them."""
-    return {
-        **{
-            signature: {
-                "inputs": [INPUT_NAME],
-                "input": INPUTS[signature],
-                "outputs": [PROBABILITIES_OUTPUT, ANSWER_OUTPUT[ANSWERS_AS[signature]]],
-                "answers_as": ANSWERS_AS[signature],
-            }
-            for signature in EXPORTED_SIGNATURES
-        },
-        SERVING_DEFAULT: PREDICT_LABEL,
+    report lists them; each alias names the signature it stands for."""
+    report: dict = {
+        row.name: {
+            "inputs": [INPUT_NAME],
+            "input": row.input_text,
+            "outputs": list(row.outputs),
+            "answers_as": row.answers_as,
+        }
+        for row in SIGNATURE_TABLE
     }
+    for row in SIGNATURE_TABLE:
+        report.update(dict.fromkeys(row.aliases, row.name))
+    return report

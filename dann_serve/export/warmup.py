@@ -2,7 +2,8 @@
 
 Without them the first real requests pay for graph optimisation and memory
 allocation; with them a new version answers its first client as fast as its
-thousandth. ``dann-serve serve`` replays the same file.
+thousandth. ``dann-serve serve`` replays the same file. Every signature of the
+contract's table is warmed up, in the input its row says it takes.
 """
 
 from __future__ import annotations

@@ -3,9 +3,10 @@
 The checks read the SignatureDef stored in ``saved_model.pb`` (the same one
 GetModelMetadata returns), so a request is judged against exactly what the model
 declares, and a bad one is refused with INVALID_ARGUMENT before TensorFlow sees it.
-The string input of ``predict_image`` holds encoded images: their headers are checked
-against the bounds before the graph decodes them (:mod:`~dann_serve.serving.images`),
-and when the decoder fails on one, the answer names its index in the batch.
+A string (DT_STRING) input holds encoded images, whatever the signature is called
+(``predict_image`` in this project's exports): their headers are checked against the
+bounds before the graph decodes them (:mod:`~dann_serve.serving.images`), and when the
+decoder fails on one, the answer names its index in the batch.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import tensorflow as tf
 from tensorflow.core.framework import tensor_pb2, types_pb2
 from tensorflow.core.protobuf import meta_graph_pb2
 
-from dann_client.contract import PREDICT_IMAGE
 from dann_serve.serving.images import check_images
 from dann_serve.serving.limits import Limits
 from dann_serve.serving.loader import MetaGraphModel
@@ -46,12 +46,10 @@ class ServedSignature:
             )
             for name, info in definition.inputs.items()
         }
-        # Encoded images: the string inputs of predict_image (other string inputs are
-        # only bounded by their bytes).
+        # Encoded images: the string inputs, recognised by their dtype (the name of a
+        # signature is only a name: a renamed copy must be checked just the same).
         self.image_inputs = frozenset(
-            name
-            for name, info in definition.inputs.items()
-            if key == PREDICT_IMAGE and info.dtype == types_pb2.DT_STRING
+            name for name, info in definition.inputs.items() if info.dtype == types_pb2.DT_STRING
         )
 
     def input_dtype(self, name: str) -> np.dtype:
@@ -124,7 +122,9 @@ class ServedSignature:
             return self.model.run(self.key, inputs, outputs)
         except tf.errors.OpError as error:
             failure = from_code_number(error.error_code, _one_line(error))
-        if failure.code == grpc.StatusCode.INVALID_ARGUMENT and self.image_inputs:
+        # With one image input the failing image can be named; with more, which input
+        # holds it is unknown, and the decoder's words stand alone.
+        if failure.code == grpc.StatusCode.INVALID_ARGUMENT and len(self.image_inputs) == 1:
             failure = self._name_the_image(inputs, outputs, failure)
         raise failure
 
