@@ -1,7 +1,8 @@
 """Shared fixtures: tiny real domains registered under their own names, so tests run
 the real loaders, pipeline and training loop in seconds; a trained run and its export;
 ``dann-serve serve`` processes and gRPC channels to them; the ``dann-client`` command;
-a TLS certificate; the real data sets of ../shared/data."""
+a TLS certificate; the real data sets of ../shared/data; the folder tests' digit
+images and decode cache."""
 
 from __future__ import annotations
 
@@ -16,10 +17,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 import pytest
-import tiny_data
 
+from dann_client import preprocessing
 from dann_serve import data
-from dann_serve.data import Domain
+from dann_serve.data import Domain, decode_cache, load_domain
+
+from support import tiny_data
 
 
 @pytest.fixture(scope="session")
@@ -105,6 +108,38 @@ def tiny_files(tiny_target: Domain, tmp_path_factory) -> list[Path]:
 @pytest.fixture()
 def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
+
+
+@pytest.fixture(scope="module")
+def digits() -> tuple[np.ndarray, np.ndarray]:
+    """Grey 28x28 uint8 digits and their labels: the ``digits`` data set's training
+    images without the 2-pixel black frame its MNIST layout adds (what
+    ``support.image_folders`` writes folders of)."""
+    domain = load_domain("digits")
+    return domain.train.images[:, 2:30, 2:30, 0].copy(), domain.train.labels
+
+
+@pytest.fixture()
+def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The test's own decode cache (never ~/.cache): a module whose tests read image
+    folders uses it for every test (``pytest.mark.usefixtures("cache_dir")``)."""
+    path = tmp_path / "decode-cache"
+    monkeypatch.setenv(decode_cache.CACHE_DIR_VARIABLE, str(path))
+    return path
+
+
+@pytest.fixture()
+def decodes(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """The files the client's ``load_image`` is asked to decode, in order."""
+    seen: list[Path] = []
+    original = preprocessing.load_image
+
+    def counting(path, **options):
+        seen.append(Path(path))
+        return original(path, **options)
+
+    monkeypatch.setattr(preprocessing, "load_image", counting)
+    return seen
 
 
 @pytest.fixture(scope="session")

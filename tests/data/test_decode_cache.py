@@ -17,12 +17,15 @@ from dann_serve.data import decode_cache
 from dann_serve.data.decode_cache import DecodeCache, default_cache_dir
 from dann_serve.data.folders import read_folder
 
-from image_folders import (
+from support.image_folders import (
     break_file,
     labelled_folder,
     unlabelled_folder,
     write_png,
 )
+
+# Each test decodes into a cache of its own (the ``cache_dir`` fixture), never ~/.cache.
+pytestmark = pytest.mark.usefixtures("cache_dir")
 
 # -- the decode cache ---------------------------------------------------------------------
 

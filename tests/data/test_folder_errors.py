@@ -14,7 +14,7 @@ from dann_serve.data import DatasetError
 from dann_serve.data.folders import read_folder
 from dann_serve.training.loop import load_pair
 
-from image_folders import (
+from support.image_folders import (
     TINY,
     break_file,
     dann_serve,
@@ -25,6 +25,9 @@ from image_folders import (
     unlabelled_folder,
     write_png,
 )
+
+# Each test decodes into a cache of its own (the ``cache_dir`` fixture), never ~/.cache.
+pytestmark = pytest.mark.usefixtures("cache_dir")
 
 # -- layout errors: one line naming the folder and the problem -----------------------------
 

@@ -25,7 +25,7 @@ from dann_serve.training.loop import load_pair
 from dann_serve.training.rundir import read_metrics
 from dann_serve.training.step import Trainer
 
-from image_folders import (
+from support.image_folders import (
     TINY,
     Killed,
     dann_serve,
@@ -36,6 +36,9 @@ from image_folders import (
     unlabelled_folder,
     write_png,
 )
+
+# Each test decodes into a cache of its own (the ``cache_dir`` fixture), never ~/.cache.
+pytestmark = pytest.mark.usefixtures("cache_dir")
 
 # -- training on folders ------------------------------------------------------------------
 

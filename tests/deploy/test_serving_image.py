@@ -3,7 +3,7 @@ the Dockerfile lints clean, tracks the installed TensorFlow, runs as a user of i
 and lets `docker run` flags add to its own; every config it starts TensorFlow Serving
 with parses as the proto TF Serving reads; the compose and Kubernetes files parse, with
 valid kinds and the probes, budget, autoscaler and spread they promise. No exported
-model is needed; tests/test_observability.py runs the probes against a server."""
+model is needed; tests/serving/test_observability.py runs the probes against a server."""
 
 from __future__ import annotations
 
@@ -23,12 +23,13 @@ from google.protobuf import (
     text_format,
     wrappers_pb2,
 )
-from helpers import dockerfile_instruction, k8s_container, k8s_documents
 from tensorflow_serving.config import model_server_config_pb2
 
 from dann_client.contract import PROMETHEUS_PATH
 
-ROOT = Path(__file__).resolve().parent.parent
+from support.helpers import dockerfile_instruction, k8s_container, k8s_documents
+
+ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "Dockerfile"
 CONTAINER_MODELS = "/models/"
 # The kinds deploy/k8s may hold, each with the apiVersion the API server serves it at.

@@ -20,7 +20,7 @@ import yaml
 
 from dann_serve.cli.train import train
 
-JOB = Path(__file__).resolve().parents[1] / "deploy" / "k8s" / "training" / "train-job.yaml"
+JOB = Path(__file__).resolve().parents[2] / "deploy" / "k8s" / "training" / "train-job.yaml"
 SPEC_FIELDS = {"runPolicy", "successPolicy", "tfReplicaSpecs", "enableDynamicWorker"}
 RUN_POLICY_FIELDS = {
     "cleanPodPolicy",

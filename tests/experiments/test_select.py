@@ -18,7 +18,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
-import tiny_data
 
 from dann_serve import data
 from dann_serve.config import CHEAP_CRITERIA, TrainConfig
@@ -33,6 +32,8 @@ from dann_serve.experiments.selection import (
     select_run,
 )
 from dann_serve.training.evaluation import restore_model
+
+from support import tiny_data
 
 OPTIONS = {"steps": 20, "batch_size": 32, "eval_every": 10}
 

@@ -18,7 +18,7 @@ from dann_serve.data.decode_cache import DecodeCache
 from dann_serve.data.folders import read_files, read_folder
 from dann_serve.export.checks import PARITY_IMAGES
 
-from image_folders import (
+from support.image_folders import (
     TINY,
     break_file,
     dann_serve,
@@ -27,6 +27,9 @@ from image_folders import (
     run_record,
     unlabelled_folder,
 )
+
+# Each test decodes into a cache of its own (the ``cache_dir`` fixture), never ~/.cache.
+pytestmark = pytest.mark.usefixtures("cache_dir")
 
 
 def _joins_the_held_out_part(folder: Path, digit: int) -> Path:

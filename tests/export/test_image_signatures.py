@@ -16,7 +16,6 @@ import grpc
 import numpy as np
 import pytest
 import tensorflow as tf
-from helpers import outputs, predict_request, rest
 from PIL import Image
 from tensorflow_serving.apis import get_model_metadata_pb2, prediction_service_pb2_grpc
 
@@ -30,8 +29,9 @@ from dann_serve.serving.status import ServingError
 from dann_serve.serving.tensors import strings_from_json, to_numpy
 
 from harness.exports import copy_renaming_signatures, copy_without_signatures
+from support.helpers import outputs, predict_request, rest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
 import image_agreement
 

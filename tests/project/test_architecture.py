@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = {"dann_serve": ROOT / "dann_serve", "dann_client": ROOT / "client" / "dann_client"}
 MAX_MODULE_LINES = 400
 MAX_FUNCTION_LINES = 60

@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
 import limits
 import performance_page
 
 import _common
 
-BENCH = Path(__file__).resolve().parent.parent / "bench"
+BENCH = Path(__file__).resolve().parents[2] / "bench"
 
 # By hand, from the layer shapes of dann_serve/model.py (grayscale input: 1 channel).
 MNIST_MACS = {

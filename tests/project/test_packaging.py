@@ -31,7 +31,7 @@ import dann_client
 import dann_serve
 from dann_client.cli import cli
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 LOCK = ROOT / "constraints.txt"
 OURS = {"dann-serve", "dann-client"}
 HEAVY = {"tensorflow", "keras", "numpy", "PIL", "grpc", "google", "onnxruntime"}

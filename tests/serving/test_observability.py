@@ -1,6 +1,6 @@
 """What ``dann-serve serve`` tells about itself, and when it says it is ready.
 
-The metrics page carries TensorFlow Serving's names (tests/test_serving_image.py
+The metrics page carries TensorFlow Serving's names (tests/deploy/test_serving_image.py
 checks production enables the same path), requests are counted and access-logged the
 same over gRPC and REST, log lines carry a time and a level, and the probe the
 deployment uses (deploy/k8s readiness and startup, the image's HEALTHCHECK command)
@@ -24,13 +24,14 @@ from pathlib import Path
 import grpc
 import numpy as np
 import pytest
-from helpers import dockerfile_instruction, k8s_container, predict_request, rest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from tensorflow_serving.apis import get_model_status_pb2, model_service_pb2_grpc
 
 from dann_client.contract import PROMETHEUS_PATH
 from dann_serve.serving import logs, monitoring
+
+from support.helpers import dockerfile_instruction, k8s_container, predict_request, rest
 
 TIMESTAMP = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"
 READY = "ready"  # served from the start; "dann", the model the deployment probes, is not

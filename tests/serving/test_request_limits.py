@@ -23,10 +23,10 @@ from pathlib import Path
 import grpc
 import numpy as np
 import pytest
-from helpers import outputs, predict_request, rest
 from tensorflow_serving.apis import predict_pb2
 
 from harness.raw_http import read_responses
+from support.helpers import outputs, predict_request, rest
 
 DEADLINE = 2.0  # the limits server's --rest-timeout-seconds
 

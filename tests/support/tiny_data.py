@@ -1,6 +1,6 @@
 """The tests' tiny domains, and ``dann-serve`` with them registered for subprocess tests.
 
-``python tests/tiny_data.py train --source tiny-fonts --target tiny-digits ...`` runs the
+``python tests/support/tiny_data.py train --source tiny-fonts --target tiny-digits ...`` runs the
 real command line (a fresh process, as a user would) on data that trains in seconds.
 """
 

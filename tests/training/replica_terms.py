@@ -1,7 +1,7 @@
 """Each loss term of ``dann_serve.training.losses``, and its gradient, on one device and as
 the parts of 2 replicas (MirroredStrategy over 2 logical CPU devices), as JSON on stdout.
 
-A script, run by tests/test_distribute.py in its own process: logical devices are fixed
+A script, run by tests/training/test_distribute.py in its own process: logical devices are fixed
 before TensorFlow starts. The terms are exact functions of their logits, so the summed
 parts must equal the whole to float32 rounding, which no trajectory can blur.
 """

@@ -3,12 +3,12 @@ processes on localhost (MultiWorkerMirroredStrategy) train the run one device tr
 and their checkpoints, kills and resumes behave as one device's.
 
 Logical devices and a cluster are fixed when TensorFlow starts, so the distributed runs
-are ``dann-serve train`` processes (``tests/tiny_data.py``); the single-device run they
+are ``dann-serve train`` processes (``tests/support/tiny_data.py``); the single-device run they
 are compared with trains in this process. All runs share OPTIONS and the seed.
 
 Tolerances, two kinds:
 
-- each loss term and its gradient (``tests/replica_terms.py``): the replicas sum the
+- each loss term and its gradient (``tests/training/replica_terms.py``): the replicas sum the
   same float32 terms in another order, which moves a sum by a few units in its last
   place (2^-24 = 6e-8 relative each); they agreed within 8e-8 relative, and ``rel=1e-6``
   allows ten times that. A class-spread term computed on each replica's slice instead
@@ -37,13 +37,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
-import tiny_data
 
 from dann_serve.config import TrainConfig
 from dann_serve.training.distribute import cluster_task
 from dann_serve.training.evaluation import restore_model
 from dann_serve.training.loop import train_run
 from dann_serve.training.rundir import RunError, read_metrics
+
+from support import tiny_data
 
 STEPS = 10
 OPTIONS = {"steps": STEPS, "batch_size": 32, "eval_every": 1, "learning_rate": 0.01}

@@ -15,7 +15,7 @@ from dann_serve.data import decode_cache
 from dann_serve.training.loop import train_run
 from dann_serve.training.step import Trainer
 
-from image_folders import (
+from support.image_folders import (
     TINY,
     Killed,
     dann_serve,
@@ -25,6 +25,9 @@ from image_folders import (
     snapshot,
     unlabelled_folder,
 )
+
+# Each test decodes into a cache of its own (the ``cache_dir`` fixture), never ~/.cache.
+pytestmark = pytest.mark.usefixtures("cache_dir")
 
 # -- --resume: the saved options or nothing ----------------------------------------------
 

@@ -2,7 +2,7 @@
 with the same step counter and schedule position, and a kill in the middle of a
 checkpoint write never leaves a checkpoint that cannot be loaded.
 
-The runs are real ``dann-serve train`` processes (``tests/tiny_data.py`` registers the
+The runs are real ``dann-serve train`` processes (``tests/support/tiny_data.py`` registers the
 tiny domains); with ``--eval-every 1`` a checkpoint is written after every step. A
 write shows on disk as ``ckpt-N_temp/``, then ``ckpt-N.index`` and ``ckpt-N.data-*``,
 and ends when the ``checkpoint`` state file names ``ckpt-N``: files of a checkpoint
@@ -25,12 +25,13 @@ from pathlib import Path
 
 import pytest
 import tensorflow as tf
-import tiny_data
 
 from dann_serve.config import TrainConfig
 from dann_serve.training.loop import train_run
 from dann_serve.training.rundir import read_metrics
 from dann_serve.training.step import Trainer
+
+from support import tiny_data
 
 STEPS = 12
 ITERATIONS = "optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE"
