@@ -1,4 +1,5 @@
-# The two commands of the README: `make demo` and `make test` (and `make bench`).
+# The two commands of the README: `make demo` and `make test` (and `make bench`;
+# `make test-fast` while editing).
 # All build .venv on first use, so a fresh machine needs only python3.11 and make.
 PYTHON ?= python3.11
 VENV   ?= .venv
@@ -13,7 +14,7 @@ UV_VERSION := 0.13.9
 
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: demo test lint venv clean bench lock results
+.PHONY: demo test test-fast lint venv clean bench lock results
 
 venv: $(STAMP)
 
@@ -40,8 +41,19 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
+# The whole suite, spread over TEST_WORKERS processes (pytest-xdist) a test file at a
+# time, so that a module's fixtures are built once; each process builds the session's
+# (the tiny trained run, its export) for itself. CI runs this.
+TEST_WORKERS ?= 2
+PYTEST := $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
+
 test: lint
-	$(PY) -m pytest -q
+	$(PYTEST)
+
+# The edit-test loop: every test but those marked slow (several trainings, training or
+# worker processes, kills, package installs, benchmarks), no lint.
+test-fast: $(STAMP)
+	$(PYTEST) -m "not slow"
 
 demo: $(STAMP)
 	VENV=$(VENV) scripts/demo.sh

@@ -16,6 +16,12 @@ from toy_rest import ToyRest
 from toy_serving import ToyServing, start_server
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """The ``slow`` marker the repository's pyproject.toml registers, for a run of these
+    tests without it (``-m "not slow"`` leaves out the fresh-venv install)."""
+    config.addinivalue_line("markers", "slow: installs packages or starts many processes")
+
+
 @pytest.fixture(scope="module")
 def _toy_server():
     servicer = ToyServing()

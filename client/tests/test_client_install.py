@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import tomllib
 import venv
@@ -21,10 +22,13 @@ from PIL import Image
 CLIENT_DIR = Path(__file__).resolve().parents[1]
 LOCK = CLIENT_DIR.parent / "constraints.txt"
 
-pytestmark = pytest.mark.skipif(
-    os.environ.get("DANN_CLIENT_INSTALL_TEST") == "0",
-    reason="DANN_CLIENT_INSTALL_TEST=0: fresh-venv install of ./client skipped",
-)
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        os.environ.get("DANN_CLIENT_INSTALL_TEST") == "0",
+        reason="DANN_CLIENT_INSTALL_TEST=0: fresh-venv install of ./client skipped",
+    ),
+]
 
 
 def _run(*command, **kwargs) -> subprocess.CompletedProcess:
@@ -36,8 +40,13 @@ def test_fresh_install_has_no_tensorflow_and_works(tmp_path):
     bin_dir = tmp_path / "venv" / "bin"
     python = bin_dir / "python"
     constraints = ["-c", str(LOCK)] if LOCK.exists() else []
+    # From a copy: building in place writes client/build/ into the checkout, where the
+    # other tests (in another process under `make test`) read.
+    source = tmp_path / "client"
+    skipped = shutil.ignore_patterns("build", "*.egg-info", "__pycache__", "tests")
+    shutil.copytree(CLIENT_DIR, source, ignore=skipped)
     subprocess.run(
-        [python, "-m", "pip", "install", "--quiet", *constraints, str(CLIENT_DIR)],
+        [python, "-m", "pip", "install", "--quiet", *constraints, str(source)],
         check=True,
         timeout=600,
     )

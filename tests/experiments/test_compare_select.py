@@ -17,6 +17,8 @@ from dann_serve.experiments.results_page import generate_report
 from dann_serve.experiments.selection import FAR_CANDIDATES, mode_candidates
 
 OPTIONS = ("--steps", "20", "--batch-size", "32", "--eval-every", "10")
+# Every test reads one compare --select: four runs trained, then the command run again.
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")

@@ -73,6 +73,7 @@ def test_separability_reads_how_far_apart_two_feature_samples_are() -> None:
     assert separability(source, shifted) > 0.95
 
 
+@pytest.mark.slow
 def test_the_chosen_candidate_is_the_top_scored_and_the_run_is_ordinary(selected: Path) -> None:
     summary = json.loads((selected / "summary.json").read_text())
     selection = summary["selection"]
@@ -96,6 +97,7 @@ def test_the_chosen_candidate_is_the_top_scored_and_the_run_is_ordinary(selected
     )
 
 
+@pytest.mark.slow
 def test_the_command_line_says_why_these_candidates_and_which_was_kept(
     selected: Path, close_selected: Path
 ) -> None:
@@ -118,6 +120,7 @@ def _without_labels(split: Split) -> Split:
     return Split(split.images, np.full(len(split), UNKNOWN_LABEL, np.int64))
 
 
+@pytest.mark.slow
 def test_the_selection_does_not_read_target_labels(selected, tiny_pair, tiny_target, tmp_path):
     """The same selection on the same target images with every target label removed
     (train and test) scores every candidate the same and keeps the same one: were the
@@ -164,6 +167,7 @@ def close_selected(twin_pair, tmp_path_factory) -> Path:
     return run_dir
 
 
+@pytest.mark.slow
 def test_close_domains_try_a_weak_reversal_in_place_of_cdan(close_selected: Path) -> None:
     selection = json.loads((close_selected / "summary.json").read_text())["selection"]
     assert selection["separability"] < NEAR_SEPARABILITY
@@ -176,6 +180,7 @@ def test_close_domains_try_a_weak_reversal_in_place_of_cdan(close_selected: Path
     assert plan["separability"] == selection["separability"]
 
 
+@pytest.mark.slow
 def test_a_selection_started_before_the_measure_resumes_with_its_candidates(
     close_selected: Path, twin_pair, tmp_path
 ) -> None:
@@ -196,6 +201,7 @@ def test_a_selection_started_before_the_measure_resumes_with_its_candidates(
     assert "separability" not in json.loads((run_dir / "selection.json").read_text())
 
 
+@pytest.mark.slow
 def test_an_interrupted_selection_resumes_where_it_stopped(tiny_pair, tmp_path) -> None:
     run_dir = tmp_path / "run"
     flags = [f"--{name.replace('_', '-')}={value}" for name, value in OPTIONS.items()]
@@ -243,6 +249,7 @@ def test_an_interrupted_selection_resumes_where_it_stopped(tiny_pair, tmp_path) 
     assert summary["selection"]["chosen"] in trained
 
 
+@pytest.mark.slow
 def test_a_selection_is_not_started_over_an_existing_run(selected: Path) -> None:
     from dann_serve.training.rundir import RunError
 

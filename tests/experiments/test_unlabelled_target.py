@@ -79,6 +79,7 @@ def dann_run(compared, tiny_pair, photos) -> Path:
 # -- the run directory ------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_the_run_directory_says_the_target_accuracy_is_unknown(dann_run, photos) -> None:
     summary = json.loads((dann_run / "summary.json").read_text())
     assert summary["target_test_accuracy"] is None
@@ -102,6 +103,7 @@ def test_the_run_directory_says_the_target_accuracy_is_unknown(dann_run, photos)
         assert (dann_run / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow
 def test_evaluate_on_an_unlabelled_folder_prints_unknown(dann_run, photos) -> None:
     result = _run("evaluate", dann_run, "--dataset", photos)
     assert f"{photos} test accuracy unknown (no labels)" in result.output
@@ -113,6 +115,7 @@ def test_evaluate_on_an_unlabelled_folder_prints_unknown(dann_run, photos) -> No
 # -- compare ----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_compare_shows_what_is_known_and_says_the_accuracy_is_unknown(compared) -> None:
     _, result = compared
     lines = result.stdout.strip().splitlines()
@@ -159,6 +162,7 @@ def test_pair_table_without_target_labels_takes_no_mean_of_an_unknown() -> None:
 # -- report -----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_report_renders_the_pair_and_says_the_accuracy_is_unknown(
     compared, tiny_pair, photos, tmp_path
 ) -> None:
@@ -185,6 +189,7 @@ def test_report_renders_the_pair_and_says_the_accuracy_is_unknown(
         assert f"](results/{path.name})" in text
 
 
+@pytest.mark.slow
 def test_report_finds_a_folder_given_as_a_relative_path(
     compared, tiny_pair, photos, tmp_path, monkeypatch
 ) -> None:
@@ -235,6 +240,7 @@ def test_images_without_a_label_are_dots_never_a_digit() -> None:
 # -- reverse validation -----------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_reverse_validation_scores_a_run_of_an_unlabelled_target(dann_run) -> None:
     result = _run("reverse-validate", dann_run, "--steps", "20", "--quiet")
     assert re.fullmatch(
@@ -251,6 +257,7 @@ def exported(dann_run, tmp_path_factory) -> tuple[Path, Result]:
     return model_dir, _run("export", dann_run, "--model-dir", model_dir)
 
 
+@pytest.mark.slow
 def test_export_json_says_the_accuracy_is_unknown(exported) -> None:
     model_dir, result = exported
     version = model_dir / "dann" / "1"
@@ -267,6 +274,7 @@ def test_export_json_says_the_accuracy_is_unknown(exported) -> None:
         assert figures["images"] == 256 and figures["decisions_agree"] == 256
 
 
+@pytest.mark.slow
 def test_the_exported_version_serves(exported, photos, start_server, dann_client) -> None:
     model_dir, _ = exported
     server = start_server(model_dir)

@@ -199,6 +199,7 @@ def _versions(model_root) -> list[str]:
     return sorted(p.name for p in model_root.iterdir())
 
 
+@pytest.mark.slow
 def test_next_free_version_and_no_overwrite_without_force(trained_run, tmp_path) -> None:
     first = export_run(trained_run, tmp_path, "m").path
     second = export_run(trained_run, tmp_path, "m").path

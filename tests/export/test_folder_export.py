@@ -53,6 +53,7 @@ def _exported(run: Path, models: Path) -> dict:
     return json.loads((models / "dann" / "1" / "export.json").read_text())
 
 
+@pytest.mark.slow
 def test_a_run_on_a_folder_exports_after_the_folder_gained_and_broke_files(
     digits, tmp_path: Path, decodes: list[Path]
 ) -> None:
@@ -83,6 +84,7 @@ def test_a_run_on_a_folder_exports_after_the_folder_gained_and_broke_files(
         assert figures["images"] == min(PARITY_IMAGES, record["test"])
 
 
+@pytest.mark.slow
 def test_an_unlabelled_target_folder_exports_on_its_recorded_sample(digits, tmp_path: Path) -> None:
     source = labelled_folder(tmp_path / "source", digits, per_class=6)
     target = unlabelled_folder(tmp_path / "target", digits, count=30)
@@ -100,6 +102,7 @@ def test_an_unlabelled_target_folder_exports_on_its_recorded_sample(digits, tmp_
     assert report["target_predicted_classes_exported"] == shares
 
 
+@pytest.mark.slow
 def test_a_target_test_folder_is_the_only_folder_export_reads(digits, tmp_path: Path) -> None:
     source = labelled_folder(tmp_path / "source", digits, per_class=6)
     target = unlabelled_folder(tmp_path / "target", digits, count=30)

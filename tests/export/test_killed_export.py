@@ -14,6 +14,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 from dann_serve.export.publish import remove_abandoned_staging
 
 from support import tiny_data
@@ -54,6 +56,7 @@ def _kill_export_at(run: Path, model_dir: Path, stage: str, log: Path) -> Path:
     return staging[0]
 
 
+@pytest.mark.slow
 def test_an_export_killed_midway_leaves_nothing_a_server_loads(
     trained_run, exported_model, start_server, tmp_path
 ):

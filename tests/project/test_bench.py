@@ -133,6 +133,7 @@ def test_report_fills_a_block_from_json_and_keeps_the_prose(tmp_path: Path) -> N
     assert performance_page.fill(filled, performance_page.Results(tmp_path)) == filled
 
 
+@pytest.mark.slow
 def test_train_throughput_times_every_row_and_the_page_shows_them(tmp_path: Path) -> None:
     """The script a GPU machine will run unchanged (``--distribute mirrored``), in
     miniature: the step against the bare step, each precision, and the replica row."""
@@ -202,6 +203,7 @@ SCRIPTS = sorted(
 )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("script", SCRIPTS)
 def test_every_script_runs_alone_as_the_readme_says(script: str) -> None:
     """``python bench/<script> --help`` from the checkout's root: a script that imports

@@ -219,6 +219,7 @@ def _land_version(model_root: Path, version: int) -> None:
     staging.rename(model_root / str(version))
 
 
+@pytest.mark.slow
 def test_load_with_a_new_version_landing_has_no_failed_request(reliability_server, images):
     model_root = reliability_server.model_dir / "dann"
     version = max(int(p.name) for p in model_root.iterdir() if p.name.isdigit()) + 1

@@ -383,6 +383,7 @@ def test_grpc_shape_amplification_is_refused_before_decoding(reliability_server)
 # -- 7: memory after large requests (light; bench/probe.py runs the full measure) --------
 
 
+@pytest.mark.slow
 def test_memory_returns_after_large_requests(exported_model, start_server):
     """RSS after 8 gRPC predicts of 1024 images (4 at once) and 2 REST predicts of 512
     stays within 10% of its level after warm-up. Before: +455 MB (65%) after the gRPC

@@ -339,6 +339,7 @@ def test_a_version_tensorflow_serving_could_not_run_is_not_served(
 # -- TLS and shutdown -------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_tls_grpc_and_sigterm_exits_cleanly(exported_model, start_server, tls_certificate, images):
     cert, key = tls_certificate["cert"], tls_certificate["key"]
     running = start_server(

@@ -126,6 +126,7 @@ def mirrored_run(tmp_path_factory) -> Path:
     return run_dir
 
 
+@pytest.mark.slow
 def test_each_loss_term_split_over_two_replicas_sums_to_the_one_device_term():
     script = Path(__file__).with_name("replica_terms.py")
     done = subprocess.run(
@@ -138,6 +139,7 @@ def test_each_loss_term_split_over_two_replicas_sums_to_the_one_device_term():
         assert figures["gradient difference"] <= 1e-6 * figures["gradient size"], name
 
 
+@pytest.mark.slow
 def test_mirrored_on_two_cpu_devices_trains_as_one_device(single_run, mirrored_run):
     record = json.loads((mirrored_run / "config.json").read_text())
     assert record["options"]["distribute"] == "mirrored"
@@ -150,6 +152,7 @@ def test_mirrored_on_two_cpu_devices_trains_as_one_device(single_run, mirrored_r
     )
 
 
+@pytest.mark.slow
 def test_a_mirrored_checkpoint_resumes_on_one_device_and_exports_the_same_model(
     single_run, mirrored_run, tiny_pair, tiny_target, tmp_path
 ):
@@ -217,6 +220,7 @@ def _scratch_dirs() -> set[str]:
     return {path.name for path in Path(tempfile.gettempdir()).glob("dann-serve-worker-*")}
 
 
+@pytest.mark.slow
 def test_two_workers_train_one_run_as_one_device(single_run, tmp_path):
     before = _scratch_dirs()
     run_dir = tmp_path / "run"
@@ -241,6 +245,7 @@ def test_two_workers_train_one_run_as_one_device(single_run, tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_two_workers_compare_and_select_and_only_the_chief_writes(tmp_path):
     """compare --select under multi-worker: every run, candidate and selection trained
     once by both workers; the chief scores, chooses and prints the table, the other
@@ -263,6 +268,7 @@ def _latest_step(run_dir: Path) -> int:
     return int(latest.rsplit("-", 1)[1]) if latest else 0
 
 
+@pytest.mark.slow
 def test_a_killed_worker_stops_the_run_and_both_resume_to_the_end(single_run, tmp_path):
     run_dir = tmp_path / "run"
     chief, worker = _workers(run_dir)

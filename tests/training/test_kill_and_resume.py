@@ -119,6 +119,7 @@ def _assert_loadable(checkpoints: Path, step: int) -> None:
             reader.get_tensor(name)
 
 
+@pytest.mark.slow
 def test_sigkill_at_random_steps_and_mid_checkpoint_resumes_like_an_uninterrupted_run(
     tiny_pair, tmp_path
 ):
