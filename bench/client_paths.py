@@ -19,14 +19,13 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from bench._common import ROOT, client_command, newest_version
 from dann_client.contract import DEFAULT_BATCH_SIZE as BATCH
 from dann_client.contract import DEFAULT_IN_FLIGHT as IN_FLIGHT
 from dann_client.contract import PREDICT_LABEL as SIGNATURE
 from dann_client.preprocessing import to_model_input
 from dann_client.remote import Wire
 from dann_serve.serving.model_config import add_model_to_config
-
-from _common import ROOT, client_command, newest_version
 from harness.exports import copy_without_signatures
 
 OLD_MODEL = "old"  # the export without predict_label's twins, as before issue 18

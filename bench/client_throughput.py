@@ -31,7 +31,7 @@ repeats. Goals: ours at least 10x the baseline and at least 2,000 images/s; the
 uint8 CLI at least 1.5x the CLI as issue 18 found it (the float32 path of today's CLI
 shows what the wire alone changes).
 
-    python bench/client_throughput.py [--model-dir models] [--images 10000]
+    python -m bench.client_throughput [--model-dir models] [--images 10000]
         [--baseline-images 2000] [--repeats 3] [--json bench/results/client_throughput.json]
 
 Images: the MNIST test set from ``../shared/data/mnist`` when present (28x28 grey PNGs),
@@ -57,19 +57,16 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 from PIL import Image
 
-from dann_client.contract import PREDICT_LABEL
-from dann_client.preprocessing import load_images
-from dann_client.remote import Wire
-
-from _common import (
+from bench._common import (
     ROOT,
     Result,
+    argument_parser,
     newest_version,
     own_cpu_seconds,
     process_cpu_seconds,
     tiny_export,
 )
-from client_paths import (
+from bench.client_paths import (
     OLD_MODEL,
     cli_labels,
     filed_client,
@@ -79,7 +76,10 @@ from client_paths import (
     serving_copy,
     wire_ceiling,
 )
-from documented_client import baseline, baseline_labels
+from bench.documented_client import baseline, baseline_labels
+from dann_client.contract import PREDICT_LABEL
+from dann_client.preprocessing import load_images
+from dann_client.remote import Wire
 from harness.server_process import LocalServer
 
 MNIST_IMAGES = ROOT.parent / "shared" / "data" / "mnist" / "t10k-images-idx3-ubyte.gz"
@@ -289,7 +289,7 @@ def check_labels(address: str, files: list[Path]) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argument_parser(__doc__.split("\n\n")[0])
     parser.add_argument(
         "--model-dir",
         type=Path,

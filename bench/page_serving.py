@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from page_format import Results, missing, num, pct, ratio, table
+from bench.page_format import Results, missing, num, pct, ratio, table
 
 SERVE_LABELS = {
     "in-process": "SavedModel in process",

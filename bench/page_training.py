@@ -3,7 +3,7 @@ and the step per architecture, precision and replica count (``train_throughput``
 
 from __future__ import annotations
 
-from page_format import Results, missing, num, pct, ratio, table
+from bench.page_format import Results, missing, num, pct, ratio, table
 
 
 def adapt_block(results: Results) -> str:

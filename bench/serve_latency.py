@@ -16,7 +16,7 @@ uint8 (issue 18). Afterwards, in
 rounds of their own, variants of the ONNX Runtime session options (threads, spinning,
 graph optimisation level, execution mode) are timed against in process again.
 
-    python bench/serve_latency.py [--model-dir models] [--requests 400] [--batches 200]
+    python -m bench.serve_latency [--model-dir models] [--requests 400] [--batches 200]
         [--json bench/results/serve_latency.json]
 
 Without --model-dir it trains and exports a tiny model into a temporary directory first
@@ -40,13 +40,8 @@ import grpc
 import numpy as np
 import onnxruntime
 
-from dann_client.contract import PREDICT_LABEL_UINT8
-from dann_client.preprocessing import to_model_input
-from dann_serve.runtime import reuse_large_buffers
-
-from _common import Result, newest_version, tiny_export
-from harness.server_process import LocalServer, free_port
-from latency_paths import (
+from bench._common import Result, argument_parser, newest_version, tiny_export
+from bench.latency_paths import (
     GRPC_OPTIONS,
     SIGNATURE,
     grpc_call,
@@ -57,6 +52,10 @@ from latency_paths import (
     rest_call,
     serve_no_model,
 )
+from dann_client.contract import PREDICT_LABEL_UINT8
+from dann_client.preprocessing import to_model_input
+from dann_serve.runtime import reuse_large_buffers
+from harness.server_process import LocalServer, free_port
 
 BIG_BATCH = 256
 PATHS = (
@@ -227,7 +226,7 @@ def report(figures: dict[str, dict[str, float]]) -> dict[str, str]:
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argument_parser(__doc__.split("\n\n")[0])
     parser.add_argument(
         "--model-dir",
         type=Path,

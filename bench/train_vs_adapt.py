@@ -31,7 +31,7 @@ ADAPT's own ``UpdateLambda`` callback) and half a batch of each domain per step,
 so only the implementation differs. What ADAPT cannot take from us is listed in the
 JSON (``differences``) and in docs/PERFORMANCE.md.
 
-    python bench/train_vs_adapt.py [--steps 1000] [--rounds 3] [--batch-size 128]
+    python -m bench.train_vs_adapt [--steps 1000] [--rounds 3] [--batch-size 128]
         [--contenders ours adapt adapt-tf-keras] [--json bench/results/train_vs_adapt.json]
 """
 
@@ -41,15 +41,14 @@ import argparse
 import json
 import os
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-from _common import Result, median
-from train_contenders import CONTENDERS
+from bench._common import ROOT, Result, argument_parser, bench_module, median
+from bench.train_contenders import CONTENDERS
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -102,8 +101,7 @@ def save_pair(path: Path) -> dict:
 
 def run_child(name: str, data: Path, args: argparse.Namespace, seed: int, out: Path) -> dict:
     command = [
-        sys.executable,
-        str(Path(__file__).with_name("train_contenders.py")),
+        *bench_module("train_contenders"),
         name,
         "--data",
         str(data),
@@ -120,7 +118,7 @@ def run_child(name: str, data: Path, args: argparse.Namespace, seed: int, out: P
     ]
     env = {**os.environ, **CONTENDERS[name][1]}
     started = time.perf_counter()
-    subprocess.run(command, env=env, check=True)
+    subprocess.run(command, cwd=ROOT, env=env, check=True)
     figures = json.loads(out.read_text())
     figures["process_seconds"] = time.perf_counter() - started
     return figures
@@ -196,7 +194,7 @@ def report(summary: dict, args: argparse.Namespace) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argument_parser(__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=128, help="source + target images")

@@ -27,7 +27,6 @@ from dann_serve.serving.images import HeaderError, image_size
 from dann_serve.serving.model_config import CONFIG_FILE, add_model_to_config
 from dann_serve.serving.status import ServingError
 from dann_serve.serving.tensors import strings_from_json, to_numpy
-
 from harness.exports import copy_without_signatures
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
