@@ -35,9 +35,11 @@ $(STAMP): pyproject.toml client/pyproject.toml $(LOCK)
 	$(PY) -m pip install --quiet -c $(LOCK) -e ./client -e ".[dev]"
 	touch $(STAMP)
 
+# ruff, then mypy on dann_serve and the client (its settings: [tool.mypy] in pyproject.toml).
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 test: lint
 	$(PY) -m pytest -q
@@ -85,4 +87,4 @@ bench: $(BENCH_STAMP)
 	$(PY) -m bench.performance_page --started $$(cat $(BENCH_WORK)/started)
 
 clean:
-	rm -rf runs .pytest_cache .ruff_cache
+	rm -rf runs .pytest_cache .ruff_cache .mypy_cache
