@@ -1,4 +1,4 @@
-"""How fast does ``dann-client`` start? (issue 5: ``--help`` median at most 0.5 s)
+"""How fast does ``dann-client`` start? (the goal: ``--help`` median at most 0.5 s)
 
 Prints the median wall time of ``dann-client --help`` next to that of a bare
 ``python -c pass`` (the floor any Python command pays), over N runs each, and their

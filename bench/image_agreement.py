@@ -1,13 +1,14 @@
 """How often ``predict_image`` (the file decoded in the graph) gives the label the client's
-Pillow path gives (issue 18, acceptance 1).
+Pillow path gives.
 
 The client reads each file with ``dann_client.preprocessing`` and sends the pixels
 as uint8 (``predict_label_uint8``) or as float32 / 255 (``predict_label``); a
 ``curl`` user sends the file itself to ``predict_image``. On real MNIST test digits
 written as files, this prints the three pairwise label agreements (image vs uint8,
 image vs float32, uint8 vs float32) and how far the graph's decoded pixels are from
-Pillow's. ``png`` (grey 28x28, how MNIST digits are saved) is the acceptance figure;
-the other encodings go through the graph's resize and transparency paths.
+Pillow's. ``png`` (grey 28x28, how MNIST digits are saved) is the figure that counts,
+since it is what a user of MNIST-like digits sends; the other encodings go through the
+graph's resize and transparency paths.
 
     python -m bench.image_agreement [--model-dir models] [--images 1000]
         [--json bench/results/image_agreement.json]

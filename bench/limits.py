@@ -1,4 +1,4 @@
-"""How close the measured speeds come to this CPU's limits (issue 8).
+"""How close the measured speeds come to this CPU's limits.
 
 - FLOPs per image of each architecture: multiply-adds counted from the layer shapes
   of ``dann_serve.model.networks`` (Conv2D: out_h * out_w * filters * k_h * k_w * in_channels;

@@ -1,4 +1,4 @@
-"""Load on ``dann-serve serve``, then a new version exported into it under load (issue 7).
+"""Load on ``dann-serve serve``, then a new version exported into it under load.
 
 1. Steady load: 8 concurrent gRPC clients (official tensorflow-serving-api stubs, one
    channel each) send 500 batch-1 Predicts each, one at a time.

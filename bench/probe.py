@@ -1,14 +1,14 @@
-"""Replay the hostile requests of issue 17 against a ``dann-serve serve`` (or TF Serving).
+"""Replay hostile requests against a ``dann-serve serve`` (or TF Serving).
 
 One line per case: what was sent, what came back, what TensorFlow Serving answers, and
-whether a good request (REST and gRPC) was answered right after. The cases are the
-numbered server-side ones of the issue: 1 request smuggling, 2 numbers and lengths
+whether a good request (REST and gRPC) was answered right after. The server-side
+cases, by the numbers the report prints: 1 request smuggling, 2 numbers and lengths
 too big, 3 a body shorter than its Content-Length, 4 a client that hangs up, 5 a
 burst of connections, 6 gRPC shape amplification, 7 memory after large requests,
 8 memory over version add/delete cycles, 11 non-numbers in an image, and the REST
 idle timeout (one byte every few seconds); plus the resource bounds of
-docs/RELIABILITY.md (batch, body, in-flight requests). Cases 9 and 10 are the
-client's (``dann-client``) and are covered by its own tests in client/tests.
+docs/RELIABILITY.md (batch, body, in-flight requests). Cases 9 and 10 concern the
+client (``dann-client``) and are covered by its own tests in client/tests.
 
     python -m bench.probe --model-dir models            # starts a server itself
     python -m bench.probe --grpc 127.0.0.1:8500 --rest http://127.0.0.1:8501

@@ -1,18 +1,17 @@
 """Latency and throughput of the exported model: the SavedModel in process, ONNX Runtime on
 the exported ``onnx/predict_label.onnx``, and ``dann-serve serve`` over gRPC (the official
-tensorflow-serving-api stubs) and over REST (issues 4 and 8). Beside them, the same gRPC
-requests go to a server that runs no model at all and answers zeros: the cost of gRPC
-and protobuf alone, the floor under any Python server's overhead. And the same images
-the cheaper ways of issue 18: uint8 pixels to ``predict_label_uint8`` over gRPC, and
-32x32 PNG files (made once, as files on disk are) in base64 JSON to ``predict_image``
-over REST, as ``curl`` or the client's REST route sends them.
+tensorflow-serving-api stubs) and over REST. Beside them, the same gRPC requests go to a
+server that runs no model at all and answers zeros: the cost of gRPC and protobuf alone,
+the floor under any Python server's overhead. And the same images the cheaper ways the
+model also takes: uint8 pixels to ``predict_label_uint8`` over gRPC, and 32x32 PNG files
+(made once, as files on disk are) in base64 JSON to ``predict_image`` over REST, as
+``curl`` or the client's REST route sends them.
 
 For each path: batch-1 latency p50 and p99 over N sequential requests, and batch-256
 images/s over M sequential requests, then the ratios to in process. Goals: gRPC batch-1
-p50 within 1 ms of in process; gRPC batch-256 throughput at least 80% of in process
-(issue 4); ONNX Runtime batch-1 p50 at most half of in process (issue 8); gRPC uint8
-batch-256 at least 90% of in process, REST base64 PNG batch-256 at least 50% of gRPC
-uint8 (issue 18). Afterwards, in
+p50 within 1 ms of in process; gRPC batch-256 throughput at least 80% of in process;
+ONNX Runtime batch-1 p50 at most half of in process; gRPC uint8 batch-256 at least 90%
+of in process, REST base64 PNG batch-256 at least 50% of gRPC uint8. Afterwards, in
 rounds of their own, variants of the ONNX Runtime session options (threads, spinning,
 graph optimisation level, execution mode) are timed against in process again.
 
@@ -158,7 +157,7 @@ def measure(
 
 
 def twin_goals(figures: dict[str, dict[str, float]]) -> dict[str, bool]:
-    """Issue 18's goals: gRPC uint8 >= 90% of in process, REST PNG >= 50% of gRPC uint8
+    """The cheaper inputs' goals: gRPC uint8 >= 90% of in process, REST PNG >= 50% of gRPC uint8
     (the ratio of their medians of the rounds' shares of in process)."""
     uint8, png = figures["grpc uint8"]["share"], figures["rest b64 png"]["share"]
     print(

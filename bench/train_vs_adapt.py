@@ -1,9 +1,9 @@
 """Our DANN against ADAPT's ``adapt.feature_based.DANN`` on the same network, data pair,
-batch and number of steps (issue 16, acceptance 3: ours at float32 at least 1.1x ADAPT's
-source images per second, at least its target accuracy).
+batch and number of steps (the goal: ours at float32 at least 1.1x ADAPT's source images
+per second, at least its target accuracy).
 
 Each contender trains a fresh model for ``--steps`` steps on ``fonts -> digits`` in its
-own subprocess (``bench/train_contenders.py``), then reports its target (and source)
+own subprocess (``python -m bench.train_contenders``), then reports its target (and source)
 test accuracy; the same run gives its speed: source images per second over the steps
 after the first ``--warmup`` (which hold the tracing). ``--rounds`` rounds, seed =
 round number, the contenders taking turns (order reversed every other round) so that
@@ -52,7 +52,7 @@ from bench.train_contenders import CONTENDERS
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-GOAL_SPEED = 1.1  # issue 16: ours >= 1.1x ADAPT's source images/s, at >= its accuracy
+GOAL_SPEED = 1.1  # ours >= 1.1x ADAPT's source images/s, at >= its accuracy
 DIFFERENCES = [
     "ADAPT's discriminator ends in one sigmoid unit with binary cross-entropy (its train "
     "step requires it); ours ends in two logits with softmax cross-entropy. Its hidden "

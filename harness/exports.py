@@ -2,8 +2,8 @@
 
 The client and the server promise to keep serving exports made before a signature
 existed (a model without ``classify_domain``, or without ``predict_image`` and
-``predict_label_uint8`` as before issue 18). Tests and benchmarks make such a model
-from a new export, rather than keeping old files around.
+``predict_label_uint8``, the image and uint8 twins of ``predict_label``). Tests and
+benchmarks make such a model from a new export, rather than keeping old files around.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ def copy_without_signatures(
 ) -> Path:
     """Copy the version directory ``version_dir`` to ``destination`` with the signatures
     ``removed`` deleted from its ``saved_model.pb`` (by default ``predict_label``'s
-    twins: an export from before issue 18). Its warm-up records, which ask for every
+    twins: an export from before they existed). Its warm-up records, which ask for every
     signature, are dropped. Returns ``destination``."""
     from tensorflow.core.protobuf import saved_model_pb2
 
