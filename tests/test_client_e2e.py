@@ -33,7 +33,6 @@ from dann_client.contract import TWINS
 from dann_client.preprocessing import layout_batch, load_images, to_model_input
 from dann_serve.data import mnist
 from dann_serve.serving.model_config import add_model_to_config
-
 from harness.exports import copy_without_signatures
 from harness.server_process import free_port
 

@@ -17,6 +17,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 from dann_serve import data
 from dann_serve.config import MODES, TrainConfig
@@ -133,11 +134,11 @@ class PairRuns:
 
     def complete_summaries(self) -> list[dict]:
         """summary.json of both modes of every complete seed (what pair_table reads)."""
-        return [run.summary for mode in REPORT_ORDER for run in self.finished(mode)]
+        return [cast(dict, run.summary) for mode in REPORT_ORDER for run in self.finished(mode)]
 
     def complete_selections(self) -> list[dict]:
         """summary.json of the ``--select`` run of every complete seed (none without)."""
-        return [run.summary for run in self.finished(SELECT)] if self.selected else []
+        return [cast(dict, run.summary) for run in self.finished(SELECT)] if self.selected else []
 
     @property
     def target_labelled(self) -> bool:
@@ -175,7 +176,7 @@ class PairRuns:
                 values.setdefault(option, set()).add(json.dumps(value))
             data = {
                 role: {k: v for k, v in part.items() if k != "note"}
-                for role, part in run.config.get("data", {}).items()
+                for role, part in cast(dict, run.config).get("data", {}).items()
             }
             values.setdefault("data", set()).add(json.dumps(data, sort_keys=True))
         return {

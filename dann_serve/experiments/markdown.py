@@ -14,6 +14,7 @@ import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 from dann_serve import files
 from dann_serve.config import TrainConfig
@@ -301,7 +302,10 @@ def choices_section(pairs: Sequence[PairRuns]) -> str:
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     versions = [
         sorted(
-            {(r.config.get("versions") or {}).get("tensorflow", "?") for r in pair.all_finished()}
+            {
+                (cast(dict, r.config).get("versions") or {}).get("tensorflow", "?")
+                for r in pair.all_finished()
+            }
         )
         for pair in shown
     ]

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 from dann_serve import data
 from dann_serve.experiments.collect import REPORT_ORDER, PairRuns, Run, collect_pair
@@ -60,7 +61,8 @@ class Domains:
 
 def _reference_run(pair: PairRuns) -> Run | None:
     complete = [run for mode in REPORT_ORDER for run in pair.finished(mode)]
-    return (complete or pair.all_finished() or [None])[0]
+    finished = complete or pair.all_finished()
+    return finished[0] if finished else None
 
 
 def data_lines(pair: PairRuns, domains: Domains) -> list[str]:
@@ -69,7 +71,7 @@ def data_lines(pair: PairRuns, domains: Domains) -> list[str]:
     if run is None:
         return []
     lines = []
-    sizes = run.config.get("data", {})
+    sizes = cast(dict, run.config).get("data", {})
     for role, name, use in (
         ("source", pair.source, "labelled"),
         ("target", pair.target, "unlabelled"),
@@ -127,7 +129,7 @@ def draw_features(
         return None, f"not drawn: {error}"
     sample = Sample.draw(loaded[0].test, loaded[1].test, count, FEATURE_SAMPLE_SEED)
     path = figures / f"{pair.slug}-features.png"
-    names = tuple(_short(name) for name in (pair.source, pair.target))
+    names = (_short(pair.source), _short(pair.target))
     width = plot_feature_views(*models, sample, path, names, with_tsne)
     projections = (
         "PCA on top (the two largest principal axes of the centred features, numpy SVD), "

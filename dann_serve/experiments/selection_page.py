@@ -13,6 +13,7 @@ from __future__ import annotations
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
 from dann_serve.config import CRITERIA
 from dann_serve.experiments.collect import PairRuns
@@ -26,7 +27,7 @@ def selections_of(pair: PairRuns) -> list[tuple[int, dict]]:
     """``(seed, the "selection" entry of its summary)`` for every complete seed."""
     if not pair.selected:
         return []
-    return [(run.seed, run.summary["selection"]) for run in pair.finished(SELECT)]
+    return [(run.seed, cast(dict, run.summary)["selection"]) for run in pair.finished(SELECT)]
 
 
 def criteria_of(selections: Sequence[dict]) -> list[str]:

@@ -51,7 +51,7 @@ def label_free_figures(model: DANN, split: Split) -> dict:
     }
 
 
-def pair_accuracies(model: DANN, source: Split, target: Split) -> dict[str, float]:
+def pair_accuracies(model: DANN, source: Split, target: Split) -> dict[str, float | None]:
     """Label accuracy on each split and the domain head's balanced accuracy.
 
     The domain accuracy is the mean of the per-domain rates (0.5: domains confused),

@@ -223,11 +223,12 @@ class Trainer:
             lambda average, value: decay * average + (1.0 - decay) * value,
         )
 
-    def measure(self) -> dict[str, float]:
+    def measure(self) -> dict[str, float | None]:
         """The metrics row logged every ``eval_every`` steps; resets the loss means."""
+        label_loss = float(self.label_loss.result())
         row = {
             "step": self.step,
-            "label_loss": float(self.label_loss.result()),
+            "label_loss": label_loss,
             "domain_loss": float(self.domain_loss.result()),
             "lambda": self.current_lambda(),
             "learning_rate": self.current_learning_rate(),
@@ -235,8 +236,8 @@ class Trainer:
         }
         self.label_loss.reset_state()
         self.domain_loss.reset_state()
-        if not math.isfinite(row["label_loss"]) and row["step"] > 0:
-            raise FloatingPointError(f"label loss became {row['label_loss']} at step {self.step}")
+        if not math.isfinite(label_loss) and self.step > 0:
+            raise FloatingPointError(f"label loss became {label_loss} at step {self.step}")
         return row
 
 

@@ -8,12 +8,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-
-from dann_serve.config import TrainConfig
-from dann_serve.data import DatasetError
-from dann_serve.data.folders import read_folder
-from dann_serve.training.loop import load_pair
-
 from image_folders import (
     TINY,
     break_file,
@@ -25,6 +19,11 @@ from image_folders import (
     unlabelled_folder,
     write_png,
 )
+
+from dann_serve.config import TrainConfig
+from dann_serve.data import DatasetError
+from dann_serve.data.folders import read_folder
+from dann_serve.training.loop import load_pair
 
 # -- layout errors: one line naming the folder and the problem -----------------------------
 

@@ -9,12 +9,6 @@ from pathlib import Path
 
 import pytest
 import tensorflow as tf
-
-from dann_serve.config import TrainConfig
-from dann_serve.data import decode_cache
-from dann_serve.training.loop import train_run
-from dann_serve.training.step import Trainer
-
 from image_folders import (
     TINY,
     Killed,
@@ -25,6 +19,11 @@ from image_folders import (
     snapshot,
     unlabelled_folder,
 )
+
+from dann_serve.config import TrainConfig
+from dann_serve.data import decode_cache
+from dann_serve.training.loop import train_run
+from dann_serve.training.step import Trainer
 
 # -- --resume: the saved options or nothing ----------------------------------------------
 

@@ -15,16 +15,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
-from PIL import Image
-
-from dann_client import preprocessing
-from dann_serve.config import TrainConfig
-from dann_serve.data import DatasetError, canonical, folders, is_folder, load_domain
-from dann_serve.data.folders import read_folder
-from dann_serve.training.loop import load_pair
-from dann_serve.training.rundir import read_metrics
-from dann_serve.training.step import Trainer
-
 from image_folders import (
     TINY,
     Killed,
@@ -36,6 +26,15 @@ from image_folders import (
     unlabelled_folder,
     write_png,
 )
+from PIL import Image
+
+from dann_client import preprocessing
+from dann_serve.config import TrainConfig
+from dann_serve.data import DatasetError, canonical, folders, is_folder, load_domain
+from dann_serve.data.folders import read_folder
+from dann_serve.training.loop import load_pair
+from dann_serve.training.rundir import read_metrics
+from dann_serve.training.step import Trainer
 
 # -- training on folders ------------------------------------------------------------------
 
