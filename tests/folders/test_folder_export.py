@@ -12,12 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from dann_serve.data import DatasetError, load_domain, load_test_split
-from dann_serve.data.decode_cache import DecodeCache
-from dann_serve.data.folders import read_files, read_folder
-from dann_serve.export.checks import PARITY_IMAGES
-
 from image_folders import (
     TINY,
     break_file,
@@ -27,6 +21,11 @@ from image_folders import (
     run_record,
     unlabelled_folder,
 )
+
+from dann_serve.data import DatasetError, load_domain, load_test_split
+from dann_serve.data.decode_cache import DecodeCache
+from dann_serve.data.folders import read_files, read_folder
+from dann_serve.export.checks import PARITY_IMAGES
 
 
 def _joins_the_held_out_part(folder: Path, digit: int) -> Path:
