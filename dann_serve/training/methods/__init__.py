@@ -29,6 +29,7 @@ MODULES = (
     "cdan",
     "weak_reversal",
     "class_weighted",
+    "mcc",
 )
 for _module in MODULES:
     import_module(f"{__name__}.{_module}")
