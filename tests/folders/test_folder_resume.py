@@ -49,9 +49,9 @@ def folder_run(digits, tmp_path_factory) -> dict[str, Path]:
 
 RESUME_CONFLICTS = {
     "steps": (["--steps", "8"], ["--steps 4 -> 8"]),
-    "seed and mode": (
-        ["--seed", "1", "--mode", "source-only"],
-        ["--seed 0 -> 1", "--mode dann -> source-only"],
+    "seed and method": (
+        ["--seed", "1", "--method", "source-only"],
+        ["--seed 0 -> 1", "--method dann -> source-only"],
     ),
     "source folder": (["--source", "{other}"], ["--source {source} -> {other}"]),
     "target test folder": (["--target-test", "{other}"], ["--target-test None -> {other}"]),
