@@ -143,7 +143,9 @@ class PairRuns:
 
     def complete_summaries(self) -> list[dict]:
         """summary.json of both methods of every complete seed (what pair_table reads)."""
-        return [cast(dict, run.summary) for method in self.compared for run in self.finished(method)]
+        return [
+            cast(dict, run.summary) for method in self.compared for run in self.finished(method)
+        ]
 
     def complete_selections(self) -> list[dict]:
         """summary.json of the ``--select`` run of every complete seed (none without)."""
