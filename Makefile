@@ -37,9 +37,11 @@ $(STAMP): pyproject.toml client/pyproject.toml $(LOCK)
 	$(PY) -m pip install --quiet -c $(LOCK) -e ./client -e ".[dev]"
 	touch $(STAMP)
 
+# ruff, then mypy on dann_serve and the client (its settings: [tool.mypy] in pyproject.toml).
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 # The whole suite, spread over TEST_WORKERS processes (pytest-xdist) a test file at a
 # time, so that a module's fixtures are built once; each process builds the session's
@@ -88,21 +90,22 @@ lock:
 
 # Every benchmark, each writing bench/results/<name>.json, then docs/PERFORMANCE.md's
 # tables regenerated from them. One tiny model is exported for the serving and client
-# benchmarks. The settings keep the whole run under 30 minutes on 2 busy cores.
+# benchmarks. The settings keep the whole run under 30 minutes on 2 busy cores. Each
+# script runs as a module of the checkout's `bench` package, from the root (`-m`).
 bench: $(BENCH_STAMP)
 	rm -rf $(BENCH_WORK) && mkdir -p $(BENCH_WORK) bench/results
 	date +%s > $(BENCH_WORK)/started
-	$(PY) bench/_common.py export $(BENCH_WORK)/export
-	$(PY) bench/train_throughput.py --steps 120 --repeats 3
-	$(PY) bench/train_vs_adapt.py --steps 300 --rounds 3
-	$(PY) bench/serve_latency.py --model-dir $(BENCH_WORK)/export/models
-	$(PY) bench/image_agreement.py --model-dir $(BENCH_WORK)/export/models
-	$(PY) bench/client_throughput.py --model-dir $(BENCH_WORK)/export/models --baseline-images 1000
-	$(PY) bench/client_startup.py --model-dir $(BENCH_WORK)/export/models --runs 10 \
+	$(PY) -m bench._common export $(BENCH_WORK)/export
+	$(PY) -m bench.train_throughput --steps 120 --repeats 3
+	$(PY) -m bench.train_vs_adapt --steps 300 --rounds 3
+	$(PY) -m bench.serve_latency --model-dir $(BENCH_WORK)/export/models
+	$(PY) -m bench.image_agreement --model-dir $(BENCH_WORK)/export/models
+	$(PY) -m bench.client_throughput --model-dir $(BENCH_WORK)/export/models --baseline-images 1000
+	$(PY) -m bench.client_startup --model-dir $(BENCH_WORK)/export/models --runs 10 \
 		--predict-runs 3
-	$(PY) bench/decode_cache.py --repeats 5 --whole-runs 3
-	$(PY) bench/limits.py
-	$(PY) bench/performance_page.py --started $$(cat $(BENCH_WORK)/started)
+	$(PY) -m bench.decode_cache --repeats 5 --whole-runs 3
+	$(PY) -m bench.limits
+	$(PY) -m bench.performance_page --started $$(cat $(BENCH_WORK)/started)
 
 clean:
-	rm -rf runs .pytest_cache .ruff_cache
+	rm -rf runs .pytest_cache .ruff_cache .mypy_cache

@@ -3,13 +3,14 @@ figures go, and the tiny exported model the serving and client benchmarks talk t
 
 Each script writes ``bench/results/<name>.json`` (or ``--json PATH``) through
 :func:`write_result`: ``{"benchmark", "date", "wall_seconds", "command", "machine",
-"versions", "figures"}``; ``bench/performance_page.py`` turns those files into the tables of
-``docs/PERFORMANCE.md``. This module imports nothing heavy, so a script that must not
+"versions", "figures"}``; ``python -m bench.performance_page`` turns those files into the
+tables of ``docs/PERFORMANCE.md``. This module imports nothing heavy, so a script that must not
 load TensorFlow (the client start-up benchmark) can use it too.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import resource
@@ -24,10 +25,6 @@ from dann_serve.files import write_json
 from dann_serve.runtime import package_versions
 
 ROOT = Path(__file__).resolve().parent.parent
-# The test and benchmark harness (harness/) is not installed; the scripts import this
-# module first (``_common`` sorts before ``harness``), which puts the checkout on the path.
-if str(ROOT) not in sys.path:
-    sys.path.insert(1, str(ROOT))
 RESULTS = ROOT / "bench" / "results"
 # the packages the figures depend on, recorded with each result
 PACKAGES = ("tensorflow", "keras", "onnxruntime", "grpcio", "numpy", "tf2onnx", "adapt", "tf_keras")
@@ -178,6 +175,23 @@ def newest_version(model_dir: Path) -> Path:
     return max(versions_, key=lambda p: int(p.name))
 
 
+def argument_parser(description: str) -> argparse.ArgumentParser:
+    """A script's parser, whose usage line shows the command that runs it,
+    ``python -m bench.NAME`` (argparse would show the file's name alone)."""
+    spec = getattr(sys.modules["__main__"], "__spec__", None)
+    prog = f"python -m {spec.name}" if spec is not None else None
+    return argparse.ArgumentParser(prog=prog, description=description)
+
+
+def bench_module(name: str) -> list[str]:
+    """This interpreter running ``bench/<name>.py`` as ``python -m bench.<name>``.
+
+    Run it with ``cwd=ROOT``: the checkout's packages ``bench`` and ``harness`` are not
+    installed, and ``-m`` imports them from the working directory.
+    """
+    return [sys.executable, "-m", f"bench.{name}"]
+
+
 def client_command() -> list[str]:
     """``dann-client`` beside this interpreter, else the module run by this interpreter."""
     script = Path(sys.executable).with_name("dann-client")
@@ -185,8 +199,8 @@ def client_command() -> list[str]:
 
 
 if __name__ == "__main__":
-    # ``python bench/_common.py export DIR``: the tiny model, once, for `make bench`.
+    # ``python -m bench._common export DIR``: the tiny model, once, for `make bench`.
     if len(sys.argv) != 3 or sys.argv[1] != "export":
-        raise SystemExit("usage: python bench/_common.py export WORKDIR")
+        raise SystemExit("usage: python -m bench._common export WORKDIR")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     print(newest_version(tiny_export(Path(sys.argv[2]))))

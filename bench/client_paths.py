@@ -19,17 +19,16 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from bench._common import ROOT, client_command, newest_version
 from dann_client.contract import DEFAULT_BATCH_SIZE as BATCH
 from dann_client.contract import DEFAULT_IN_FLIGHT as IN_FLIGHT
 from dann_client.contract import PREDICT_LABEL as SIGNATURE
 from dann_client.preprocessing import to_model_input
 from dann_client.remote import Wire
 from dann_serve.serving.model_config import add_model_to_config
-
-from _common import ROOT, client_command, newest_version
 from harness.exports import copy_without_signatures
 
-OLD_MODEL = "old"  # the export without predict_label's twins, as before issue 18
+OLD_MODEL = "old"  # the export without predict_label's twins, as older exports are
 
 
 def serving_copy(model_dir: Path, workdir: Path) -> Path:
@@ -73,8 +72,8 @@ def predict_command(
 
 
 def filed_client(rev: str, workdir: Path) -> Path | None:
-    """The ``client/`` folder of commit ``rev`` (``git archive``), to run the client as
-    issue 18 found it in the same run; None, with a note, where git or the commit is
+    """The ``client/`` folder of commit ``rev`` (``git archive``), to run that older,
+    float32-only client in the same run; None, with a note, where git or the commit is
     missing (a copy without history)."""
     if not rev:
         return None
@@ -83,7 +82,7 @@ def filed_client(rev: str, workdir: Path) -> Path | None:
             ["git", "-C", str(ROOT), "archive", rev, "client"], capture_output=True, check=True
         ).stdout
     except (OSError, subprocess.CalledProcessError) as error:
-        print(f"no client as issue 18 found it ({rev}): {error}", flush=True)
+        print(f"no float32-only client ({rev}): {error}", flush=True)
         return None
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         tar.extractall(workdir / "filed", filter="data")
@@ -94,7 +93,7 @@ def ours_library(
     address: str, directory: Path, wires: tuple[Wire, ...] | None = None
 ) -> Callable[[], int]:
     """``predict_files`` on the folder, each result printed as JSON to ``os.devnull``;
-    ``wires`` as ``GrpcBackend`` takes it (float32 only: the requests before issue 18)."""
+    ``wires`` as ``GrpcBackend`` takes it (float32 only: what a float32-only client sends)."""
     from dann_client.inputs import expand_inputs
     from dann_client.output import prediction_json
     from dann_client.predict import predict_files

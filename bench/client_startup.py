@@ -1,4 +1,4 @@
-"""How fast does ``dann-client`` start? (issue 5: ``--help`` median at most 0.5 s)
+"""How fast does ``dann-client`` start? (the goal: ``--help`` median at most 0.5 s)
 
 Prints the median wall time of ``dann-client --help`` next to that of a bare
 ``python -c pass`` (the floor any Python command pays), over N runs each, and their
@@ -8,42 +8,42 @@ process running TensorFlow Serving's documented client (``documented_client.base
 tensorflow-serving-api stubs, ``tf.make_tensor_proto``) on the same image; the
 commands take turns. Run with the interpreter of the environment to measure:
 
-    .venv/bin/python bench/client_startup.py [--runs 20] [--model-dir DIR]
+    .venv/bin/python -m bench.client_startup [--runs 20] [--model-dir DIR]
         [--predict-runs 5] [--json bench/results/client_startup.json]
 """
 
 from __future__ import annotations
 
-import argparse
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from _common import Result, client_command, median
+from bench._common import ROOT, Result, argument_parser, client_command, median
 
 GOAL_SECONDS = 0.5
-BENCH = Path(__file__).resolve().parent
-# A fresh process doing what TensorFlow Serving's documentation shows, on one image.
+# A fresh process doing what TensorFlow Serving's documentation shows, on one image. It
+# imports bench.documented_client from its working directory, the checkout (ROOT).
 DOCUMENTED_CLIENT = (
-    "import sys; sys.path.insert(0, sys.argv[1]); from pathlib import Path; "
-    "from documented_client import baseline; baseline(sys.argv[2], [Path(sys.argv[3])])()"
+    "import sys; from pathlib import Path; from bench.documented_client import baseline; "
+    "baseline(sys.argv[1], [Path(sys.argv[2])])()"
 )
 
 
 def wall_times(commands: dict[str, list[str]], runs: int) -> dict[str, list[float]]:
     """Seconds from start to exit of each command, ``runs`` times, taking turns.
 
-    One untimed run of each first fills the OS caches.
+    One untimed run of each first fills the OS caches. Each runs in the checkout (ROOT),
+    where ``python -c`` can import ``bench``.
     """
     for command in commands.values():
-        subprocess.run(command, check=True, capture_output=True)
+        subprocess.run(command, cwd=ROOT, check=True, capture_output=True)
     times: dict[str, list[float]] = {name: [] for name in commands}
     for _ in range(runs):
         for name, command in commands.items():
             start = time.perf_counter()
-            subprocess.run(command, check=True, capture_output=True)
+            subprocess.run(command, cwd=ROOT, check=True, capture_output=True)
             times[name].append(time.perf_counter() - start)
     return times
 
@@ -73,7 +73,6 @@ def predict_cold_start(model_dir: Path, runs: int) -> dict[str, list[float]]:
                         sys.executable,
                         "-c",
                         DOCUMENTED_CLIENT,
-                        str(BENCH),
                         address,
                         str(image),
                     ],
@@ -85,7 +84,7 @@ def predict_cold_start(model_dir: Path, runs: int) -> dict[str, list[float]]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argument_parser(__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=20, help="timed runs per command")
     parser.add_argument(
         "--model-dir",

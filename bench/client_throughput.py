@@ -1,6 +1,5 @@
 """End-to-end images per second of ``dann-client`` against the way TensorFlow Serving's
-documentation writes a client (issue 5, acceptance 5), and of its uint8 requests against
-its float32 ones (issue 18, acceptance 2).
+documentation writes a client, and of its uint8 requests against its float32 ones.
 
 Both sides read the same PNG files with Pillow, apply the same preprocessing
 (``dann_client.preprocessing``), ask the same ``dann-serve serve`` process over gRPC
@@ -9,13 +8,13 @@ talk to the server:
 
 - ours: ``dann-client predict DIR --json > /dev/null``, timed as a user runs it (a
   subprocess, start-up included), and the library (``predict_files``) in process;
-- ours with float32, as before issue 18: the same CLI and library sending float32
-  pixels / 255 to ``predict_label``, which is what the client does for an export
-  without ``predict_label_uint8`` (the CLI asks a copy of the model stripped of it,
-  served beside it as ``old``; the library is told to send float32);
-- the CLI as issue 18 found it ("today's figure" of its goal): ``client/`` of the last
-  commit before the issue's work (``--filed-client``, taken with ``git archive``), run
-  with ``python -m dann_client`` against the same server, float32 as it always sent;
+- ours with float32: the same CLI and library sending float32 pixels / 255 to
+  ``predict_label``, which is what the client does for an export without
+  ``predict_label_uint8`` (the CLI asks a copy of the model stripped of it, served
+  beside it as ``old``; the library is told to send float32);
+- the float32-only CLI, the one the uint8 goal is measured against: ``client/`` of the
+  last commit before the client could send uint8 (``--filed-client``, taken with ``git
+  archive``), run with ``python -m dann_client`` against the same server;
 - baseline: TensorFlow Serving's example client (``resnet_client_grpc.py``):
   ``tensorflow_serving.apis`` stubs, ``tf.make_tensor_proto``, one image per
   ``Predict`` call, ``tf.make_ndarray`` on the answer. It is timed in this process
@@ -28,10 +27,10 @@ from this server), and the SavedModel called in this process (the model's own sp
 here, no server at all). The paths take turns in each repeat, so a change in load on
 this shared machine falls on all of them alike; the figures are medians over the
 repeats. Goals: ours at least 10x the baseline and at least 2,000 images/s; the
-uint8 CLI at least 1.5x the CLI as issue 18 found it (the float32 path of today's CLI
-shows what the wire alone changes).
+uint8 CLI at least 1.5x the float32-only CLI (the float32 path of today's CLI shows
+what the wire alone changes).
 
-    python bench/client_throughput.py [--model-dir models] [--images 10000]
+    python -m bench.client_throughput [--model-dir models] [--images 10000]
         [--baseline-images 2000] [--repeats 3] [--json bench/results/client_throughput.json]
 
 Images: the MNIST test set from ``../shared/data/mnist`` when present (28x28 grey PNGs),
@@ -57,19 +56,16 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 from PIL import Image
 
-from dann_client.contract import PREDICT_LABEL
-from dann_client.preprocessing import load_images
-from dann_client.remote import Wire
-
-from _common import (
+from bench._common import (
     ROOT,
     Result,
+    argument_parser,
     newest_version,
     own_cpu_seconds,
     process_cpu_seconds,
     tiny_export,
 )
-from client_paths import (
+from bench.client_paths import (
     OLD_MODEL,
     cli_labels,
     filed_client,
@@ -79,14 +75,17 @@ from client_paths import (
     serving_copy,
     wire_ceiling,
 )
-from documented_client import baseline, baseline_labels
+from bench.documented_client import baseline, baseline_labels
+from dann_client.contract import PREDICT_LABEL
+from dann_client.preprocessing import load_images
+from dann_client.remote import Wire
 from harness.server_process import LocalServer
 
 MNIST_IMAGES = ROOT.parent / "shared" / "data" / "mnist" / "t10k-images-idx3-ubyte.gz"
 GOAL_RATIO = 10.0
 GOAL_IMAGES_PER_S = 2000.0
-GOAL_UINT8_RATIO = 1.5  # issue 18: the uint8 CLI against "today's figure", the client it found
-# The last commit before issue 18's first change: its client is the one the issue measured.
+GOAL_UINT8_RATIO = 1.5  # the uint8 CLI against the float32-only one
+# The last commit before the client could send uint8: its client only ever sent float32.
 FILED_CLIENT = "f105fb9^"
 WIRES = {"uint8": None, "float32": (Wire.FLOAT32,)}  # None: what the model takes best
 
@@ -165,8 +164,8 @@ def cpu_bound(cpu: dict[str, dict[str, list[float]]], name: str) -> dict[str, fl
 
 LABELS = {
     "dann-client": "dann-client predict DIR --json (CLI{images}: uint8)",
-    "dann-client float32": "the same CLI, float32 (an export before issue 18)",
-    "dann-client as filed": "the CLI as issue 18 found it (float32)",
+    "dann-client float32": "the same CLI, float32 (an export without the uint8 twin)",
+    "dann-client as filed": "the float32-only CLI (before uint8 requests)",
     "library": "dann_client.predict_files (in process{images}: uint8)",
     "library float32": "the same library, float32",
     "baseline": "baseline, TF Serving docs' client ({baseline} files)",
@@ -226,7 +225,7 @@ def report(
     )
     if filed_ratio is not None:
         print(
-            f"ratio dann-client / as issue 18 found it: {filed_ratio:4.2f}x   "
+            f"ratio dann-client / float32-only CLI:   {filed_ratio:6.2f}x   "
             f"(goal >= {GOAL_UINT8_RATIO}x)"
         )
     print_cpu_budget(bounds, medians, filed)
@@ -260,7 +259,7 @@ def timed_paths(
     folder = workdir / "images"
     filed = filed_client(args.filed_client, workdir)
     if filed and cli_labels(address, files[:200], client=filed) != cli_labels(address, files[:200]):
-        raise SystemExit("the client as issue 18 found it disagrees with today's on the labels")
+        raise SystemExit("the float32-only client disagrees with today's on the labels")
     return {
         "dann-client": ours_cli(address, folder),
         "dann-client float32": ours_cli(address, folder, OLD_MODEL),
@@ -276,7 +275,7 @@ def timed_paths(
 
 def check_labels(address: str, files: list[Path]) -> str:
     """Both of our encodings and the baseline answer alike; the encoding the new export
-    takes (``uint8`` unless it predates issue 18)."""
+    takes (``uint8`` unless it has no uint8 twin)."""
     from dann_client.service import GrpcBackend
     from dann_client.transport import Transport
 
@@ -289,7 +288,7 @@ def check_labels(address: str, files: list[Path]) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argument_parser(__doc__.split("\n\n")[0])
     parser.add_argument(
         "--model-dir",
         type=Path,
@@ -313,7 +312,7 @@ def main() -> int:
     parser.add_argument(
         "--filed-client",
         default=FILED_CLIENT,
-        help="commit whose client/ is timed as the client issue 18 found ('' to skip)",
+        help="commit whose client/ is timed as the float32-only client ('' to skip)",
     )
     parser.add_argument("--strict", action="store_true", help="exit 1 if a goal is missed")
     args = parser.parse_args()

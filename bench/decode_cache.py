@@ -22,7 +22,7 @@ lately). The figures are medians over the repeats. With ``--whole-runs N`` (defa
 as fresh processes on a fresh cache directory each time: the start-up a user waits
 for, TensorFlow and all.
 
-    python bench/decode_cache.py [--images 10000] [--repeats 3] [--mnist DIR]
+    python -m bench.decode_cache [--images 10000] [--repeats 3] [--mnist DIR]
         [--whole-runs 1] [--json bench/results/decode_cache.json] [--strict]
 """
 
@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from _common import ROOT, Result, median
+from bench._common import ROOT, Result, argument_parser, median
 
 GOAL_RATIO = 10.0
 MNIST = ROOT.parent / "shared" / "data" / "mnist"
@@ -209,7 +209,7 @@ def time_whole_runs(source: Path, target: Path, runs: int, scratch: Path) -> dic
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argument_parser(__doc__.split("\n\n")[0])
     parser.add_argument("--images", type=int, default=10_000, help="PNG files to write")
     parser.add_argument(
         "--repeats", type=int, default=3, help="timed first/second loads, each on a fresh cache"

@@ -1,15 +1,16 @@
 """How often ``predict_image`` (the file decoded in the graph) gives the label the client's
-Pillow path gives (issue 18, acceptance 1).
+Pillow path gives.
 
 The client reads each file with ``dann_client.preprocessing`` and sends the pixels
 as uint8 (``predict_label_uint8``) or as float32 / 255 (``predict_label``); a
 ``curl`` user sends the file itself to ``predict_image``. On real MNIST test digits
 written as files, this prints the three pairwise label agreements (image vs uint8,
 image vs float32, uint8 vs float32) and how far the graph's decoded pixels are from
-Pillow's. ``png`` (grey 28x28, how MNIST digits are saved) is the acceptance figure;
-the other encodings go through the graph's resize and transparency paths.
+Pillow's. ``png`` (grey 28x28, how MNIST digits are saved) is the figure that counts,
+since it is what a user of MNIST-like digits sends; the other encodings go through the
+graph's resize and transparency paths.
 
-    python bench/image_agreement.py [--model-dir models] [--images 1000]
+    python -m bench.image_agreement [--model-dir models] [--images 1000]
         [--json bench/results/image_agreement.json]
 
 Without --model-dir a tiny model is trained and exported first (about a minute); without
@@ -18,7 +19,6 @@ Without --model-dir a tiny model is trained and exported first (about a minute);
 
 from __future__ import annotations
 
-import argparse
 import io
 import os
 import tempfile
@@ -30,11 +30,10 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
+from bench._common import Result, argument_parser, newest_version, tiny_export
 from dann_client.preprocessing import image_to_array, to_model_input
 from dann_serve.data.mnist import IMAGES_MAGIC, read_idx
 from dann_serve.export.image_input import decode_images
-
-from _common import Result, newest_version, tiny_export
 
 MNIST_IMAGES = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 BATCH = 250
@@ -97,7 +96,7 @@ def agreement(saved, files: list[bytes]) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argument_parser(__doc__.split("\n\n")[0])
     parser.add_argument("--model-dir", type=Path, default=None, help="default: a tiny export")
     parser.add_argument("--images", type=int, default=1000, help="MNIST test digits")
     parser.add_argument("--json", type=Path, default=None, help="where the figures go")

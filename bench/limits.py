@@ -1,4 +1,4 @@
-"""How close the measured speeds come to this CPU's limits (issue 8).
+"""How close the measured speeds come to this CPU's limits.
 
 - FLOPs per image of each architecture: multiply-adds counted from the layer shapes
   of ``dann_serve.model.networks`` (Conv2D: out_h * out_w * filters * k_h * k_w * in_channels;
@@ -12,12 +12,11 @@
   forward pass (forward, gradient w.r.t. activations, gradient w.r.t. weights) over
   source AND target images, so 6x the forward FLOPs per source image.
 
-    python bench/limits.py [--results bench/results] [--json bench/results/limits.json]
+    python -m bench.limits [--results bench/results] [--json bench/results/limits.json]
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import time
@@ -26,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
-from _common import RESULTS, Result, machine, median
+from bench._common import RESULTS, Result, argument_parser, machine, median
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -241,7 +240,7 @@ def achieved(flops: dict[str, dict], peak: dict, results: Path) -> list[dict]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argument_parser(__doc__.split("\n\n")[0])
     parser.add_argument(
         "--results", type=Path, default=RESULTS, help="where the other benchmarks' JSON files are"
     )

@@ -1,4 +1,4 @@
-"""Load on ``dann-serve serve``, then a new version exported into it under load (issue 7).
+"""Load on ``dann-serve serve``, then a new version exported into it under load.
 
 1. Steady load: 8 concurrent gRPC clients (official tensorflow-serving-api stubs, one
    channel each) send 500 batch-1 Predicts each, one at a time.
@@ -10,7 +10,7 @@
 Prints p50/p99, requests and errors of both phases and the switch; exits 1 unless no
 request failed, every client ended on the new version and none went back.
 
-    python bench/load.py [--clients 8] [--requests 500] [--run RUN --model-dir DIR]
+    python -m bench.load [--clients 8] [--requests 500] [--run RUN --model-dir DIR]
 
 Without --run it trains and exports a tiny model on the embedded fonts -> digits pair
 first (a minute or two); the figures measure serving, not accuracy.
@@ -30,7 +30,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 
-import _common  # noqa: F401  (puts the checkout on sys.path for harness/)
+from bench._common import argument_parser
 from harness.load import run_load
 from harness.server_process import LocalServer
 
@@ -58,7 +58,7 @@ def newest(model_dir: Path) -> int:
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argument_parser(__doc__.split("\n\n")[0])
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--requests", type=int, default=500, help="per client, steady phase")
     parser.add_argument("--batch", type=int, default=1, help="images per request")

@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from page_format import Results, missing, num, pct, ratio, table
+from bench.page_format import Results, missing, num, pct, ratio, table
 
 SERVE_LABELS = {
     "in-process": "SavedModel in process",
@@ -62,13 +62,13 @@ def serve_block(results: Results) -> str:
     verdict = {True: "met", False: "not met"}
     paired = ", the median of the rounds' ratios" if "share" in f["paths"]["grpc"] else ""
     text += (
-        f"\n- ONNX Runtime batch-1 p50 at most half of the SavedModel's (issue 8): "
+        f"\n- ONNX Runtime batch-1 p50 at most half of the SavedModel's: "
         f"**{verdict[goals['onnx_p50_half']]}** "
         f"({pct(f['paths']['onnxruntime']['p50_ms'] / base['p50_ms'], 0)})\n"
-        f"- gRPC batch-1 p50 within 1 ms of in process (issue 4): "
+        f"- gRPC batch-1 p50 within 1 ms of in process: "
         f"{verdict[goals['grpc_p50_within_1ms']]} "
         f"(+{f['paths']['grpc']['p50_ms'] - base['p50_ms']:.3f} ms)\n"
-        f"- gRPC batch-256 at least 80% of in process (issue 4): "
+        f"- gRPC batch-256 at least 80% of in process: "
         f"{verdict[goals['grpc_throughput_80pct']]} "
         f"({pct(share(f['paths']['grpc'], base), 1)}{paired})\n"
     )
@@ -96,8 +96,8 @@ def onnx_block(results: Results) -> str:
 
 CLIENT_LABELS = {
     "dann-client": "dann-client predict DIR --json (CLI)",
-    "dann-client float32": "the same CLI, float32 (an export before issue 18)",
-    "dann-client as filed": "the CLI as issue 18 found it (float32)",
+    "dann-client float32": "the same CLI, float32 (an export without the uint8 twin)",
+    "dann-client as filed": "the float32-only CLI (before uint8 requests)",
     "library": "dann_client.predict_files (in process)",
     "library float32": "the same library, float32",
     "baseline": "baseline: TF Serving docs' client, one image per request",
@@ -129,14 +129,14 @@ def client_block(results: Results) -> str:
             f"baseline times the first {num(f['baseline_images'])}), medians of "
             f"{f['repeats']} repeats taking turns.\n\n"
             + table(["path", "images/s", "vs baseline"], rows)
-            + f"\nGoal of issue 5 (>= 10x the baseline and >= 2,000 images/s): "
+            + f"\nGoal (>= 10x the baseline and >= 2,000 images/s): "
             f"**{'met' if f['goal_met'] else 'not met'}** "
             f"({ratio(f['ratio_cli_to_baseline'])}).\n"
         )
         if f.get("ratio_to_filed_client"):
             parts.append(
-                f"Goal of issue 18 (the CLI with {f['wire']} >= 1.5x the CLI as the issue "
-                f"found it, `{f['filed_client']}`): "
+                f"Goal (the CLI with {f['wire']} >= 1.5x the float32-only CLI, "
+                f"`{f['filed_client']}`): "
                 f"**{'met' if f['uint8_goal_met'] else 'not met'}** "
                 f"({ratio(f['ratio_to_filed_client'])}; the wire alone, today's CLI with "
                 f"float32: {ratio(f['ratio_uint8_to_float32'])}).\n"
@@ -159,7 +159,7 @@ def client_block(results: Results) -> str:
             "Cold start (fresh process, wall time to exit; the predicting commands "
             "against a running `dann-serve serve`):\n\n"
             + table(["command", "median ms", "vs python -c pass", "runs"], rows)
-            + f"\nGoal of issue 5 (`dann-client --help` <= {s['goal_seconds']} s): "
+            + f"\nGoal (`dann-client --help` <= {s['goal_seconds']} s): "
             f"**{'met' if s['goal_met'] else 'not met'}**."
         )
         if "documented_over_client_predict" in s:

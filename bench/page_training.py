@@ -3,7 +3,7 @@ and the step per architecture, precision and replica count (``train_throughput``
 
 from __future__ import annotations
 
-from page_format import Results, missing, num, pct, ratio, table
+from bench.page_format import Results, missing, num, pct, ratio, table
 
 
 def adapt_block(results: Results) -> str:
@@ -59,7 +59,7 @@ def adapt_block(results: Results) -> str:
             f"{ratio(c['speed'])} the source images/s (per-round paired median "
             f"{ratio(c['speed_paired_median'])}; per CPU-second "
             f"{ratio(c['speed_per_cpu_s'])}), target accuracy "
-            f"{100 * c['target_accuracy_gain']:+.1f} points: acceptance "
+            f"{100 * c['target_accuracy_gain']:+.1f} points: goal "
             f"(>= {f.get('goal_speed', 1.5)}x and >= its accuracy) "
             f"**{'met' if c['goal_met'] else 'not met'}**"
         )

@@ -5,23 +5,21 @@ is rewritten, by the generator of that NAME below; everything outside the marker
 (the analysis) is kept as written. A benchmark whose JSON file is missing leaves a
 one-line note in its block instead of stale figures.
 
-    python bench/performance_page.py [--results bench/results] [--doc docs/PERFORMANCE.md]
+    python -m bench.performance_page [--results bench/results] [--doc docs/PERFORMANCE.md]
         [--started EPOCH_SECONDS]
 """
 
 from __future__ import annotations
 
-import argparse
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from bench._common import RESULTS, ROOT, Result, argument_parser
+from bench.page_format import Results, missing, num, table
+from bench.page_serving import client_block, limits_block, onnx_block, serve_block
+from bench.page_training import adapt_block, train_block
 from dann_serve import files
-
-from _common import RESULTS, ROOT, Result
-from page_format import Results, missing, num, table
-from page_serving import client_block, limits_block, onnx_block, serve_block
-from page_training import adapt_block, train_block
 
 DOC = ROOT / "docs" / "PERFORMANCE.md"
 MAKE_BENCH = "make_bench"  # bench/results/make_bench.json: the wall time of the whole run
@@ -120,7 +118,7 @@ def fill(doc: str, results: Results) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argument_parser(__doc__.split("\n\n")[0])
     parser.add_argument("--results", type=Path, default=RESULTS)
     parser.add_argument("--doc", type=Path, default=DOC)
     parser.add_argument(

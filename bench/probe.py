@@ -1,17 +1,17 @@
-"""Replay the hostile requests of issue 17 against a ``dann-serve serve`` (or TF Serving).
+"""Replay hostile requests against a ``dann-serve serve`` (or TF Serving).
 
 One line per case: what was sent, what came back, what TensorFlow Serving answers, and
-whether a good request (REST and gRPC) was answered right after. The cases are the
-numbered server-side ones of the issue: 1 request smuggling, 2 numbers and lengths
+whether a good request (REST and gRPC) was answered right after. The server-side
+cases, by the numbers the report prints: 1 request smuggling, 2 numbers and lengths
 too big, 3 a body shorter than its Content-Length, 4 a client that hangs up, 5 a
 burst of connections, 6 gRPC shape amplification, 7 memory after large requests,
 8 memory over version add/delete cycles, 11 non-numbers in an image, and the REST
 idle timeout (one byte every few seconds); plus the resource bounds of
-docs/RELIABILITY.md (batch, body, in-flight requests). Cases 9 and 10 are the
-client's (``dann-client``) and are covered by its own tests in client/tests.
+docs/RELIABILITY.md (batch, body, in-flight requests). Cases 9 and 10 concern the
+client (``dann-client``) and are covered by its own tests in client/tests.
 
-    python bench/probe.py --model-dir models            # starts a server itself
-    python bench/probe.py --grpc 127.0.0.1:8500 --rest http://127.0.0.1:8501
+    python -m bench.probe --model-dir models            # starts a server itself
+    python -m bench.probe --grpc 127.0.0.1:8500 --rest http://127.0.0.1:8501
 
 With ``--model-dir`` the script starts ``dann-serve serve`` on a private copy of the
 tree, can read its memory (cases 7 and 8 need that) and checks its log for tracebacks
@@ -34,10 +34,9 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-import _common  # noqa: F401  (puts the checkout on sys.path for harness/)
-from harness.server_process import LocalServer
-from probe_memory import case_memory
-from probe_wire import (
+from bench._common import argument_parser
+from bench.probe_memory import case_memory
+from bench.probe_wire import (
     MODEL,
     RESULTS,
     Target,
@@ -49,6 +48,7 @@ from probe_wire import (
     raw_http,
     report,
 )
+from harness.server_process import LocalServer
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -328,7 +328,7 @@ def case_bounds(target: Target) -> None:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argument_parser(__doc__.split("\n\n")[0])
     parser.add_argument("--grpc", help="HOST:PORT of a running server")
     parser.add_argument("--rest", help="URL of its REST API (http://HOST:PORT)")
     parser.add_argument("--model-dir", type=Path, help="start dann-serve serve on a copy of it")

@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 
-from probe_wire import MODEL, Target, json_body, post, raw_http, report
+from bench.probe_wire import MODEL, Target, json_body, post, raw_http, report
 
 
 def _settle(target: Target) -> float:

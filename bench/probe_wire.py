@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 
-import _common  # noqa: F401  (puts the checkout on sys.path for harness/)
 from harness.raw_http import read_responses
 from harness.server_process import LocalServer
 

@@ -1,22 +1,21 @@
 """Latency and throughput of the exported model: the SavedModel in process, ONNX Runtime on
 the exported ``onnx/predict_label.onnx``, and ``dann-serve serve`` over gRPC (the official
-tensorflow-serving-api stubs) and over REST (issues 4 and 8). Beside them, the same gRPC
-requests go to a server that runs no model at all and answers zeros: the cost of gRPC
-and protobuf alone, the floor under any Python server's overhead. And the same images
-the cheaper ways of issue 18: uint8 pixels to ``predict_label_uint8`` over gRPC, and
-32x32 PNG files (made once, as files on disk are) in base64 JSON to ``predict_image``
-over REST, as ``curl`` or the client's REST route sends them.
+tensorflow-serving-api stubs) and over REST. Beside them, the same gRPC requests go to a
+server that runs no model at all and answers zeros: the cost of gRPC and protobuf alone,
+the floor under any Python server's overhead. And the same images the cheaper ways the
+model also takes: uint8 pixels to ``predict_label_uint8`` over gRPC, and 32x32 PNG files
+(made once, as files on disk are) in base64 JSON to ``predict_image`` over REST, as
+``curl`` or the client's REST route sends them.
 
 For each path: batch-1 latency p50 and p99 over N sequential requests, and batch-256
 images/s over M sequential requests, then the ratios to in process. Goals: gRPC batch-1
-p50 within 1 ms of in process; gRPC batch-256 throughput at least 80% of in process
-(issue 4); ONNX Runtime batch-1 p50 at most half of in process (issue 8); gRPC uint8
-batch-256 at least 90% of in process, REST base64 PNG batch-256 at least 50% of gRPC
-uint8 (issue 18). Afterwards, in
+p50 within 1 ms of in process; gRPC batch-256 throughput at least 80% of in process;
+ONNX Runtime batch-1 p50 at most half of in process; gRPC uint8 batch-256 at least 90%
+of in process, REST base64 PNG batch-256 at least 50% of gRPC uint8. Afterwards, in
 rounds of their own, variants of the ONNX Runtime session options (threads, spinning,
 graph optimisation level, execution mode) are timed against in process again.
 
-    python bench/serve_latency.py [--model-dir models] [--requests 400] [--batches 200]
+    python -m bench.serve_latency [--model-dir models] [--requests 400] [--batches 200]
         [--json bench/results/serve_latency.json]
 
 Without --model-dir it trains and exports a tiny model into a temporary directory first
@@ -40,13 +39,8 @@ import grpc
 import numpy as np
 import onnxruntime
 
-from dann_client.contract import PREDICT_LABEL_UINT8
-from dann_client.preprocessing import to_model_input
-from dann_serve.runtime import reuse_large_buffers
-
-from _common import Result, newest_version, tiny_export
-from harness.server_process import LocalServer, free_port
-from latency_paths import (
+from bench._common import Result, argument_parser, newest_version, tiny_export
+from bench.latency_paths import (
     GRPC_OPTIONS,
     SIGNATURE,
     grpc_call,
@@ -57,6 +51,10 @@ from latency_paths import (
     rest_call,
     serve_no_model,
 )
+from dann_client.contract import PREDICT_LABEL_UINT8
+from dann_client.preprocessing import to_model_input
+from dann_serve.runtime import reuse_large_buffers
+from harness.server_process import LocalServer, free_port
 
 BIG_BATCH = 256
 PATHS = (
@@ -159,7 +157,7 @@ def measure(
 
 
 def twin_goals(figures: dict[str, dict[str, float]]) -> dict[str, bool]:
-    """Issue 18's goals: gRPC uint8 >= 90% of in process, REST PNG >= 50% of gRPC uint8
+    """The cheaper inputs' goals: gRPC uint8 >= 90% of in process, REST PNG >= 50% of gRPC uint8
     (the ratio of their medians of the rounds' shares of in process)."""
     uint8, png = figures["grpc uint8"]["share"], figures["rest b64 png"]["share"]
     print(
@@ -227,7 +225,7 @@ def report(figures: dict[str, dict[str, float]]) -> dict[str, str]:
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argument_parser(__doc__.split("\n\n")[0])
     parser.add_argument(
         "--model-dir",
         type=Path,

@@ -4,12 +4,11 @@ target and source test accuracy. A process per run keeps each contender's Keras
 (Keras 3, or legacy tf-keras through ``TF_USE_LEGACY_KERAS``) and its thread pools
 apart from the others'.
 
-    python bench/train_contenders.py ours --data pair.npz --steps 300 --seed 0 --out run.json
+    python -m bench.train_contenders ours --data pair.npz --steps 300 --seed 0 --out run.json
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import time
@@ -17,6 +16,8 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+
+from bench._common import argument_parser
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -254,7 +255,7 @@ def run_adapt(source, target, steps: int, batch_size: int, seed: int, warmup: in
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argument_parser(__doc__.split("\n\n")[0])
     parser.add_argument("contender", choices=list(CONTENDERS))
     parser.add_argument("--data", type=Path, required=True, help="the pair, as the parent saved it")
     parser.add_argument("--steps", type=int, required=True)

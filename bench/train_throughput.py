@@ -23,7 +23,7 @@ visible GPU (one device, the CPU, on a machine without them), as ``dann-serve tr
 --distribute mirrored`` would. The data are random pixels: the speed of a step does not
 depend on them (bench/train_vs_adapt.py times real training on the embedded pair).
 
-    python bench/train_throughput.py [--steps 200] [--repeats 5] [--batch-size 128]
+    python -m bench.train_throughput [--steps 200] [--repeats 5] [--batch-size 128]
         [--arch mnist svhn] [--distribute none|mirrored]
         [--precision float32 mixed_bfloat16] [--replicas 1 2]
         [--json bench/results/train_throughput.json]
@@ -36,14 +36,13 @@ import functools
 import json
 import os
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-from _common import Result, median
+from bench._common import ROOT, Result, argument_parser, bench_module, median
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -213,10 +212,10 @@ def run_replica_child(args: argparse.Namespace) -> dict | None:
         return None
     with tempfile.TemporaryDirectory() as scratch:
         out = Path(scratch) / "replicas.json"
-        command = [sys.executable, __file__, "--child-replicas", str(out)]
+        command = [*bench_module("train_throughput"), "--child-replicas", str(out)]
         command += ["--steps", str(args.steps), "--repeats", str(args.repeats)]
         command += ["--batch-size", str(args.batch_size), "--replicas", *map(str, args.replicas)]
-        subprocess.run(command, check=True)
+        subprocess.run(command, cwd=ROOT, check=True)
         row = json.loads(out.read_text())
     print(
         "mnist  replicas (logical CPU devices), source images/s: "
@@ -230,7 +229,7 @@ def run_replica_child(args: argparse.Namespace) -> dict | None:
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argument_parser(__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=128)

@@ -1,9 +1,9 @@
 """Our DANN against ADAPT's ``adapt.feature_based.DANN`` on the same network, data pair,
-batch and number of steps (issue 16, acceptance 3: ours at float32 at least 1.1x ADAPT's
-source images per second, at least its target accuracy).
+batch and number of steps (the goal: ours at float32 at least 1.1x ADAPT's source images
+per second, at least its target accuracy).
 
 Each contender trains a fresh model for ``--steps`` steps on ``fonts -> digits`` in its
-own subprocess (``bench/train_contenders.py``), then reports its target (and source)
+own subprocess (``python -m bench.train_contenders``), then reports its target (and source)
 test accuracy; the same run gives its speed: source images per second over the steps
 after the first ``--warmup`` (which hold the tracing). ``--rounds`` rounds, seed =
 round number, the contenders taking turns (order reversed every other round) so that
@@ -31,7 +31,7 @@ ADAPT's own ``UpdateLambda`` callback) and half a batch of each domain per step,
 so only the implementation differs. What ADAPT cannot take from us is listed in the
 JSON (``differences``) and in docs/PERFORMANCE.md.
 
-    python bench/train_vs_adapt.py [--steps 1000] [--rounds 3] [--batch-size 128]
+    python -m bench.train_vs_adapt [--steps 1000] [--rounds 3] [--batch-size 128]
         [--contenders ours adapt adapt-tf-keras] [--json bench/results/train_vs_adapt.json]
 """
 
@@ -41,19 +41,18 @@ import argparse
 import json
 import os
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-from _common import Result, median
-from train_contenders import CONTENDERS
+from bench._common import ROOT, Result, argument_parser, bench_module, median
+from bench.train_contenders import CONTENDERS
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-GOAL_SPEED = 1.1  # issue 16: ours >= 1.1x ADAPT's source images/s, at >= its accuracy
+GOAL_SPEED = 1.1  # ours >= 1.1x ADAPT's source images/s, at >= its accuracy
 DIFFERENCES = [
     "ADAPT's discriminator ends in one sigmoid unit with binary cross-entropy (its train "
     "step requires it); ours ends in two logits with softmax cross-entropy. Its hidden "
@@ -102,8 +101,7 @@ def save_pair(path: Path) -> dict:
 
 def run_child(name: str, data: Path, args: argparse.Namespace, seed: int, out: Path) -> dict:
     command = [
-        sys.executable,
-        str(Path(__file__).with_name("train_contenders.py")),
+        *bench_module("train_contenders"),
         name,
         "--data",
         str(data),
@@ -120,7 +118,7 @@ def run_child(name: str, data: Path, args: argparse.Namespace, seed: int, out: P
     ]
     env = {**os.environ, **CONTENDERS[name][1]}
     started = time.perf_counter()
-    subprocess.run(command, env=env, check=True)
+    subprocess.run(command, cwd=ROOT, env=env, check=True)
     figures = json.loads(out.read_text())
     figures["process_seconds"] = time.perf_counter() - started
     return figures
@@ -196,7 +194,7 @@ def report(summary: dict, args: argparse.Namespace) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argument_parser(__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=128, help="source + target images")

@@ -5,11 +5,9 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-MODES = ("dann", "source-only")
 # The training model's Keras dtype policy; variables, losses, the weight average and
 # every export stay float32 (dann_serve.model.networks.build_model).
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
-MODE_LABELS = {"source-only": "source-only", "dann": "DANN"}  # how reports print a mode
 ARCHITECTURES = ("mnist", "svhn")
 # How a run is spread over devices (dann_serve.training.distribute): one device, every
 # GPU of this machine (or --cpu-replicas logical CPUs), or the machines of TF_CONFIG.
@@ -27,6 +25,8 @@ DEFAULT_CRITERION = "entropy"
 # Where the run executes is not what it trains: a checkpoint of any strategy resumes
 # under any other, with the global batch, data and schedules unchanged.
 RESUMABLE_OPTIONS = frozenset({"data_dir", "distribute", "cpu_replicas"})
+# What named the method before --method did; a run that saved them predates it.
+FORMER_METHOD_OPTIONS = ("mode", "conditional", "class_weighting")
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,9 @@ class TrainConfig:
 
     source: str = "fonts"
     target: str = "digits"
-    mode: str = "dann"
+    # The adaptation method, by its registered name (dann_serve.training.methods); checked
+    # where a run starts or is read, since this module imports nothing of the project.
+    method: str = "dann"
     arch: str = "mnist"
     steps: int = 3000
     batch_size: int = 128
@@ -46,9 +48,7 @@ class TrainConfig:
     momentum: float = 0.9
     gamma: float = 10.0
     lambda_max: float = 1.0
-    conditional: bool = False  # CDAN: the domain head reads features x predictions
     information_weight: float = 1.0  # target entropy minus class spread (losses.py)
-    class_weighting: bool = False  # source domain loss weighted by estimated class ratios
     batch_norm: bool = False
     augment: bool = True
     grayscale: bool = True
@@ -70,8 +70,6 @@ class TrainConfig:
             raise ValueError(
                 f"unknown --precision {self.precision!r}: choose one of {', '.join(PRECISIONS)}"
             )
-        if self.mode not in MODES:
-            raise ValueError(f"unknown mode {self.mode!r}: choose one of {', '.join(MODES)}")
         if self.steps < 1:
             raise ValueError(f"--steps must be at least 1, got {self.steps}")
         if self.batch_size < 2 or self.batch_size % 2:
@@ -111,5 +109,14 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> TrainConfig:
+        """The options a run saved. Options named by an older version (where ``mode``,
+        ``conditional`` and ``class_weighting`` chose the method) are refused rather than
+        read as the default method."""
+        former = [name for name in FORMER_METHOD_OPTIONS if name in values]
+        if former and "method" not in values:
+            raise ValueError(
+                f"saved by a dann-serve older than --method (it names {', '.join(former)}): "
+                "train it again with --method, or read it with the version that wrote it"
+            )
         known = {field.name for field in dataclasses.fields(cls)}
         return cls(**{key: value for key, value in values.items() if key in known})

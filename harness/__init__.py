@@ -2,6 +2,6 @@
 free ports (``server_process``), a concurrent Predict load (``load``), and copies of an
 export without some signatures, as older exports are (``exports``).
 
-The tests and ``bench/`` import it from the checkout (pytest's ``pythonpath`` and
-``bench/_common.py`` put the repository root on ``sys.path``).
+It is a package of the checkout, imported as ``harness`` from the repository root: by
+the tests (pytest's ``pythonpath``) and by the benchmarks (``python -m bench.NAME``).
 """

@@ -11,7 +11,7 @@ GRPC_PORT="${DEMO_GRPC_PORT:-8500}"
 REST_PORT="${DEMO_REST_PORT:-8501}"
 
 rm -rf "$RUN"
-"$BIN/dann-serve" train --source fonts --target digits --mode dann --out "$RUN"
+"$BIN/dann-serve" train --source fonts --target digits --method dann --out "$RUN"
 "$BIN/dann-serve" evaluate "$RUN" --dataset digits --split test
 version_dir="$("$BIN/dann-serve" export "$RUN" --model-dir "$MODELS")"
 echo "exported $version_dir"

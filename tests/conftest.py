@@ -17,12 +17,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 import pytest
+from support import tiny_data
 
 from dann_client import preprocessing
 from dann_serve import data
 from dann_serve.data import Domain, decode_cache, load_domain
-
-from support import tiny_data
 
 
 @pytest.fixture(scope="session")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from dann_client import messages
 from dann_client.contract import DEFAULT_MODEL
@@ -119,6 +120,6 @@ def _tensor_spec(info: messages.TensorInfo) -> TensorSpec:
     return TensorSpec(dtype=dtype_name(info.dtype), shape=dims)
 
 
-def _enum_name(enum, number: int) -> str:
+def _enum_name(enum: Any, number: int) -> str:
     value = enum.values_by_number.get(number)
     return value.name if value is not None else str(number)

@@ -11,15 +11,22 @@ from __future__ import annotations
 import functools
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from dann_client import contract
 from dann_client.errors import EXIT_OK, EXIT_UNREADABLE, ClientError, UsageError
 from dann_client.options import BACKGROUND_HELP, predict_options, server_options
+
+if TYPE_CHECKING:
+    from dann_client.api import ModelRef
+    from dann_client.background import Background
+    from dann_client.inputs import Unreadable
+    from dann_client.predict import Backend
+    from dann_client.remote import ModelServer
 
 _PROG = "dann-client"
 # The signatures a user may name, each with what it answers (from the contract's table).
@@ -30,7 +37,7 @@ _SIGNATURE_HELP = "Which signature of the model to ask: {}.".format(
 )
 
 
-def _reports_errors(command: Callable) -> Callable:
+def _reports_errors(command: Callable[..., Any]) -> Callable[..., Any]:
     """Turn the library's errors into one stderr line and the documented exit status."""
 
     @functools.wraps(command)
@@ -184,7 +191,7 @@ def _predict(
     backend = _backend(**options)
     progress = Progress(sys.stderr, None, enabled=Progress.wanted(sys.stderr, sys.stdout))
     try:
-        paths = expand_inputs(inputs, sys.stdin)
+        paths: Iterable[str | Unreadable] = expand_inputs(inputs, sys.stdin)
         if progress.enabled and STDIN not in inputs:
             paths = list(paths)  # a directory walk is quick; the bar then knows the total
             progress.total = len(paths)
@@ -199,7 +206,7 @@ def _predict(
     return EXIT_UNREADABLE if unreadable else EXIT_OK
 
 
-def _backend(*, backend: str | None, onnx_path: Path | None, **options: Any):
+def _backend(*, backend: str | None, onnx_path: Path | None, **options: Any) -> Backend:
     if backend is None:
         backend = "onnx" if onnx_path is not None else "server"
     if backend == "onnx":
@@ -216,7 +223,7 @@ def _backend(*, backend: str | None, onnx_path: Path | None, **options: Any):
     return RemoteBackend(_server(**options), model)
 
 
-def _model_ref(*, model: str, version: int | None, version_label: str | None, **_: Any):
+def _model_ref(*, model: str, version: int | None, version_label: str | None, **_: Any) -> ModelRef:
     from dann_client.api import ModelRef
 
     if version is not None and version_label is not None:
@@ -234,7 +241,7 @@ def _server(
     client_cert: Path | None,
     client_key: Path | None,
     **_: Any,
-):
+) -> ModelServer:
     from dann_client.connect import open_server
 
     return open_server(
@@ -254,7 +261,7 @@ def _format(fmt: str | None, as_json: bool) -> str:
     return "json" if as_json else fmt or "text"
 
 
-def _background(name: str):
+def _background(name: str) -> Background:
     from dann_client.background import parse_background
 
     try:

@@ -15,6 +15,7 @@ command actually talks to a server.
 from __future__ import annotations
 
 from importlib.resources import files
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
@@ -25,7 +26,7 @@ for _file in descriptor_pb2.FileDescriptorSet.FromString(_DESCRIPTOR_SET.read_by
     POOL.Add(_file)
 
 
-def _message(full_name: str) -> type:
+def _message(full_name: str) -> Any:
     return message_factory.GetMessageClass(POOL.FindMessageTypeByName(full_name))
 
 
@@ -36,19 +37,28 @@ def _method_path(service: str, method: str) -> str:
 
 
 TensorShapeProto = _message("tensorflow.TensorShapeProto")
-TensorProto = _message("tensorflow.TensorProto")
-TensorInfo = _message("tensorflow.TensorInfo")
 SignatureDef = _message("tensorflow.SignatureDef")
 Int64Value = _message("google.protobuf.Int64Value")
-ModelSpec = _message("tensorflow.serving.ModelSpec")
 PredictRequest = _message("tensorflow.serving.PredictRequest")
 PredictResponse = _message("tensorflow.serving.PredictResponse")
 SignatureDefMap = _message("tensorflow.serving.SignatureDefMap")
 GetModelMetadataRequest = _message("tensorflow.serving.GetModelMetadataRequest")
-GetModelMetadataResponse = _message("tensorflow.serving.GetModelMetadataResponse")
 GetModelStatusRequest = _message("tensorflow.serving.GetModelStatusRequest")
-GetModelStatusResponse = _message("tensorflow.serving.GetModelStatusResponse")
 ModelVersionStatus = _message("tensorflow.serving.ModelVersionStatus")
+# The classes are made at run time, so a type checker cannot know their fields: to it,
+# the ones that annotations name are aliases of Any.
+if TYPE_CHECKING:
+    TensorProto: TypeAlias = Any
+    TensorInfo: TypeAlias = Any
+    ModelSpec: TypeAlias = Any
+    GetModelMetadataResponse: TypeAlias = Any
+    GetModelStatusResponse: TypeAlias = Any
+else:
+    TensorProto = _message("tensorflow.TensorProto")
+    TensorInfo = _message("tensorflow.TensorInfo")
+    ModelSpec = _message("tensorflow.serving.ModelSpec")
+    GetModelMetadataResponse = _message("tensorflow.serving.GetModelMetadataResponse")
+    GetModelStatusResponse = _message("tensorflow.serving.GetModelStatusResponse")
 
 DATA_TYPE = POOL.FindEnumTypeByName("tensorflow.DataType")
 ERROR_CODE = POOL.FindEnumTypeByName("tensorflow.error.Code")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -61,11 +62,11 @@ class OnnxBackend:
     def close(self) -> None:
         self._sessions.clear()
 
-    def _session(self, signature: str):
+    def _session(self, signature: str) -> Any:
         with self._lock:
             return self._load_session(signature)
 
-    def _load_session(self, signature: str):
+    def _load_session(self, signature: str) -> Any:
         if signature not in self._sessions:
             model_file = self._model_file(signature)
             options = self._ort.SessionOptions()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -17,7 +18,7 @@ from dann_client.output import FORMATS
 _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 
 
-def server_options(command: Callable) -> Callable:
+def server_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """Options shared by every command that talks to a model server."""
     options = [
         click.option(
@@ -98,7 +99,7 @@ BACKGROUND_HELP = (
 )
 
 
-def predict_options(command: Callable) -> Callable:
+def predict_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """Options of the commands that send images (predict, domain)."""
     options = [
         click.argument("inputs", nargs=-1, required=True, metavar="IMAGE_OR_DIR..."),

@@ -16,7 +16,7 @@ import csv
 import io
 import json
 from dataclasses import asdict
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from dann_client.contract import CLASSIFY_DOMAIN, DOMAIN_NAMES, NUM_CLASSES
 
@@ -58,7 +58,7 @@ def prediction_text(prediction: Prediction, top_k: int | None = None) -> str:
 def prediction_json(prediction: Prediction, top_k: int | None = None) -> str:
     """One JSON object: path, the answer, confidence, probabilities (and top_k)."""
     key = "domain" if prediction.signature == CLASSIFY_DOMAIN else "label"
-    record: dict = {"path": prediction.path, key: prediction.index}
+    record: dict[str, Any] = {"path": prediction.path, key: prediction.index}
     if key == "domain":
         record["domain_name"] = prediction.answer
     record["confidence"] = round(prediction.confidence, 6)
@@ -115,7 +115,7 @@ def _shape(tensor: TensorSpec) -> str:
     return "unknown rank" if tensor.shape is None else str(list(tensor.shape))
 
 
-def _spec_dict(tensor: TensorSpec) -> dict:
+def _spec_dict(tensor: TensorSpec) -> dict[str, Any]:
     return {"dtype": tensor.dtype, "shape": None if tensor.shape is None else list(tensor.shape)}
 
 
@@ -134,7 +134,7 @@ def metadata_lines(metadata: ModelMetadata, fmt: str) -> list[str]:
         return metadata_json(metadata)
     if fmt == "text":
         return metadata_text(metadata)
-    rows: list[list] = [
+    rows: list[list[Any]] = [
         ["model", "version", "signature", "method", "kind", "tensor", "dtype", "shape"]
     ]
     for signature in metadata.signatures.values():
@@ -185,8 +185,8 @@ def _csv_header(signature: str, top_k: int | None) -> list[str]:
     return [*head, "error"]
 
 
-def _csv_row(prediction: Prediction, top_k: int | None) -> list:
-    row: list = [prediction.path, prediction.index]
+def _csv_row(prediction: Prediction, top_k: int | None) -> list[Any]:
+    row: list[Any] = [prediction.path, prediction.index]
     if prediction.signature == CLASSIFY_DOMAIN:
         row.append(prediction.answer)
     row.append(_decimal(prediction.confidence))
@@ -200,7 +200,7 @@ def _decimal(value: float) -> str:
     return f"{value:.6f}"
 
 
-def _csv_lines(rows: list[list]) -> list[str]:
+def _csv_lines(rows: list[list[Any]]) -> list[str]:
     buffer = io.StringIO()
     csv.writer(buffer, lineterminator="\n").writerows(rows)
     return buffer.getvalue().removesuffix("\n").split("\n")  # a quoted field may hold "\r"

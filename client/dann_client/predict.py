@@ -35,6 +35,9 @@ from dann_client.errors import ImageError, ServerRejected
 from dann_client.inputs import Unreadable
 from dann_client.preprocessing import load_image
 
+# One batch in the pool: predict_arrays' answers and probabilities, once run.
+_Batch = Future[tuple[np.ndarray, np.ndarray]]
+
 
 class Backend(Protocol):
     """Anything that runs a signature on uint8 pixels ``[N, 32, 32, 3]``."""
@@ -137,7 +140,7 @@ def predict_files(
     if in_flight < 1:
         raise ValueError("in_flight must be at least 1")
     items = iter(paths)
-    pending: deque[tuple[list[str | Unreadable], list[Future]]] = deque()
+    pending: deque[tuple[list[str | Unreadable], list[_Batch]]] = deque()
     limit: int | None = None
     asked = False
     pool = ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix="dann-predict")
@@ -194,7 +197,7 @@ def _load_chunk(
 
 
 def _finish(
-    loaded: list[str | Unreadable], futures: list[Future], signature: str
+    loaded: list[str | Unreadable], futures: list[_Batch], signature: str
 ) -> Iterator[Prediction | Unreadable]:
     try:
         answered = [future.result() for future in futures]

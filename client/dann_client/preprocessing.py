@@ -15,7 +15,7 @@ import stat
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
@@ -138,7 +138,7 @@ def image_to_array(image: PILImage, *, background: Background = AUTO) -> np.ndar
         image = image.convert("L")
     grey = _grey_array(image)
     if grey is not None and grey.shape in {(MNIST_SIZE, MNIST_SIZE), (IMAGE_SIZE, IMAGE_SIZE)}:
-        return layout_batch(grey[None])[0]
+        return cast(np.ndarray, layout_batch(grey[None])[0])
     rgb = _to_rgb(image, grey, background)
     if rgb.size == (IMAGE_SIZE, IMAGE_SIZE):
         return _pixels(rgb)
@@ -323,7 +323,7 @@ def _border_colour(image: PILImage) -> np.ndarray:
     # The value at sorted index k is the number of levels with at most k pixels at or below.
     low = (at_or_below <= last // 2).sum(axis=1)
     high = (at_or_below <= (last + 1) // 2).sum(axis=1)
-    return (low + high) // 2
+    return cast(np.ndarray, (low + high) // 2)
 
 
 def _resize_padded(pixels: np.ndarray, side: int, fill: np.ndarray) -> np.ndarray:

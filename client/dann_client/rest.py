@@ -18,6 +18,7 @@ import socket
 import ssl
 import threading
 import time
+from typing import Any
 from urllib.parse import urlsplit
 
 from dann_client.connection import TlsConfig, one_line, retry_delay
@@ -100,7 +101,7 @@ class RestTransport:
         self._opened: list[http.client.HTTPConnection] = []
         self._lock = threading.Lock()
 
-    def request(self, method: str, path: str, body: bytes | None = None) -> dict:
+    def request(self, method: str, path: str, body: bytes | None = None) -> dict[str, Any]:
         """Send one request to ``prefix + path``; return the JSON object answered."""
         for attempt in range(self.retries + 1):
             try:
@@ -187,7 +188,7 @@ class RestTransport:
                 )
             return response.status, response.reason, data
 
-    def _answer(self, status: int, reason: str, data: bytes) -> dict:
+    def _answer(self, status: int, reason: str, data: bytes) -> dict[str, Any]:
         if status == 200:
             try:
                 payload = json.loads(data)

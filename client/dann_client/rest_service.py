@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import json
 import math
+from typing import Any
 from urllib.parse import quote
 
 import numpy as np
@@ -62,7 +63,7 @@ def model_path(model: ModelRef) -> str:
 class RestServer:
     """The REST API over a ``RestTransport``."""
 
-    wires = (Wire.PNG, Wire.UINT8, Wire.FLOAT32)
+    wires: tuple[Wire, ...] = (Wire.PNG, Wire.UINT8, Wire.FLOAT32)
 
     def __init__(self, transport: RestTransport) -> None:
         self.transport = transport
@@ -93,7 +94,7 @@ class RestServer:
     def predict(self, model: ModelRef, signature: str, payload: Payload) -> dict[str, np.ndarray]:
         """A batch (uint8 or float32 array, or encoded images) -> outputs by name."""
         if isinstance(payload, np.ndarray):
-            inputs: list = payload.tolist()
+            inputs: list[Any] = payload.tolist()
         else:
             inputs = [{"b64": base64.b64encode(image).decode("ascii")} for image in payload]
         body = json.dumps({"signature_name": signature, "inputs": inputs}, separators=(",", ":"))
@@ -114,7 +115,7 @@ class RestServer:
     def close(self) -> None:
         self.transport.close()
 
-    def _parse(self, payload: dict, message, what: str):
+    def _parse(self, payload: dict[str, Any], message: Any, what: str) -> Any:
         try:
             return json_format.ParseDict(payload, message, ignore_unknown_fields=True)
         except json_format.ParseError as error:

@@ -11,7 +11,7 @@ version or label). The REST twins live in ``rest_service``.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
@@ -79,7 +79,7 @@ class GrpcServer:
     """TensorFlow Serving's gRPC API as a ``remote.ModelServer``: arrays travel as raw
     bytes in ``tensor_content``, so uint8 is the cheapest encoding it carries."""
 
-    wires = (Wire.UINT8, Wire.FLOAT32)
+    wires: tuple[Wire, ...] = (Wire.UINT8, Wire.FLOAT32)
 
     def __init__(self, transport: Transport) -> None:
         self.transport = transport
@@ -125,4 +125,4 @@ class GrpcBackend(RemoteBackend):
 
     @property
     def transport(self) -> Transport:
-        return self.server.transport  # type: ignore[attr-defined]
+        return cast(GrpcServer, self.server).transport

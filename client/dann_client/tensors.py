@@ -12,6 +12,8 @@ than elements repeat the last one, none at all means zeros, more is an error.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -48,7 +50,7 @@ def wire_dtype(number: int) -> np.dtype | None:
     return entry[0] if entry is not None else None
 
 
-def fill_tensor_proto(proto, array: np.ndarray):
+def fill_tensor_proto(proto: Any, array: np.ndarray) -> Any:
     """Write ``array`` (shape, dtype, bytes in ``tensor_content``) into an empty
     TensorProto of any message class, and return it."""
     array = np.asarray(array)
@@ -68,7 +70,7 @@ def to_tensor_proto(array: np.ndarray) -> messages.TensorProto:
     return fill_tensor_proto(messages.TensorProto(), array)
 
 
-def from_tensor_proto(proto, max_bytes: int | None = None) -> np.ndarray:
+def from_tensor_proto(proto: Any, max_bytes: int | None = None) -> np.ndarray:
     """Decode a TensorProto of any message class into a native-endian array.
 
     ``max_bytes`` caps the decoded size: a typed-value tensor of a few bytes may
@@ -104,7 +106,7 @@ def from_tensor_proto(proto, max_bytes: int | None = None) -> np.ndarray:
     return flat.reshape(shape).astype(dtype.newbyteorder("="), copy=False)
 
 
-def _typed_values(values, dtype: np.dtype, field: str, count: int) -> np.ndarray:
+def _typed_values(values: Sequence[Any], dtype: np.dtype, field: str, count: int) -> np.ndarray:
     """Typed repeated field -> flat array; fewer values than elements repeat the last."""
     if len(values) > count:
         raise ValueError(f"{field} holds {len(values)} values for {count} elements")

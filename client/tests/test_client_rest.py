@@ -45,7 +45,7 @@ def predicts(toy_rest) -> list[tuple[str, str]]:
     [
         (True, True, ("predict_image", "uint8")),  # PNGs, decoded by the server
         (False, True, ("predict_label_uint8", "uint8")),
-        (False, False, ("predict_label", "float32")),  # an export from before issue 18
+        (False, False, ("predict_label", "float32")),  # an export without the twins
     ],
 )
 def test_each_export_gets_its_cheapest_signature_with_the_same_answers(

@@ -20,6 +20,7 @@ from dann_serve.config import (
     PRECISIONS,
     TrainConfig,
 )
+from dann_serve.training.methods import get_method, method_names
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -91,6 +92,12 @@ def criterion_option() -> Callable:
     )
 
 
+def methods_help() -> str:
+    """``--method``'s help: every registered method, a paragraph each."""
+    described = [f"{name}: {get_method(name).description}." for name in method_names()]
+    return "\n\n".join(["How the domains are brought together:", *described])
+
+
 # The options every training command shares; defaults come from TrainConfig.
 TRAINING_OPTIONS = [
     click.option(
@@ -133,6 +140,13 @@ TRAINING_OPTIONS = [
         show_default=True,
         help="Network of Ganin et al. 2016.",
     ),
+    click.option(
+        "--method",
+        type=click.Choice(method_names()),
+        default=DEFAULTS.method,
+        show_default=True,
+        help=methods_help(),
+    ),
     click.option("--steps", type=click.IntRange(min=1), default=DEFAULTS.steps, show_default=True),
     click.option(
         "--batch-size",
@@ -160,26 +174,13 @@ TRAINING_OPTIONS = [
     ),
     click.option("--lambda-max", type=float, default=DEFAULTS.lambda_max, show_default=True),
     click.option(
-        "--conditional/--unconditional",
-        default=DEFAULTS.conditional,
-        show_default=True,
-        help="CDAN: the domain head reads the features times the class predictions, so "
-        "that the domains are aligned class by class.",
-    ),
-    click.option(
         "--information-weight",
         type=click.FloatRange(min=0.0),
         default=DEFAULTS.information_weight,
         show_default=True,
         help="Weight of information maximisation on target predictions (confident each, "
-        "spread over the classes), ramped like lambda; 0: off.",
-    ),
-    click.option(
-        "--class-weighting/--no-class-weighting",
-        default=DEFAULTS.class_weighting,
-        show_default=True,
-        help="Weight source images in the domain loss by the target's estimated class "
-        "share over the source's, for domains whose class proportions differ.",
+        "spread over the classes), ramped like lambda; 0: off (and always off for a "
+        "method without a reversal).",
     ),
     click.option("--batch-norm/--no-batch-norm", default=DEFAULTS.batch_norm, show_default=True),
     click.option(

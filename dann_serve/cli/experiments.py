@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from dann_serve.cli.common import (
+    EXIT_USAGE,
     criterion_option,
     data_dir_option,
     fail,
@@ -58,7 +59,7 @@ def reverse_validate(runs: tuple[Path, ...], steps: int, quiet: bool) -> None:
 
 @click.command()
 @training_options
-@seeds_option("Comma-separated seeds; both modes run for each.")
+@seeds_option("Comma-separated seeds; source-only and --method run for each.")
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
@@ -76,7 +77,7 @@ def reverse_validate(runs: tuple[Path, ...], steps: int, quiet: bool) -> None:
     "--select",
     is_flag=True,
     help="Also run train --select for each seed (into <pair>/select-seed<N>/); its "
-    "source-only and DANN candidates are the seed's two runs, not trained again.",
+    "candidates of the same methods are the seed's two runs, not trained again.",
 )
 @criterion_option()
 def compare(
@@ -90,9 +91,15 @@ def compare(
     download: bool,
     **options,
 ) -> None:
-    """Train source-only and DANN with identical settings per seed (and, with --select,
-    the run train --select keeps); print the table."""
+    """Train source-only and --method (DANN by default) with identical settings per seed
+    (and, with --select, the run train --select keeps); print the table."""
+    from dann_serve.experiments.compare import compared
+
     base = train_config(data_dir, **options)
+    try:
+        compared(base)
+    except ValueError as error:
+        fail(str(error), EXIT_USAGE)
     if download:
         fetch_data([base.source, base.target], base.data_dir, quiet)
     load_tensorflow()
@@ -125,7 +132,7 @@ def compare(
     type=click.Path(file_okay=False, path_type=Path),
     default=Path("runs/compare"),
     show_default=True,
-    help="The --out folder of dann-serve compare (<source>-<target>/<mode>-seed<N>/).",
+    help="The --out folder of dann-serve compare (<source>-<target>/<method>-seed<N>/).",
 )
 @click.option(
     "--out",

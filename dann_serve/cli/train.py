@@ -19,19 +19,12 @@ from dann_serve.cli.common import (
     train_config,
     training_options,
 )
-from dann_serve.config import MODES, TrainConfig
+from dann_serve.config import TrainConfig
 from dann_serve.runtime import load_tensorflow
 
 
 @click.command()
 @training_options
-@click.option(
-    "--mode",
-    type=click.Choice(MODES),
-    default=DEFAULTS.mode,
-    show_default=True,
-    help="source-only: same network, lambda = 0.",
-)
 @click.option("--seed", type=int, default=DEFAULTS.seed, show_default=True)
 @click.option(
     "--out",
@@ -47,8 +40,8 @@ from dann_serve.runtime import load_tensorflow
 @click.option(
     "--select",
     is_flag=True,
-    help="Train every candidate (source-only, DANN and its variants) on the same data and "
-    "keep the one --criterion ranks first; no target label is read.",
+    help="Train every candidate method (source-only, DANN and its variants) on the same "
+    "data and keep the one --criterion ranks first; no target label is read.",
 )
 @criterion_option()
 def train(
@@ -61,14 +54,14 @@ def train(
     download: bool,
     **options,
 ) -> None:
-    """Train a DANN (or its source-only baseline) and write a run directory."""
+    """Train with one adaptation method (--method) and write a run directory."""
     load_tensorflow()
     from dann_serve.data import DatasetError
     from dann_serve.training.rundir import RunError
 
     config = train_config(data_dir, **options)
-    if select and "mode" in given_on_command_line(config):
-        fail("--select trains every mode among its candidates: leave out --mode", EXIT_USAGE)
+    if select and "method" in given_on_command_line(config):
+        fail("--select trains each candidate method: leave out --method", EXIT_USAGE)
     try:
         saved = _saved_config(out, select) if resume else None
         if saved is not None:
@@ -101,13 +94,13 @@ def train(
 def _saved_config(out: Path, select: bool) -> TrainConfig | None:
     """The options an interrupted run (or selection) was started with, if any."""
     from dann_serve.experiments.selection import SELECTION
-    from dann_serve.training.rundir import read_json
+    from dann_serve.training.rundir import read_json, saved_config
 
     path = out / (SELECTION if select else "config.json")
     if not path.exists():
         return None
     document = read_json(path)
-    return TrainConfig.from_dict(document["base"] if select else document["options"])
+    return saved_config(document["base"] if select else document["options"], out)
 
 
 def _train(
@@ -131,17 +124,14 @@ def selection_lines(selection: dict) -> list[str]:
     from dann_serve.experiments.selection import started_close
 
     criterion, close = selection["criterion"], started_close(selection)
-    if close is None:
-        lines = ["domain separability not measured (a selection started by an older version)"]
-    else:
-        lines = [
-            f"domain separability {selection['separability']:.3f} "
-            + (
-                f"< {selection['close_below']}: the domains start close, a weak reversal competes"
-                if close
-                else f">= {selection['close_below']}: the domains start far apart, CDAN competes"
-            )
-        ]
+    lines = [
+        f"domain separability {selection['separability']:.3f} "
+        + (
+            f"< {selection['close_below']}: the domains start close, a weak reversal competes"
+            if close
+            else f">= {selection['close_below']}: the domains start far apart, CDAN competes"
+        )
+    ]
     for row in selection["candidates"]:
         lines.append(
             f"{'*' if row['chosen'] else ' '} {row['name']:<12} {criterion} "

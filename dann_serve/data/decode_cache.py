@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
@@ -56,7 +57,7 @@ def preprocessing_version() -> str:
     # The step's source: preprocessing itself, the transparency rule it applies and
     # the constants (luminance weights, threshold, size) both read from the contract.
     for module in (preprocessing, background, contract):
-        digest.update(Path(module.__file__).read_bytes())
+        digest.update(Path(cast(str, module.__file__)).read_bytes())
     digest.update(f"\0pillow {PIL.__version__}\0format {_FORMAT}".encode())
     return digest.hexdigest()[:16]
 

@@ -23,6 +23,7 @@ import gzip
 import struct
 import zlib
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
@@ -169,11 +170,13 @@ def load_mnist(data_dir: Path | None) -> Domain:
         absent = TRAIN_FILES[train.index(None)]
         raise missing(NAME, folder, [f"{absent}[.gz] (the other train file is there)"])
     if all(train) and all(test):
-        return Domain(NAME, train=_idx_split(*train), test=_idx_split(*test))
+        # all found: Paths, not None
+        found_train, found_test = cast(list[Path], train), cast(list[Path], test)
+        return Domain(NAME, train=_idx_split(*found_train), test=_idx_split(*found_test))
     if (folder / NPZ).is_file():
         return _npz_domain(folder / NPZ)
     if all(test) and not any(train):
-        adaptation, evaluation = split_test_only(_idx_split(*test))
+        adaptation, evaluation = split_test_only(_idx_split(*cast(list[Path], test)))
         return Domain(NAME, train=adaptation, test=evaluation, note=TEST_ONLY_NOTE)
     names = [f"{stem}[.gz]" for stem in (*TRAIN_FILES, *TEST_FILES)]
     raise missing(

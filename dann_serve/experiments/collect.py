@@ -1,12 +1,13 @@
 """The runs of each pair as found on disk: finished, unfinished, broken or missing.
 
 ``dann-serve compare`` trains the runs of one pair into
-``<runs>/<source>-<target>/<mode>-seed<N>/`` (:mod:`dann_serve.experiments.compare`); this module
-only reads them. A run counts once its ``summary.json`` exists; any run of the asked
-pairs and seeds that is absent or unfinished is listed as such, never guessed, and a
-pair is averaged over the seeds whose two modes both finished, so that every gain is
-a paired one. A pair with ``compare --select`` runs (``select-seed<N>/``) for any asked
-seed is reported with them: its seeds count as complete once all three finished.
+``<runs>/<source>-<target>/<method>-seed<N>/`` (:mod:`dann_serve.experiments.compare`):
+source-only and one adapting method. This module only reads them. A run counts once
+its ``summary.json`` exists; any run of the asked pairs and seeds that is absent or
+unfinished is listed as such, never guessed, and a pair is averaged over the seeds
+whose two methods both finished, so that every gain is a paired one. A pair with
+``compare --select`` runs (``select-seed<N>/``) for any asked seed is reported with
+them: its seeds count as complete once all three finished.
 """
 
 from __future__ import annotations
@@ -17,30 +18,33 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 from dann_serve import data
-from dann_serve.config import MODES, TrainConfig
+from dann_serve.config import TrainConfig
 from dann_serve.experiments.compare import (
-    KIND_LABELS,
+    BASELINE,
     SELECT,
+    kind_label,
     pair_dir,
     pair_slug,
     run_dir,
     target_known,
 )
-from dann_serve.training.rundir import read_metrics
+from dann_serve.training.methods import method_names
+from dann_serve.training.rundir import RunError, read_metrics
 
 DEFAULT_PAIRS = (("usps", "mnist"), ("mnist", "usps"), ("fonts", "digits"), ("fonts", "mnist"))
-REPORT_ORDER = ("source-only", "dann")  # baseline first, in tables, lists and legends
-# Options that may differ between the runs of a pair without breaking the comparison.
-PER_RUN_OPTIONS = {"mode", "seed", "data_dir"}
+# Options that may differ between the runs of a pair without breaking the comparison
+# (a --select run's candidates differ from each other in their method alone).
+PER_RUN_OPTIONS = {"method", "seed", "data_dir"}
 
 
 @dataclass(frozen=True)
 class Run:
     """One run directory as found on disk: finished, unfinished, unreadable or missing."""
 
-    mode: str
+    kind: str  # a method, or SELECT
     seed: int
     path: Path
     config: dict | None = None
@@ -59,12 +63,12 @@ class Run:
         return read_metrics(self.path / "metrics.csv")
 
 
-def read_run(path: Path, mode: str, seed: int) -> Run:
+def read_run(path: Path, kind: str, seed: int) -> Run:
     """What ``path`` holds; never raises for a missing or broken run."""
     if not path.is_dir():
-        return Run(mode, seed, path, problem="missing")
-    if mode == SELECT and not (path / "summary.json").exists():  # run files come at the end
-        return Run(mode, seed, path, problem="unfinished (selecting or interrupted)")
+        return Run(kind, seed, path, problem="missing")
+    if kind == SELECT and not (path / "summary.json").exists():  # run files come at the end
+        return Run(kind, seed, path, problem="unfinished (selecting or interrupted)")
     found = {}
     for name in ("config.json", "summary.json"):
         try:
@@ -72,32 +76,32 @@ def read_run(path: Path, mode: str, seed: int) -> Run:
         except FileNotFoundError:
             found[name] = None
         except (OSError, json.JSONDecodeError) as error:
-            return Run(mode, seed, path, problem=f"unreadable {name} ({error})")
+            return Run(kind, seed, path, problem=f"unreadable {name} ({error})")
     if found["config.json"] is None:
-        return Run(mode, seed, path, problem="no config.json (not a training run)")
+        return Run(kind, seed, path, problem="no config.json (not a training run)")
     if found["summary.json"] is None:
         return Run(
-            mode,
+            kind,
             seed,
             path,
             found["config.json"],
             problem="unfinished (training or interrupted: no summary.json)",
         )
     if not (path / "metrics.csv").is_file():
-        return Run(mode, seed, path, found["config.json"], problem="no metrics.csv")
-    if mode == SELECT and "selection" not in found["summary.json"]:
-        return Run(mode, seed, path, found["config.json"], problem="not a --select run")
-    return Run(mode, seed, path, found["config.json"], found["summary.json"])
+        return Run(kind, seed, path, found["config.json"], problem="no metrics.csv")
+    try:  # a run saved before --method names no method: refused, not read as DANN
+        TrainConfig.from_dict(found["config.json"].get("options", {}))
+    except ValueError as error:
+        return Run(kind, seed, path, problem=str(error))
+    if kind == SELECT and "selection" not in found["summary.json"]:
+        return Run(kind, seed, path, found["config.json"], problem="not a --select run")
+    return Run(kind, seed, path, found["config.json"], found["summary.json"])
 
 
 def shared_options(run: Run) -> dict:
-    """The options a run shares with the other runs of its pair: all but its own mode,
-    seed and data folder, and, for a ``--select`` run, what its candidates vary."""
-    varied = set(PER_RUN_OPTIONS)
-    if run.mode == SELECT and run.summary is not None:
-        for candidate in run.summary["selection"]["candidates"]:
-            varied |= set(candidate["options"])
-    return {k: v for k, v in run.options.items() if k not in varied}
+    """The options a run shares with the other runs of its pair: all but its own
+    method, seed and data folder."""
+    return {k: v for k, v in run.options.items() if k not in PER_RUN_OPTIONS}
 
 
 @dataclass
@@ -109,7 +113,8 @@ class PairRuns:
     seeds: list[int]
     runs: dict[tuple[str, int], Run]
     other_seeds: list[int] = field(default_factory=list)
-    kinds: tuple[str, ...] = REPORT_ORDER  # the runs each seed needs, SELECT among them or not
+    adapted: str = TrainConfig.method  # the method compared with source-only
+    selected: bool = False  # whether the pair is reported with its ``--select`` runs
 
     @property
     def name(self) -> str:
@@ -120,24 +125,31 @@ class PairRuns:
         return pair_slug(self.source, self.target)
 
     @property
-    def selected(self) -> bool:
-        """Whether the pair is reported with its ``--select`` runs."""
-        return SELECT in self.kinds
+    def compared(self) -> tuple[str, str]:
+        """The two methods, baseline first (in tables, lists and legends)."""
+        return BASELINE, self.adapted
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        """The runs each seed needs: both methods, and the selection if reported."""
+        return (*self.compared, SELECT) if self.selected else self.compared
 
     @property
     def complete_seeds(self) -> list[int]:
         return [s for s in self.seeds if all(self.runs[k, s].finished for k in self.kinds)]
 
-    def finished(self, mode: str) -> list[Run]:
-        return [self.runs[mode, seed] for seed in self.complete_seeds]
+    def finished(self, kind: str) -> list[Run]:
+        return [self.runs[kind, seed] for seed in self.complete_seeds]
 
     def complete_summaries(self) -> list[dict]:
-        """summary.json of both modes of every complete seed (what pair_table reads)."""
-        return [run.summary for mode in REPORT_ORDER for run in self.finished(mode)]
+        """summary.json of both methods of every complete seed (what pair_table reads)."""
+        return [
+            cast(dict, run.summary) for method in self.compared for run in self.finished(method)
+        ]
 
     def complete_selections(self) -> list[dict]:
         """summary.json of the ``--select`` run of every complete seed (none without)."""
-        return [run.summary for run in self.finished(SELECT)] if self.selected else []
+        return [cast(dict, run.summary) for run in self.finished(SELECT)] if self.selected else []
 
     @property
     def target_labelled(self) -> bool:
@@ -146,36 +158,36 @@ class PairRuns:
         return target_known(self.complete_summaries())
 
     def all_finished(self) -> list[Run]:
-        """The finished runs of either mode (``--select`` runs copy one of their
+        """The finished runs of either method (``--select`` runs copy one of their
         candidates, so they are not counted again among the settings)."""
-        return [run for (kind, _), run in self.runs.items() if kind in MODES and run.finished]
+        return [run for (kind, _), run in self.runs.items() if kind != SELECT and run.finished]
 
     def missing(self) -> list[tuple[str, str]]:
         """``(run, why)`` for each asked run that the figures leave out."""
         waiting = (
             "finished, left out until the other runs of its seed finish"
             if self.selected
-            else "finished, left out until its other mode finishes"
+            else "finished, left out until the other method of its seed finishes"
         )
         left_out = []
         for kind in self.kinds:
             for seed in self.seeds:
                 run = self.runs[kind, seed]
                 if not run.finished:
-                    left_out.append((f"{KIND_LABELS[kind]} seed {seed}", run.problem))
+                    left_out.append((f"{kind_label(kind)} seed {seed}", run.problem))
                 elif seed not in self.complete_seeds:
-                    left_out.append((f"{KIND_LABELS[kind]} seed {seed}", waiting))
+                    left_out.append((f"{kind_label(kind)} seed {seed}", waiting))
         return left_out
 
     def differences(self) -> dict[str, list]:
-        """Options that are not the same across the finished runs (mode and seed aside)."""
+        """Options that are not the same across the finished runs (method and seed aside)."""
         values: dict[str, set] = {}
         for run in [run for run in self.runs.values() if run.finished]:
             for option, value in shared_options(run).items():
                 values.setdefault(option, set()).add(json.dumps(value))
             data = {
                 role: {k: v for k, v in part.items() if k != "note"}
-                for role, part in run.config.get("data", {}).items()
+                for role, part in cast(dict, run.config).get("data", {}).items()
             }
             values.setdefault("data", set()).add(json.dumps(data, sort_keys=True))
         return {
@@ -191,16 +203,36 @@ def collect_pair(runs: Path, source: str, target: str, seeds: Sequence[int]) -> 
     read when any asked seed has one."""
     source, target = data.canonical(source), data.canonical(target)
     selected = any(run_dir(runs, source, target, SELECT, seed).exists() for seed in seeds)
-    kinds = (*REPORT_ORDER, SELECT) if selected else REPORT_ORDER
+    adapted = _adapted_method(runs, source, target, seeds)
+    kinds = (BASELINE, adapted, SELECT) if selected else (BASELINE, adapted)
     found = {
         (kind, seed): read_run(run_dir(runs, source, target, kind, seed), kind, seed)
         for seed in seeds
         for kind in kinds
     }
+    names = "|".join(re.escape(kind) for kind in (*method_names(), SELECT))
     on_disk = set()
     if pair_dir(runs, source, target).is_dir():
         for child in pair_dir(runs, source, target).iterdir():
-            match = re.fullmatch(r"(?:dann|source-only|select)-seed(-?\d+)", child.name)
+            match = re.fullmatch(rf"(?:{names})-seed(-?\d+)", child.name)
             if match and (child / "summary.json").is_file():
                 on_disk.add(int(match.group(1)))
-    return PairRuns(source, target, list(seeds), found, sorted(on_disk - set(seeds)), kinds)
+    other_seeds = sorted(on_disk - set(seeds))
+    return PairRuns(source, target, list(seeds), found, other_seeds, adapted, selected)
+
+
+def _adapted_method(runs: Path, source: str, target: str, seeds: Sequence[int]) -> str:
+    """The adapting method a pair was compared with, by its run folders of the asked
+    seeds (DANN where none is there yet); RunError for runs of several."""
+    found = [
+        method
+        for method in method_names()
+        if method != BASELINE
+        and any(run_dir(runs, source, target, method, seed).exists() for seed in seeds)
+    ]
+    if len(found) > 1:
+        raise RunError(
+            f"{pair_dir(runs, source, target)}: runs of several adapting methods "
+            f"({', '.join(found)}): report each from its own folder of runs"
+        )
+    return found[0] if found else TrainConfig.method

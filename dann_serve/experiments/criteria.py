@@ -129,6 +129,7 @@ def dev_score(source_train: Readout, target: Readout, source_test: Readout) -> f
         * (len(source_train.features) / len(target.features))
     )
     probabilities = _softmax(source_test.logits)
+    assert source_test.labels is not None  # the source's labels are read
     rows = np.arange(len(source_test.labels))
     losses = -np.log(probabilities[rows, source_test.labels] + 1e-12)
     weighted = weights * losses

@@ -1,4 +1,4 @@
-"""A pair's training curves over seeds: both modes in one PNG of ``docs/RESULTS.md``.
+"""A pair's training curves over seeds: both methods in one PNG of ``docs/RESULTS.md``.
 
 Drawn from the ``metrics.csv`` rows of every finished seed; one run's own curves
 are :func:`dann_serve.training.plots.plot_curves`.
@@ -10,10 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
-from dann_serve.config import MODE_LABELS
+from dann_serve.experiments.compare import BASELINE, kind_label
 from dann_serve.training.plots import pyplot, save_figure
 
-MODE_COLOURS = {"source-only": "tab:blue", "dann": "tab:red"}
 PAIR_PANELS = (
     ("target_accuracy", "target test accuracy"),
     ("source_accuracy", "source test accuracy"),
@@ -22,17 +21,17 @@ PAIR_PANELS = (
 
 
 def plot_pair_curves(curves: dict[str, list[list[dict]]], path: Path, title: str) -> None:
-    """One PNG comparing the modes of a pair: for each metric, the mean over seeds
+    """One PNG comparing the methods of a pair: for each metric, the mean over seeds
     as a line and the lowest to highest seed as a band.
 
-    ``curves`` maps a mode to the metrics rows of each of its seeds; only the steps
-    every seed of a mode logged are drawn, so seeds line up step for step. A metric
+    ``curves`` maps a method to the metrics rows of each of its seeds; only the steps
+    every seed of a method logged are drawn, so seeds line up step for step. A metric
     some seed could not measure (empty cells: no target labels) is not drawn for that
-    mode, and a panel left without a line says that it is unknown.
+    method, and a panel left without a line says that it is unknown.
     """
     figure, axes = pyplot().subplots(1, len(PAIR_PANELS), figsize=(4.2 * len(PAIR_PANELS), 3.6))
     drawn = set()
-    for mode, runs in curves.items():
+    for method, runs in curves.items():
         if not runs:
             continue
         by_step = [{int(row["step"]): row for row in rows} for rows in runs]
@@ -41,7 +40,7 @@ def plot_pair_curves(curves: dict[str, list[list[dict]]], path: Path, title: str
             cells = [[steps[step][name] for step in common] for steps in by_step]
             if not any(cell in ("", None) for row in cells for cell in row):
                 values = np.array([[float(cell) for cell in row] for row in cells])
-                _draw_mode(panel, mode, common, values)
+                _draw_method(panel, method, common, values)
                 drawn.add(name)
             panel.set_xlabel("step")
             panel.set_ylabel(ylabel)
@@ -57,15 +56,16 @@ def plot_pair_curves(curves: dict[str, list[list[dict]]], path: Path, title: str
     save_figure(figure, path)
 
 
-def _draw_mode(panel, mode: str, steps: list[int], values: np.ndarray) -> None:
-    """One mode's mean over seeds (line) and lowest to highest seed (band, when several)."""
-    colour = MODE_COLOURS.get(mode)
+def _draw_method(panel, method: str, steps: list[int], values: np.ndarray) -> None:
+    """One method's mean over seeds (line) and lowest to highest seed (band, when several):
+    source-only in blue, the adapting method in red."""
+    colour = "tab:blue" if method == BASELINE else "tab:red"
     seeds = f"{len(values)} seed{'s' if len(values) > 1 else ''}"
     panel.plot(
         steps,
         values.mean(axis=0),
         color=colour,
-        label=f"{MODE_LABELS.get(mode, mode)} ({seeds})",
+        label=f"{kind_label(method)} ({seeds})",
     )
     if len(values) > 1:
         panel.fill_between(

@@ -1,7 +1,7 @@
 """Source and target features before and after adaptation, as a 2-D picture.
 
-"Before" is the source-only run of a seed, "after" the DANN run of the same seed:
-the same network, data and schedules, the reversed domain gradient the only
+"Before" is the source-only run of a seed, "after" the adapting method's (DANN's)
+run of the same seed: the same network, data and schedules, the adaptation the only
 difference. Both models read the same images, a fixed random subset of the source
 and target test splits; each model's ``.features`` output (the representation both
 heads read) is projected to 2-D by PCA (an SVD of the centred features) and, when
@@ -153,13 +153,15 @@ def plot_feature_views(
     names: tuple[str, str],
     with_tsne: bool = True,
     seed: int = 0,
+    adapted: str = "DANN",
 ) -> int:
-    """PNG: a column per model (before = source-only, after = DANN), a row per projection.
+    """PNG: a column per model (before = source-only, after = the ``adapted`` method), a
+    row per projection.
 
     Returns the number of features per image (the width of ``.features``).
     """
     projections = [("PCA", pca)] + ([("t-SNE", lambda x: tsne(x, seed))] if with_tsne else [])
-    columns = (("before: source-only", before), ("after: DANN", after))
+    columns = (("before: source-only", before), (f"after: {adapted}", after))
     width = 0
     figure, axes = pyplot().subplots(
         len(projections), 2, figsize=(10, 4.8 * len(projections)), squeeze=False

@@ -14,12 +14,14 @@ import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 from dann_serve import files
 from dann_serve.config import TrainConfig
 from dann_serve.experiments.collect import PairRuns
 from dann_serve.experiments.compare import (
     UNKNOWN_TARGET_ACCURACY,
+    kind_label,
     pair_table,
     table_head,
     table_row,
@@ -70,7 +72,11 @@ def _spread_cell(figures: dict, name: str, signed: bool = False) -> str:
 def summary_table(pairs: Sequence[PairRuns]) -> str:
     """One row per pair; ``--select`` columns when any pair has selection runs."""
     selected = any(pair.selected for pair in pairs)
-    header = ["pair", "source-only", "DANN", "gain"]
+    # The adapting method heads its column; pairs compared with different ones name
+    # theirs in each cell.
+    methods = {pair.adapted for pair in pairs}
+    named = len(methods) > 1
+    header = ["pair", "source-only", "adapting method" if named else kind_label(*methods), "gain"]
     header += ["--select", "--select - source-only"] if selected else []
     lines = [table_head([*header, "seeds", "steps", "batch size"])]
     unknown = []
@@ -84,7 +90,8 @@ def summary_table(pairs: Sequence[PairRuns]) -> str:
         else:
             cells = [
                 _spread_cell(figures, "source_only"),
-                _spread_cell(figures, "dann"),
+                _spread_cell(figures, "adapted")
+                + (f" ({kind_label(pair.adapted)})" if named else ""),
                 _spread_cell(figures, "gain", signed=True),
             ]
             if selected:
@@ -130,16 +137,17 @@ def _seed_tables(pair: PairRuns, runs: Path) -> list[str]:
         heading = (
             "Target test accuracy (%) per seed, final averaged weights"
             if figures["target_labels"]
-            else "What is known without target labels, per seed and mode, final averaged "
+            else "What is known without target labels, per seed and method, final averaged "
             "weights: accuracy on the labelled source test split, the domain head's "
             "balanced accuracy, and the share of target test images given each digit"
         ) + f"{selected}:"
         return [f"{heading}\n\n{table}", candidates_section(pair)]
     seeds = ",".join(map(str, pair.seeds))
+    method = f" --method {pair.adapted}" if pair.adapted != TrainConfig.method else ""
     return [
-        f"No seed with {'its three runs' if pair.selected else 'both modes'} finished "
+        f"No seed with {'its three runs' if pair.selected else 'both methods'} finished "
         f"under `{runs}/{pair.slug}/`. Train with "
-        f"`dann-serve compare --source {pair.source} --target {pair.target} "
+        f"`dann-serve compare --source {pair.source} --target {pair.target}{method} "
         f"--seeds {seeds} --out {runs}{' --select' if pair.selected else ''}`."
     ]
 
@@ -167,7 +175,7 @@ def pair_section(pair: PairRuns, extras: PairExtras, document: Path, runs: Path)
             f"![{pair.name} training curves]({_link(extras.curves, document)})\n\n"
             "Mean over the seeds of the table (line) and lowest to highest seed (band), "
             "evaluated every `--eval-every` steps on the whole test splits. Domain "
-            "accuracy is the domain head's balanced accuracy; it trains in both modes, "
+            "accuracy is the domain head's balanced accuracy; it trains under both methods, "
             "so it reads how separable the features are (0.5: not at all)."
             + (
                 ""
@@ -217,7 +225,7 @@ CHOICES: tuple[tuple[str, tuple[str, ...], Callable[[dict], str]], ...] = (
         ("lambda_max", "gamma"),
         lambda o: (
             f"lambda_p = {o['lambda_max']:g} (2 / (1 + exp(-{o['gamma']:g} p)) - 1) "
-            "for DANN, 0 for source-only"
+            "for the reversal (its method may cap it), 0 for source-only"
         ),
     ),
     ("batch norm", ("batch_norm",), lambda o: "yes" if o["batch_norm"] else "no"),
@@ -244,17 +252,11 @@ CHOICES: tuple[tuple[str, tuple[str, ...], Callable[[dict], str]], ...] = (
         "information maximisation",
         ("information_weight",),
         lambda o: (
-            f"weight {o['information_weight']:g}, ramped like lambda (DANN only)"
+            f"weight {o['information_weight']:g}, ramped like lambda (not for source-only)"
             if o["information_weight"]
             else "none"
         ),
     ),
-    (
-        "domain head reads",
-        ("conditional",),
-        lambda o: "features x predictions (CDAN+E)" if o["conditional"] else "features",
-    ),
-    ("class-weighted alignment", ("class_weighting",), lambda o: _yes(o["class_weighting"])),
     ("compute dtype", ("precision",), lambda o: o.get("precision", "float32")),
     (
         "devices",
@@ -264,10 +266,6 @@ CHOICES: tuple[tuple[str, tuple[str, ...], Callable[[dict], str]], ...] = (
 )
 # Where the data came from, which each pair's "Data:" list says already.
 DATA_OPTIONS = {"source", "target", "source_test", "target_test", "skip_unreadable", "data_dir"}
-
-
-def _yes(value: bool) -> str:
-    return "yes" if value else "no"
 
 
 def _raw(name: str) -> Callable[[dict], str]:
@@ -285,7 +283,7 @@ def choices_section(pairs: Sequence[PairRuns]) -> str:
         "|---|" + "---|" * len(shown),
     ]
     covered = {name for _, names, _ in CHOICES for name in names}
-    covered |= DATA_OPTIONS | {"mode", "seed"}
+    covered |= DATA_OPTIONS | {"method", "seed"}
     others = sorted(
         {option for pair in shown for run in pair.all_finished() for option in run.options}
         - covered
@@ -301,7 +299,10 @@ def choices_section(pairs: Sequence[PairRuns]) -> str:
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     versions = [
         sorted(
-            {(r.config.get("versions") or {}).get("tensorflow", "?") for r in pair.all_finished()}
+            {
+                (cast(dict, r.config).get("versions") or {}).get("tensorflow", "?")
+                for r in pair.all_finished()
+            }
         )
         for pair in shown
     ]
@@ -316,9 +317,9 @@ def choices_section(pairs: Sequence[PairRuns]) -> str:
         "Read from each run's `config.json`. `p` is the training progress, step / steps. "
         "A value marked * differs from the current default of `dann-serve train`; "
         "unmarked values are the defaults.\n\n"
-        "- **Same settings for both modes.** Source-only is the same network, data "
+        "- **Same settings for both methods.** Source-only is the same network, data "
         "stream, batch composition, optimiser, schedules and seed with lambda held at 0; "
-        "within a pair every run shares every option but mode and seed (checked above "
+        "within a pair every run shares every option but method and seed (checked above "
         "from `config.json`; a pair that does not says so in a warning).\n"
         "- **Checkpoint.** Every figure is the final step's checkpoint of the averaged "
         "weights: no early stopping, no choice between checkpoints or steps.\n"
@@ -344,8 +345,9 @@ def render(
     )
     summary = (
         "## Summary\n\nTarget test accuracy (%) of each run's final averaged weights, "
-        "mean ± std (sample std) over the seeds whose source-only and DANN runs both "
-        "finished; gain = DANN - source-only per seed, then mean ± std."
+        "mean ± std (sample std) over the seeds whose source-only and adapting method's "
+        "(DANN unless named) runs both finished; gain = adapting method - source-only per "
+        "seed, then mean ± std."
     )
     if any(pair.selected for pair in pairs):
         summary += (

@@ -14,9 +14,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 from dann_serve import data
-from dann_serve.experiments.collect import REPORT_ORDER, PairRuns, Run, collect_pair
+from dann_serve.experiments.collect import PairRuns, Run, collect_pair
+from dann_serve.experiments.compare import kind_label
 from dann_serve.experiments.curves import plot_pair_curves
 from dann_serve.experiments.embedding import Sample, perplexity, plot_feature_views
 from dann_serve.experiments.markdown import PairExtras, ReportError, render, write_document
@@ -59,8 +61,9 @@ class Domains:
 
 
 def _reference_run(pair: PairRuns) -> Run | None:
-    complete = [run for mode in REPORT_ORDER for run in pair.finished(mode)]
-    return (complete or pair.all_finished() or [None])[0]
+    complete = [run for method in pair.compared for run in pair.finished(method)]
+    finished = complete or pair.all_finished()
+    return finished[0] if finished else None
 
 
 def data_lines(pair: PairRuns, domains: Domains) -> list[str]:
@@ -69,7 +72,7 @@ def data_lines(pair: PairRuns, domains: Domains) -> list[str]:
     if run is None:
         return []
     lines = []
-    sizes = run.config.get("data", {})
+    sizes = cast(dict, run.config).get("data", {})
     for role, name, use in (
         ("source", pair.source, "labelled"),
         ("target", pair.target, "unlabelled"),
@@ -101,7 +104,7 @@ def draw_curves(pair: PairRuns, figures: Path) -> Path | None:
     if not pair.complete_seeds:
         return None
     path = figures / f"{pair.slug}-curves.png"
-    curves = {mode: [run.metrics() for run in pair.finished(mode)] for mode in REPORT_ORDER}
+    curves = {method: [run.metrics() for run in pair.finished(method)] for method in pair.compared}
     plot_pair_curves(curves, path, f"{pair.name}: mean over seeds {pair.complete_seeds}")
     return path
 
@@ -116,7 +119,7 @@ def draw_features(
 
     seeds = pair.complete_seeds
     seed = PREFERRED_FEATURE_SEED if PREFERRED_FEATURE_SEED in seeds else seeds[0]
-    before, after = pair.runs["source-only", seed], pair.runs["dann", seed]
+    before, after = (pair.runs[method, seed] for method in pair.compared)
     loaded = [domains.get(before, role) for role in ("source", "target")]
     problems = [item for item in loaded if isinstance(item, str)]
     if problems:
@@ -127,8 +130,9 @@ def draw_features(
         return None, f"not drawn: {error}"
     sample = Sample.draw(loaded[0].test, loaded[1].test, count, FEATURE_SAMPLE_SEED)
     path = figures / f"{pair.slug}-features.png"
-    names = tuple(_short(name) for name in (pair.source, pair.target))
-    width = plot_feature_views(*models, sample, path, names, with_tsne)
+    names = (_short(pair.source), _short(pair.target))
+    adapted = kind_label(pair.adapted)
+    width = plot_feature_views(*models, sample, path, names, with_tsne, adapted=adapted)
     projections = (
         "PCA on top (the two largest principal axes of the centred features, numpy SVD), "
         f"t-SNE below (scikit-learn, perplexity {perplexity(len(sample.labels)):g}, after PCA "
@@ -137,7 +141,7 @@ def draw_features(
         else "PCA (the two largest principal axes of the centred features)"
     )
     caption = (
-        f"Seed {seed}: the source-only run (before) and the DANN run (after) read the same "
+        f"Seed {seed}: the source-only run (before) and the {adapted} run (after) read the same "
         f"{len(sample.source)} source and {len(sample.target)} target test images, drawn at "
         f"random once (numpy seed {FEATURE_SAMPLE_SEED}). Each column projects its own "
         f"model's `.features` output, the {width:,} features both heads read: {projections}. "
@@ -177,7 +181,10 @@ def generate_report(
         )
     figures = Path(figures) if figures is not None else document.parent / "results"
     domains = Domains(data_dir)
-    outcome = ReportOutcome(document, [collect_pair(runs, s, t, seeds) for s, t in pairs])
+    try:
+        outcome = ReportOutcome(document, [collect_pair(runs, s, t, seeds) for s, t in pairs])
+    except RunError as error:
+        raise ReportError(str(error)) from None
     extras = {}
     for pair in outcome.pairs:
         curves = draw_curves(pair, figures)

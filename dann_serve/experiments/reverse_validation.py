@@ -30,7 +30,7 @@ def reverse_validation(
 ) -> float:
     """Source test accuracy of the reverse model of a run (higher is better).
 
-    The reverse run keeps every option of the forward run (mode, schedules, seed)
+    The reverse run keeps every option of the forward run (method, schedules, seed)
     except the number of steps, so runs of different settings are scored by the
     same algorithm they were trained with.
     """

@@ -2,12 +2,13 @@
 criterion ranks first.
 
 Adaptation helps on some domain pairs and hurts on others, and the user cannot
-tell which without target labels. So the selection trains four candidates on the
-same data and seed (source-only always among them, so that
-adaptation that hurts can lose), scores each with a criterion that reads no target
-label (:mod:`criteria`), and makes the top-scored candidate the run: its config,
-metrics, curves and checkpoints are copied into the run directory, whose
-``summary.json`` adds the table of candidates, their scores and the choice.
+tell which without target labels. So the selection trains four candidates, each an
+adaptation method (:mod:`dann_serve.training.methods`), on the same data and seed
+(source-only always among them, so that adaptation that hurts can lose), scores
+each with a criterion that reads no target label (:mod:`criteria`), and makes the
+top-scored candidate the run: its config, metrics, curves and checkpoints are copied
+into the run directory, whose ``summary.json`` adds the table of candidates, their
+scores and the choice.
 
 Which variants compete depends on how far apart the domains start. The source-only
 candidate is trained first, and a linear classifier on its features tells the domains
@@ -29,13 +30,14 @@ import json
 import os
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dann_serve.config import CHEAP_CRITERIA, CRITERIA, DEFAULT_CRITERION, TrainConfig
 from dann_serve.files import write_json
-from dann_serve.training.rundir import CHECKPOINTS, RunError, read_json
+from dann_serve.training.methods import get_method
+from dann_serve.training.methods.source_only import SourceOnly
+from dann_serve.training.rundir import CHECKPOINTS, RunError, read_json, saved_config
 
 if TYPE_CHECKING:
     from dann_serve.training.distribute import Placement
@@ -45,37 +47,10 @@ CANDIDATES_DIR = "candidates"
 # Copied from the chosen candidate: what makes a run directory a run.
 RUN_FILES = ("config.json", "metrics.csv", "accuracy.png", "losses.png")
 
-
-@dataclass(frozen=True)
-class Candidate:
-    """One setting the selection tries: the options it changes from the base run."""
-
-    name: str
-    options: dict
-    description: str
-
-
-SOURCE_ONLY = Candidate("source-only", {"mode": "source-only"}, "no adaptation (lambda = 0)")
-DANN = Candidate("dann", {"mode": "dann"}, "DANN with the defaults")
-CDAN = Candidate(
-    "cdan",
-    {"mode": "dann", "conditional": True},
-    "CDAN+E: the domain head conditioned on the class predictions",
-)
-WEAK_REVERSAL = Candidate(
-    "dann-weak",
-    {"mode": "dann", "lambda_max": 0.1},
-    "DANN with the reversal capped at lambda 0.1, for domains that start close",
-)
-CLASS_WEIGHTED = Candidate(
-    "dann-cw",
-    {"mode": "dann", "class_weighting": True},
-    "DANN with class-weighted alignment",
-)
-FAR_CANDIDATES = (SOURCE_ONLY, DANN, CDAN, CLASS_WEIGHTED)
-NEAR_CANDIDATES = (SOURCE_ONLY, DANN, WEAK_REVERSAL, CLASS_WEIGHTED)
-CANDIDATES = (SOURCE_ONLY, DANN, CDAN, WEAK_REVERSAL, CLASS_WEIGHTED)
-"""Every candidate either set may train."""
+FAR_CANDIDATES = ("source-only", "dann", "cdan", "dann-cw")
+NEAR_CANDIDATES = ("source-only", "dann", "dann-weak", "dann-cw")
+CANDIDATES = ("source-only", "dann", "cdan", "dann-weak", "dann-cw")
+"""Every method either set may train, by name (source-only first in both)."""
 
 NEAR_SEPARABILITY = 0.95
 """Domains whose source-only features a linear classifier tells apart with a balanced
@@ -83,30 +58,19 @@ accuracy below this start "close": 0.90 to 0.91 on usps <-> mnist, 0.97 and abov
 the printed -> handwritten pairs (``docs/RESULTS.md``)."""
 
 
-def candidates_for(close: bool) -> tuple[Candidate, ...]:
-    """The candidates for domains that start close (or far apart)."""
+def candidates_for(close: bool) -> tuple[str, ...]:
+    """The candidate methods for domains that start close (or far apart)."""
     return NEAR_CANDIDATES if close else FAR_CANDIDATES
 
 
-def candidate_configs(
-    base: TrainConfig, close: bool = False
-) -> list[tuple[Candidate, TrainConfig]]:
-    """Every candidate's full options: the base run's, but for what the candidate sets."""
-    return [(c, dataclasses.replace(base, **c.options)) for c in candidates_for(close)]
+def candidate_configs(base: TrainConfig, close: bool = False) -> list[tuple[str, TrainConfig]]:
+    """Every candidate's full options: the base run's, with the candidate's method."""
+    return [(name, dataclasses.replace(base, method=name)) for name in candidates_for(close)]
 
 
-def started_close(selection: dict) -> bool | None:
-    """Whether a finished selection (a summary's ``selection``) read its domains as
-    close; None where it measured nothing (a selection started by an older version)."""
-    separability = selection.get("separability")
-    return None if separability is None else separability < selection["close_below"]
-
-
-def mode_candidates() -> dict[str, str]:
-    """The candidates that are a plain run of one mode (they set the mode and nothing
-    else), by mode: ``compare --select`` has trained those runs already and passes
-    them as ``locations``, so that no run is trained twice."""
-    return {c.options["mode"]: c.name for c in CANDIDATES if set(c.options) == {"mode"}}
+def started_close(selection: dict) -> bool:
+    """Whether a finished selection (a summary's ``selection``) read its domains as close."""
+    return selection["separability"] < selection["close_below"]
 
 
 def top_scored(rows: list[dict], criterion: str) -> int:
@@ -136,11 +100,11 @@ def select_run(
     # the files) and tells the others which candidates follow source-only.
     place = placement(base)
     plan = _plan(base, run_dir, resume, criterion, locations or {}, write=place.chief)
-    base = TrainConfig.from_dict(plan["base"])
+    base = saved_config(plan["base"], run_dir / SELECTION)
 
-    def train(candidate: Candidate, config: TrainConfig) -> tuple[Candidate, Path, dict]:
-        where = run_dir / plan["locations"][candidate.name]
-        return candidate, where, train_or_reuse(config, where, show_progress)
+    def train(name: str, config: TrainConfig) -> tuple[str, Path, dict]:
+        where = run_dir / plan["locations"][name]
+        return name, where, train_or_reuse(config, where, show_progress)
 
     source_only, *_ = candidate_configs(base)  # first in either set
     trained = [train(*source_only)]
@@ -148,21 +112,18 @@ def select_run(
     trained += [train(*pair) for pair in candidate_configs(base, close)[1:]]
     if not place.chief:
         return worker_summary(trained[-1][2]["step"], place)
-    rows = [_scored(c, where, summary, plan["criterion"]) for c, where, summary in trained]
+    rows = [_scored(name, where, summary, plan["criterion"]) for name, where, summary in trained]
     return _adopt(run_dir, plan, rows)
 
 
 def _close(plan: dict, run_dir: Path) -> bool:
     """Whether the domains start close, by the source-only candidate's separability:
     measured once and kept in selection.json, so that a resumed selection trains the
-    same candidates. A selection started before the measure existed has no such entry
-    and keeps the candidates it started with (the far-apart set)."""
-    if "separability" not in plan:
-        return False
+    same candidates."""
     if plan["separability"] is None:
         from dann_serve.experiments.criteria import domain_separability
 
-        baseline = run_dir / plan["locations"][SOURCE_ONLY.name]
+        baseline = run_dir / plan["locations"][SourceOnly.name]
         plan["separability"] = domain_separability(baseline)
         # Only the measure is added: the file keeps the options it was started with.
         stored = read_json(run_dir / SELECTION)
@@ -214,10 +175,10 @@ def _plan(
     plan = {
         "criterion": criterion,
         "separability": None,  # measured once source-only has trained
-        "base": {**vars(base), "mode": "dann"},
+        "base": dict(vars(base)),
         "locations": {
-            c.name: _relative(locations.get(c.name, run_dir / CANDIDATES_DIR / c.name), run_dir)
-            for c in CANDIDATES
+            name: _relative(locations.get(name, run_dir / CANDIDATES_DIR / name), run_dir)
+            for name in CANDIDATES
         },
     }
     if write:
@@ -231,8 +192,8 @@ def _relative(path: Path, start: Path) -> str:
     return os.path.relpath(Path(path).resolve(), Path(start).resolve())
 
 
-def _scored(candidate: Candidate, where: Path, summary: dict, criterion: str) -> dict:
-    """The candidate's row: its options, its scores (cached in ``criteria.json``: the
+def _scored(name: str, where: Path, summary: dict, criterion: str) -> dict:
+    """The candidate's row: its method, its scores (cached in ``criteria.json``: the
     cheap criteria always, for the report, and the one that chooses), and its target
     accuracy for the report (read from its summary, never by a score)."""
     from dann_serve.experiments.criteria import score_run
@@ -240,14 +201,13 @@ def _scored(candidate: Candidate, where: Path, summary: dict, criterion: str) ->
     cache = where / "criteria.json"
     scores = json.loads(cache.read_text()) if cache.exists() else {}
     wanted = dict.fromkeys((*CHEAP_CRITERIA, criterion))
-    missing = tuple(name for name in wanted if name not in scores)
+    missing = tuple(wanted_name for wanted_name in wanted if wanted_name not in scores)
     if missing:
         scores.update(score_run(where, missing))
         write_json(cache, scores)
     return {
-        "name": candidate.name,
-        "description": candidate.description,
-        "options": candidate.options,
+        "name": name,
+        "description": get_method(name).description,
         "path": str(where),
         "scores": scores,
         "target_test_accuracy": summary.get("target_test_accuracy"),

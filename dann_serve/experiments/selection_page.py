@@ -13,6 +13,7 @@ from __future__ import annotations
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
 from dann_serve.config import CRITERIA
 from dann_serve.experiments.collect import PairRuns
@@ -26,7 +27,7 @@ def selections_of(pair: PairRuns) -> list[tuple[int, dict]]:
     """``(seed, the "selection" entry of its summary)`` for every complete seed."""
     if not pair.selected:
         return []
-    return [(run.seed, run.summary["selection"]) for run in pair.finished(SELECT)]
+    return [(run.seed, cast(dict, run.summary)["selection"]) for run in pair.finished(SELECT)]
 
 
 def criteria_of(selections: Sequence[dict]) -> list[str]:
@@ -36,13 +37,9 @@ def criteria_of(selections: Sequence[dict]) -> list[str]:
     return [name for name in CRITERIA if name in found] + sorted(found - set(CRITERIA))
 
 
-def _options(options: dict) -> str:
-    return ", ".join(f"`{name}={value}`" for name, value in options.items())
-
-
 def candidates_section(pair: PairRuns) -> str:
-    """The candidates of each seed's selection: every criterion's score, which one was
-    kept, and each candidate's target accuracy (read from its run, never scored)."""
+    """The candidate methods of each seed's selection: every criterion's score, which one
+    was kept, and each candidate's target accuracy (read from its run, never scored)."""
     found = selections_of(pair)
     if not found:
         return ""
@@ -52,7 +49,7 @@ def candidates_section(pair: PairRuns) -> str:
     described: dict[str, str] = {}
     for seed, selection in found:
         for row in selection["candidates"]:
-            described.setdefault(row["name"], f"{row['description']} ({_options(row['options'])})")
+            described.setdefault(row["name"], row["description"])
             scores = [
                 f"{row['scores'][name]:+.4f}" if name in row["scores"] else "-" for name in criteria
             ]
@@ -62,8 +59,8 @@ def candidates_section(pair: PairRuns) -> str:
     listing = "\n".join(f"- `{name}`: {text}" for name, text in described.items())
     intro = (
         "Candidates of `--select` per seed, each trained on the same data and seed "
-        "(`compare --select` takes the seed's source-only and DANN runs above as those "
-        "candidates, without training them again):\n\n"
+        "(`compare --select` takes the seed's two runs above as those candidates, without "
+        "training them again):\n\n"
         f"{listing}\n\nLabel-free scores (higher is better; none reads a target label), "
         "the candidate kept and the criterion that chose it. The last column is the "
         "candidate's target test accuracy, measured after the fact for this report: no "
@@ -73,22 +70,18 @@ def candidates_section(pair: PairRuns) -> str:
 
 
 def _separability_note(found: list[tuple[int, dict]]) -> str:
-    """Which candidate set each seed trained, and the measure that decided it (selections
-    made before it was measured have none: "")."""
-    measured = [(seed, s) for seed, s in found if started_close(s) is not None]
-    if not measured:
-        return ""
+    """Which candidate set each seed trained, and the measure that decided it."""
 
     def reading(seed: int, selection: dict) -> str:
         close = "close" if started_close(selection) else "far"
         return f"seed {seed} {selection['separability']:.3f} ({close})"
 
-    readings = ", ".join(reading(seed, selection) for seed, selection in measured)
+    readings = ", ".join(reading(seed, selection) for seed, selection in found)
     return (
         "How far apart the domains start, read on each seed's source-only candidate: the "
         "balanced accuracy of a logistic domain classifier on its features of the two "
         "training sets, held out (0.5: indistinguishable; no label read). Below "
-        f"{measured[0][1]['close_below']} the domains count as close and the selection "
+        f"{found[0][1]['close_below']} the domains count as close and the selection "
         f"tries `dann-weak` in place of `cdan`: {readings}.\n\n"
     )
 

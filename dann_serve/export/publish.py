@@ -178,7 +178,7 @@ def _report(run_dir: Path, config: TrainConfig, name: str, version: int) -> dict
         "model": name,
         "version": version,
         "run": str(run_dir.resolve()),
-        "mode": config.mode,
+        "method": config.method,
         "arch": config.arch,
         "source": config.source,
         "target": config.target,

@@ -139,8 +139,11 @@ class DANN(keras.Model):
         }
 
 
-def build_model(config: TrainConfig, policy: str = "float32") -> DANN:
-    """The network a training configuration describes, computing in ``policy``.
+def build_model(config: TrainConfig, policy: str = "float32", conditional: bool = False) -> DANN:
+    """The network a training configuration describes, computing in ``policy``, its
+    domain head reading the features times the class predictions if ``conditional``
+    (what the run's adaptation method asks for: the training package builds a run's
+    network from its method, :func:`dann_serve.training.evaluation.build_network`).
 
     Only the model that trains takes the run's ``precision``; its variables are float32
     under any policy, so the weight average, the checkpoints, evaluation and export
@@ -154,7 +157,7 @@ def build_model(config: TrainConfig, policy: str = "float32") -> DANN:
             batch_norm=config.batch_norm,
             grayscale=config.grayscale,
             dark_background=config.dark_background,
-            conditional=config.conditional,
+            conditional=conditional,
         )
     finally:
         keras.config.set_dtype_policy(previous)

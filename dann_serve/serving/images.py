@@ -15,7 +15,7 @@ finds its index.
 from __future__ import annotations
 
 import struct
-from collections.abc import Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from dann_serve.serving.limits import Limits
@@ -133,7 +133,7 @@ def _bmp_size(data: bytes) -> ImageSize:
     return ImageSize("BMP", abs(width), abs(height))
 
 
-def check_images(name: str, items: Sequence[bytes], limits: Limits) -> None:
+def check_images(name: str, items: Iterable[bytes], limits: Limits) -> None:
     """INVALID_ARGUMENT, naming the item, for an image without a readable size, and for
     a batch whose decoded pixels would exceed ``limits.max_tensor_bytes``."""
     budget = limits.max_tensor_bytes // DECODED_PIXEL_BYTES

@@ -54,8 +54,10 @@ class ModelSource:
     def wanted(self, on_disk: list[int]) -> list[int]:
         """The versions the policy asks for, as TF Serving reads model_version_policy."""
         versions = sorted(on_disk, reverse=True)
-        policy = self.policy.model_version_policy if self.policy else None
-        choice = policy.WhichOneof("policy_choice") if policy else None
+        if self.policy is None:
+            return versions[:1]
+        policy = self.policy.model_version_policy
+        choice = policy.WhichOneof("policy_choice")
         if choice == "all":
             return versions
         if choice == "specific":
@@ -197,7 +199,7 @@ class ModelRegistry:
         self._models: dict[str, dict[int, LoadedVersion]] = {}
         self._sources: dict[str, ModelSource] = {}
         self._states: dict[str, dict[int, tuple[int, str]]] = {}
-        self._failed: dict[tuple[str, int], tuple[int, int]] = {}
+        self._failed: dict[tuple[str, int], int] = {}
         self._poll_lock = threading.Lock()
         self._loaded_since_trim = False
         self._lock = threading.Lock()  # the swap of _models against requests taking a version

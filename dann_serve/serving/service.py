@@ -163,6 +163,7 @@ def _model_status(
     if not spec.name:
         raise invalid("Missing ModelSpec")
     which = spec.WhichOneof("version_choice")
+    version: int | None
     if which == "version_label":
         version = resolve(registry, spec).version
     else:

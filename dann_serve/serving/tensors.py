@@ -137,7 +137,7 @@ def _tf_name(dtype: np.dtype) -> str:
     return {"float32": "float", "float64": "double", "float16": "half"}.get(dtype.name, dtype.name)
 
 
-_ALLOWED = {"f": {float, int}, "i": {int}, "u": {int}, "b": {bool}}
+_ALLOWED: dict[str, set[type]] = {"f": {float, int}, "i": {int}, "u": {int}, "b": {bool}}
 
 
 def _lossy(value: Any, dtype: np.dtype, name: str) -> ServingError:

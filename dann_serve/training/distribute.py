@@ -115,6 +115,7 @@ class Placement:
             first = tf.distribute.get_replica_context().replica_id_in_sync_group == 0
             return tf.constant(value if first else 0, tf.int64)
 
+        assert self.strategy is not None  # several workers: a multi-worker strategy
         per_replica = self.strategy.run(chief_only)
         return int(self.strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None))
 
@@ -196,8 +197,8 @@ def _placement(distribute: str, cpu_replicas: int) -> Placement:
         chief = (task_type, index) == (("chief", 0) if "chief" in cluster else ("worker", 0))
         devices = tuple(strategy.extended.worker_devices)
         return Placement(strategy, workers, chief, f"{task_type} {index}", devices)
-    devices = _split_cpu(cpu_replicas) if cpu_replicas else None
-    strategy = tf.distribute.MirroredStrategy(devices=devices)
+    cpus = _split_cpu(cpu_replicas) if cpu_replicas else None
+    strategy = tf.distribute.MirroredStrategy(devices=cpus)
     return Placement(strategy, devices=tuple(strategy.extended.worker_devices))
 
 
@@ -252,4 +253,4 @@ def cluster_task(text: str | None) -> tuple[str, int, dict]:
         or not 0 <= index < len(cluster[task_type])
     ):
         raise RunError(f"TF_CONFIG's task {task_type} {index} is not one of its cluster's")
-    return task_type, index, cluster
+    return str(task_type), index, cluster

@@ -9,9 +9,11 @@ import tensorflow as tf
 
 from dann_client.contract import NUM_CLASSES
 from dann_serve import data
+from dann_serve.config import TrainConfig
 from dann_serve.data import Split
 from dann_serve.data.pipeline import ordered_batches, to_unit_range
 from dann_serve.model.networks import DANN, build_model
+from dann_serve.training.methods import get_method
 from dann_serve.training.rundir import CHECKPOINTS, RunError, load_config
 
 
@@ -51,7 +53,7 @@ def label_free_figures(model: DANN, split: Split) -> dict:
     }
 
 
-def pair_accuracies(model: DANN, source: Split, target: Split) -> dict[str, float]:
+def pair_accuracies(model: DANN, source: Split, target: Split) -> dict[str, float | None]:
     """Label accuracy on each split and the domain head's balanced accuracy.
 
     The domain accuracy is the mean of the per-domain rates (0.5: domains confused),
@@ -70,13 +72,19 @@ def pair_accuracies(model: DANN, source: Split, target: Split) -> dict[str, floa
     }
 
 
+def build_network(config: TrainConfig, policy: str = "float32") -> DANN:
+    """The network of a run: its domain head reads what the run's method asks for, so
+    that evaluation and export rebuild from ``config.json`` the network that trained."""
+    return build_model(config, policy, conditional=get_method(config.method).conditional)
+
+
 def restore_model(run_dir: Path) -> DANN:
     """The model of a run at its latest checkpoint, built from the run's config."""
     config = load_config(run_dir)
     latest = tf.train.latest_checkpoint(str(run_dir / CHECKPOINTS))
     if latest is None:
         raise RunError(f"{run_dir}: no checkpoint in {run_dir / CHECKPOINTS}")
-    model = build_model(config)
+    model = build_network(config)
     # The averaged weights are the run's model (see Trainer); the raw ones only
     # matter to --resume.
     if not any(name.startswith("averaged/") for name, _ in tf.train.list_variables(latest)):

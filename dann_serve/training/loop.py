@@ -19,6 +19,7 @@ from dann_serve.files import write_json
 from dann_serve.progress import on_terminal, progress_bar
 from dann_serve.training.distribute import Placement, placement
 from dann_serve.training.evaluation import label_free_figures
+from dann_serve.training.methods import get_method
 from dann_serve.training.plots import plot_curves
 from dann_serve.training.rundir import (
     CHECKPOINTS,
@@ -98,6 +99,7 @@ def train_run(
     """Train (or continue) the run in ``run_dir`` and return its summary (on a worker
     of a multi-worker run that is not the chief: only the step and the task)."""
     run_dir = Path(run_dir)
+    get_method(config.method)  # an unknown method fails before anything is made
     place = placement(config)  # first: TensorFlow's devices and cluster are fixed at start
     config = check_run_dir(config, run_dir, resume, place.chief)
     # Before mkdir: bad data leaves no empty run behind.
@@ -195,15 +197,13 @@ def _train(
 
 
 def run_title(config: TrainConfig) -> str:
-    """The run's name in its progress: the mode, and the adaptation options that set
-    ``--select``'s candidates apart, so that a log of a selection tells them apart."""
-    variant = []
-    if config.mode == "dann":
-        variant += ["cdan"] if config.conditional else []
-        variant += ["class-weighted"] if config.class_weighting else []
-        weaker = config.lambda_max != TrainConfig.lambda_max  # the default, on the class
-        variant += [f"lambda-max {config.lambda_max:g}"] if weaker else []
-    return config.mode + (f" ({', '.join(variant)})" if variant else "")
+    """The run's name in its progress: its method (what sets ``--select``'s candidates
+    apart, so that a log of a selection tells them apart), and ``--lambda-max`` where
+    it is not the default and the method reverses the domain gradient at all."""
+    changed = config.lambda_max != TrainConfig.lambda_max  # the default, on the class
+    if changed and get_method(config.method).reversal_strength(config.lambda_max):
+        return f"{config.method} (lambda-max {config.lambda_max:g})"
+    return config.method
 
 
 def _target_figures(trainer: Trainer) -> dict:
@@ -221,7 +221,7 @@ def _finish(config: TrainConfig, run_dir: Path, target_figures: dict) -> dict:
     final = rows[-1]
     summary = {
         "step": int(final["step"]),
-        "mode": config.mode,
+        "method": config.method,
         "source": config.source,
         "target": config.target,
         "arch": config.arch,

@@ -18,6 +18,7 @@ from dann_serve.config import TrainConfig
 from dann_serve.data import Domain
 from dann_serve.files import write_atomically
 from dann_serve.runtime import package_versions
+from dann_serve.training.methods import get_method
 
 METRIC_FIELDS = (
     "step",
@@ -46,7 +47,18 @@ def read_json(path: Path) -> dict:
 
 
 def load_config(run_dir: Path) -> TrainConfig:
-    return TrainConfig.from_dict(read_json(run_dir / "config.json")["options"])
+    return saved_config(read_json(run_dir / "config.json")["options"], run_dir)
+
+
+def saved_config(options: dict, where: Path) -> TrainConfig:
+    """The options a run (or a selection) in ``where`` saved, its method among the
+    registered ones; RunError saying what to do otherwise."""
+    try:
+        config = TrainConfig.from_dict(options)
+        get_method(config.method)
+    except ValueError as error:
+        raise RunError(f"{where}: {error}") from None
+    return config
 
 
 def read_metrics(path: Path, up_to_step: int | None = None) -> list[dict]:

@@ -1,10 +1,10 @@
-"""The training step: one tf.function for DANN and source-only alike.
+"""The training step: one tf.function for every adaptation method.
 
-Source-only is DANN with lambda held at 0: the same network, data stream, batch
-composition, optimiser and schedule, so the baseline differs from DANN in exactly
-one thing, the reversed domain gradient reaching the features. The domain head
-still trains in both modes, which makes its accuracy a fair readout of how
-separable the two domains' features are.
+Every method trains the same network on the same batches with the same optimiser
+and schedules; the run's method (:mod:`dann_serve.training.methods`) says what the
+domain head reads, how strongly its reversed gradient reaches the features, how
+each image weighs in the domain loss and what else the loss holds. The step knows
+no method by name.
 """
 
 from __future__ import annotations
@@ -19,19 +19,17 @@ from dann_client.contract import NUM_CLASSES
 from dann_serve.config import TrainConfig
 from dann_serve.data import Domain
 from dann_serve.data.pipeline import paired_batches
-from dann_serve.model.networks import build_model
 from dann_serve.training.augment import training_batches
 from dann_serve.training.distribute import Placement
-from dann_serve.training.evaluation import pair_accuracies
+from dann_serve.training.evaluation import build_network, pair_accuracies
 from dann_serve.training.losses import (
     Replicas,
     domain_loss,
-    entropies,
     information_loss,
     label_loss,
     mean_prediction,
-    source_class_weights,
 )
+from dann_serve.training.methods import Batch, get_method
 from dann_serve.training.schedules import AdaptationSchedule, AnnealedLearningRate, progress
 
 
@@ -54,6 +52,7 @@ class Trainer:
         self.source = source
         self.target = target
         self.place = place or Placement()
+        self.method = get_method(config.method)
         keras.utils.set_random_seed(config.seed)
         with self.place.scope():
             self._build_state(config)
@@ -72,11 +71,11 @@ class Trainer:
 
     def _build_state(self, config: TrainConfig) -> None:
         """The variables: models, optimiser, class shares (under the strategy's scope)."""
-        self.model = build_model(config, config.precision)
+        self.model = build_network(config, config.precision)
         # The model a run reports, checkpoints for serving and exports is the moving
         # average of the trained weights: the adversarial game makes the weights
         # orbit, and a single step's weights are one arbitrary point of that orbit.
-        self.averaged = build_model(config)
+        self.averaged = build_network(config)
         self.averaged.set_weights(self.model.get_weights())
         self.learning_rate = AnnealedLearningRate(
             config.learning_rate, config.steps, config.lr_alpha, config.lr_beta
@@ -94,9 +93,8 @@ class Trainer:
             # gradients overflow is skipped and the scale halved (Keras' dynamic scaling).
             self.optimizer = keras.optimizers.LossScaleOptimizer(self.optimizer)
         self.optimizer.build(self.model.trainable_variables)
-        self.adaptation = AdaptationSchedule(
-            config.gamma, config.lambda_max if config.mode == "dann" else 0.0
-        )
+        self.strength = self.method.reversal_strength(config.lambda_max)
+        self.adaptation = AdaptationSchedule(config.gamma, self.strength)
         self.source_share = tf.constant(_class_shares(self.source.train.labels), tf.float32)
         # The target's class proportions as the model currently predicts them: a slow
         # moving average, starting from the source's, of the mean target softmax.
@@ -143,16 +141,21 @@ class Trainer:
             # Losses, softmax and the reversal's weighting in float32 whatever the policy.
             label_logits = tf.cast(label_logits, tf.float32)
             domain_logits = tf.cast(domain_logits, tf.float32)
+            batch = Batch(ys, label_logits, size, replicas, self.source_share, self.target_share)
             source_loss = label_loss(ys, label_logits[:size], replicas)
-            weights = self._domain_weights(ys, label_logits)
+            weights = self.method.domain_weights(batch)
             adversarial = domain_loss(domains, domain_logits, weights, replicas)
             loss = source_loss + adversarial
-            if self.config.information_weight:
-                # Ramped like lambda (lambda / lambda_max): a random classifier's
-                # confident guesses would otherwise be reinforced from step 0.
-                ramp = lambda_ / self.config.lambda_max if self.config.lambda_max else 0.0
-                information = information_loss(label_logits[size:], replicas)
+            if self.config.information_weight and self.strength:
+                # Ramped like lambda (lambda / its largest value): a random classifier's
+                # confident guesses would otherwise be reinforced from step 0. A method
+                # without a reversal (source-only) has no ramp: the term is off.
+                ramp = lambda_ / self.strength
+                information = information_loss(batch.target_logits, replicas)
                 loss += self.config.information_weight * ramp * information
+            extra = self.method.extra_loss(batch)
+            if extra is not None:
+                loss += extra
             scale = self._loss_scale()
             loss *= scale
         variables = self.model.trainable_variables
@@ -186,22 +189,6 @@ class Trainer:
             return total
         return [gradient / replicas.count for gradient in total]
 
-    def _domain_weights(
-        self, source_labels: tf.Tensor, label_logits: tf.Tensor
-    ) -> tf.Tensor | None:
-        """Each image's weight in the domain loss, None for all 1: with
-        ``class_weighting`` source images weigh their class ratio; with ``conditional``
-        (CDAN+E) every image weighs 1 + exp(-entropy of its prediction), so that the
-        uncertain predictions, whose conditioning says little, count less."""
-        weights = None
-        if self.config.class_weighting:
-            source = source_class_weights(source_labels, self.target_share, self.source_share)
-            weights = tf.concat([source, tf.ones_like(source)], axis=0)
-        if self.config.conditional:
-            certainty = 1.0 + tf.exp(-tf.stop_gradient(entropies(label_logits)))
-            weights = certainty if weights is None else weights * certainty
-        return weights
-
     def _update_target_share(self, target_logits: tf.Tensor, replicas: Replicas) -> None:
         batch_share = mean_prediction(tf.stop_gradient(target_logits), replicas)
         self.target_share.assign(0.99 * self.target_share + 0.01 * batch_share)
@@ -223,11 +210,12 @@ class Trainer:
             lambda average, value: decay * average + (1.0 - decay) * value,
         )
 
-    def measure(self) -> dict[str, float]:
+    def measure(self) -> dict[str, float | None]:
         """The metrics row logged every ``eval_every`` steps; resets the loss means."""
+        label_loss = float(self.label_loss.result())
         row = {
             "step": self.step,
-            "label_loss": float(self.label_loss.result()),
+            "label_loss": label_loss,
             "domain_loss": float(self.domain_loss.result()),
             "lambda": self.current_lambda(),
             "learning_rate": self.current_learning_rate(),
@@ -235,8 +223,8 @@ class Trainer:
         }
         self.label_loss.reset_state()
         self.domain_loss.reset_state()
-        if not math.isfinite(row["label_loss"]) and row["step"] > 0:
-            raise FloatingPointError(f"label loss became {row['label_loss']} at step {self.step}")
+        if not math.isfinite(label_loss) and self.step > 0:
+            raise FloatingPointError(f"label loss became {label_loss} at step {self.step}")
         return row
 
 

@@ -50,3 +50,31 @@ def test_samples_writes_labelled_pngs(tmp_path) -> None:
         "digits-test-0002",
     ]
     assert Image.open(files[0]).size == (32, 32)
+
+
+def test_train_help_offers_every_registered_method_and_no_former_switch() -> None:
+    from dann_serve.training.methods import get_method, method_names
+
+    result = _run("train", "--help")
+    assert result.exit_code == 0
+    text = " ".join(result.output.split())  # help lines are wrapped
+    assert f"--method [{'|'.join(method_names())}]" in text
+    for name in method_names():
+        assert f"{name}: {get_method(name).description}" in text
+    for former in ("--mode", "--conditional", "--class-weighting"):
+        assert former not in text
+    assert _run("train", "--out", "x", "--method", "nope").exit_code == 2
+
+
+def test_select_and_method_together_are_a_usage_error(tmp_path) -> None:
+    result = _run("train", "--select", "--method", "cdan", "--out", str(tmp_path / "run"))
+    assert result.exit_code == 2
+    assert "leave out --method" in result.output
+    assert not (tmp_path / "run").exists()
+
+
+def test_compare_needs_an_adapting_method(tmp_path) -> None:
+    result = _run("compare", "--method", "source-only", "--out", str(tmp_path))
+    assert result.exit_code == 2
+    (line,) = result.output.strip().splitlines()
+    assert "adapting --method" in line

@@ -4,14 +4,14 @@ answers compared with the same SavedModel run in this process.
 
 One server for the module. Its model directory holds the export as ``dann``, a copy
 named ``old`` without ``predict_image`` and ``predict_label_uint8`` (an export from
-before issue 18, which the client must still serve, with float32), and a copy named
+before the twins existed, which the client must still serve, with float32), and a copy named
 ``legacy`` that also lacks ``classify_domain`` (as an export from before the domain
 head would), so that the CLI itself can meet FAILED_PRECONDITION: ``--signature``
 only offers the contract's names, and a typo is a usage error.
 
 Every command is run over gRPC (``--server host:port``) and REST (``--server
 http://...``) alike. The REST figures and routes of ``dann`` depend on the export's
-``predict_image`` and the server's b64 inputs (issue 18).
+``predict_image`` and the server's b64 inputs.
 """
 
 from __future__ import annotations
@@ -33,7 +33,6 @@ from dann_client.contract import TWINS
 from dann_client.preprocessing import layout_batch, load_images, to_model_input
 from dann_serve.data import mnist
 from dann_serve.serving.model_config import add_model_to_config
-
 from harness.exports import copy_without_signatures
 from harness.server_process import free_port
 
@@ -393,7 +392,7 @@ def test_answers_equal_the_in_process_model_over_both_protocols(
 
 def test_new_exports_take_uint8_over_grpc_and_pngs_over_rest(server):
     """Which signature and encoding each export gets (needs predict_image and
-    predict_label_uint8 in the export, issue 18)."""
+    predict_label_uint8 in the export)."""
     from dann_client.api import ModelRef
     from dann_client.remote import Route, Wire
     from dann_client.rest import RestTransport

@@ -1,4 +1,4 @@
-"""Transparent digits come out clear whatever the colour of their ink (issue 18).
+"""Transparent digits come out clear whatever the colour of their ink.
 
 300 real MNIST test digits (../shared/data/mnist) saved three ways: as plain grey PNGs,
 and as RGBA PNGs with alpha = ink, once in white ink and once in black ink, as drawing

@@ -11,18 +11,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-
-from dann_client import preprocessing
-from dann_serve.data import decode_cache
-from dann_serve.data.decode_cache import DecodeCache, default_cache_dir
-from dann_serve.data.folders import read_folder
-
 from support.image_folders import (
     break_file,
     labelled_folder,
     unlabelled_folder,
     write_png,
 )
+
+from dann_client import preprocessing
+from dann_serve.data import decode_cache
+from dann_serve.data.decode_cache import DecodeCache, default_cache_dir
+from dann_serve.data.folders import read_folder
 
 # Each test decodes into a cache of its own (the ``cache_dir`` fixture), never ~/.cache.
 pytestmark = pytest.mark.usefixtures("cache_dir")

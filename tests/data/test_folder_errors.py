@@ -8,12 +8,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-
-from dann_serve.config import TrainConfig
-from dann_serve.data import DatasetError
-from dann_serve.data.folders import read_folder
-from dann_serve.training.loop import load_pair
-
 from support.image_folders import (
     TINY,
     break_file,
@@ -25,6 +19,11 @@ from support.image_folders import (
     unlabelled_folder,
     write_png,
 )
+
+from dann_serve.config import TrainConfig
+from dann_serve.data import DatasetError
+from dann_serve.data.folders import read_folder
+from dann_serve.training.loop import load_pair
 
 # Each test decodes into a cache of its own (the ``cache_dir`` fixture), never ~/.cache.
 pytestmark = pytest.mark.usefixtures("cache_dir")

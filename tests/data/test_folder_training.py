@@ -16,15 +16,6 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from PIL import Image
-
-from dann_client import preprocessing
-from dann_serve.config import TrainConfig
-from dann_serve.data import DatasetError, canonical, folders, is_folder, load_domain
-from dann_serve.data.folders import read_folder
-from dann_serve.training.loop import load_pair
-from dann_serve.training.rundir import read_metrics
-from dann_serve.training.step import Trainer
-
 from support.image_folders import (
     TINY,
     Killed,
@@ -36,6 +27,14 @@ from support.image_folders import (
     unlabelled_folder,
     write_png,
 )
+
+from dann_client import preprocessing
+from dann_serve.config import TrainConfig
+from dann_serve.data import DatasetError, canonical, folders, is_folder, load_domain
+from dann_serve.data.folders import read_folder
+from dann_serve.training.loop import load_pair
+from dann_serve.training.rundir import read_metrics
+from dann_serve.training.step import Trainer
 
 # Each test decodes into a cache of its own (the ``cache_dir`` fixture), never ~/.cache.
 pytestmark = pytest.mark.usefixtures("cache_dir")

@@ -24,7 +24,6 @@ from PIL import Image
 from dann_serve import data
 from dann_serve.data import DatasetError, download, mnist
 from dann_serve.data.download import Remote, download_datasets, fetch
-
 from harness.server_process import free_port
 
 COUNT = 10

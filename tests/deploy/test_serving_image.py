@@ -23,11 +23,10 @@ from google.protobuf import (
     text_format,
     wrappers_pb2,
 )
+from support.helpers import dockerfile_instruction, k8s_container, k8s_documents
 from tensorflow_serving.config import model_server_config_pb2
 
 from dann_client.contract import PROMETHEUS_PATH
-
-from support.helpers import dockerfile_instruction, k8s_container, k8s_documents
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "Dockerfile"

@@ -38,11 +38,11 @@ def write_run(tmp_path: Path):
     compare --select puts a selection, with ``extra`` added to its summary."""
 
     def write(
-        pair, mode, seed, accuracy, finished=True, unknown=None, kind=None, extra=None, **options
+        pair, method, seed, accuracy, finished=True, unknown=None, kind=None, extra=None, **options
     ) -> Path:
         source, target = pair
-        config = TrainConfig(source=source, target=target, mode=mode, seed=seed, **options)
-        directory = run_dir(tmp_path / "runs", source, target, kind or mode, seed)
+        config = TrainConfig(source=source, target=target, method=method, seed=seed, **options)
+        directory = run_dir(tmp_path / "runs", source, target, kind or method, seed)
         directory.mkdir(parents=True)
         data = {
             "source": {"name": source, "train": 1000, "test": 200},
@@ -62,7 +62,7 @@ def write_run(tmp_path: Path):
         if finished:
             summary = {
                 "step": config.steps,
-                "mode": mode,
+                "method": method,
                 "seed": seed,
                 "source": source,
                 "target": target,
@@ -167,7 +167,7 @@ def test_missing_and_unfinished_runs_are_listed_not_fatal(tmp_path, write_run) -
     assert _row(text, "x -> y") == "| x -> y | missing | missing | - | 0 of 3 | - | - |"
     assert "source-only seed 2, DANN seed 2: missing" in text
     assert "DANN seed 1: unfinished" in text
-    assert "source-only seed 1: finished, left out until its other mode finishes" in text
+    assert "source-only seed 1: finished, left out until the other method of its seed" in text
     assert "seeds not asked for (not reported): 3" in text
     assert "dann-serve compare --source x --target y --seeds 0,1,2" in text
     assert _row(text, "mean ± std").startswith("| mean ± std | 60.0 ± 0.0 | 70.0 ± 0.0 |")
@@ -183,30 +183,55 @@ def test_runs_that_differ_in_settings_are_flagged(tmp_path, write_run) -> None:
 
 
 def test_options_without_a_row_of_their_own_are_still_shown(tmp_path, write_run) -> None:
-    for mode in ("source-only", "dann"):
-        write_run(PAIR, mode, 0, 0.6, unknown={"lambda_warmup": 500})
+    for method in ("source-only", "dann"):
+        write_run(PAIR, method, 0, 0.6, unknown={"lambda_warmup": 500})
     text = _report(tmp_path / "runs", tmp_path / "RESULTS.md", seeds=(0,))
     assert "| `lambda_warmup` | 500 |" in text
+
+
+def test_a_pair_compared_with_another_method_is_reported_under_its_name(
+    tmp_path, write_run
+) -> None:
+    write_run(PAIR, "source-only", 0, 0.6)
+    write_run(PAIR, "cdan", 0, 0.75)
+    text = _report(tmp_path / "runs", tmp_path / "RESULTS.md", seeds=(0,))
+    assert "| pair | source-only | CDAN+E | gain | seeds | steps | batch size |" in text
+    assert _row(text, "src -> tgt").startswith("| src -> tgt | 60.0 ± 0.0 | 75.0 ± 0.0 | +15.0")
+    assert "| seed | source-only | CDAN+E | CDAN+E - source-only |" in text
+
+
+def test_runs_of_two_adapting_methods_of_one_pair_are_refused(tmp_path, write_run) -> None:
+    for method, accuracy in (("source-only", 0.6), ("dann", 0.7), ("cdan", 0.75)):
+        write_run(PAIR, method, 0, accuracy)
+    with pytest.raises(ReportError, match=r"several adapting methods \(dann, cdan\)"):
+        _report(tmp_path / "runs", tmp_path / "RESULTS.md", seeds=(0,))
+
+
+def test_a_run_saved_before_methods_existed_is_listed_not_misread(tmp_path, write_run) -> None:
+    write_run(PAIR, "source-only", 0, 0.6)
+    former = write_run(PAIR, "dann", 0, 0.7)  # as a CDAN run of an older version saved it
+    saved = json.loads((former / "config.json").read_text())
+    del saved["options"]["method"]
+    saved["options"] |= {"mode": "dann", "conditional": True, "class_weighting": False}
+    (former / "config.json").write_text(json.dumps(saved))
+    text = _report(tmp_path / "runs", tmp_path / "RESULTS.md", seeds=(0,))
+    assert "DANN seed 0: saved by a dann-serve older than --method" in text
+    assert _row(text, "src -> tgt").startswith("| src -> tgt | missing | missing |")
 
 
 # -- --select runs ------------------------------------------------------------------------
 
 # seed -> candidate -> (target accuracy, {criterion: score}); "dev" chose in both seeds.
-CANDIDATE_OPTIONS = {
-    "source-only": {"mode": "source-only"},
-    "dann": {"mode": "dann"},
-    "dann-im": {"mode": "dann", "information_weight": 1.0},
-}
 SELECTIONS = {
     0: {
         "source-only": (0.60, {"dev": -1.0, "snd": 3.0, "entropy": -0.5}),
         "dann": (0.70, {"dev": -0.5, "snd": 2.0, "entropy": -0.5}),
-        "dann-im": (0.75, {"dev": -0.2, "snd": 1.0, "entropy": -0.5}),
+        "cdan": (0.75, {"dev": -0.2, "snd": 1.0, "entropy": -0.5}),
     },
     1: {
         "source-only": (0.65, {"dev": -1.0, "snd": 2.0, "entropy": -0.1}),
         "dann": (0.72, {"dev": -0.2, "snd": 1.0, "entropy": -0.3}),
-        "dann-im": (0.70, {"dev": -0.5, "snd": 3.0, "entropy": -0.2}),
+        "cdan": (0.70, {"dev": -0.5, "snd": 3.0, "entropy": -0.2}),
     },
 }
 
@@ -215,14 +240,13 @@ SEPARABILITY = {0: 0.91, 1: 0.99}  # seed 0's domains read close, seed 1's far
 
 
 def _write_selection(write_run, seed: int, criterion: str = "dev") -> None:
-    """Both modes of ``seed`` and the selection over SELECTIONS[seed] that compare
+    """Both methods of ``seed`` and the selection over SELECTIONS[seed] that compare
     --select would leave: the top-scored candidate's run, with the table of candidates
     and the separability that chose them."""
     rows = [
         {
             "name": name,
             "description": f"the {name} candidate",
-            "options": CANDIDATE_OPTIONS[name],
             "path": f"/runs/{name}",
             "scores": scores,
             "target_test_accuracy": accuracy,
@@ -237,10 +261,9 @@ def _write_selection(write_run, seed: int, criterion: str = "dev") -> None:
             write_run(PAIR, row["name"], seed, row["target_test_accuracy"])
     selection = {"criterion": criterion, "chosen": rows[best]["name"], "candidates": rows}
     selection |= {"separability": SEPARABILITY[seed], "close_below": 0.95}
-    options = {k: v for k, v in rows[best]["options"].items() if k != "mode"}
-    mode = rows[best]["options"]["mode"]
     accuracy = rows[best]["target_test_accuracy"]
-    write_run(PAIR, mode, seed, accuracy, kind="select", extra={"selection": selection}, **options)
+    chosen = rows[best]["name"]
+    write_run(PAIR, chosen, seed, accuracy, kind="select", extra={"selection": selection})
 
 
 def test_select_runs_add_columns_candidates_and_the_grading_of_the_criteria(
@@ -262,7 +285,7 @@ def test_select_runs_add_columns_candidates_and_the_grading_of_the_criteria(
         "| x -> y | 50.0 ± 0.0 | 60.0 ± 0.0 | +10.0 ± 0.0 | - | - |"
     )
     # Per seed: source-only, DANN, --select side by side, and the candidate kept.
-    assert "| 0 | 60.0 | 70.0 | +10.0 | 75.0 | +15.0 | dann-im |" in text
+    assert "| 0 | 60.0 | 70.0 | +10.0 | 75.0 | +15.0 | cdan |" in text
     assert "| 1 | 65.0 | 72.0 | +7.0 | 72.0 | +7.0 | dann |" in text
     assert "| mean ± std | 62.5 ± 3.5 | 71.0 ± 1.4 | +8.5 | 73.5 ± 2.1 | +11.0 |  |" in text
     # The candidates of each seed: scores, the choice, the accuracy read after the fact.
@@ -271,9 +294,9 @@ def test_select_runs_add_columns_candidates_and_the_grading_of_the_criteria(
         in text
     )
     assert "| 0 | source-only | -1.0000 | +3.0000 | -0.5000 |  | 60.0 |" in text
-    assert "| 0 | dann-im | -0.2000 | +1.0000 | -0.5000 | yes, by `dev` | 75.0 |" in text
+    assert "| 0 | cdan | -0.2000 | +1.0000 | -0.5000 | yes, by `dev` | 75.0 |" in text
     assert "| 1 | dann | -0.2000 | +1.0000 | -0.3000 | yes, by `dev` | 72.0 |" in text
-    assert "- `dann-im`: the dann-im candidate (`mode=dann`, `information_weight=1.0`)" in text
+    assert "- `cdan`: the cdan candidate\n" in text
     # How far apart each seed's domains started, which chose its candidate set.
     assert "seed 0 0.910 (close), seed 1 0.990 (far)." in text
     # The criteria against the labels: Spearman, top pick best, regret (worked by hand).
@@ -284,7 +307,7 @@ def test_select_runs_add_columns_candidates_and_the_grading_of_the_criteria(
         in text
     )
     # A pair without selections: no candidates of its own, and its runs' options
-    # still agree (the selection's copied dann-im options are not a difference).
+    # still agree (the selection's copied cdan run differs in its method alone).
     section = text.split("## x -> y")[1].split("## ")[0]
     assert "--select" not in section and "candidate" not in section
     assert "do not share their settings" not in text
@@ -368,7 +391,7 @@ def test_pca_of_planar_points_keeps_every_distance() -> None:
 
 @pytest.fixture(scope="module")
 def tiny_runs(trained_run: Path, tmp_path_factory) -> Path:
-    """Both modes of seed 0 on the tiny pair in dann-serve compare's layout: the shared
+    """Both methods of seed 0 on the tiny pair in dann-serve compare's layout: the shared
     DANN run, and a source-only run with its exact settings."""
     from dann_serve.training.loop import train_run
     from dann_serve.training.rundir import load_config
@@ -376,7 +399,7 @@ def tiny_runs(trained_run: Path, tmp_path_factory) -> Path:
     config = load_config(trained_run)
     runs = tmp_path_factory.mktemp("compare")
     shutil.copytree(trained_run, run_dir(runs, config.source, config.target, "dann", 0))
-    baseline = dataclasses.replace(config, mode="source-only")
+    baseline = dataclasses.replace(config, method="source-only")
     train_run(
         baseline, run_dir(runs, config.source, config.target, "source-only", 0), show_progress=False
     )

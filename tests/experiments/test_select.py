@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import shutil
 import signal
 import time
 from collections.abc import Iterator
@@ -18,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
+from support import tiny_data
 
 from dann_serve import data
 from dann_serve.config import CHEAP_CRITERIA, TrainConfig
@@ -32,8 +32,7 @@ from dann_serve.experiments.selection import (
     select_run,
 )
 from dann_serve.training.evaluation import restore_model
-
-from support import tiny_data
+from dann_serve.training.methods import get_method
 
 OPTIONS = {"steps": 20, "batch_size": 32, "eval_every": 10}
 
@@ -49,15 +48,26 @@ def selected(tiny_pair, tmp_path_factory) -> Path:
 
 @pytest.mark.parametrize("close", [False, True])
 def test_source_only_is_a_candidate_whatever_the_base_options(close: bool) -> None:
-    base = TrainConfig(information_weight=0.5, class_weighting=True, lambda_max=0.3, seed=7)
-    configs = dict((c.name, config) for c, config in candidate_configs(base, close))
-    assert configs["source-only"].mode == "source-only"
-    # The baseline differs from the base run in its mode alone: same data, seed, steps.
-    assert dataclasses.replace(configs["source-only"], mode="dann") == base
-    assert "dann" in configs and configs["dann"] == dataclasses.replace(base, mode="dann")
+    base = TrainConfig(information_weight=0.5, method="cdan", lambda_max=0.3, seed=7)
+    configs = dict(candidate_configs(base, close))
+    assert configs["source-only"].method == "source-only"
+    # Every candidate differs from the base run in its method alone: same data, seed, steps.
+    for name, config in configs.items():
+        assert config == dataclasses.replace(base, method=name)
+    assert "dann" in configs
     assert len(configs) == 4  # the cost stays four runs either way
-    if close:  # the weak reversal is weak whatever the base's lambda
-        assert configs["dann-weak"] == dataclasses.replace(base, mode="dann", lambda_max=0.1)
+
+
+def test_every_candidate_is_a_registered_method_with_its_description() -> None:
+    from dann_serve.training.methods import get_method, method_names
+
+    assert set(CANDIDATES) <= set(method_names())
+    assert {*FAR_CANDIDATES, *NEAR_CANDIDATES} == set(CANDIDATES)
+    assert FAR_CANDIDATES[0] == NEAR_CANDIDATES[0] == "source-only"
+    # The weak reversal is weak whatever --lambda-max asks, never stronger than asked.
+    assert get_method("dann-weak").reversal_strength(1.0) == 0.1
+    assert get_method("dann-weak").reversal_strength(0.05) == 0.05
+    assert get_method("source-only").reversal_strength(1.0) == 0.0
 
 
 def _readout(features: np.ndarray) -> Readout:
@@ -80,7 +90,8 @@ def test_the_chosen_candidate_is_the_top_scored_and_the_run_is_ordinary(selected
     rows = selection["candidates"]
     # Printed glyphs against handwriting: far apart, so CDAN competes, not a weak reversal.
     assert selection["separability"] >= NEAR_SEPARABILITY
-    assert [row["name"] for row in rows] == [c.name for c in FAR_CANDIDATES]
+    assert [row["name"] for row in rows] == list(FAR_CANDIDATES)
+    assert rows[2]["description"] == get_method("cdan").description
     scores = [row["scores"][selection["criterion"]] for row in rows]
     best = rows[int(np.argmax(scores))]
     assert selection["chosen"] == best["name"] and best["chosen"]
@@ -92,9 +103,8 @@ def test_the_chosen_candidate_is_the_top_scored_and_the_run_is_ordinary(selected
     for a, b in zip(kept.weights, original.weights, strict=True):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
     assert summary["target_test_accuracy"] == best["target_test_accuracy"]
-    assert json.loads((selected / "config.json").read_text())["options"]["mode"] == (
-        "source-only" if best["name"] == "source-only" else "dann"
-    )
+    assert json.loads((selected / "config.json").read_text())["options"]["method"] == best["name"]
+    assert summary["method"] == best["name"]
 
 
 @pytest.mark.slow
@@ -109,7 +119,7 @@ def test_the_command_line_says_why_these_candidates_and_which_was_kept(
         f"domain separability {far['separability']:.3f} >= {NEAR_SEPARABILITY}: "
         "the domains start far apart, CDAN competes"
     )
-    assert [line[2:].split()[0] for line in lines[1:]] == [c.name for c in FAR_CANDIDATES]
+    assert [line[2:].split()[0] for line in lines[1:]] == list(FAR_CANDIDATES)
     starred = [line[2:].split()[0] for line in lines[1:] if line.startswith("*")]
     assert starred == [far["chosen"]]
     close = json.loads((close_selected / "summary.json").read_text())["selection"]
@@ -171,34 +181,15 @@ def close_selected(twin_pair, tmp_path_factory) -> Path:
 def test_close_domains_try_a_weak_reversal_in_place_of_cdan(close_selected: Path) -> None:
     selection = json.loads((close_selected / "summary.json").read_text())["selection"]
     assert selection["separability"] < NEAR_SEPARABILITY
-    assert [row["name"] for row in selection["candidates"]] == [c.name for c in NEAR_CANDIDATES]
+    assert [row["name"] for row in selection["candidates"]] == list(NEAR_CANDIDATES)
     weak = json.loads((close_selected / "candidates/dann-weak/config.json").read_text())
-    assert weak["options"]["lambda_max"] == 0.1 and weak["options"]["mode"] == "dann"
+    assert weak["options"]["method"] == "dann-weak"
+    lambdas = (close_selected / "candidates/dann-weak/metrics.csv").read_text().splitlines()
+    assert float(lambdas[-1].split(",")[3]) == pytest.approx(0.1, rel=0.01)  # capped
     assert not (close_selected / "candidates/cdan").exists()
     # The measure is kept for --resume, beside the options the selection started with.
     plan = json.loads((close_selected / "selection.json").read_text())
     assert plan["separability"] == selection["separability"]
-
-
-@pytest.mark.slow
-def test_a_selection_started_before_the_measure_resumes_with_its_candidates(
-    close_selected: Path, twin_pair, tmp_path
-) -> None:
-    """A selection.json written by a version without the measure: resuming it keeps
-    the candidates it was started with (CDAN), and does not measure."""
-    run_dir = tmp_path / "run"
-    shutil.copytree(close_selected, run_dir)
-    plan = json.loads((run_dir / "selection.json").read_text())
-    del plan["separability"]
-    (run_dir / "selection.json").write_text(json.dumps(plan))
-    (run_dir / "summary.json").unlink()  # interrupted after its candidates
-
-    summary = select_run(TrainConfig(*twin_pair), run_dir, resume=True, show_progress=False)
-
-    selection = summary["selection"]
-    assert [row["name"] for row in selection["candidates"]] == [c.name for c in FAR_CANDIDATES]
-    assert selection["separability"] is None
-    assert "separability" not in json.loads((run_dir / "selection.json").read_text())
 
 
 @pytest.mark.slow
@@ -215,7 +206,7 @@ def test_an_interrupted_selection_resumes_where_it_stopped(tiny_pair, tmp_path) 
         f"--out={run_dir}",
         log=tmp_path / "log",
     )
-    second = run_dir / "candidates" / CANDIDATES[1].name
+    second = run_dir / "candidates" / CANDIDATES[1]
     deadline = time.monotonic() + 120
     while tf.train.latest_checkpoint(str(second / "checkpoints")) is None:
         assert process.poll() is None, (tmp_path / "log").read_text()
@@ -223,7 +214,7 @@ def test_an_interrupted_selection_resumes_where_it_stopped(tiny_pair, tmp_path) 
         time.sleep(0.01)
     process.send_signal(signal.SIGKILL)
     assert process.wait(30) == -signal.SIGKILL
-    first = run_dir / "candidates" / CANDIDATES[0].name
+    first = run_dir / "candidates" / CANDIDATES[0]
     finished_first = (first / "summary.json").stat().st_mtime_ns
     assert not (run_dir / "summary.json").exists()
 
@@ -238,7 +229,7 @@ def test_an_interrupted_selection_resumes_where_it_stopped(tiny_pair, tmp_path) 
     assert summary["selection"]["separability"] == measured
     trained = [row["name"] for row in summary["selection"]["candidates"]]
     close = measured < NEAR_SEPARABILITY
-    assert trained == [c.name for c in (NEAR_CANDIDATES if close else FAR_CANDIDATES)]
+    assert trained == list(NEAR_CANDIDATES if close else FAR_CANDIDATES)
     for name in trained:
         steps = [
             int(line.split(",")[0])

@@ -4,7 +4,7 @@ Every consumer of a run must work on such a run and show what can be known witho
 labels (source accuracy, domain accuracy, the predicted classes on the target, the
 label-free reverse validation score), say plainly that the target accuracy is
 unknown, and never print a made-up accuracy. One tiny ``dann-serve compare`` (both
-modes, seed 0) on the tiny source and a folder of real PNG files without labels
+methods, seed 0) on the tiny source and a folder of real PNG files without labels
 feeds every test of this module; decoded images are cached in a temporary folder.
 """
 
@@ -119,7 +119,7 @@ def test_evaluate_on_an_unlabelled_folder_prints_unknown(dann_run, photos) -> No
 def test_compare_shows_what_is_known_and_says_the_accuracy_is_unknown(compared) -> None:
     _, result = compared
     lines = result.stdout.strip().splitlines()
-    assert lines[0].startswith("| seed | mode | source test accuracy | domain accuracy |")
+    assert lines[0].startswith("| seed | method | source test accuracy | domain accuracy |")
     assert re.fullmatch(
         r"\| 0 \| source-only \| \d+\.\d \| \d+\.\d \| (\d+ ){9}\d+ \| \d \(\d+\.\d%\) \|", lines[2]
     )
@@ -129,12 +129,12 @@ def test_compare_shows_what_is_known_and_says_the_accuracy_is_unknown(compared) 
 
 
 def test_pair_table_without_target_labels_takes_no_mean_of_an_unknown() -> None:
-    def summary(seed: int, mode: str) -> dict:
+    def summary(seed: int, method: str) -> dict:
         shares = [0.0] * 10
         shares[seed + 3] = 1.0
         return {
             "seed": seed,
-            "mode": mode,
+            "method": method,
             "source_test_accuracy": 0.9,
             "domain_accuracy": 0.55,
             "target_test_accuracy": None,
@@ -156,7 +156,7 @@ def test_pair_table_without_target_labels_takes_no_mean_of_an_unknown() -> None:
         "| 1 | DANN | 90.0 | 55.0 | 0 0 0 0 100 0 0 0 0 0 | 4 (100.0%) |",
     ]
     assert figures["seeds"] == [0, 1] and figures["target_labels"] is False
-    assert figures["dann_mean"] is None and figures["gain_mean"] is None
+    assert figures["adapted_mean"] is None and figures["gain_mean"] is None
 
 
 # -- report -----------------------------------------------------------------------------

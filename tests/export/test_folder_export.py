@@ -12,12 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from dann_serve.data import DatasetError, load_domain, load_test_split
-from dann_serve.data.decode_cache import DecodeCache
-from dann_serve.data.folders import read_files, read_folder
-from dann_serve.export.checks import PARITY_IMAGES
-
 from support.image_folders import (
     TINY,
     break_file,
@@ -27,6 +21,11 @@ from support.image_folders import (
     run_record,
     unlabelled_folder,
 )
+
+from dann_serve.data import DatasetError, load_domain, load_test_split
+from dann_serve.data.decode_cache import DecodeCache
+from dann_serve.data.folders import read_files, read_folder
+from dann_serve.export.checks import PARITY_IMAGES
 
 # Each test decodes into a cache of its own (the ``cache_dir`` fixture), never ~/.cache.
 pytestmark = pytest.mark.usefixtures("cache_dir")

@@ -9,7 +9,6 @@ import base64
 import io
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import grpc
@@ -17,8 +16,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from PIL import Image
+from support.helpers import outputs, predict_request, rest
 from tensorflow_serving.apis import get_model_metadata_pb2, prediction_service_pb2_grpc
 
+from bench import image_agreement
 from dann_client.contract import PREDICT_IMAGE, PREDICT_LABEL_UINT8, TWINS
 from dann_client.preprocessing import image_to_array, to_model_input
 from dann_serve.data.mnist import IMAGES_MAGIC, read_idx
@@ -27,13 +28,7 @@ from dann_serve.serving.images import HeaderError, image_size
 from dann_serve.serving.model_config import CONFIG_FILE, add_model_to_config
 from dann_serve.serving.status import ServingError
 from dann_serve.serving.tensors import strings_from_json, to_numpy
-
 from harness.exports import copy_renaming_signatures, copy_without_signatures
-from support.helpers import outputs, predict_request, rest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
-
-import image_agreement
 
 PREDICT = "/v1/models/dann:predict"
 # predict_image under a name the server knows nothing of: its string input is what

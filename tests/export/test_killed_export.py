@@ -15,10 +15,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from support import tiny_data
 
 from dann_serve.export.publish import remove_abandoned_staging
-
-from support import tiny_data
 
 # Files that appear in the staging directory as the export goes: killed as soon as
 # one shows, the export is inside the SavedModel write, the warm-up records or the

@@ -10,14 +10,10 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+from bench import _common, limits, performance_page
 
-import limits
-import performance_page
-
-import _common
-
-BENCH = Path(__file__).resolve().parents[2] / "bench"
+ROOT = Path(__file__).resolve().parents[2]
+BENCH = ROOT / "bench"
 
 # By hand, from the layer shapes of dann_serve/model.py (grayscale input: 1 channel).
 MNIST_MACS = {
@@ -138,9 +134,10 @@ def test_train_throughput_times_every_row_and_the_page_shows_them(tmp_path: Path
     """The script a GPU machine will run unchanged (``--distribute mirrored``), in
     miniature: the step against the bare step, each precision, and the replica row."""
     out = tmp_path / "results" / "train_throughput.json"
-    command = [sys.executable, str(BENCH / "train_throughput.py"), "--arch", "mnist"]
+    command = [sys.executable, "-m", "bench.train_throughput", "--arch", "mnist"]
     command += ["--steps", "2", "--repeats", "1", "--batch-size", "16", "--json", str(out)]
-    subprocess.run([*command, "--distribute", "mirrored", "--replicas", "1", "2"], check=True)
+    command += ["--distribute", "mirrored", "--replicas", "1", "2"]
+    subprocess.run(command, cwd=ROOT, check=True)
     figures = json.loads(out.read_text())["figures"]
     mnist = figures["results"]["mnist"]
     assert mnist["replicas"] == 1 and figures["distribute"] == "mirrored"
@@ -172,7 +169,7 @@ def test_the_machine_block_names_the_benchmarks_measured_on_another_host(tmp_pat
 
 
 def test_the_client_benchmarks_cpu_bound_is_what_the_shared_cores_can_do(monkeypatch) -> None:
-    import client_throughput
+    from bench import client_throughput
 
     monkeypatch.setattr(client_throughput.os, "cpu_count", lambda: 2)
     cpu = {"cli": {"client": [40e-6, 50e-6, 90e-6], "server": [30e-6, 30e-6, 30e-6]}}
@@ -197,7 +194,7 @@ def test_process_cpu_seconds_reads_the_kernels_count_for_a_process() -> None:
 
 
 SCRIPTS = sorted(
-    path.name
+    path.stem
     for path in BENCH.glob("*.py")
     if '__name__ == "__main__"' in path.read_text() and path.name != "_common.py"
 )
@@ -206,11 +203,12 @@ SCRIPTS = sorted(
 @pytest.mark.slow
 @pytest.mark.parametrize("script", SCRIPTS)
 def test_every_script_runs_alone_as_the_readme_says(script: str) -> None:
-    """``python bench/<script> --help`` from the checkout's root: a script that imports
-    the unpublished harness must put the checkout on its path itself (``_common``)."""
+    """``python -m bench.<script> --help`` from the checkout's root, in a fresh
+    interpreter: the scripts, their sibling modules and the unpublished harness are
+    imported as the packages ``bench`` and ``harness`` of the checkout, not installed."""
     done = subprocess.run(
-        [sys.executable, f"bench/{script}", "--help"],
-        cwd=BENCH.parent,
+        [sys.executable, "-m", f"bench.{script}", "--help"],
+        cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=120,

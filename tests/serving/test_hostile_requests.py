@@ -20,10 +20,10 @@ from pathlib import Path
 import grpc
 import numpy as np
 import pytest
+from support.helpers import outputs, predict_request, rest
 from tensorflow_serving.apis import predict_pb2
 
 from harness.load import run_load
-from support.helpers import outputs, predict_request, rest
 
 METHODS = [
     "/tensorflow.serving.PredictionService/Predict",

@@ -26,12 +26,11 @@ import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
+from support.helpers import dockerfile_instruction, k8s_container, predict_request, rest
 from tensorflow_serving.apis import get_model_status_pb2, model_service_pb2_grpc
 
 from dann_client.contract import PROMETHEUS_PATH
 from dann_serve.serving import logs, monitoring
-
-from support.helpers import dockerfile_instruction, k8s_container, predict_request, rest
 
 TIMESTAMP = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"
 READY = "ready"  # served from the start; "dann", the model the deployment probes, is not

@@ -1,14 +1,13 @@
-"""``dann-serve serve`` against the hostile requests of issue 17, and its resource bounds.
+"""``dann-serve serve`` against hostile requests, and its resource bounds.
 
-Each numbered case of the issue that the server answers has a test here (9 and 10 are
-the client's, in client/tests): one request, one response (1); numbers and lengths
-past their types are 400, never 500 (2); a body shorter than its Content-Length (3);
-a client that hangs up (4); a burst of connections (5); a few bytes of gRPC claiming a
-huge shape (6); memory after large requests (7, a light version: bench/probe.py has
-the full one); versions closed when unloaded (8); non-numbers in an image (11); the
-REST deadline against a client dripping its request (12). After each, a good request
-is answered on both protocols. docs/RELIABILITY.md lists the bounds.
-"""
+Each numbered case of docs/RELIABILITY.md's hostile requests that the server answers has
+a test here (9 and 10 are the client's, in client/tests): one request, one response (1);
+numbers and lengths past their types are 400, never 500 (2); a body shorter than its
+Content-Length (3); a client that hangs up (4); a burst of connections (5); a few bytes
+of gRPC claiming a huge shape (6); memory after large requests (7, a light version:
+bench/probe.py has the full one); versions closed when unloaded (8); non-numbers in an
+image (11); the REST deadline against a client dripping its request (12). After each, a
+good request is answered on both protocols. docs/RELIABILITY.md lists the bounds."""
 
 from __future__ import annotations
 
@@ -23,10 +22,10 @@ from pathlib import Path
 import grpc
 import numpy as np
 import pytest
+from support.helpers import outputs, predict_request, rest
 from tensorflow_serving.apis import predict_pb2
 
 from harness.raw_http import read_responses
-from support.helpers import outputs, predict_request, rest
 
 DEADLINE = 2.0  # the limits server's --rest-timeout-seconds
 

@@ -17,6 +17,7 @@ import grpc
 import numpy as np
 import pytest
 import tensorflow as tf
+from support.helpers import outputs, predict_request, rest
 from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow_serving.apis import (
     classification_pb2,
@@ -27,8 +28,6 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
     regression_pb2,
 )
-
-from support.helpers import outputs, predict_request, rest
 
 AVAILABLE = get_model_status_pb2.ModelVersionStatus.AVAILABLE
 

@@ -37,14 +37,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
+from support import tiny_data
 
 from dann_serve.config import TrainConfig
 from dann_serve.training.distribute import cluster_task
 from dann_serve.training.evaluation import restore_model
 from dann_serve.training.loop import train_run
 from dann_serve.training.rundir import RunError, read_metrics
-
-from support import tiny_data
 
 STEPS = 10
 OPTIONS = {"steps": STEPS, "batch_size": 32, "eval_every": 1, "learning_rate": 0.01}

@@ -9,12 +9,6 @@ from pathlib import Path
 
 import pytest
 import tensorflow as tf
-
-from dann_serve.config import TrainConfig
-from dann_serve.data import decode_cache
-from dann_serve.training.loop import train_run
-from dann_serve.training.step import Trainer
-
 from support.image_folders import (
     TINY,
     Killed,
@@ -25,6 +19,11 @@ from support.image_folders import (
     snapshot,
     unlabelled_folder,
 )
+
+from dann_serve.config import TrainConfig
+from dann_serve.data import decode_cache
+from dann_serve.training.loop import train_run
+from dann_serve.training.step import Trainer
 
 # Each test decodes into a cache of its own (the ``cache_dir`` fixture), never ~/.cache.
 pytestmark = pytest.mark.usefixtures("cache_dir")
@@ -53,9 +52,9 @@ def folder_run(digits, tmp_path_factory) -> dict[str, Path]:
 
 RESUME_CONFLICTS = {
     "steps": (["--steps", "8"], ["--steps 4 -> 8"]),
-    "seed and mode": (
-        ["--seed", "1", "--mode", "source-only"],
-        ["--seed 0 -> 1", "--mode dann -> source-only"],
+    "seed and method": (
+        ["--seed", "1", "--method", "source-only"],
+        ["--seed 0 -> 1", "--method dann -> source-only"],
     ),
     "source folder": (["--source", "{other}"], ["--source {source} -> {other}"]),
     "target test folder": (["--target-test", "{other}"], ["--target-test None -> {other}"]),

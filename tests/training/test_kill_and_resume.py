@@ -25,13 +25,12 @@ from pathlib import Path
 
 import pytest
 import tensorflow as tf
+from support import tiny_data
 
 from dann_serve.config import TrainConfig
 from dann_serve.training.loop import train_run
 from dann_serve.training.rundir import read_metrics
 from dann_serve.training.step import Trainer
-
-from support import tiny_data
 
 STEPS = 12
 ITERATIONS = "optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE"

@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from dann_serve.config import TrainConfig
 from dann_serve.model.layers import MultilinearConditioning
-from dann_serve.model.networks import build_model
+from dann_serve.training.evaluation import build_network
 from dann_serve.training.losses import domain_loss, information_loss, source_class_weights
 
 CONFIDENT = 12.0  # a logit margin that makes a softmax nearly one-hot
@@ -62,7 +62,8 @@ def test_conditioning_shapes_and_fixed_predictions(max_dims: int, randomized: bo
 
 
 def test_a_conditional_model_answers_both_heads_from_one_pass() -> None:
-    model = build_model(TrainConfig(conditional=True))
+    model = build_network(TrainConfig(method="cdan"))  # the method conditions the head
+    assert isinstance(model.domain_head.layers[0], MultilinearConditioning)
     images = tf.random.uniform((3, 32, 32, 3))
     label_logits, domain_logits = model(images, training=False)
     assert label_logits.shape == (3, 10) and domain_logits.shape == (3, 2)

@@ -24,7 +24,7 @@ def _config(pair: tuple[str, str], **overrides) -> TrainConfig:
 
 
 def test_short_training_lowers_label_loss(tiny_pair, tmp_path) -> None:
-    config = _config(tiny_pair, mode="source-only", steps=120, eval_every=20, learning_rate=0.03)
+    config = _config(tiny_pair, method="source-only", steps=120, eval_every=20, learning_rate=0.03)
     train_run(config, tmp_path / "run", show_progress=False)
     rows = read_metrics(tmp_path / "run" / "metrics.csv")
     losses = [float(row["label_loss"]) for row in rows[1:]]
@@ -45,7 +45,8 @@ def test_a_run_writes_every_file(tiny_pair, tmp_path) -> None:
     assert [int(row["step"]) for row in rows] == [0, 10, 20, 30, 40, 50, 60]
     assert all(math.isfinite(float(row["label_loss"])) for row in rows)
     config = json.loads((run_dir / "config.json").read_text())
-    assert config["options"]["mode"] == "dann"
+    assert config["options"]["method"] == "dann"
+    assert summary["method"] == "dann"
     assert config["options"]["steps"] == 60
     assert "tensorflow" in config["versions"]
     assert config["data"]["target"]["name"] == "tiny-digits"
@@ -71,10 +72,10 @@ def test_the_progress_names_the_variant_a_selection_trains() -> None:
     from dann_serve.training.loop import run_title
 
     assert run_title(TrainConfig()) == "dann"
-    assert run_title(TrainConfig(mode="source-only", lambda_max=0.1)) == "source-only"
+    assert run_title(TrainConfig(method="cdan")) == "cdan"
+    assert run_title(TrainConfig(method="dann-weak")) == "dann-weak"
+    assert run_title(TrainConfig(method="source-only", lambda_max=0.1)) == "source-only"
     assert run_title(TrainConfig(lambda_max=0.1)) == "dann (lambda-max 0.1)"
-    both = TrainConfig(conditional=True, class_weighting=True)
-    assert run_title(both) == "dann (cdan, class-weighted)"
 
 
 def test_metrics_follow_the_schedules(tiny_pair, tmp_path) -> None:
@@ -86,7 +87,7 @@ def test_metrics_follow_the_schedules(tiny_pair, tmp_path) -> None:
 
 
 def test_source_only_keeps_lambda_at_zero(tiny_pair, tmp_path) -> None:
-    train_run(_config(tiny_pair, mode="source-only"), tmp_path / "run", show_progress=False)
+    train_run(_config(tiny_pair, method="source-only"), tmp_path / "run", show_progress=False)
     rows = read_metrics(tmp_path / "run" / "metrics.csv")
     assert {float(row["lambda"]) for row in rows} == {0.0}
 
@@ -151,7 +152,6 @@ def test_evaluate_matches_the_summary(tiny_pair, tmp_path) -> None:
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"mode": "both"}, "unknown mode"),
         ({"batch_size": 33}, "even"),
         ({"steps": 0}, "steps"),
         ({"clip_norm": -1.0}, "clip-norm"),
@@ -165,11 +165,11 @@ def test_config_rejects_bad_options(overrides: dict, message: str) -> None:
 def test_restore_refuses_a_checkpoint_without_the_averaged_weights(tiny_pair, tmp_path) -> None:
     """A foreign checkpoint must not load as a silently random model."""
     from dann_serve.files import write_json
-    from dann_serve.model.networks import build_model
+    from dann_serve.training.evaluation import build_network
 
     config = _config(tiny_pair)
     write_json(tmp_path / "config.json", {"options": vars(config)})
-    tf.train.Checkpoint(model=build_model(config)).save(str(tmp_path / "checkpoints" / "ckpt"))
+    tf.train.Checkpoint(model=build_network(config)).save(str(tmp_path / "checkpoints" / "ckpt"))
     with pytest.raises(RunError, match="holds no averaged weights"):
         restore_model(tmp_path)
 
