@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 README_MAX_LINES = 150
 TRACKER_NUMBER = re.compile(r"issue [0-9]+", re.IGNORECASE)
 # [text](target) where target is not a web address or a bare anchor

@@ -130,6 +130,7 @@ print(json.dumps({
 """
 
 
+@pytest.mark.slow
 def test_two_replicas_sum_to_the_one_device_loss_and_gradient() -> None:
     """The correlation matrix is a statistic of the whole batch: each replica's part
     must add up to the one-device loss, not to the mean of per-slice losses."""
