@@ -1,5 +1,7 @@
 import json
 import math
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,34 +25,48 @@ def _config(pair: tuple[str, str], **overrides) -> TrainConfig:
     return TrainConfig(**values)
 
 
-def test_short_training_lowers_label_loss(tiny_pair, tmp_path) -> None:
+@pytest.fixture(scope="module")
+def finished_run(tiny_pair, tmp_path_factory) -> tuple[Path, dict]:
+    """A run of ``_config``'s settings and its summary, trained once for the tests that
+    read one (shared, read-only)."""
+    run_dir = tmp_path_factory.mktemp("finished") / "run"
+    return run_dir, train_run(_config(tiny_pair), run_dir, show_progress=False)
+
+
+@pytest.fixture(scope="module")
+def source_only_run(tiny_pair, tmp_path_factory) -> Path:
+    """A source-only run long enough to learn the source (shared, read-only)."""
     config = _config(tiny_pair, method="source-only", steps=120, eval_every=20, learning_rate=0.03)
-    train_run(config, tmp_path / "run", show_progress=False)
-    rows = read_metrics(tmp_path / "run" / "metrics.csv")
+    run_dir = tmp_path_factory.mktemp("source-only") / "run"
+    train_run(config, run_dir, show_progress=False)
+    return run_dir
+
+
+def test_short_training_lowers_label_loss(source_only_run) -> None:
+    rows = read_metrics(source_only_run / "metrics.csv")
     losses = [float(row["label_loss"]) for row in rows[1:]]
     assert losses[-1] < 0.8 * losses[0]
     assert float(rows[-1]["source_accuracy"]) > float(rows[0]["source_accuracy"]) + 0.1
 
 
-def test_a_run_writes_every_file(tiny_pair, tmp_path) -> None:
-    run_dir = tmp_path / "run"
-    summary = train_run(_config(tiny_pair, steps=60), run_dir, show_progress=False)
+def test_a_run_writes_every_file(finished_run) -> None:
+    run_dir, summary = finished_run
 
     for name in RUN_FILES:
         assert (run_dir / name).stat().st_size > 0, name
     assert list((run_dir / "tensorboard").iterdir())
-    assert tf.train.latest_checkpoint(str(run_dir / "checkpoints")).endswith("ckpt-60")
+    assert tf.train.latest_checkpoint(str(run_dir / "checkpoints")).endswith("ckpt-40")
 
     rows = read_metrics(run_dir / "metrics.csv")
-    assert [int(row["step"]) for row in rows] == [0, 10, 20, 30, 40, 50, 60]
+    assert [int(row["step"]) for row in rows] == [0, 10, 20, 30, 40]
     assert all(math.isfinite(float(row["label_loss"])) for row in rows)
     config = json.loads((run_dir / "config.json").read_text())
     assert config["options"]["method"] == "dann"
     assert summary["method"] == "dann"
-    assert config["options"]["steps"] == 60
+    assert config["options"]["steps"] == 40
     assert "tensorflow" in config["versions"]
     assert config["data"]["target"]["name"] == "tiny-digits"
-    assert summary["step"] == 60
+    assert summary["step"] == 40
     assert summary["target_test_accuracy"] == pytest.approx(float(rows[-1]["target_accuracy"]))
     assert json.loads((run_dir / "summary.json").read_text()) == summary
 
@@ -78,25 +94,23 @@ def test_the_progress_names_the_variant_a_selection_trains() -> None:
     assert run_title(TrainConfig(lambda_max=0.1)) == "dann (lambda-max 0.1)"
 
 
-def test_metrics_follow_the_schedules(tiny_pair, tmp_path) -> None:
-    train_run(_config(tiny_pair), tmp_path / "run", show_progress=False)
-    for row in read_metrics(tmp_path / "run" / "metrics.csv"):
+def test_metrics_follow_the_schedules(finished_run) -> None:
+    for row in read_metrics(finished_run[0] / "metrics.csv"):
         p = int(row["step"]) / 40
         assert float(row["lambda"]) == pytest.approx(2 / (1 + math.exp(-10 * p)) - 1, abs=1e-5)
         assert float(row["learning_rate"]) == pytest.approx(0.01 / (1 + 10 * p) ** 0.75, rel=1e-5)
 
 
-def test_source_only_keeps_lambda_at_zero(tiny_pair, tmp_path) -> None:
-    train_run(_config(tiny_pair, method="source-only"), tmp_path / "run", show_progress=False)
-    rows = read_metrics(tmp_path / "run" / "metrics.csv")
+def test_source_only_keeps_lambda_at_zero(source_only_run) -> None:
+    rows = read_metrics(source_only_run / "metrics.csv")
     assert {float(row["lambda"]) for row in rows} == {0.0}
 
 
 def test_resume_after_interruption_continues_step_and_schedule(
-    tiny_pair, tmp_path, monkeypatch
+    tiny_pair, finished_run, tmp_path, monkeypatch
 ) -> None:
     config = _config(tiny_pair)
-    train_run(config, tmp_path / "straight", show_progress=False)
+    straight_dir = finished_run[0]  # the same settings, never interrupted
 
     original_step = Trainer.train_step
 
@@ -108,13 +122,22 @@ def test_resume_after_interruption_continues_step_and_schedule(
     monkeypatch.setattr(Trainer, "train_step", interrupted_step)
     with pytest.raises(KeyboardInterrupt):
         train_run(config, tmp_path / "resumed", show_progress=False)
-    monkeypatch.setattr(Trainer, "train_step", original_step)
     assert tf.train.latest_checkpoint(str(tmp_path / "resumed" / "checkpoints")).endswith("-25")
 
+    taken: list[int] = []  # the step counter before each step the resumed run takes
+
+    def counted_step(self: Trainer) -> None:
+        taken.append(self.step)
+        original_step(self)
+
+    monkeypatch.setattr(Trainer, "train_step", counted_step)
     summary = train_run(config, tmp_path / "resumed", resume=True, show_progress=False)
     assert summary["step"] == 40
+    # Deterministic training from scratch would end in the same rows and weights: the
+    # resumed run must have gone on from its checkpoint.
+    assert taken == list(range(25, 40))
 
-    straight = read_metrics(tmp_path / "straight" / "metrics.csv")
+    straight = read_metrics(straight_dir / "metrics.csv")
     resumed = read_metrics(tmp_path / "resumed" / "metrics.csv")
     assert [row["step"] for row in resumed] == [row["step"] for row in straight]
     for a, b in zip(straight, resumed, strict=True):
@@ -122,16 +145,16 @@ def test_resume_after_interruption_continues_step_and_schedule(
         assert float(a["learning_rate"]) == pytest.approx(float(b["learning_rate"]), rel=1e-6)
     # Same data order, optimiser state and schedule position: the same weights.
     for a, b in zip(
-        restore_model(tmp_path / "straight").weights,
+        restore_model(straight_dir).weights,
         restore_model(tmp_path / "resumed").weights,
         strict=True,
     ):
         np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-4)
 
 
-def test_existing_run_is_never_overwritten(tiny_pair, tmp_path) -> None:
-    config = _config(tiny_pair, steps=10)
-    train_run(config, tmp_path / "run", show_progress=False)
+def test_existing_run_is_never_overwritten(tiny_pair, finished_run, tmp_path) -> None:
+    config = _config(tiny_pair)
+    shutil.copytree(finished_run[0], tmp_path / "run")
     before = (tmp_path / "run" / "metrics.csv").read_bytes()
     with pytest.raises(RunError, match=r"already exists.*--resume"):
         train_run(config, tmp_path / "run", show_progress=False)
@@ -143,9 +166,9 @@ def test_resume_without_checkpoint_is_a_clear_error(tiny_pair, tmp_path) -> None
         train_run(_config(tiny_pair), tmp_path / "empty", resume=True, show_progress=False)
 
 
-def test_evaluate_matches_the_summary(tiny_pair, tmp_path) -> None:
-    summary = train_run(_config(tiny_pair, steps=20), tmp_path / "run", show_progress=False)
-    accuracy = evaluate_run(tmp_path / "run", tiny_pair[1], "test")["accuracy"]
+def test_evaluate_matches_the_summary(tiny_pair, finished_run) -> None:
+    run_dir, summary = finished_run
+    accuracy = evaluate_run(run_dir, tiny_pair[1], "test")["accuracy"]
     assert accuracy == pytest.approx(summary["target_test_accuracy"])
 
 
