@@ -35,6 +35,7 @@ print((resident() - before) / (source.images.nbytes + target.images.nbytes))
 """
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="reads /proc (Linux)")
 def test_the_training_stream_holds_the_pixels_once() -> None:
     # tf.constant(array) keeps its NumPy copy beside the tensor, and tf.data's default

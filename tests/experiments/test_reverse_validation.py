@@ -24,6 +24,7 @@ def test_decisions_are_the_models_argmax(trained_run, tiny_target) -> None:
     np.testing.assert_array_equal(decisions(model, tiny_target.train)[0], expected)
 
 
+@pytest.mark.slow
 def test_the_score_ignores_the_target_labels(trained_run, tiny_pair, tiny_target, monkeypatch):
     score = reverse_validation(trained_run, steps=STEPS)
     assert 0.0 <= score <= 1.0

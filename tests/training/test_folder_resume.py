@@ -140,6 +140,7 @@ KILLS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("where", KILLS)
 def test_every_resume_leaves_each_step_exactly_once(
     where: str, tiny_pair: tuple[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch

@@ -175,6 +175,7 @@ def test_sigkill_at_random_steps_and_mid_checkpoint_resumes_like_an_uninterrupte
         assert float(got["learning_rate"]) == pytest.approx(0.01 / (1 + 10 * p) ** 0.75, rel=1e-5)
 
 
+@pytest.mark.slow
 def test_a_run_killed_before_its_first_checkpoint_can_be_started_again(
     tiny_pair, tmp_path, monkeypatch
 ):
