@@ -362,6 +362,7 @@ REST_COMMANDS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", list(REST_COMMANDS))
 def test_every_command_over_rest_prints_what_grpc_prints(dann_client, server, tiny_files, case):
     folder = os.path.commonpath(tiny_files)
@@ -375,13 +376,14 @@ def test_every_command_over_rest_prints_what_grpc_prints(dann_client, server, ti
     assert over_rest.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", ["dann", "old"])
 @pytest.mark.parametrize("protocol", ["grpc", "rest"])
 def test_answers_equal_the_in_process_model_over_both_protocols(
     dann_client, server, in_process, image_files, model, protocol
 ):
-    """The new export (uint8 over gRPC, PNGs over REST) and an export from before issue
-    18 (float32 both ways) give the in-process model's answers."""
+    """The new export (uint8 over gRPC, PNGs over REST) and an export without
+    ``predict_label``'s twins (float32 both ways) give the in-process model's answers."""
     address = server.rest_url if protocol == "rest" else server.grpc_address
     directory = os.path.commonpath(image_files)
     result = dann_client("predict", directory, "--json", "--model", model, "--server", address)

@@ -63,6 +63,7 @@ def test_unknown_precision_is_refused_with_the_choices() -> None:
         TrainConfig(precision="float8")
 
 
+@pytest.mark.slow
 def test_float16_scales_the_loss_and_skips_a_step_whose_gradients_overflow(
     tiny_source, tiny_target
 ) -> None:
@@ -87,6 +88,7 @@ def test_float16_scales_the_loss_and_skips_a_step_whose_gradients_overflow(
     )
 
 
+@pytest.mark.slow
 def test_skipped_float16_steps_log_and_save_each_step_once(tiny_source, tiny_target, tmp_path):
     """The loop counts steps the optimiser took: while the loss scale comes down from
     an overflowing value, no step is measured or saved twice."""
