@@ -1,5 +1,6 @@
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -200,10 +201,14 @@ def _versions(model_root) -> list[str]:
 
 
 @pytest.mark.slow
-def test_next_free_version_and_no_overwrite_without_force(trained_run, tmp_path) -> None:
-    first = export_run(trained_run, tmp_path, "m").path
+def test_next_free_version_and_no_overwrite_without_force(
+    trained_run, exported_model, tmp_path
+) -> None:
+    # Version 1 is the shared export's copy (an export into an empty model directory is
+    # version 1: test_export_lands_in_the_serving_layout).
+    shutil.copytree(exported_model, tmp_path / "m" / "1")
     second = export_run(trained_run, tmp_path, "m").path
-    assert (first.name, second.name) == ("1", "2")
+    assert second.name == "2"
     before = (second / "saved_model.pb").stat().st_mtime_ns
     with pytest.raises(ExportError, match="already exists; pass --force"):
         export_run(trained_run, tmp_path, "m", version=2)
