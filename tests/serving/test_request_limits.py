@@ -237,6 +237,7 @@ def test_numbers_past_their_types_are_400(server, case, payload, words):
 SHORT_BODY = _post("/v1/models/dann:predict", b"x" * 5000)[: -5000 + 21]
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("still_serving")
 def test_a_body_shorter_than_its_length_gets_504_at_the_deadline(server):
     start = time.monotonic()
@@ -255,6 +256,7 @@ def test_a_body_cut_short_by_the_client_is_400_at_once(server):
     assert time.monotonic() - start < 1.5
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("still_serving")
 def test_a_request_dripping_one_byte_at_a_time_is_dropped_at_the_deadline(server):
     """The timeout is on the whole request, not on each read."""
@@ -453,6 +455,7 @@ def test_json_with_more_values_than_any_allowed_tensor_is_refused_unparsed(serve
     assert time.monotonic() - start < 2
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("still_serving")
 def test_requests_past_the_in_flight_bound_wait_or_are_refused(server, images):
     """--max-in-flight 2: of 24 REST requests at once, each is answered 200 (after

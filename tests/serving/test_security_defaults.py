@@ -118,6 +118,7 @@ def digit_files(tiny_files: list[Path]) -> list[Path]:
     return tiny_files[:3]
 
 
+@pytest.mark.slow
 def test_tls_client_and_server_with_a_generated_certificate(
     dann_client, tls_server, tls_certificate, digit_files
 ):
