@@ -6,9 +6,9 @@ as uint8 (``predict_label_uint8``) or as float32 / 255 (``predict_label``); a
 ``curl`` user sends the file itself to ``predict_image``. On real MNIST test digits
 written as files, this prints the three pairwise label agreements (image vs uint8,
 image vs float32, uint8 vs float32) and how far the graph's decoded pixels are from
-Pillow's. ``png`` (grey 28x28, how MNIST digits are saved) is the figure that counts,
-since it is what a user of MNIST-like digits sends; the other encodings go through the
-graph's resize and transparency paths.
+Pillow's. ``png`` (grey 28x28, how MNIST digits are saved) is the acceptance figure;
+the other encodings go through the graph's framing, resize and transparency paths
+(the ``tight`` ones are cut to the ink and black on white, as users' crops often are).
 
     python -m bench.image_agreement [--model-dir models] [--images 1000]
         [--json bench/results/image_agreement.json]
@@ -33,6 +33,7 @@ from PIL import Image
 from bench._common import Result, argument_parser, newest_version, tiny_export
 from dann_client.preprocessing import image_to_array, to_model_input
 from dann_serve.data.mnist import IMAGES_MAGIC, read_idx
+from dann_serve.data.tight import tight_crop
 from dann_serve.export.image_input import decode_images
 
 MNIST_IMAGES = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
@@ -63,7 +64,19 @@ def encodings(digits: np.ndarray) -> dict[str, list[bytes]]:
             _file(Image.fromarray(d).resize((64, 64)).convert("RGB"), "JPEG", quality=90)
             for d in digits
         ],
+        # Framed: cut tight to the ink and black on white, as users' crops often are.
+        "png tight black on white": [_file(Image.fromarray(255 - _tight(d))) for d in digits],
+        "png tight 16x16 black on white": [_file(Image.fromarray(tight_crop(d))) for d in digits],
+        "png wide margin 60x44 rgb": [
+            _file(Image.fromarray(np.dstack([np.pad(d, ((20, 12), (6, 10)))] * 3))) for d in digits
+        ],
     }
+
+
+def _tight(digit: np.ndarray) -> np.ndarray:
+    """The digit's ink (any pixel above 0) and nothing around it."""
+    rows, columns = np.flatnonzero(digit.any(axis=1)), np.flatnonzero(digit.any(axis=0))
+    return digit[rows[0] : rows[-1] + 1, columns[0] : columns[-1] + 1]
 
 
 def _labels(function, inputs: np.ndarray) -> np.ndarray:

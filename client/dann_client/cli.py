@@ -153,7 +153,7 @@ def metadata(fmt: str | None, as_json: bool, **options: Any) -> int:
 )
 @_reports_errors
 def preprocess(image: Path, output: Path, scale: int, background: str) -> int:
-    """Write IMAGE as the model sees it: upright, RGB, square, 32x32."""
+    """Write IMAGE as the model sees it: upright, RGB, framed or fitted, 32x32."""
     from dann_client.errors import ImageError
     from dann_client.output import unreadable_text
     from dann_client.preprocessing import load_image, save_image

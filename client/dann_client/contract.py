@@ -150,6 +150,20 @@ itself (in floating point, 0.299 * R + 0.587 * G + 0.114 * B can fall on either 
 LUMINANCE_WEIGHTS = (299, 587, 114)  # ITU-R BT.601 in thousandths, as Pillow's "L" mode
 LIGHT_INK_LUMINANCE = 0.5
 
+# -- framing: where a digit sits in the model's input ------------------------------------
+
+MNIST_SIZE = 28  # MNIST's frame: grey images of this size are laid out already
+FRAME_BOX = 20
+"""A digit on a plain background is scaled so that the longer side of its ink's bounding
+box is this many pixels (MNIST's 20x20 box, aspect kept), the same in the client
+(``dann_client.framing``) and in ``predict_image``'s graph."""
+FRAME_CENTRE = 16  # its centre of mass lands on this row and column (MNIST's (14, 14) + 2)
+BACKGROUND_NEAR = 32
+"""Grey levels (largest over R, G, B) within which a pixel counts as background."""
+INK_CONTRAST = 64
+"""The least difference from the background that the strongest ink must reach for a
+background to be plain; ink is what differs by more than max(BACKGROUND_NEAR, half of it)."""
+
 # -- the server ---------------------------------------------------------------------------
 
 GRPC_PORT = 8500  # TensorFlow Serving's --port

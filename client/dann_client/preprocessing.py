@@ -20,35 +20,38 @@ from typing import TYPE_CHECKING, cast
 import numpy as np
 
 from dann_client.background import AUTO, Background, flatten
-from dann_client.contract import IMAGE_SIZE, INPUT_SHAPE
+from dann_client.contract import IMAGE_SIZE, INPUT_SHAPE, MNIST_SIZE
 from dann_client.errors import ImageError
+from dann_client.framing import FIRST, border_colour, frame
 
 if TYPE_CHECKING:
     from PIL.Image import Image as PILImage
-
-MNIST_SIZE = 28
-_PAD = (IMAGE_SIZE - MNIST_SIZE) // 2
 
 
 def layout_batch(images: np.ndarray) -> np.ndarray:
     """Bring a uint8 batch into the model's ``[N, 32, 32, 3]`` layout.
 
     Accepts MNIST-layout grey images ``[N, 28, 28]`` or ``[N, 28, 28, 1]`` (padded
-    with 2 black pixels per side, then the channel repeated), grey ``[N, 32, 32]`` or
-    ``[N, 32, 32, 1]`` (channel repeated), and ``[N, 32, 32, 3]`` (unchanged).
-    Keeping uint8 here lets data sets stay four times smaller in memory than floats.
+    with 2 pixels per side of each image's background, its border's most common
+    level, so that black ink on white gains no black frame; then the channel
+    repeated), grey
+    ``[N, 32, 32]`` or ``[N, 32, 32, 1]`` (channel repeated), and ``[N, 32, 32, 3]``
+    (unchanged). These sizes are laid out already: they are never framed
+    (``dann_client.framing``). Keeping uint8 here lets data sets stay four times
+    smaller in memory than floats.
     """
     images = np.asarray(images)
     if images.dtype != np.uint8:
         raise ValueError(f"expected uint8 pixels, got {images.dtype}")
     if images.ndim == 4 and images.shape[-1] == 1:
         images = images[..., 0]
-    # Padding and repeating the channel are one broadcast write into a zeroed
-    # batch: the same array as np.pad then np.repeat, about five times faster,
-    # which counts because the client calls this once per image file.
+    # Padding and repeating the channel are broadcast writes into one batch: the
+    # same array as np.pad then np.repeat, about five times faster, which counts
+    # because the client calls this once per image file.
     if images.ndim == 3 and images.shape[1:] == (MNIST_SIZE, MNIST_SIZE):
-        out = np.zeros((len(images), *INPUT_SHAPE), np.uint8)
-        out[:, _PAD : _PAD + MNIST_SIZE, _PAD : _PAD + MNIST_SIZE] = images[..., None]
+        out = np.empty((len(images), *INPUT_SHAPE), np.uint8)
+        out[...] = border_colour(images[..., None]).astype(np.uint8)[:, None, None]
+        out[:, FIRST : FIRST + MNIST_SIZE, FIRST : FIRST + MNIST_SIZE] = images[..., None]
         return out
     if images.ndim == 3 and images.shape[1:] == (IMAGE_SIZE, IMAGE_SIZE):
         out = np.empty((len(images), *INPUT_SHAPE), np.uint8)
@@ -127,8 +130,10 @@ def image_to_array(image: PILImage, *, background: Background = AUTO) -> np.ndar
     EXIF orientation first, so that photos come out upright; then grey images of
     the MNIST (28x28) or model (32x32) size take the exact array path of
     ``layout_batch``, which is what keeps training and serving bit-identical for
-    those; everything else is flattened to RGB and fitted into the 32x32 square,
-    padded with its border's colour (``_fit_square``).
+    those; everything else is flattened to RGB; an RGB 32x32 image is taken as laid
+    out; any other size is framed like MNIST's digits when its background is plain
+    (``dann_client.framing``), else fitted whole into the 32x32 square, padded with
+    its border's colour (``_fit_square``).
     """
     from PIL import ImageOps
 
@@ -140,9 +145,25 @@ def image_to_array(image: PILImage, *, background: Background = AUTO) -> np.ndar
     if grey is not None and grey.shape in {(MNIST_SIZE, MNIST_SIZE), (IMAGE_SIZE, IMAGE_SIZE)}:
         return cast(np.ndarray, layout_batch(grey[None])[0])
     rgb = _to_rgb(image, grey, background)
+    pixels = _pixels(rgb)
     if rgb.size == (IMAGE_SIZE, IMAGE_SIZE):
-        return _pixels(rgb)
-    return _fit_square(rgb)
+        return pixels
+    fill = border_colour(pixels)
+    framed = frame(pixels, fill)
+    return framed if framed is not None else _fit_square(rgb, fill)
+
+
+def lay_out_images(images: np.ndarray) -> np.ndarray:
+    """Each uint8 image of ``[N, H, W]`` (grey) or ``[N, H, W, 3]`` (RGB) as its file
+    would be read: uint8 ``[N, 32, 32, 3]``. How data sets stored at other sizes (USPS's
+    16x16, scikit-learn's 8x8, the tight-cropped variants) reach the model's layout by
+    the same rule as a user's files, framing included."""
+    from PIL import Image
+
+    out = np.empty((len(images), *INPUT_SHAPE), np.uint8)
+    for index, image in enumerate(images):
+        out[index] = image_to_array(Image.fromarray(np.ascontiguousarray(image)))
+    return out
 
 
 def load_images(
@@ -277,12 +298,12 @@ def _to_rgb(image: PILImage, grey: np.ndarray | None, background: Background) ->
     return flatten(image, background)
 
 
-def _fit_square(image: PILImage) -> np.ndarray:
+def _fit_square(image: PILImage, fill: np.ndarray) -> np.ndarray:
     """Resize an RGB image into the 32x32 square, keeping its aspect ratio: uint8
-    ``[32, 32, 3]``. The short side is padded, centred, with the median colour of
-    the image's border, so that a digit on any uniform background (white paper,
-    black MNIST-like, a coloured sign) stays on that background instead of gaining
-    bars of a foreign colour.
+    ``[32, 32, 3]``. The short side is padded, centred, with ``fill``, the image's
+    background colour (``framing.border_colour``), so that an image on any uniform
+    background (white paper, black MNIST-like, a coloured sign) stays on that
+    background instead of gaining bars of a foreign colour.
 
     The result is that of padding the image to a square and resizing the square
     (within one level, from rounding), without ever building the square: a
@@ -298,32 +319,12 @@ def _fit_square(image: PILImage) -> np.ndarray:
     # tf.image.resize(..., antialias=True), and unlike Lanczos it does not ring.
     if width == height:
         return _pixels(image.resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.BILINEAR))
-    fill = _border_colour(image)
     if width > height:  # resize the rows to 32 wide; the short side is the columns
         rows = _pixels(image.resize((IMAGE_SIZE, height), Image.Resampling.BILINEAR))
         return _resize_padded(rows, width, fill)
     columns = _pixels(image.resize((width, IMAGE_SIZE), Image.Resampling.BILINEAR))
     padded = _resize_padded(columns.transpose(1, 0, 2), height, fill)
     return np.ascontiguousarray(padded.transpose(1, 0, 2))
-
-
-def _border_colour(image: PILImage) -> np.ndarray:
-    """The per-channel median of the pixels along the RGB image's four edges (the
-    corners counted twice), in whole levels: ``int(np.median(border))`` of each
-    channel, read from Pillow's histograms so that a long edge costs no copies."""
-    width, height = image.size
-    whole = (0, 0, width, height)
-    edges = [(0, 0, width, 1), (0, height - 1, width, height)]
-    edges += [(0, 0, 1, height), (width - 1, 0, width, height)]
-    counts = np.zeros(3 * 256, np.int64)
-    for box in edges:
-        counts += (image if box == whole else image.crop(box)).histogram()
-    at_or_below = counts.reshape(3, 256).cumsum(axis=1)  # [channel, level]
-    last = at_or_below[0, -1] - 1  # index of the largest value, sorted
-    # The value at sorted index k is the number of levels with at most k pixels at or below.
-    low = (at_or_below <= last // 2).sum(axis=1)
-    high = (at_or_below <= (last + 1) // 2).sum(axis=1)
-    return cast(np.ndarray, (low + high) // 2)
 
 
 def _resize_padded(pixels: np.ndarray, side: int, fill: np.ndarray) -> np.ndarray:

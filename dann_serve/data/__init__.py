@@ -2,7 +2,8 @@
 
 Owns the named data sets (``catalog``; one module per file format: ``mnist``
 IDX/``.npz``, ``matlab`` for ``svhn``/``syn``, ``mnistm`` PNG folders, ``usps`` HDF5;
-``fonts`` and ``digits`` need no files; ``download`` for ``--download``), the user's
+``fonts`` and ``digits`` need no files; ``tight`` cuts ``mnist`` and ``usps`` tight
+to the ink, black on white; ``download`` for ``--download``), the user's
 own folders of images (``folders``, their decoded pixels kept between runs by
 ``decode_cache``), the ``tf.data`` streams the training reads (``pipeline``) and
 sample PNGs for trying a served model (``samples``). Every image goes through
@@ -10,9 +11,9 @@ sample PNGs for trying a served model (``samples``). Every image goes through
 project never needs to know where a domain came from.
 
 May import: :mod:`dann_client.preprocessing` (with the transparency rule of
-``background`` it applies, and the client's ``contract`` and ``errors`` it speaks
-in), the top-level ``config``, ``files`` and ``runtime``, and the scientific stack.
-Nothing of model, training, export or serving.
+``background`` and the framing rule of ``framing`` it applies, and the client's
+``contract`` and ``errors`` it speaks in), the top-level ``config``, ``files`` and
+``runtime``, and the scientific stack. Nothing of model, training, export or serving.
 """
 
 from dann_serve.data.catalog import (

@@ -1,6 +1,8 @@
 """Data sets by name or by folder: a ``--source``/``--target`` value gives a :class:`Domain`.
 
-``fonts`` and ``digits`` need no files. The other names read ``<data-dir>/<name>/``
+``fonts`` and ``digits`` need no files. ``mnist-tight`` and ``usps-tight`` are
+``mnist`` and ``usps`` cut tight to the ink, black on white (:mod:`dann_serve.data.tight`).
+The other names read ``<data-dir>/<name>/``
 (rule and default folder in :mod:`dann_serve.data.datadir`). A value that is a
 folder (``./digits`` for a folder that shares a name) is read by
 :mod:`dann_serve.data.folders`.
@@ -61,6 +63,18 @@ def _usps(data_dir: Path | None) -> Domain:
     return load_usps(data_dir)
 
 
+def _mnist_tight(data_dir: Path | None) -> Domain:
+    from dann_serve.data.tight import tight_variant
+
+    return tight_variant(_mnist(data_dir))
+
+
+def _usps_tight(data_dir: Path | None) -> Domain:
+    from dann_serve.data.tight import tight_variant
+
+    return tight_variant(_usps(data_dir))
+
+
 LOADERS: dict[str, Loader] = {
     "fonts": _fonts,
     "digits": _digits,
@@ -69,6 +83,8 @@ LOADERS: dict[str, Loader] = {
     "syn": _syn,
     "mnistm": _mnistm,
     "usps": _usps,
+    "mnist-tight": _mnist_tight,
+    "usps-tight": _usps_tight,
 }
 
 

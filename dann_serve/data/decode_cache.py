@@ -6,7 +6,8 @@ arrays of every readable image with the size and modification time each was deco
 from, so a changed, added or removed file costs only itself. The file is keyed by
 the folder's absolute path and by the version of the preprocessing (the source of
 :mod:`dann_client.preprocessing`, of the transparency rule in
-:mod:`dann_client.background`, of the contract's constants, and Pillow's version): a
+:mod:`dann_client.background` and the framing rule in :mod:`dann_client.framing`, of
+the contract's constants, and Pillow's version): a
 change to any of them decodes everything again. A cache that cannot be read or whose
 checksum does not match its contents is decoded again and rewritten, never trusted.
 
@@ -31,7 +32,7 @@ from typing import cast
 
 import numpy as np
 
-from dann_client import background, contract, preprocessing
+from dann_client import background, contract, framing, preprocessing
 from dann_client.contract import INPUT_SHAPE
 from dann_client.errors import ImageError
 from dann_serve.files import write_atomically
@@ -54,9 +55,10 @@ def preprocessing_version() -> str:
     import PIL
 
     digest = hashlib.sha256()
-    # The step's source: preprocessing itself, the transparency rule it applies and
-    # the constants (luminance weights, threshold, size) both read from the contract.
-    for module in (preprocessing, background, contract):
+    # The step's source: preprocessing itself, the transparency and framing rules it
+    # applies and the constants (luminance weights, thresholds, sizes) they read from
+    # the contract.
+    for module in (preprocessing, background, framing, contract):
         digest.update(Path(cast(str, module.__file__)).read_bytes())
     digest.update(f"\0pillow {PIL.__version__}\0format {_FORMAT}".encode())
     return digest.hexdigest()[:16]

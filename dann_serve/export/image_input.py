@@ -4,13 +4,14 @@ So that any language (or ``curl`` with a base64 PNG) can ask the model, the expo
 graph itself follows the client's preprocessing rules (:mod:`dann_client.preprocessing`,
 docs/ARCHITECTURE.md), which stay the reference:
 
-- grey 28x28 and 32x32 images take the exact array path (28x28 padded with 2 black
-  pixels per side; the channel repeated), so MNIST-like files agree bit for bit;
+- grey 28x28 and 32x32 images take the exact array path (28x28 padded with 2 pixels
+  per side of its background colour; the channel repeated), so MNIST-like files agree
+  bit for bit;
 - transparency is flattened by the ``auto`` rule (:func:`flatten_alpha`), with
   Pillow's own integer ``alpha_composite`` arithmetic;
-- anything else is fitted into the 32x32 square, padded with the median colour of
-  its border, and resized with the triangle (bilinear) filter widened when shrinking,
-  as Pillow's ``BILINEAR`` is: long side first, each pass rounded to whole levels.
+- RGB 32x32 passes unchanged; anything else is framed like MNIST's digits where its
+  background is plain, else fitted whole into the 32x32 square
+  (:mod:`dann_serve.export.image_layout`, the client's :mod:`dann_client.framing`).
 
 What TensorFlow's decoders cannot do is not emulated: EXIF orientation is ignored
 (no TensorFlow decoder reads it), a GIF's transparent pixels come out black and the
@@ -25,9 +26,15 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from dann_client.contract import IMAGE_SIZE, INPUT_SHAPE, LIGHT_INK_LUMINANCE, LUMINANCE_WEIGHTS
+from dann_client.contract import (
+    IMAGE_SIZE,
+    INPUT_SHAPE,
+    LIGHT_INK_LUMINANCE,
+    LUMINANCE_WEIGHTS,
+    MNIST_SIZE,
+)
+from dann_serve.export.image_layout import border_colour, frame_or_fit
 
-MNIST_SIDE = 28
 # How many images one call decodes at once (tf.map_fn's parallel_iterations): enough
 # for two cores, few enough that a batch of large images is not held whole in memory.
 PARALLEL_IMAGES = 4
@@ -77,7 +84,7 @@ def _simple_pngs(contents: tf.Tensor) -> tf.Tensor:
     width, height = number(16), number(20)
     colour = header[:, PNG_BIT_DEPTH + 1]
     png8 = _is(tf.strings.substr(head, 0, 8), PNG_SIGNATURE) & _is(header[:, PNG_BIT_DEPTH], 8)
-    side = _is(width, height) & (_is(width, IMAGE_SIZE) | _is(width, MNIST_SIDE))
+    side = _is(width, height) & (_is(width, IMAGE_SIZE) | _is(width, MNIST_SIZE))
     grey = _is(colour, _GREY) & side
     rgb = _is(colour, _RGB) & _is(width, IMAGE_SIZE) & _is(height, IMAGE_SIZE)
     return png8 & (grey | rgb)
@@ -85,17 +92,16 @@ def _simple_pngs(contents: tf.Tensor) -> tf.Tensor:
 
 def _decode_simple(content: tf.Tensor) -> tf.Tensor:
     """A simple PNG (:func:`_simple_pngs`): grey repeated to RGB by the decoder, and a
-    28x28 one padded with 2 black pixels per side, which is the exact array path."""
-    pixels = tf.io.decode_png(content, channels=3)
-    pad = (IMAGE_SIZE - tf.shape(pixels)[0]) // 2
-    return tf.pad(pixels, [[pad, pad], [pad, pad], [0, 0]])
+    28x28 one padded with 2 pixels per side of its background colour, which is the
+    exact array path."""
+    return _pad_grey(tf.io.decode_png(content, channels=3))
 
 
 def decode_image(content: tf.Tensor) -> tf.Tensor:
     """One encoded image -> uint8 ``[32, 32, 3]`` by the client's rules."""
     pixels = _decode(content)
     height, width, channels = tf.unstack(tf.shape(pixels))
-    side_ok = (_is(height, MNIST_SIDE) & _is(width, MNIST_SIDE)) | (
+    side_ok = (_is(height, MNIST_SIZE) & _is(width, MNIST_SIZE)) | (
         _is(height, IMAGE_SIZE) & _is(width, IMAGE_SIZE)
     )
     # Shapes are fixed after a cond, never inside a branch: Grappler may run a branch's
@@ -107,11 +113,11 @@ def decode_image(content: tf.Tensor) -> tf.Tensor:
 
 
 def _to_square(pixels: tf.Tensor) -> tf.Tensor:
-    """Flattened to RGB, then fitted to 32x32 unless it is that size already."""
+    """Flattened to RGB, then framed or fitted to 32x32 unless it is that size already."""
     rgb = tf.cond(_is(tf.shape(pixels)[2], 3), lambda: pixels, lambda: flatten_alpha(pixels))
     shape = tf.shape(rgb)
     same = _is(shape[0], IMAGE_SIZE) & _is(shape[1], IMAGE_SIZE)
-    return tf.cond(same, lambda: rgb, lambda: fit_square(rgb))
+    return tf.cond(same, lambda: rgb, lambda: frame_or_fit(rgb))
 
 
 def _is(tensor: tf.Tensor, value) -> tf.Tensor:
@@ -161,11 +167,17 @@ def _decode_other(content: tf.Tensor) -> tf.Tensor:
 
 
 def _layout_grey(pixels: tf.Tensor) -> tf.Tensor:
-    """The exact array path of ``layout_batch``: grey 28x28 padded with 2 black pixels
-    per side (32x32 unchanged), the channel repeated."""
+    """The exact array path of ``layout_batch``: grey 28x28 padded with 2 pixels per
+    side of its background colour (32x32 unchanged), the channel repeated."""
+    return tf.tile(_pad_grey(pixels), [1, 1, 3])
+
+
+def _pad_grey(pixels: tf.Tensor) -> tf.Tensor:
+    """Grey ``[28, 28, C]`` (its C channels equal) padded to 32x32 with the background
+    colour (the border's most common level); ``[32, 32, C]`` unchanged."""
     pad = (IMAGE_SIZE - tf.shape(pixels)[0]) // 2
-    padded = tf.pad(pixels, [[pad, pad], [pad, pad], [0, 0]])
-    return tf.tile(padded, [1, 1, 3])
+    fill = tf.cast(border_colour(pixels[:, :, :1])[0], tf.uint8)
+    return tf.pad(pixels, [[pad, pad], [pad, pad], [0, 0]], constant_values=fill)
 
 
 def flatten_alpha(pixels: tf.Tensor) -> tf.Tensor:
@@ -202,78 +214,3 @@ def _composite(colour: tf.Tensor, alpha: tf.Tensor) -> tf.Tensor:
     blend = (rgb * a + background * (255 - a)) * 128 + 128 * 128
     out = ((blend // 256 + blend) // 256) // 128
     return tf.cast(tf.where(_is(a, 0), background, out), tf.uint8)
-
-
-def fit_square(rgb: tf.Tensor) -> tf.Tensor:
-    """uint8 RGB ``[H, W, 3]`` -> ``[32, 32, 3]``: the client's ``_fit_square``.
-
-    The long side is resized to 32 first, then the short one as if it were centred in
-    a square of the long side's length filled with the border's median colour; the
-    square itself is never built, so an image of 1 x 100,000 pixels costs what its
-    pixels cost.
-    """
-    height, width = tf.shape(rgb)[0], tf.shape(rgb)[1]
-    pixels = tf.cast(rgb, tf.float32)
-    fill = border_colour(rgb)
-    wide = width >= height
-    side = tf.maximum(height, width)
-
-    def rows_first() -> tf.Tensor:
-        shrunk = _resize_axis(pixels, 1, side, 0, tf.zeros([3]))
-        return _resize_axis(shrunk, 0, side, (side - height) // 2, fill)
-
-    def columns_first() -> tf.Tensor:
-        shrunk = _resize_axis(pixels, 0, side, 0, tf.zeros([3]))
-        return _resize_axis(shrunk, 1, side, (side - width) // 2, fill)
-
-    out = tf.cond(wide, rows_first, columns_first)
-    return tf.cast(out, tf.uint8)
-
-
-def border_colour(rgb: tf.Tensor) -> tf.Tensor:
-    """float32 ``[3]``: each channel's median of the four edges (corners counted twice),
-    ``int(np.median)`` as the client takes it."""
-    edges = tf.concat([rgb[0], rgb[-1], rgb[:, 0], rgb[:, -1]], axis=0)
-    ordered = tf.sort(tf.cast(edges, tf.int32), axis=0)
-    last = tf.shape(ordered)[0] - 1
-    middle = (ordered[last // 2] + ordered[(last + 1) // 2]) // 2
-    return tf.cast(middle, tf.float32)
-
-
-def _resize_axis(
-    pixels: tf.Tensor, axis: int, side: tf.Tensor, offset: tf.Tensor, fill: tf.Tensor
-) -> tf.Tensor:
-    """Resize ``axis`` of float ``[H, W, 3]`` to 32 with Pillow's bilinear filter, as if
-    its ``n`` pixels sat at ``offset`` in a line of ``side`` pixels of ``fill``; the
-    other axis is kept. Rounded to whole levels, as each of Pillow's passes is.
-
-    ``ScaleAndTranslate`` (tf.image.resize's kernel) normalises each output's weights
-    over the input it reaches, as Pillow does over the padded line; so the pixels minus
-    ``fill`` are given a margin of ``fill`` (zeros) wide enough that every output whose
-    window touches the image sees the same window as in the padded line, and outputs
-    beyond it (all weights zero) come out as ``fill``.
-    """
-    n = tf.shape(pixels)[axis]
-    scale = tf.cast(IMAGE_SIZE, tf.float32) / tf.cast(side, tf.float32)
-    margin = 2 * (side // IMAGE_SIZE + 1) + 2
-    before = tf.minimum(offset, margin)
-    after = tf.minimum(side - n - offset, margin)
-    padding = tf.stack([[0, 0], [0, 0], [0, 0]])
-    padding = tf.tensor_scatter_nd_update(padding, [[axis]], [[before, after]])
-    shifted = tf.pad(pixels - fill, padding)[None]
-    translation = tf.cast(offset - before, tf.float32) * scale
-    if axis == 0:
-        size = tf.stack([IMAGE_SIZE, tf.shape(pixels)[1]])
-        scales, translations = tf.stack([scale, 1.0]), tf.stack([translation, 0.0])
-    else:
-        size = tf.stack([tf.shape(pixels)[0], IMAGE_SIZE])
-        scales, translations = tf.stack([1.0, scale]), tf.stack([0.0, translation])
-    resized = tf.raw_ops.ScaleAndTranslate(
-        images=shifted,
-        size=size,
-        scale=scales,
-        translation=translations,
-        kernel_type="triangle",
-        antialias=True,
-    )[0]
-    return tf.clip_by_value(tf.floor(resized + fill + 0.5), 0.0, 255.0)

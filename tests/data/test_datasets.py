@@ -7,6 +7,7 @@ from dann_serve import data
 from dann_serve.data import DatasetError
 from dann_serve.data.digits import load_digits
 from dann_serve.data.fonts import generate
+from dann_serve.data.tight import tight_crop, tight_variant
 
 
 def _digest(split) -> str:
@@ -36,8 +37,11 @@ def test_digits_splits_are_fixed_and_disjoint() -> None:
     assert first.train.images.shape == (1297, 32, 32, 3)
     assert first.test.images.shape == (500, 32, 32, 3)
     np.testing.assert_array_equal(first.test.labels, second.test.labels)
-    # MNIST framing: black border from the padding, grey (equal) channels.
-    assert first.train.images[:, :4].max() == 0
+    # MNIST framing: the ink inside the 28x28 frame, black padding around it, grey
+    # (equal) channels.
+    images = first.train.images
+    assert images[:, :2].max() == 0 and images[:, -2:].max() == 0
+    assert images[:, :, :2].max() == 0 and images[:, :, -2:].max() == 0
     assert np.array_equal(first.train.images[..., 0], first.train.images[..., 2])
     train_rows = {image.tobytes() for image in first.train.images}
     assert not any(image.tobytes() in train_rows for image in first.test.images)
@@ -51,3 +55,83 @@ def test_unknown_dataset_names_the_choices() -> None:
 def test_split_rejects_unknown_names() -> None:
     with pytest.raises(ValueError, match="unknown split"):
         load_digits().split("validation")
+
+
+def _on_paper(images: np.ndarray) -> np.ndarray:
+    """Per image: is it framed on light paper (its 2-pixel padding one light colour)?"""
+    corner = images[:, :1, :1]
+    frame = np.concatenate([images[:, :2], images[:, -2:], images[:, :, :2].swapaxes(1, 2)], 1)
+    return (frame == corner).all(axis=(1, 2, 3)) & (corner[:, 0, 0, 0] >= 128)
+
+
+def _ink_layout(images: np.ndarray, light_ink: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Per image: the longer side of the ink's box (pixels more than half-way from the
+    background to the ink) and the centre of mass's distance from pixel (16, 16), all
+    the ink counted (the rule weighs only the strong ink: blurred digits differ by up
+    to a pixel)."""
+    ink = images[..., 0].astype(float)
+    ink = ink if light_ink else 255 - ink
+    ink -= ink[:, :1, :1]  # the background, from the corner (the padding)
+    strong = ink > ink.max(axis=(1, 2), keepdims=True) / 2
+    rows, columns = strong.any(axis=2), strong.any(axis=1)
+    sides = (
+        np.maximum(
+            31 - rows[:, ::-1].argmax(axis=1) - rows.argmax(axis=1),
+            31 - columns[:, ::-1].argmax(axis=1) - columns.argmax(axis=1),
+        )
+        + 1
+    )
+    mass = np.clip(ink, 0, None)
+    centre = (
+        np.stack([(mass.sum(axis=axis) * np.arange(32)).sum(axis=1) for axis in (2, 1)], axis=1)
+        / mass.sum(axis=(1, 2))[:, None]
+    )
+    return sides, np.abs(centre - 16).max(axis=1)
+
+
+def test_a_tight_variant_is_black_on_white_and_framed_like_mnist() -> None:
+    """Digits cut tight to the ink, stretched to 16x16 and inverted come back framed as
+    the training digits are: box of 20, centre of mass on (16, 16), on paper all round.
+    The 8x8 digits are blurred by their upscaling: stretched to fill the square, a third
+    of them are a blur along most of their edges, where the rule finds no plain paper
+    (or takes the ink for it), and are fitted whole."""
+    digits = load_digits()
+    tight = tight_variant(digits)
+    assert tight.name == "digits-tight" and tight.train.images.shape == digits.train.images.shape
+    np.testing.assert_array_equal(tight.test.labels, digits.test.labels)
+    images = tight.test.images
+    framed = _on_paper(images)
+    assert framed.mean() > 0.6
+    sides, off_centre = _ink_layout(images[framed], light_ink=False)
+    assert np.mean(sides == 20) > 0.95 and np.mean(off_centre < 1) > 0.95
+    # The source digits' own layout, for comparison: the same rule framed them.
+    sides, off_centre = _ink_layout(digits.test.images, light_ink=True)
+    assert np.mean(sides == 20) > 0.95 and np.mean(off_centre < 1) > 0.95
+
+
+def test_tight_crop_cuts_to_the_ink_and_inverts() -> None:
+    grey = np.zeros((28, 28), np.uint8)
+    grey[5:25, 10:14] = 255  # a 1: 20 tall, 4 wide
+    cut = tight_crop(grey)
+    assert cut.shape == (16, 16) and (cut == 0).all()  # stretched to fill: all ink
+    assert (tight_crop(np.zeros((28, 28), np.uint8)) == 255).all()  # no ink: blank paper
+
+
+def test_the_tight_variants_are_named_data_sets() -> None:
+    assert {"mnist-tight", "usps-tight"} <= set(data.names())
+
+
+@pytest.mark.parametrize(("name", "share"), [("mnist", 0.97), ("usps", 0.85)])
+def test_real_digits_cut_tight_are_framed_as_their_data_set_is(shared_data, name, share) -> None:
+    """Real MNIST and USPS digits cut tight, black on white: framed back, their ink sits
+    where the data set's own does, on paper all round. USPS's strokes are bold: cut
+    tight and stretched, about one in ten has more ink than paper along its edges,
+    which the rule then takes for the background."""
+    folder = shared_data(name)
+    tight = data.load(f"{name}-tight", folder).test.images[:500]
+    framed = _on_paper(tight)
+    assert framed.mean() > share
+    sides, off_centre = _ink_layout(tight[framed], light_ink=False)
+    assert np.mean(sides == 20) > 0.9 and np.mean(off_centre < 1) > 0.9
+    sides, off_centre = _ink_layout(data.load(name, folder).test.images[:500], light_ink=True)
+    assert np.mean(sides == 20) > 0.9 and np.mean(off_centre < 1) > 0.9

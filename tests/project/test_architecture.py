@@ -31,6 +31,7 @@ ALLOWED = {
         *TOP_LEVEL,
         "dann_client.preprocessing",
         "dann_client.background",
+        "dann_client.framing",
         "dann_client.contract",
         "dann_client.errors",
     ),
