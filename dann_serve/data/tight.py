@@ -1,12 +1,13 @@
 """``mnist-tight``, ``usps-tight``: handwritten digits as people often crop them.
 
 A user's digit is often a box cut from a form or a segmenter's output: cut tight to
-the ink, so that the digit touches every edge, scaled to a small square whatever its
-shape, black ink on white paper. These variants make such images from a named grey
+the ink, so that the digit touches the edges along its longer side, scaled to a small
+square, black ink on white paper. These variants make such images from a named grey
 data set (light ink on black, laid out like MNIST): each image's ink (pixels above
 ``BACKGROUND_NEAR``, the framing's tolerance for background) is cropped to its
-bounding box, resized to 16x16 (stretched, antialiased) and
-inverted, then read by the same rule as a user's file of that size
+bounding box, centred on a square of paper as long as the box's longer side (the
+shape kept), resized to 16x16 (antialiased) and inverted, then read by the same rule
+as a user's file of that size
 (:func:`dann_client.preprocessing.lay_out_images`, which frames it). They measure what
 the framing recovers: the same digits reach the model framed as the training data are
 only as far as the rule finds their ink and background.
@@ -27,13 +28,21 @@ SUFFIX = "-tight"
 
 def tight_crop(grey: np.ndarray, side: int = SIDE) -> np.ndarray:
     """uint8 ``[H, W]`` light ink on black -> uint8 ``[side, side]`` black ink on white,
-    cut to the ink's bounding box and stretched to fill the square."""
+    cut to the ink's bounding box, its shape kept: the ink spans the square along its
+    longer side and is centred along the other.
+
+    Stretching the box to fill the square instead would change the digit itself (a 1
+    becomes a bar as wide as it is tall), which no framing can undo."""
     ink = grey > BACKGROUND_NEAR
     rows, columns = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
     if len(rows) == 0:  # no ink: a blank square of paper
         return np.full((side, side), 255, np.uint8)
     box = grey[rows[0] : rows[-1] + 1, columns[0] : columns[-1] + 1]
-    cut = Image.fromarray(np.ascontiguousarray(box)).resize((side, side), Image.Resampling.BILINEAR)
+    longer = max(box.shape)
+    square = np.zeros((longer, longer), np.uint8)
+    top, left = (longer - box.shape[0]) // 2, (longer - box.shape[1]) // 2
+    square[top : top + box.shape[0], left : left + box.shape[1]] = box
+    cut = Image.fromarray(square).resize((side, side), Image.Resampling.BILINEAR)
     return 255 - np.asarray(cut)
 
 
