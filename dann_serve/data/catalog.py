@@ -65,28 +65,26 @@ def _usps(data_dir: Path | None) -> Domain:
     return load_usps(data_dir)
 
 
-def _mnist_tight(data_dir: Path | None) -> Domain:
+def _tight(base: Domain) -> Domain:
     from dann_serve.data.tight import tight_variant
 
-    return tight_variant(_mnist(data_dir))
+    return tight_variant(base)
 
 
-def _usps_tight(data_dir: Path | None) -> Domain:
-    from dann_serve.data.tight import tight_variant
-
-    return tight_variant(_usps(data_dir))
-
-
-def _mnist_texture(data_dir: Path | None) -> Domain:
+def _texture(base: Domain) -> Domain:
     from dann_serve.data.texture import texture_variant
 
-    return texture_variant(_mnist(data_dir))
+    return texture_variant(base)
 
 
-def _usps_texture(data_dir: Path | None) -> Domain:
-    from dann_serve.data.texture import texture_variant
-
-    return texture_variant(_usps(data_dir))
+# Data sets made from another's images: name -> (the data set whose files it reads, how
+# it remakes them). They download, and fail on missing files, as their base does.
+VARIANTS: dict[str, tuple[str, Callable[[Domain], Domain]]] = {
+    "mnist-tight": ("mnist", _tight),
+    "usps-tight": ("usps", _tight),
+    "mnist-texture": ("mnist", _texture),
+    "usps-texture": ("usps", _texture),
+}
 
 
 LOADERS: dict[str, Loader] = {
@@ -97,19 +95,23 @@ LOADERS: dict[str, Loader] = {
     "syn": _syn,
     "mnistm": _mnistm,
     "usps": _usps,
-    "mnist-tight": _mnist_tight,
-    "usps-tight": _usps_tight,
-    "mnist-texture": _mnist_texture,
-    "usps-texture": _usps_texture,
 }
 
 
 def names() -> list[str]:
-    return sorted(LOADERS)
+    return sorted([*LOADERS, *VARIANTS])
+
+
+def stored_as(name: str) -> str:
+    """The data set whose files ``name`` reads: a variant's base, else ``name`` itself."""
+    return VARIANTS[name][0] if name in VARIANTS else name
 
 
 def load(name: str, data_dir: str | Path | None = None) -> Domain:
     """Load a data set by name; unknown names raise :class:`DatasetError`."""
+    if name in VARIANTS:
+        base, remake = VARIANTS[name]
+        return remake(load(base, data_dir))
     try:
         loader = LOADERS[name]
     except KeyError:

@@ -93,13 +93,16 @@ def download_datasets(
     timeout: float = TIMEOUT,
     remotes: dict[str, tuple[Remote, ...]] | None = None,
 ) -> list[Path]:
-    """Fetch what is missing of each downloadable data set in ``names``; others are skipped.
+    """Fetch what is missing of each downloadable data set in ``names`` (a variant such
+    as ``mnist-texture``: its base's files); others are skipped.
 
     Returns the files written. ``remotes`` replaces the official list (for tests).
     """
     remotes = REMOTES if remotes is None else remotes
     written = []
-    for name in dict.fromkeys(names):
+    from dann_serve.data.catalog import stored_as
+
+    for name in dict.fromkeys(stored_as(name) for name in names):
         folder = dataset_dir(name, data_dir)
         wanted = [r for r in remotes.get(name, ()) if not _already_there(name, folder, r)]
         if not wanted:

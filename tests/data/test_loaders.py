@@ -565,15 +565,19 @@ def test_an_unreachable_url_fails_at_once(tmp_path: Path) -> None:
     assert "\n" not in message and not list((tmp_path / "mnist").iterdir())
 
 
-def test_download_then_load_mnist(server: FileServer, data_dir: Path, digits28) -> None:
+def _mnist_remotes(server: FileServer, digits28) -> tuple[Remote, ...]:
+    """The four MNIST files, served as gzipped IDX from ``digits28``."""
     images, labels = digits28
     arrays = dict(zip((*mnist.TRAIN_FILES, *mnist.TEST_FILES), (images, labels) * 2, strict=True))
-    remotes = {
-        "mnist": tuple(
-            _remote(server, f"/mnist/{stem}.gz", gzip.compress(idx_bytes(array)))
-            for stem, array in arrays.items()
-        )
-    }
+    return tuple(
+        _remote(server, f"/mnist/{stem}.gz", gzip.compress(idx_bytes(array)))
+        for stem, array in arrays.items()
+    )
+
+
+def test_download_then_load_mnist(server: FileServer, data_dir: Path, digits28) -> None:
+    images, labels = digits28
+    remotes = {"mnist": _mnist_remotes(server, digits28)}
     written = download_datasets(["mnist", "digits"], data_dir, progress=False, remotes=remotes)
     assert sorted(path.name for path in written) == sorted(r.filename for r in remotes["mnist"])
     assert_mnist_layout(data.load("mnist", data_dir).train, images, labels)
@@ -581,6 +585,15 @@ def test_download_then_load_mnist(server: FileServer, data_dir: Path, digits28) 
     server.requests.clear()
     assert download_datasets(["mnist"], data_dir, progress=False, remotes=remotes) == []
     assert server.requests == []
+
+
+def test_a_variant_downloads_the_files_of_its_base(
+    server: FileServer, data_dir: Path, digits28
+) -> None:
+    """``--target mnist-texture --download`` fetches MNIST, which it is made from."""
+    remotes = {"mnist": _mnist_remotes(server, digits28)}
+    written = download_datasets(["mnist-texture"], data_dir, progress=False, remotes=remotes)
+    assert sorted(path.name for path in written) == sorted(r.filename for r in remotes["mnist"])
 
 
 def test_official_remotes_name_the_files_the_loaders_read() -> None:
