@@ -160,7 +160,7 @@ def time_to_accuracy_block(results: Results) -> str:
             [
                 str(r["seed"]),
                 num(r["load_before"][0], 1),
-                f"{r['threshold']:.3f}",
+                f"{r['threshold']:.3f}" + (" (a)" if r["threshold_at_first_evaluation"] else ""),
                 f"step {a['step']}, {num(a['seconds'], 1)} s",
                 num(r["adapt_training_seconds"], 1),
                 reached if o else f"{reached} in {r['ours_steps_run']} steps",
@@ -186,6 +186,11 @@ def time_to_accuracy_block(results: Results) -> str:
         f"{_loads(f['load_before'])} before, {_loads(f['load_after'])} after.\n\n"
     )
     text += table(header, rows)
+    if any(r["threshold_at_first_evaluation"] for r in f["per_round"]):
+        text += (
+            "\n(a) ADAPT's first evaluation already reached its final accuracy: its run "
+            "ended no better than it began, so this round times start-up, not learning.\n"
+        )
     median_ratio = "not reached" if s["ratio"] is None else ratio(s["ratio"])
     ours = s["ours_seconds_to_threshold"]
     return text + (

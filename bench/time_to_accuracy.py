@@ -54,7 +54,11 @@ def first_crossing(curve: list, threshold: float) -> dict | None:
 
 def round_figures(adapt: dict, ours: dict) -> dict:
     """One round: ADAPT's final accuracy as the threshold, each contender's first
-    crossing of it, and ADAPT's seconds over ours (None: ours never reached it)."""
+    crossing of it, and ADAPT's seconds over ours (None: ours never reached it).
+
+    Where ADAPT's first evaluation already reached its final accuracy (its run ended no
+    better than it began: the adversarial game can collapse to chance), the round times
+    start-up and a few steps, not learning; it is flagged, not dropped."""
     threshold = adapt["target_accuracy"]
     adapt_cross = first_crossing(adapt["curve"], threshold)
     ours_cross = first_crossing(ours["curve"], threshold)
@@ -62,6 +66,7 @@ def round_figures(adapt: dict, ours: dict) -> dict:
         "threshold": threshold,
         "adapt_first_crossing": adapt_cross,
         "adapt_training_seconds": adapt["training_seconds"],
+        "threshold_at_first_evaluation": adapt_cross["step"] == adapt["curve"][0][1],
         "ours_crossing": ours_cross,
         "ours_steps_run": ours["steps_run"],
         "ours_training_seconds": ours["training_seconds"],
@@ -114,8 +119,12 @@ def describe(row: dict) -> str:
         f"{a['seconds']:.1f} s); "
     )
     if o is None:
-        return text + f"ours did NOT reach it in {row['ours_steps_run']} steps"
-    return text + f"ours at step {o['step']}, {o['seconds']:.1f} s: {row['ratio']:.2f}x"
+        text += f"ours did NOT reach it in {row['ours_steps_run']} steps"
+    else:
+        text += f"ours at step {o['step']}, {o['seconds']:.1f} s: {row['ratio']:.2f}x"
+    if row["threshold_at_first_evaluation"]:
+        text += " (ADAPT ended no better than its first evaluation: start-up, not learning)"
+    return text
 
 
 def run_round(seed: int, data: Path, scratch: Path, args) -> dict:

@@ -245,9 +245,18 @@ def test_time_to_accuracy_round_ratio_is_adapts_first_crossing_over_ours() -> No
     assert row["ours_crossing"]["step"] == 200
     assert row["ratio"] == pytest.approx(3.0)  # 12 s / 4 s, not ADAPT's whole 20 s
     assert row["ratio_to_full_training"] == pytest.approx(5.0)
+    assert not row["threshold_at_first_evaluation"]
     never = {"curve": curve((2.0, 500, 0.4), (4.0, 1000, 0.49)), "steps_run": 1000}
     row = round_figures(adapt, {**never, "training_seconds": 4.0})
     assert row["ours_crossing"] is None and row["ratio"] is None
+    # ADAPT collapsed to chance: its first evaluation already matched its final accuracy
+    collapsed = {
+        **adapt,
+        "curve": curve((5.0, 100, 0.2), (20.0, 1000, 0.1)),
+        "target_accuracy": 0.1,
+    }
+    row = round_figures(collapsed, {**ours, "training_seconds": 4.0})
+    assert row["threshold_at_first_evaluation"] and row["ratio"] == pytest.approx(5.0 / 2.0)
 
 
 def round_row(ratio: float | None, ours_seconds: float | None) -> dict:
@@ -256,6 +265,7 @@ def round_row(ratio: float | None, ours_seconds: float | None) -> dict:
         "threshold": 0.5,
         "adapt_first_crossing": {"seconds": 12.0},
         "adapt_training_seconds": 20.0,
+        "threshold_at_first_evaluation": False,
         "ours_crossing": crossing,
         "ratio": ratio,
         "ratio_to_full_training": None if ratio is None else 2 * ratio,
@@ -288,6 +298,7 @@ def test_time_to_accuracy_block_says_when_ours_never_reached_the_threshold(tmp_p
         row["adapt_first_crossing"] |= {"step": 600}
         row["ours_steps_run"] = 1000
     rounds[0]["ours_crossing"] |= {"step": 200}
+    rounds[1]["threshold_at_first_evaluation"] = True
     figures = {
         "pair": "fonts -> digits",
         "steps": 1000,
@@ -304,6 +315,7 @@ def test_time_to_accuracy_block_says_when_ours_never_reached_the_threshold(tmp_p
     block = performance_page.time_to_accuracy_block(performance_page.Results(tmp_path))
     assert "| 0 | 2.5 | 0.500 | step 600, 12.0 s | 20.0 | step 200, 4.0 s | 3.00x |" in block
     not_reached = "**not reached** in 1000 steps | - |"
-    assert "| 1 | 2.5 | 0.500 | step 600, 12.0 s | 20.0 | " + not_reached in block
+    assert "| 1 | 2.5 | 0.500 (a) | step 600, 12.0 s | 20.0 | " + not_reached in block
+    assert "(a) ADAPT's first evaluation already reached its final accuracy" in block
     assert "2.5 / 2.0 / 1.5 before, 2.8 / 2.0 / 1.5 after" in block
     assert "ADAPT / ours not reached; goal (>= 3x) **not met**" in block
