@@ -98,6 +98,7 @@ bench: $(BENCH_STAMP)
 	$(PY) -m bench._common export $(BENCH_WORK)/export
 	$(PY) -m bench.train_throughput --steps 120 --repeats 3
 	$(PY) -m bench.train_vs_adapt --steps 300 --rounds 3
+	$(PY) -m bench.time_to_accuracy --rounds 3
 	$(PY) -m bench.serve_latency --model-dir $(BENCH_WORK)/export/models
 	$(PY) -m bench.image_agreement --model-dir $(BENCH_WORK)/export/models
 	$(PY) -m bench.client_throughput --model-dir $(BENCH_WORK)/export/models --baseline-images 1000

@@ -1,5 +1,6 @@
-"""The training blocks of docs/PERFORMANCE.md: ours against ADAPT (``train_vs_adapt``)
-and the step per architecture, precision and replica count (``train_throughput``)."""
+"""The training blocks of docs/PERFORMANCE.md: ours against ADAPT (``train_vs_adapt``,
+and the seconds to ADAPT's final accuracy, ``time_to_accuracy``) and the step per
+architecture, precision and replica count (``train_throughput``)."""
 
 from __future__ import annotations
 
@@ -145,3 +146,61 @@ def _replica_table(row: dict | None) -> str:
         "CPU devices sharing this machine's cores (the strategy's own cost):\n\n"
         + table(["--distribute", "source img/s", "vs none"], rows)
     )
+
+
+def time_to_accuracy_block(results: Results) -> str:
+    f = results.figures("time_to_accuracy")
+    if f is None:
+        return missing("time_to_accuracy")
+    rows = []
+    for r in f["per_round"]:
+        a, o = r["adapt_first_crossing"], r["ours_crossing"]
+        reached = f"step {o['step']}, {num(o['seconds'], 1)} s" if o else "**not reached**"
+        rows.append(
+            [
+                str(r["seed"]),
+                num(r["load_before"][0], 1),
+                f"{r['threshold']:.3f}" + (" (a)" if r["threshold_at_first_evaluation"] else ""),
+                f"step {a['step']}, {num(a['seconds'], 1)} s",
+                num(r["adapt_training_seconds"], 1),
+                reached if o else f"{reached} in {r['ours_steps_run']} steps",
+                ratio(r["ratio"]) if o else "-",
+            ]
+        )
+    s = f["summary"]
+    header = [
+        "seed",
+        "load",
+        "threshold",
+        "ADAPT first reaches it",
+        "ADAPT whole training s",
+        "ours reaches it",
+        "ADAPT / ours",
+    ]
+    text = (
+        f"{f['pair']}: {f['contenders']['adapt']} trains {f['steps']} steps of "
+        f"{f['batch_size']} images and sets the threshold (its final target accuracy); "
+        f"{f['contenders']['ours']} trains on the same {f['steps']}-step schedule until it "
+        f"reaches it. Target test accuracy every {f['eval_every']} steps; seconds from the "
+        f"model's construction, evaluation excluded. Load average (1, 5, 15 min) "
+        f"{_loads(f['load_before'])} before, {_loads(f['load_after'])} after.\n\n"
+    )
+    text += table(header, rows)
+    if any(r["threshold_at_first_evaluation"] for r in f["per_round"]):
+        text += (
+            "\n(a) ADAPT's first evaluation already reached its final accuracy: its run "
+            "ended no better than it began, so this round times start-up, not learning.\n"
+        )
+    median_ratio = "not reached" if s["ratio"] is None else ratio(s["ratio"])
+    ours = s["ours_seconds_to_threshold"]
+    return text + (
+        f"\nMedians of {f['rounds']} rounds: ADAPT {num(s['adapt_seconds_to_threshold'], 1)} s "
+        f"to its final accuracy ({num(s['adapt_training_seconds'], 1)} s of training in all), "
+        f"ours {'not reached' if ours is None else num(ours, 1) + ' s'} (reached in "
+        f"{s['ours_reached']} of {f['rounds']} rounds): ADAPT / ours {median_ratio}; goal "
+        f"(>= {s['goal']:.0f}x) **{'met' if s['goal_met'] else 'not met'}**.\n"
+    )
+
+
+def _loads(averages: list[float]) -> str:
+    return " / ".join(f"{x:.1f}" for x in averages)

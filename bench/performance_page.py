@@ -18,7 +18,7 @@ from pathlib import Path
 from bench._common import RESULTS, ROOT, Result, argument_parser
 from bench.page_format import Results, missing, num, table
 from bench.page_serving import client_block, limits_block, onnx_block, serve_block
-from bench.page_training import adapt_block, train_block
+from bench.page_training import adapt_block, time_to_accuracy_block, train_block
 from dann_serve import files
 
 DOC = ROOT / "docs" / "PERFORMANCE.md"
@@ -96,6 +96,7 @@ def walltime_block(results: Results) -> str:
 GENERATORS: dict[str, Callable[[Results], str]] = {
     "machine": machine_block,
     "adapt": adapt_block,
+    "time_to_accuracy": time_to_accuracy_block,
     "train": train_block,
     "serve": serve_block,
     "onnx": onnx_block,

@@ -1,10 +1,16 @@
-"""One contender's timed training run for ``bench/train_vs_adapt.py``, in a process of
-its own: a fresh model for ``--steps`` steps on the pair the parent saved, then its
-target and source test accuracy. A process per run keeps each contender's Keras
-(Keras 3, or legacy tf-keras through ``TF_USE_LEGACY_KERAS``) and its thread pools
-apart from the others'.
+"""One contender's timed training run for ``bench/train_vs_adapt.py`` and
+``bench/time_to_accuracy.py``, in a process of its own: a fresh model for ``--steps``
+steps on the pair the parent saved, then its target and source test accuracy. A process
+per run keeps each contender's Keras (Keras 3, or legacy tf-keras through
+``TF_USE_LEGACY_KERAS``) and its thread pools apart from the others'.
+
+With ``--eval-every K`` the run records instead its accuracy curve: target test accuracy
+every K steps (and at the last) against the seconds of training so far, and with
+``--stop-at ACCURACY`` it stops at the first evaluation that reaches it.
 
     python -m bench.train_contenders ours --data pair.npz --steps 300 --seed 0 --out run.json
+    python -m bench.train_contenders ours --data pair.npz --steps 1000 --eval-every 20 \
+        --stop-at 0.48 --out run.json
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import json
 import os
 import time
 import warnings
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -66,6 +73,58 @@ class StepClock:
         }
 
 
+def reached(accuracy: float, threshold: float) -> bool:
+    """Whether ``accuracy`` is at least ``threshold``: the rule a run that stops on
+    reaching it and the crossing its parent reads from the curve share. Both sides are
+    counts of correct images over the same split size, so equal counts compare equal."""
+    return accuracy >= threshold
+
+
+class Curve:
+    """Target test accuracy every ``every`` steps against the seconds of training so far.
+
+    The clock starts (:meth:`start`) before the model is built, the data in memory and
+    the libraries imported, so the seconds hold what a user waits for once training
+    starts: building, tracing, the steps. The evaluations' own time is left out, so
+    that evaluating more often does not make a contender look slower. Points are
+    ``(seconds, step, accuracy)``.
+    """
+
+    def __init__(self, every: int, stop_at: float | None = None) -> None:
+        self.every = every
+        self.stop_at = stop_at
+        self.started = time.perf_counter()
+        self.evaluating = 0.0
+        self.first_step_seconds: float | None = None
+        self.points: list[tuple[float, int, float]] = []
+
+    def start(self) -> None:
+        self.started = time.perf_counter()
+
+    def after_step(self, step: int, last: bool, evaluate) -> bool:
+        """Evaluate when due (``evaluate()`` gives the target accuracy); True: stop."""
+        paused = time.perf_counter()
+        if step == 1:
+            self.first_step_seconds = paused - self.started
+        if step % self.every and not last:
+            return False
+        accuracy = float(evaluate())
+        self.points.append((paused - self.started - self.evaluating, step, accuracy))
+        self.evaluating += time.perf_counter() - paused
+        return self.stop_at is not None and reached(accuracy, self.stop_at)
+
+    def figures(self) -> dict:
+        seconds, step, accuracy = self.points[-1]
+        return {
+            "curve": self.points,
+            "steps_run": step,
+            "training_seconds": seconds,
+            "evaluation_seconds": self.evaluating,
+            "first_step_seconds": self.first_step_seconds,
+            "target_accuracy": accuracy,
+        }
+
+
 def load_pair(path: Path):
     from dann_serve.data import Domain, Split
 
@@ -77,18 +136,30 @@ def load_pair(path: Path):
     return source, target
 
 
-def run_ours(source, target, steps: int, batch_size: int, seed: int, warmup: int) -> dict:
+def run_ours(
+    source, target, steps: int, batch_size: int, seed: int, warmup: int, curve: Curve | None
+) -> dict:
     from dann_serve.config import TrainConfig
-    from dann_serve.training.evaluation import pair_accuracies
+    from dann_serve.training.evaluation import accuracy, pair_accuracies
     from dann_serve.training.step import Trainer
 
     clock = StepClock(warmup)
     precision = os.environ.get(PRECISION, "float32")
     config = TrainConfig(steps=steps, batch_size=batch_size, seed=seed, precision=precision)
+    if curve:
+        curve.start()
     trainer = Trainer(config, source, target)
-    for _ in range(steps):
+
+    def evaluate() -> float:  # the averaged weights, as the CLI reports and exports them
+        return accuracy(trainer.averaged, target.test)
+
+    for step in range(1, steps + 1):
         trainer.train_step()
         clock.tick()
+        if curve and curve.after_step(step, step == steps, evaluate):
+            break
+    if curve:
+        return curve.figures()
     figures = clock.figures(batch_size // 2)
     averaged = pair_accuracies(trainer.averaged, source.test, target.test)
     raw = pair_accuracies(trainer.model, source.test, target.test)
@@ -204,12 +275,20 @@ def adapt_dann(networks: tuple, config, seed: int, keras):
     return model
 
 
-def run_adapt(source, target, steps: int, batch_size: int, seed: int, warmup: int) -> dict:
+def adapt_accuracy(model, split) -> float:
+    logits = model.predict(split.images.astype(np.float32) / 255.0, batch_size=500, verbose=0)
+    return float(np.mean(np.argmax(logits, axis=1) == split.labels))
+
+
+def run_adapt(
+    source, target, steps: int, batch_size: int, seed: int, warmup: int, curve: Curve | None
+) -> dict:
     legacy = os.environ.get("TF_USE_LEGACY_KERAS") == "1"
     if legacy:
         import tf_keras as keras
     else:
         import keras
+    import adapt.feature_based  # noqa: F401  (imported before a curve's clock starts)
     from adapt.utils import UpdateLambda
 
     from dann_serve.config import TrainConfig
@@ -217,12 +296,17 @@ def run_adapt(source, target, steps: int, batch_size: int, seed: int, warmup: in
     warnings.filterwarnings("ignore", message=".*shuffle=True.*")
     config = TrainConfig(steps=steps, batch_size=batch_size, seed=seed)
     clock = StepClock(warmup)
+    if curve:
+        curve.start()
     model = adapt_dann(adapt_networks(config, legacy), config, seed, keras)
+    evaluate = partial(adapt_accuracy, model, target.test)
 
     class Stop(keras.callbacks.Callback):
         def on_train_batch_end(self, batch, logs=None):
             clock.tick()
-            if len(clock.ticks) >= steps:
+            step = len(clock.ticks)
+            stop = bool(curve) and curve.after_step(step, step == steps, evaluate)
+            if stop or step >= steps:
                 self.model.stop_training = True
 
     xs = source.train.images.astype(np.float32) / 255.0
@@ -238,18 +322,17 @@ def run_adapt(source, target, steps: int, batch_size: int, seed: int, warmup: in
         verbose=0,
         callbacks=[lambda_schedule, Stop()],
     )
-    if len(clock.ticks) != steps or int(model.optimizer.iterations.numpy()) != steps:
+    ran = int(model.optimizer.iterations.numpy())
+    if curve:
+        if ran != curve.points[-1][1]:
+            raise SystemExit(f"ADAPT ran {ran} steps, its curve ends at {curve.points[-1][1]}")
+        return {**curve.figures(), "final_lambda": float(model.lambda_.numpy())}
+    if len(clock.ticks) != steps or ran != steps:
         raise SystemExit(f"ADAPT ran {len(clock.ticks)} steps, not {steps}")
-    figures = clock.figures(batch_size // 2)
-
-    def accuracy(split) -> float:
-        logits = model.predict(split.images.astype(np.float32) / 255.0, batch_size=500, verbose=0)
-        return float(np.mean(np.argmax(logits, axis=1) == split.labels))
-
     return {
-        **figures,
-        "target_accuracy": accuracy(target.test),
-        "source_accuracy": accuracy(source.test),
+        **clock.figures(batch_size // 2),
+        "target_accuracy": adapt_accuracy(model, target.test),
+        "source_accuracy": adapt_accuracy(model, source.test),
         "final_lambda": float(model.lambda_.numpy()),
     }
 
@@ -263,10 +346,19 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--warmup", type=int, default=20, help="steps left out of the timing")
     parser.add_argument("--out", type=Path, required=True, help="where the figures go (JSON)")
+    parser.add_argument(
+        "--eval-every", type=int, default=0, help="record the accuracy curve every N steps"
+    )
+    parser.add_argument(
+        "--stop-at", type=float, default=None, help="with --eval-every: stop on reaching it"
+    )
     args = parser.parse_args()
+    if args.stop_at is not None and not args.eval_every:
+        parser.error("--stop-at needs --eval-every")
     source, target = load_pair(args.data)
+    curve = Curve(args.eval_every, args.stop_at) if args.eval_every else None
     run = run_ours if args.contender.startswith("ours") else run_adapt
-    figures = run(source, target, args.steps, args.batch_size, args.seed, args.warmup)
+    figures = run(source, target, args.steps, args.batch_size, args.seed, args.warmup, curve)
     args.out.write_text(json.dumps(figures))
 
 

@@ -99,23 +99,11 @@ def save_pair(path: Path) -> dict:
     }
 
 
-def run_child(name: str, data: Path, args: argparse.Namespace, seed: int, out: Path) -> dict:
-    command = [
-        *bench_module("train_contenders"),
-        name,
-        "--data",
-        str(data),
-        "--steps",
-        str(args.steps),
-        "--batch-size",
-        str(args.batch_size),
-        "--seed",
-        str(seed),
-        "--warmup",
-        str(args.warmup),
-        "--out",
-        str(out),
-    ]
+def run_child(name: str, data: Path, seed: int, out: Path, options: list[str]) -> dict:
+    """One contender's run in its own process (``bench.train_contenders NAME``, with
+    ``options`` such as ``--steps``), its figures and the process's wall seconds."""
+    command = [*bench_module("train_contenders"), name, "--data", str(data)]
+    command += ["--seed", str(seed), "--out", str(out), *options]
     env = {**os.environ, **CONTENDERS[name][1]}
     started = time.perf_counter()
     subprocess.run(command, cwd=ROOT, env=env, check=True)
@@ -212,10 +200,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="train-vs-adapt-") as scratch:
         data = Path(scratch) / "pair.npz"
         sizes = save_pair(data)
+        options = ["--steps", str(args.steps), "--batch-size", str(args.batch_size)]
+        options += ["--warmup", str(args.warmup)]
         for seed in range(args.rounds):
             order = args.contenders if seed % 2 == 0 else args.contenders[::-1]
             for name in order:
-                row = run_child(name, data, args, seed, Path(scratch) / f"{name}-{seed}.json")
+                out = Path(scratch) / f"{name}-{seed}.json"
+                row = run_child(name, data, seed, out, options)
                 runs[name].append({"seed": seed, **row})
                 print(
                     f"  round {seed + 1}: {name:<15} {row['source_images_per_s']:7.0f} "

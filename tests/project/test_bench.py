@@ -215,3 +215,107 @@ def test_every_script_runs_alone_as_the_readme_says(script: str) -> None:
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.startswith("usage:"), done.stdout[:200]
+
+
+def curve(*points: tuple[float, int, float]) -> list:
+    return [list(point) for point in points]
+
+
+def test_time_to_accuracy_takes_the_first_evaluation_that_reaches_the_threshold() -> None:
+    from bench.time_to_accuracy import first_crossing
+
+    points = curve((2.0, 20, 0.41), (3.0, 40, 0.512), (4.0, 60, 0.49), (5.0, 80, 0.512))
+    # ADAPT reached its own final accuracy (0.512) at step 40 already, then fell back
+    assert first_crossing(points, 0.512) == {"seconds": 3.0, "step": 40, "accuracy": 0.512}
+    assert first_crossing(points, 0.6) is None
+
+
+def test_time_to_accuracy_round_ratio_is_adapts_first_crossing_over_ours() -> None:
+    from bench.time_to_accuracy import round_figures
+
+    adapt = {
+        "curve": curve((5.0, 100, 0.45), (12.0, 600, 0.5), (20.0, 1000, 0.5)),
+        "target_accuracy": 0.5,
+        "training_seconds": 20.0,
+    }
+    ours = {"curve": curve((2.0, 100, 0.4), (4.0, 200, 0.52)), "steps_run": 200}
+    row = round_figures(adapt, {**ours, "training_seconds": 4.0})
+    assert row["threshold"] == 0.5
+    assert row["adapt_first_crossing"]["step"] == 600
+    assert row["ours_crossing"]["step"] == 200
+    assert row["ratio"] == pytest.approx(3.0)  # 12 s / 4 s, not ADAPT's whole 20 s
+    assert row["ratio_to_full_training"] == pytest.approx(5.0)
+    assert not row["threshold_at_first_evaluation"]
+    never = {"curve": curve((2.0, 500, 0.4), (4.0, 1000, 0.49)), "steps_run": 1000}
+    row = round_figures(adapt, {**never, "training_seconds": 4.0})
+    assert row["ours_crossing"] is None and row["ratio"] is None
+    # ADAPT collapsed to chance: its first evaluation already matched its final accuracy
+    collapsed = {
+        **adapt,
+        "curve": curve((5.0, 100, 0.2), (20.0, 1000, 0.1)),
+        "target_accuracy": 0.1,
+    }
+    row = round_figures(collapsed, {**ours, "training_seconds": 4.0})
+    assert row["threshold_at_first_evaluation"] and row["ratio"] == pytest.approx(5.0 / 2.0)
+
+
+def round_row(ratio: float | None, ours_seconds: float | None) -> dict:
+    crossing = None if ours_seconds is None else {"seconds": ours_seconds}
+    return {
+        "threshold": 0.5,
+        "adapt_first_crossing": {"seconds": 12.0},
+        "adapt_training_seconds": 20.0,
+        "threshold_at_first_evaluation": False,
+        "ours_crossing": crossing,
+        "ratio": ratio,
+        "ratio_to_full_training": None if ratio is None else 2 * ratio,
+    }
+
+
+def test_time_to_accuracy_medians_count_a_round_not_reached_as_the_slowest() -> None:
+    from bench.time_to_accuracy import summarise
+
+    s = summarise([round_row(4.0, 3.0), round_row(None, None), round_row(2.0, 6.0)])
+    # not reached sorts below 2.0x: the median is the 2.0x round, and the goal is missed
+    assert s["ratio"] == pytest.approx(2.0) and not s["goal_met"]
+    assert s["ours_seconds_to_threshold"] == pytest.approx(6.0)
+    assert s["ours_reached"] == 2 and s["adapt_seconds_to_threshold"] == pytest.approx(12.0)
+    s = summarise([round_row(4.0, 3.0), round_row(None, None), round_row(None, None)])
+    assert s["ratio"] is None and s["ours_seconds_to_threshold"] is None and not s["goal_met"]
+    s = summarise([round_row(3.5, 3.0), round_row(5.0, 2.0), round_row(3.0, 4.0)])
+    assert s["ratio"] == pytest.approx(3.5) and s["goal_met"]
+    assert summarise([round_row(3.0, 3.0), round_row(5.0, 2.0)])["ratio"] == pytest.approx(4.0)
+
+
+def test_time_to_accuracy_block_says_when_ours_never_reached_the_threshold(tmp_path) -> None:
+    from bench.time_to_accuracy import summarise
+
+    rounds = [
+        {**round_row(3.0, 4.0), "seed": 0, "load_before": [2.5, 2.0, 1.5]},
+        {**round_row(None, None), "seed": 1, "load_before": [2.5, 2.0, 1.5]},
+    ]
+    for row in rounds:
+        row["adapt_first_crossing"] |= {"step": 600}
+        row["ours_steps_run"] = 1000
+    rounds[0]["ours_crossing"] |= {"step": 200}
+    rounds[1]["threshold_at_first_evaluation"] = True
+    figures = {
+        "pair": "fonts -> digits",
+        "steps": 1000,
+        "batch_size": 128,
+        "eval_every": 20,
+        "rounds": 2,
+        "contenders": {"ours": "ours", "adapt": "ADAPT"},
+        "load_before": [2.5, 2.0, 1.5],
+        "load_after": [2.75, 2.0, 1.5],
+        "summary": summarise(rounds),
+        "per_round": rounds,
+    }
+    (tmp_path / "time_to_accuracy.json").write_text(json.dumps(record(figures)))
+    block = performance_page.time_to_accuracy_block(performance_page.Results(tmp_path))
+    assert "| 0 | 2.5 | 0.500 | step 600, 12.0 s | 20.0 | step 200, 4.0 s | 3.00x |" in block
+    not_reached = "**not reached** in 1000 steps | - |"
+    assert "| 1 | 2.5 | 0.500 (a) | step 600, 12.0 s | 20.0 | " + not_reached in block
+    assert "(a) ADAPT's first evaluation already reached its final accuracy" in block
+    assert "2.5 / 2.0 / 1.5 before, 2.8 / 2.0 / 1.5 after" in block
+    assert "ADAPT / ours not reached; goal (>= 3x) **not met**" in block
