@@ -3,7 +3,8 @@
 Owns the named data sets (``catalog``; one module per file format: ``mnist``
 IDX/``.npz``, ``matlab`` for ``svhn``/``syn``, ``mnistm`` PNG folders, ``usps`` HDF5;
 ``fonts`` and ``digits`` need no files; ``tight`` cuts ``mnist`` and ``usps`` tight
-to the ink, black on white; ``download`` for ``--download``), the user's
+to the ink, black on white; ``texture`` blends them onto colour photographs, as MNIST-M
+is made; ``download`` for ``--download``), the user's
 own folders of images (``folders``, their decoded pixels kept between runs by
 ``decode_cache``), the ``tf.data`` streams the training reads (``pipeline``) and
 sample PNGs for trying a served model (``samples``). Every image goes through

@@ -1,7 +1,9 @@
 """Data sets by name or by folder: a ``--source``/``--target`` value gives a :class:`Domain`.
 
 ``fonts`` and ``digits`` need no files. ``mnist-tight`` and ``usps-tight`` are
-``mnist`` and ``usps`` cut tight to the ink, black on white (:mod:`dann_serve.data.tight`).
+``mnist`` and ``usps`` cut tight to the ink, black on white (:mod:`dann_serve.data.tight`);
+``mnist-texture`` and ``usps-texture`` are their digits blended onto colour photographs
+as MNIST-M is made (:mod:`dann_serve.data.texture`).
 The other names read ``<data-dir>/<name>/``
 (rule and default folder in :mod:`dann_serve.data.datadir`). A value that is a
 folder (``./digits`` for a folder that shares a name) is read by
@@ -75,6 +77,18 @@ def _usps_tight(data_dir: Path | None) -> Domain:
     return tight_variant(_usps(data_dir))
 
 
+def _mnist_texture(data_dir: Path | None) -> Domain:
+    from dann_serve.data.texture import texture_variant
+
+    return texture_variant(_mnist(data_dir))
+
+
+def _usps_texture(data_dir: Path | None) -> Domain:
+    from dann_serve.data.texture import texture_variant
+
+    return texture_variant(_usps(data_dir))
+
+
 LOADERS: dict[str, Loader] = {
     "fonts": _fonts,
     "digits": _digits,
@@ -85,6 +99,8 @@ LOADERS: dict[str, Loader] = {
     "usps": _usps,
     "mnist-tight": _mnist_tight,
     "usps-tight": _usps_tight,
+    "mnist-texture": _mnist_texture,
+    "usps-texture": _usps_texture,
 }
 
 
