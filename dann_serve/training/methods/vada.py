@@ -22,7 +22,7 @@ a cluster of target images. VADA adds the cluster assumption's two penalties:
 Where the numbers come from (the authors' code, ``run_dirtt.py`` and
 ``codebase/models``: source cross-entropy 1, domain 1e-2, source VAT 1, target
 entropy and target VAT 1e-2 each, radius 3.5, ``xi`` 1e-6; images in ``[-1, 1]``,
-instance-normalised by the network's first layer):
+and, with their ``--inorm``, instance-normalised by the network's first layer):
 
 - ``SOURCE_WEIGHT = 1``: source VAT weighs as much as the source cross-entropy, as
   there;
