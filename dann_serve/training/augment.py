@@ -11,6 +11,8 @@ step it cost as much as the weight update (bench/train_throughput.py).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import tensorflow as tf
 
 from dann_serve.data.pipeline import PREFETCH, to_unit_range
@@ -19,12 +21,20 @@ MAX_SHIFT = 0.1
 """Largest shift, as a fraction of the image side (3.2 px on a 32 px image)."""
 
 
-def training_batches(pairs: tf.data.Dataset, seed: int, shift: bool) -> tf.data.Dataset:
+def training_batches(
+    pairs: tf.data.Dataset,
+    seed: int,
+    shift: bool,
+    augment_source: Callable[[tf.Tensor, tf.Tensor], tf.Tensor] | None = None,
+) -> tf.data.Dataset:
     """``pairs`` (``paired_batches``) with float32 images in [0, 1], each image shifted
-    when ``shift``; element ``k`` is the batch of step ``k``.
+    when ``shift``, then the source half passed through ``augment_source(images,
+    seed)`` (the run's method's ``augment_source`` hook; ``seed`` is int64 ``[2]``,
+    the run's seed and the step); element ``k`` is the batch of step ``k``.
 
     The offsets are drawn for the whole global batch, source half first, so that every
-    replica of a distributed step slices the images one device would have used.
+    replica of a distributed step slices the images one device would have used; so is
+    the source augmentation.
     """
 
     def prepare(step: tf.Tensor, pair: tuple) -> tuple:
@@ -33,6 +43,8 @@ def training_batches(pairs: tf.data.Dataset, seed: int, shift: bool) -> tf.data.
         if shift:
             images = random_shift(images, seed, step)
         xs, xt = tf.split(images, 2)
+        if augment_source is not None:
+            xs = augment_source(xs, tf.stack([tf.cast(seed, tf.int64), tf.cast(step, tf.int64)]))
         return (xs, ys), (xt, yt)
 
     return pairs.enumerate().map(prepare).prefetch(PREFETCH)

@@ -58,7 +58,8 @@ class Trainer:
             self._build_state(config)
         # One global stream on every worker: each replica slices its share of a batch.
         pairs = paired_batches(source.train, target.train, config.batch_size, config.seed)
-        self.iterator = iter(training_batches(pairs, config.seed, config.augment))
+        batches = training_batches(pairs, config.seed, config.augment, self.method.augment_source)
+        self.iterator = iter(batches)
         self.label_loss = keras.metrics.Mean()
         self.domain_loss = keras.metrics.Mean()
         self.checkpoint = tf.train.Checkpoint(
@@ -141,7 +142,22 @@ class Trainer:
             # Losses, softmax and the reversal's weighting in float32 whatever the policy.
             label_logits = tf.cast(label_logits, tf.float32)
             domain_logits = tf.cast(domain_logits, tf.float32)
-            batch = Batch(ys, label_logits, size, replicas, self.source_share, self.target_share)
+            batch = Batch(
+                ys,
+                label_logits,
+                size,
+                replicas,
+                self.source_share,
+                self.target_share,
+                images=images,
+                classify=self._classify,
+                seed=tf.stack(
+                    [
+                        tf.constant(self.config.seed, tf.int64),
+                        tf.cast(self.optimizer.iterations, tf.int64),
+                    ]
+                ),
+            )
             source_loss = label_loss(ys, label_logits[:size], replicas)
             weights = self.method.domain_weights(batch)
             adversarial = domain_loss(domains, domain_logits, weights, replicas)
@@ -163,6 +179,12 @@ class Trainer:
         self.optimizer.apply_gradients(zip(gradients, variables, strict=True))
         self._update_target_share(label_logits[size:], replicas)
         return source_loss, adversarial
+
+    def _classify(self, images: tf.Tensor) -> tf.Tensor:
+        """Float32 label logits of the network being trained, in training mode: what a
+        method's term reads of images of its own (:attr:`Batch.classify`)."""
+        features = self.model.features(images, training=True)
+        return tf.cast(self.model.label_head(features, training=True), tf.float32)
 
     @property
     def _scales_loss(self) -> bool:

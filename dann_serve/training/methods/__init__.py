@@ -30,6 +30,8 @@ MODULES = (
     "weak_reversal",
     "class_weighted",
     "mcc",
+    "vada",
+    "dann_texture",
 )
 for _module in MODULES:
     import_module(f"{__name__}.{_module}")

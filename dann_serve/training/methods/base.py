@@ -13,7 +13,12 @@ domains are brought together:
   With 0 the domain head still trains, behind a reversal that passes nothing back,
   so its accuracy reads how separable the features are under any method;
 - each image's weight in the domain loss (:meth:`AdaptationMethod.domain_weights`);
-- terms added to the loss (:meth:`AdaptationMethod.extra_loss`).
+- terms added to the loss (:meth:`AdaptationMethod.extra_loss`), which may apply the
+  network being trained to images of their own (:attr:`Batch.classify`), as virtual
+  adversarial training does;
+- what the source images look like before the step sees them
+  (:meth:`AdaptationMethod.augment_source`): a method that trains on a source made
+  to look like more domains (domain randomisation) says how, here.
 
 The method modules are imported by ``dann-serve --help`` and by the report, which
 never load TensorFlow (seconds of start-up): hooks import it when they first run.
@@ -21,6 +26,7 @@ never load TensorFlow (seconds of start-up): hooks import it when they first run
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
@@ -37,6 +43,14 @@ class Batch:
     ``label_logits`` (float32 under any precision) holds the source rows first, then
     as many target rows. Terms follow :class:`dann_serve.training.losses.Replicas`:
     each returns this replica's part of the global batch's value.
+
+    ``images`` are the images the logits were computed from (this replica's, source
+    rows first, float32 in ``[0, 1]`` after the batch's shifts and any source
+    augmentation), ``classify`` maps images like them to float32 label logits
+    through the network being trained, in training mode, and ``seed`` (int64
+    ``[2]``: the run's seed and the step) seeds stateless random draws, so that a
+    resumed run draws what an uninterrupted one would have. Hand-built batches may
+    leave them out.
     """
 
     source_labels: tf.Tensor  # int64 [n]
@@ -45,6 +59,9 @@ class Batch:
     replicas: Replicas
     source_share: tf.Tensor  # the source's class proportions, from its labels
     target_share: tf.Tensor  # the target's as the model predicts them (a moving average)
+    images: tf.Tensor | None = None  # [2n, 32, 32, 3]
+    classify: Callable[[tf.Tensor], tf.Tensor] | None = None
+    seed: tf.Tensor | None = None
 
     @property
     def source_logits(self) -> tf.Tensor:
@@ -79,3 +96,10 @@ class AdaptationMethod:
     def extra_loss(self, batch: Batch) -> tf.Tensor | None:
         """A term added, as it is, to this replica's loss; None for none."""
         return None
+
+    def augment_source(self, images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+        """The source half of a training batch (float32 ``[n, 32, 32, 3]`` in ``[0, 1]``,
+        shifted) as the step is to see it; ``seed`` (int64 ``[2]``: the run's seed and
+        the step) makes any random draw a function of the step. Labels, the target
+        half and evaluation are left alone. Runs on the input pipeline's threads."""
+        return images
