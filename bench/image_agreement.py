@@ -31,6 +31,7 @@ import tensorflow as tf
 from PIL import Image
 
 from bench._common import Result, argument_parser, newest_version, tiny_export
+from dann_client.framing import ink_box
 from dann_client.preprocessing import image_to_array, to_model_input
 from dann_serve.data.mnist import IMAGES_MAGIC, read_idx
 from dann_serve.data.tight import tight_crop
@@ -75,8 +76,8 @@ def encodings(digits: np.ndarray) -> dict[str, list[bytes]]:
 
 def _tight(digit: np.ndarray) -> np.ndarray:
     """The digit's ink (any pixel above 0) and nothing around it."""
-    rows, columns = np.flatnonzero(digit.any(axis=1)), np.flatnonzero(digit.any(axis=0))
-    return digit[rows[0] : rows[-1] + 1, columns[0] : columns[-1] + 1]
+    top, left, bottom, right = ink_box(digit > 0)
+    return digit[top:bottom, left:right]
 
 
 def _labels(function, inputs: np.ndarray) -> np.ndarray:

@@ -111,15 +111,22 @@ def place(pixels: np.ndarray, background: np.ndarray) -> Placement | None:
     if 2 * between > distance.size:
         return None
     ink = distance > threshold
-    rows, columns = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
-    top, bottom, left, right = rows[0], rows[-1] + 1, columns[0], columns[-1] + 1
+    top, left, bottom, right = ink_box(ink)
     mass = np.where(ink, distance, 0)[top:bottom, left:right].astype(np.int64)
     total = int(mass.sum())
     longer = max(bottom - top, right - left)
     height, width = _scaled(bottom - top, longer), _scaled(right - left, longer)
     row = _corner(int(mass.sum(axis=1) @ np.arange(bottom - top)), total, bottom - top, height)
     column = _corner(int(mass.sum(axis=0) @ np.arange(right - left)), total, right - left, width)
-    return Placement(int(top), int(left), int(bottom), int(right), height, width, row, column)
+    return Placement(top, left, bottom, right, height, width, row, column)
+
+
+def ink_box(ink: np.ndarray) -> tuple[int, int, int, int]:
+    """``(top, left, bottom, right)`` of the True pixels of bool ``[H, W]`` (at least
+    one), the last two exclusive: the box a digit is cut to, here and wherever a digit
+    is cut tight to its ink (``dann_serve.data.tight``)."""
+    rows, columns = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
+    return int(rows[0]), int(columns[0]), int(rows[-1]) + 1, int(columns[-1]) + 1
 
 
 def _scaled(side: int, longer: int) -> int:

@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image
 
 from dann_client.contract import BACKGROUND_NEAR
+from dann_client.framing import ink_box
 from dann_client.preprocessing import lay_out_images
 from dann_serve.data.domain import Domain, Split
 
@@ -34,10 +35,10 @@ def tight_crop(grey: np.ndarray, side: int = SIDE) -> np.ndarray:
     Stretching the box to fill the square instead would change the digit itself (a 1
     becomes a bar as wide as it is tall), which no framing can undo."""
     ink = grey > BACKGROUND_NEAR
-    rows, columns = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
-    if len(rows) == 0:  # no ink: a blank square of paper
+    if not ink.any():  # no ink: a blank square of paper
         return np.full((side, side), 255, np.uint8)
-    box = grey[rows[0] : rows[-1] + 1, columns[0] : columns[-1] + 1]
+    top, left, bottom, right = ink_box(ink)
+    box = grey[top:bottom, left:right]
     longer = max(box.shape)
     square = np.zeros((longer, longer), np.uint8)
     top, left = (longer - box.shape[0]) // 2, (longer - box.shape[1]) // 2
