@@ -44,10 +44,17 @@ def training_batches(
             images = random_shift(images, seed, step)
         xs, xt = tf.split(images, 2)
         if augment_source is not None:
-            xs = augment_source(xs, tf.stack([tf.cast(seed, tf.int64), tf.cast(step, tf.int64)]))
+            xs = augment_source(xs, step_seed(seed, step))
         return (xs, ys), (xt, yt)
 
     return pairs.enumerate().map(prepare).prefetch(PREFETCH)
+
+
+def step_seed(seed: int | tf.Tensor, step: int | tf.Tensor) -> tf.Tensor:
+    """int64 ``[2]``, the run's seed and the step: what every random draw of a step is
+    made from (``tf.random.stateless_*``), so that a resumed run, which restores the
+    step but no generator's state, draws what an unbroken one would have."""
+    return tf.stack([tf.cast(seed, tf.int64), tf.cast(step, tf.int64)])
 
 
 def random_shift(
@@ -63,7 +70,7 @@ def random_shift(
     """
     offsets = tf.random.stateless_uniform(
         [tf.shape(images)[0], 2],
-        seed=tf.stack([tf.cast(seed, tf.int64), tf.cast(step, tf.int64)]),
+        seed=step_seed(seed, step),
         minval=-max_shift,
         maxval=max_shift,
     ) * tf.cast(tf.shape(images)[1:3], tf.float32)  # (dy, dx) in pixels

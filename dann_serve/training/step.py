@@ -19,7 +19,7 @@ from dann_client.contract import NUM_CLASSES
 from dann_serve.config import TrainConfig
 from dann_serve.data import Domain
 from dann_serve.data.pipeline import paired_batches
-from dann_serve.training.augment import training_batches
+from dann_serve.training.augment import step_seed, training_batches
 from dann_serve.training.distribute import Placement
 from dann_serve.training.evaluation import build_network, pair_accuracies
 from dann_serve.training.losses import (
@@ -151,12 +151,7 @@ class Trainer:
                 self.target_share,
                 images=images,
                 classify=self._classify,
-                seed=tf.stack(
-                    [
-                        tf.constant(self.config.seed, tf.int64),
-                        tf.cast(self.optimizer.iterations, tf.int64),
-                    ]
-                ),
+                seed=step_seed(self.config.seed, self.optimizer.iterations),
             )
             source_loss = label_loss(ys, label_logits[:size], replicas)
             weights = self.method.domain_weights(batch)
