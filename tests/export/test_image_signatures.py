@@ -156,7 +156,7 @@ def _agreement(files: list[bytes]) -> tuple[int, float]:
     ["png tight black on white", "png tight 16x16 black on white", "png wide margin 60x44 rgb"],
 )
 def test_the_graph_frames_digits_as_the_client_does(mnist: np.ndarray, kind: str) -> None:
-    """300 MNIST digits cut tight (black on white, as they are or stretched to 16x16) or
+    """300 MNIST digits cut tight (black on white, as they are or shrunk to 16x16, shape kept) or
     in wide margins: the graph finds the same ink, box and centre as the client (a pixel
     of shift would differ by up to 255 levels), and its resize is within two levels of
     Pillow's (printed: the largest difference and the share of pixels that differ)."""
