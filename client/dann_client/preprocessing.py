@@ -34,11 +34,10 @@ def layout_batch(images: np.ndarray) -> np.ndarray:
     Accepts MNIST-layout grey images ``[N, 28, 28]`` or ``[N, 28, 28, 1]`` (padded
     with 2 pixels per side of each image's background, its border's most common
     level, so that black ink on white gains no black frame; then the channel
-    repeated), grey
-    ``[N, 32, 32]`` or ``[N, 32, 32, 1]`` (channel repeated), and ``[N, 32, 32, 3]``
-    (unchanged). These sizes are laid out already: they are never framed
-    (``dann_client.framing``). Keeping uint8 here lets data sets stay four times
-    smaller in memory than floats.
+    repeated), grey ``[N, 32, 32]`` or ``[N, 32, 32, 1]`` (channel repeated), and
+    ``[N, 32, 32, 3]`` (unchanged). These sizes are laid out already: they are never
+    framed (``dann_client.framing``). Keeping uint8 here lets data sets stay four
+    times smaller in memory than floats.
     """
     images = np.asarray(images)
     if images.dtype != np.uint8:

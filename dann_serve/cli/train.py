@@ -40,8 +40,9 @@ from dann_serve.runtime import load_tensorflow
 @click.option(
     "--select",
     is_flag=True,
-    help="Train every candidate method (source-only, DANN and its variants) on the same "
-    "data and keep the one --criterion ranks first; no target label is read.",
+    help="Train four candidate methods (source-only, dann, dann-cw, and cdan where the "
+    "domains start far apart or dann-weak where close) on the same data and keep the one "
+    "--criterion ranks first; no target label is read.",
 )
 @criterion_option()
 def train(
