@@ -29,6 +29,7 @@ and after and recorded with each round.
 
 from __future__ import annotations
 
+import argparse
 import os
 import statistics
 import tempfile
@@ -107,6 +108,7 @@ def summarise(rounds: list[dict]) -> dict:
 
 
 def load() -> list[float]:
+    """The load average (1, 5, 15 min): every figure here is read against it."""
     return [round(x, 2) for x in os.getloadavg()]
 
 
@@ -127,7 +129,7 @@ def describe(row: dict) -> str:
     return text
 
 
-def run_round(seed: int, data: Path, scratch: Path, args) -> dict:
+def run_round(seed: int, data: Path, scratch: Path, args: argparse.Namespace) -> dict:
     """ADAPT's full run, then ours up to ADAPT's final accuracy."""
     options = ["--steps", str(args.steps), "--batch-size", str(args.batch_size)]
     options += ["--eval-every", str(args.eval_every)]
@@ -150,7 +152,7 @@ def shown(value: float | None, unit: str) -> str:
     return "not reached" if value is None else f"{value:.2f}{unit}"
 
 
-def report(summary: dict, args, loads: tuple[list, list]) -> None:
+def report(summary: dict, args: argparse.Namespace, loads: tuple[list, list]) -> None:
     s = summary
     print(
         f"\nfonts -> digits, ADAPT {args.steps} steps, evaluation every {args.eval_every}, "

@@ -19,6 +19,7 @@ import json
 import os
 import time
 import warnings
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
@@ -101,7 +102,7 @@ class Curve:
     def start(self) -> None:
         self.started = time.perf_counter()
 
-    def after_step(self, step: int, last: bool, evaluate) -> bool:
+    def after_step(self, step: int, last: bool, evaluate: Callable[[], float]) -> bool:
         """Evaluate when due (``evaluate()`` gives the target accuracy); True: stop."""
         paused = time.perf_counter()
         if step == 1:
@@ -353,6 +354,8 @@ def main() -> None:
         "--stop-at", type=float, default=None, help="with --eval-every: stop on reaching it"
     )
     args = parser.parse_args()
+    if args.eval_every < 0:
+        parser.error("--eval-every must be 0 (no curve) or more")
     if args.stop_at is not None and not args.eval_every:
         parser.error("--stop-at needs --eval-every")
     source, target = load_pair(args.data)
