@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from dann_serve.data.catalog import stored_as
 from dann_serve.data.datadir import dataset_dir
 from dann_serve.data.domain import DatasetError
 from dann_serve.progress import progress_bar
@@ -100,8 +101,6 @@ def download_datasets(
     """
     remotes = REMOTES if remotes is None else remotes
     written = []
-    from dann_serve.data.catalog import stored_as
-
     for name in dict.fromkeys(stored_as(name) for name in names):
         folder = dataset_dir(name, data_dir)
         wanted = [r for r in remotes.get(name, ()) if not _already_there(name, folder, r)]
