@@ -47,6 +47,7 @@ from dann_client.contract import (
 
 FIRST = (IMAGE_SIZE - MNIST_SIZE) // 2
 """Row and column of 32x32 where MNIST's 28x28 frame begins (its padding is 2 pixels)."""
+_LEVELS = 256  # uint8 grey levels: one histogram bin each
 
 
 def border_colour(pixels: np.ndarray) -> np.ndarray:
@@ -67,9 +68,6 @@ def border_colour(pixels: np.ndarray) -> np.ndarray:
     rows += _LEVELS * np.arange(len(rows))[:, None]  # one histogram per image and channel
     counts = np.bincount(rows.ravel(), minlength=_LEVELS * len(rows)).reshape(-1, _LEVELS)
     return cast(np.ndarray, counts.argmax(axis=1).reshape(*lead, channels))
-
-
-_LEVELS = 256
 
 
 def difference(pixels: np.ndarray, colour: np.ndarray) -> np.ndarray:
