@@ -124,3 +124,22 @@ def test_vada_trains_two_steps_with_its_term(tiny_pair, tmp_path):
     rows = read_metrics(tmp_path / "run" / "metrics.csv")
     assert all(np.isfinite(float(row["label_loss"])) for row in rows)
     assert float(rows[-1]["lambda"]) > 0.0  # DANN's reversal, as the method promises
+
+
+def test_the_trainer_gives_a_method_the_runs_seed_and_the_step(tiny_source, tiny_target):
+    """``Batch.seed`` is (the run's seed, the step), the pair the data stream's draws
+    use: what makes a method's own draws, VAT's directions, resume as they ran."""
+    from dann_serve.training.methods import AdaptationMethod
+    from dann_serve.training.step import Trainer
+
+    seen = tf.Variable(tf.zeros([2], tf.int64))
+
+    class Recording(AdaptationMethod):
+        def extra_loss(self, batch: Batch) -> None:
+            seen.assign(batch.seed)
+
+    trainer = Trainer(TrainConfig(seed=7, batch_size=32), tiny_source, tiny_target)
+    trainer.method = Recording()
+    for step in range(3):
+        trainer.train_step()
+        assert seen.numpy().tolist() == [7, step]
