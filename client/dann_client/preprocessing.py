@@ -15,14 +15,14 @@ import stat
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from dann_client.background import AUTO, Background, flatten
 from dann_client.contract import IMAGE_SIZE, INPUT_SHAPE, MNIST_SIZE
 from dann_client.errors import ImageError
-from dann_client.framing import FIRST, border_colour, frame
+from dann_client.framing import FIRST, border_colour, frame, reframe
 
 if TYPE_CHECKING:
     from PIL.Image import Image as PILImage
@@ -35,9 +35,13 @@ def layout_batch(images: np.ndarray) -> np.ndarray:
     with 2 pixels per side of each image's background, its border's most common
     level, so that black ink on white gains no black frame; then the channel
     repeated), grey ``[N, 32, 32]`` or ``[N, 32, 32, 1]`` (channel repeated), and
-    ``[N, 32, 32, 3]`` (unchanged). These sizes are laid out already: they are never
-    framed (``dann_client.framing``). Keeping uint8 here lets data sets stay four
-    times smaller in memory than floats.
+    ``[N, 32, 32, 3]`` (unchanged). Keeping uint8 here lets data sets stay four times
+    smaller in memory than floats.
+
+    A layout step only, never framing: its callers hand it arrays laid out already
+    (the loaders of data sets that keep their own layout, MNIST's and SVHN's; arrays
+    given to the client as the model's input). Whether a user's 28x28 or 32x32 image
+    follows the framing rule is decided where files are read (:func:`image_to_array`).
     """
     images = np.asarray(images)
     if images.dtype != np.uint8:
@@ -89,11 +93,13 @@ def load_image(
     *,
     background: Background = AUTO,
     max_pixels: int = MAX_PIXELS,
+    keep_layout: bool = False,
 ) -> np.ndarray:
     """Read one image file into the model layout: uint8 ``[32, 32, 3]`` RGB.
 
     Transparency is flattened onto ``background`` (``dann_client.background``: by
-    default black behind light ink, white behind dark ink). Raises ``ImageError``
+    default black behind light ink, white behind dark ink); ``keep_layout`` as in
+    :func:`image_to_array`. Raises ``ImageError``
     with a short reason (no such file, not an image, truncated, too large) so that
     a caller can report the file and move on.
     """
@@ -107,7 +113,7 @@ def load_image(
             with Image.open(path) as image:
                 _check_size(image.size, max_pixels)
                 image.load()
-                return image_to_array(image, background=background)
+                return image_to_array(image, background=background, keep_layout=keep_layout)
     except ImageError:
         raise
     except UnidentifiedImageError:
@@ -123,16 +129,21 @@ def load_image(
         raise ImageError(_failure(error)) from None
 
 
-def image_to_array(image: PILImage, *, background: Background = AUTO) -> np.ndarray:
+def image_to_array(
+    image: PILImage, *, background: Background = AUTO, keep_layout: bool = False
+) -> np.ndarray:
     """An opened PIL image -> uint8 ``[32, 32, 3]``, by the rules of DESIGN.md.
 
     EXIF orientation first, so that photos come out upright; then grey images of
     the MNIST (28x28) or model (32x32) size take the exact array path of
     ``layout_batch``, which is what keeps training and serving bit-identical for
-    those; everything else is flattened to RGB; an RGB 32x32 image is taken as laid
-    out; any other size is framed like MNIST's digits when its background is plain
-    (``dann_client.framing``), else fitted whole into the 32x32 square, padded with
-    its border's colour (``_fit_square``).
+    those; everything else is flattened to RGB. A grey 28x28 or 32x32 image, or an RGB
+    32x32 one, passes through as laid out when it follows the framing rule already or
+    is not plain, and is framed otherwise (``framing.reframe``); ``keep_layout`` passes
+    it through unchecked, for a named data set whose images keep their own layout
+    (MNIST-M). Any other size is framed like MNIST's digits when its background is
+    plain (``dann_client.framing``), else fitted whole into the 32x32 square, padded
+    with its border's colour (``_fit_square``).
     """
     from PIL import ImageOps
 
@@ -142,14 +153,20 @@ def image_to_array(image: PILImage, *, background: Background = AUTO) -> np.ndar
         image = image.convert("L")
     grey = _grey_array(image)
     if grey is not None and grey.shape in {(MNIST_SIZE, MNIST_SIZE), (IMAGE_SIZE, IMAGE_SIZE)}:
-        return cast(np.ndarray, layout_batch(grey[None])[0])
+        return _own_size(layout_batch(grey[None])[0], len(grey), keep_layout)
     rgb = _to_rgb(image, grey, background)
     pixels = _pixels(rgb)
     if rgb.size == (IMAGE_SIZE, IMAGE_SIZE):
-        return pixels
+        return _own_size(pixels, IMAGE_SIZE, keep_layout)
     fill = border_colour(pixels)
     framed = frame(pixels, fill)
     return framed if framed is not None else _fit_square(rgb, fill)
+
+
+def _own_size(laid_out: np.ndarray, side: int, keep_layout: bool) -> np.ndarray:
+    """An image of the model's own sizes, as laid out, or framed (``framing.reframe``)."""
+    framed = None if keep_layout else reframe(laid_out, side)
+    return laid_out if framed is None else framed
 
 
 def lay_out_images(images: np.ndarray) -> np.ndarray:
@@ -166,14 +183,15 @@ def lay_out_images(images: np.ndarray) -> np.ndarray:
 
 
 def load_images(
-    paths: Iterable[str | Path], *, background: Background = AUTO
+    paths: Iterable[str | Path], *, background: Background = AUTO, keep_layout: bool = False
 ) -> tuple[np.ndarray, list[tuple[str, str]]]:
     """Read many files: the stacked batch of the readable ones, and ``(path, reason)``
-    for the others. Convenient for data sets of image files on the training side."""
+    for the others. Convenient for data sets of image files on the training side
+    (``keep_layout`` as in :func:`image_to_array`)."""
     arrays, failures = [], []
     for path in paths:
         try:
-            arrays.append(load_image(path, background=background))
+            arrays.append(load_image(path, background=background, keep_layout=keep_layout))
         except ImageError as error:
             failures.append((str(path), str(error)))
     batch = np.stack(arrays) if arrays else np.zeros((0, *INPUT_SHAPE), np.uint8)

@@ -1,6 +1,8 @@
 """Framing (docs/ARCHITECTURE.md, Preprocessing): a digit on a plain background reaches
-the model framed as MNIST frames its digits, whatever its crop, colours or margins; a
-photograph or texture is fitted whole; MNIST's own 28x28 layout keeps its background."""
+the model framed as MNIST frames its digits, whatever its crop, colours, margins or size
+(the model's own 28x28 and 32x32 included); a photograph or texture is fitted whole; a
+digit laid out as MNIST lays it out already passes through untouched, on its own
+background."""
 
 from __future__ import annotations
 
@@ -47,16 +49,44 @@ def _framed(grey: np.ndarray) -> np.ndarray:
     return image_to_array(Image.fromarray(np.ascontiguousarray(grey))).astype(int)
 
 
-def test_a_28x28_black_on_white_digit_keeps_a_white_border(tmp_path):
-    digit = np.asarray(Image.fromarray(_digit()).resize((20, 27)))
-    paper = np.full((28, 28), 255, np.uint8)
-    paper[1:28, 4:24] = digit
-    Image.fromarray(paper).save(tmp_path / "digit.png")
+def _tight_digit() -> np.ndarray:
+    digit = _digit()
+    top, bottom, left, right = _ink_box(digit)
+    return digit[top:bottom, left:right]
 
+
+def _square(tight: np.ndarray, margin: int, size: int) -> np.ndarray:
+    """``tight`` centred in a square of white ``margin`` pixels beyond its longer side,
+    resized to ``size`` x ``size``: with no margin, a square cut tight to the ink."""
+    height, width = tight.shape
+    side = max(height, width) + 2 * margin
+    rows, columns = side - height, side - width
+    square = np.pad(
+        tight,
+        ((rows // 2, rows - rows // 2), (columns // 2, columns - columns // 2)),
+        constant_values=255,
+    )
+    return np.asarray(Image.fromarray(square).resize((size, size), Image.Resampling.BILINEAR))
+
+
+def _white_border(laid_out: np.ndarray) -> bool:
+    return bool((laid_out[:2] == 255).all() and (laid_out[-2:] == 255).all()) and bool(
+        (laid_out[:, :2] == 255).all() and (laid_out[:, -2:] == 255).all()
+    )
+
+
+def test_a_28x28_black_on_white_digit_keeps_a_white_border(tmp_path):
+    """In MNIST's layout it passes through padded with white, otherwise untouched; cut
+    tight to its ink, it is framed, on white as well."""
+    paper = _framed(_digit())[2:30, 2:30, 0].astype(np.uint8)  # MNIST's 28x28 layout
+    Image.fromarray(paper).save(tmp_path / "digit.png")
     for laid_out in (layout_batch(paper[None])[0], load_image(tmp_path / "digit.png")):
-        assert (laid_out[:2] == 255).all() and (laid_out[-2:] == 255).all()
-        assert (laid_out[:, :2] == 255).all() and (laid_out[:, -2:] == 255).all()
+        assert _white_border(laid_out)
         np.testing.assert_array_equal(laid_out[2:30, 2:30, 1], paper)  # otherwise untouched
+    tight = _square(_tight_digit(), 0, 28)
+    Image.fromarray(tight).save(tmp_path / "tight.png")
+    framed = load_image(tmp_path / "tight.png")
+    assert _white_border(framed) and (framed != layout_batch(tight[None])[0]).any()
 
 
 def test_each_image_of_a_batch_is_padded_with_its_own_background():
@@ -68,8 +98,7 @@ def test_each_image_of_a_batch_is_padded_with_its_own_background():
 
 def test_tight_full_frame_and_wide_margin_copies_give_the_same_input():
     digit = _digit()
-    top, bottom, left, right = _ink_box(digit)
-    tight = digit[top:bottom, left:right]
+    tight = _tight_digit()
     assert (tight[0] < 255).any() and (tight[:, 0] < 255).any()  # the ink touches the edges
     wide = np.pad(tight, ((50, 30), (20, 70)), constant_values=255)
     reference = _framed(tight)
@@ -83,6 +112,57 @@ def test_tight_full_frame_and_wide_margin_copies_give_the_same_input():
         larger = _framed(np.asarray(Image.fromarray(wide).resize(size)))
         assert np.abs(larger - reference).mean() < 6
         assert np.abs(_centre(larger) - _centre(reference)).max() < 0.5
+
+
+@pytest.mark.parametrize("size", [28, 32])
+def test_digits_of_the_models_own_sizes_are_framed_whatever_their_crop(size):
+    """A 28x28 or 32x32 copy of the digit, cut tight to its ink, full-frame or in wide
+    margins, black on white, white on black or RGB, comes out as the digit framed from
+    its larger original does: within a few grey levels on average (each copy was
+    resampled once more, to its small size), its centre within about half a pixel, as
+    the placement rounds it (a pixel of shift would differ by about 12 levels on
+    average; the copies laid out unframed differ by 15 to 60)."""
+    tight = _tight_digit()
+    reference = _framed(tight)
+    for margin in (0, 3, 10):  # the ink's longer side spans all, 80% or 60% of the square
+        copy = _square(tight, margin, size)
+        for pixels, negative in ((copy, False), (255 - copy, True), (np.dstack([copy] * 3), False)):
+            framed = _framed(pixels)
+            framed = 255 - framed if negative else framed
+            assert np.abs(framed - reference).mean() < 8, (margin, negative)
+            assert np.abs(_centre(framed) - _centre(reference)).max() < 0.6, (margin, negative)
+
+
+def test_a_digit_laid_out_as_mnist_lays_it_out_passes_through_untouched():
+    """Framed once, read again as a 32x32 file (RGB or grey) or as its 28x28 middle, it
+    is the same bytes, and so is a copy a pixel off MNIST's centre (within the rule's
+    slack, as a tenth of MNIST's own digits are); two or three pixels off, it is framed
+    back to where it was."""
+    laid_out = _framed(_digit()).astype(np.uint8)
+    for shift in ((0, 0), (1, 0), (0, -1), (1, 1)):
+        moved = np.roll(laid_out, shift, axis=(0, 1))  # paper all around: white rolls in
+        for image in (moved, moved[..., 0], moved[2:30, 2:30, 0]):
+            np.testing.assert_array_equal(_framed(image), layout_batch(image[None])[0], shift)
+    for shift in ((2, 0), (0, -3), (3, 3)):
+        moved = np.roll(laid_out, shift, axis=(0, 1))
+        np.testing.assert_array_equal(_framed(moved), laid_out, shift)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_32x32_photograph_or_texture_passes_through_untouched(seed):
+    photo = _texture(32, 32, seed)
+    photo[10:20, 12:18] = 0  # a dark object on it, as in a photograph of a digit
+    assert place(photo, border_colour(photo)) is None
+    np.testing.assert_array_equal(image_to_array(Image.fromarray(photo)), photo)
+
+
+def test_a_data_set_that_keeps_its_own_layout_is_not_framed(tmp_path):
+    """``keep_layout`` (MNIST-M's loader): a 32x32 image is taken as it is, even a digit
+    cut tight to its ink, which a user's file would have framed."""
+    tight = np.dstack([_square(_tight_digit(), 0, 32)] * 3)
+    Image.fromarray(tight).save(tmp_path / "tight.png")
+    np.testing.assert_array_equal(load_image(tmp_path / "tight.png", keep_layout=True), tight)
+    assert (load_image(tmp_path / "tight.png") != tight).any()
 
 
 def _centre(framed: np.ndarray) -> np.ndarray:

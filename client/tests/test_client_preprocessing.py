@@ -12,7 +12,7 @@ import zlib
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from dann_client.errors import ImageError
 from dann_client.framing import border_colour
@@ -29,8 +29,19 @@ from dann_client.preprocessing import (
 RED, BLUE, WHITE, BLACK = (255, 0, 0), (0, 0, 255), (255, 255, 255), (0, 0, 0)
 
 
+def _mnist_like() -> np.ndarray:
+    """A 0 laid out as MNIST lays out its digits, uint8 grey ``[28, 28]``: white on black,
+    antialiased, its ink in a box 20 pixels tall, centred on (14, 14). Random pixels
+    would not do: uniform grey noise counts as ink on a plain background about half the
+    time (a quarter of its edge pixels lie within 32 levels of the most common one), and
+    would be framed, as any 28x28 or 32x32 digit off MNIST's layout is."""
+    big = Image.new("L", (28 * 4, 28 * 4), 0)
+    ImageDraw.Draw(big).ellipse([9 * 4, 4 * 4, 19 * 4, 24 * 4], outline=255, width=3 * 4)
+    return np.asarray(big.resize((28, 28), Image.Resampling.BILINEAR))
+
+
 def test_mnist_grey_28x28_is_padded_bit_for_bit(tmp_path):
-    digit = np.random.default_rng(1).integers(0, 256, (28, 28), dtype=np.uint8)
+    digit = _mnist_like()
     Image.fromarray(digit).save(tmp_path / "digit.png")
 
     loaded = load_image(tmp_path / "digit.png")
@@ -48,23 +59,24 @@ def test_rgb_32x32_passes_through_unchanged(tmp_path):
 
 
 def test_grey_32x32_repeats_the_channel(tmp_path):
-    grey = np.random.default_rng(3).integers(0, 256, (32, 32), dtype=np.uint8)
+    grey = 255 - np.pad(_mnist_like(), 2)
     Image.fromarray(grey).save(tmp_path / "grey.png")
     np.testing.assert_array_equal(load_image(tmp_path / "grey.png"), np.stack([grey] * 3, -1))
 
 
 def test_rgba_transparency_is_flattened_onto_the_background(tmp_path):
     pixels = np.zeros((32, 32, 4), np.uint8)
-    pixels[:, :16] = (*BLUE, 255)  # opaque blue left half
-    pixels[:, 16:] = (0, 255, 0, 0)  # fully transparent green right half
+    pixels[...] = (0, 255, 0, 0)  # fully transparent green
+    pixels[6:26, 11:21] = (*BLUE, 255)  # an opaque blue bar where MNIST puts its ink
+
     Image.fromarray(pixels, "RGBA").save(tmp_path / "rgba.png")
 
     on_white = load_image(tmp_path / "rgba.png")
     on_black = load_image(tmp_path / "rgba.png", background=BLACK)
 
     assert on_white.shape == (32, 32, 3)
-    assert tuple(on_white[5, 5]) == BLUE and tuple(on_white[5, 25]) == WHITE
-    assert tuple(on_black[5, 25]) == BLACK
+    assert tuple(on_white[10, 15]) == BLUE and tuple(on_white[10, 25]) == WHITE
+    assert tuple(on_black[10, 15]) == BLUE and tuple(on_black[10, 25]) == BLACK
 
 
 def test_palette_with_transparency_is_flattened(tmp_path):
@@ -82,7 +94,9 @@ def test_palette_with_transparency_is_flattened(tmp_path):
 
 
 def test_16_bit_grey_is_scaled_not_clipped(tmp_path):
-    values = (np.arange(32 * 32, dtype=np.uint16) * 64).reshape(32, 32)
+    noise = np.random.default_rng(4).integers(0, 129, (32, 32))  # below half a level
+    values = (np.pad(_mnist_like(), 2).astype(np.uint16) * 257 + noise).clip(0, 65535)
+    values = values.astype(np.uint16)
     Image.fromarray(values).save(tmp_path / "grey16.png")
     assert Image.open(tmp_path / "grey16.png").mode == "I;16"
 

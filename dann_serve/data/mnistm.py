@@ -9,8 +9,11 @@ The layout is the one the original ``mnist_m.tar.gz`` unpacks to, placed in
 Each label file has one ``<file name> <label>`` line per image (blank lines are
 skipped); the images are read in that order. They are image files, so they go
 through the client's own image reader (:func:`dann_client.preprocessing.load_images`),
-the same code that prepares a user's PNG for the served model: MNIST-M's 32x32 RGB
-passes through unchanged, any other size is fitted and resized as the client would.
+the same code that prepares a user's PNG for the served model, told that the data set
+keeps its own layout: MNIST-M's 32x32 RGB passes through unchanged, never checked
+against the framing rule (its digits are MNIST's, laid out as MNIST lays them; a
+photograph patch that happens to look plain must not move one), and any other size is
+framed or fitted as the client would.
 """
 
 from __future__ import annotations
@@ -55,7 +58,7 @@ def read_label_list(path: Path) -> tuple[list[str], np.ndarray]:
 def read_png_split(folder: Path, label_list: Path) -> Split:
     """The images a label list names, from ``folder``, with their labels."""
     names, labels = read_label_list(label_list)
-    images, failures = load_images(folder / name for name in names)
+    images, failures = load_images((folder / name for name in names), keep_layout=True)
     if failures:
         path, reason = failures[0]
         more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""

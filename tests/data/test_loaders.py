@@ -290,6 +290,10 @@ def mnistm_dir(data_dir: Path, rng: np.random.Generator) -> tuple[Path, np.ndarr
     """The original archive's layout: PNG folders beside ``<folder>_labels.txt`` lists."""
     root = data_dir / "mnistm"
     images = rng.integers(0, 256, size=(COUNT, 32, 32, 3), dtype=np.uint8)
+    # One on a plain ground, off MNIST's layout (a bar the full height), which a user's
+    # file would have framed: the data set keeps its own layout.
+    images[0] = 0
+    images[0, :, 10:14] = 255
     labels = (np.arange(COUNT) * 3) % 10
     for stem in ("mnist_m_train", "mnist_m_test"):
         (root / stem).mkdir(parents=True)
