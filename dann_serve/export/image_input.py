@@ -9,9 +9,11 @@ docs/ARCHITECTURE.md), which stay the reference:
   bit for bit;
 - transparency is flattened by the ``auto`` rule (:func:`flatten_alpha`), with
   Pillow's own integer ``alpha_composite`` arithmetic;
-- RGB 32x32 passes unchanged; anything else is framed like MNIST's digits where its
-  background is plain, else fitted whole into the 32x32 square
-  (:mod:`dann_serve.export.image_layout`, the client's :mod:`dann_client.framing`).
+- grey 28x28 and 32x32 and RGB 32x32 pass unchanged (but for that padding) when they
+  follow the framing rule already or their background is not plain, and are framed
+  otherwise; anything else is framed like MNIST's digits where its background is plain,
+  else fitted whole into the 32x32 square (:mod:`dann_serve.export.image_layout`, the
+  client's :mod:`dann_client.framing`).
 
 What TensorFlow's decoders cannot do is not emulated: EXIF orientation is ignored
 (no TensorFlow decoder reads it), a GIF's transparent pixels come out black and the
@@ -33,7 +35,7 @@ from dann_client.contract import (
     LUMINANCE_WEIGHTS,
     MNIST_SIZE,
 )
-from dann_serve.export.image_layout import border_colour, frame_or_fit
+from dann_serve.export.image_layout import frame_or_fit, lay_out_own_size
 
 # How many images one call decodes at once (tf.map_fn's parallel_iterations): enough
 # for two cores, few enough that a batch of large images is not held whole in memory.
@@ -51,8 +53,8 @@ def decode_images(contents: tf.Tensor) -> tf.Tensor:
 
     Most files sent are 8-bit PNGs the size of the model's input, RGB 32x32 (what
     ``dann-client`` sends over REST) or grey 28x28 or 32x32 (MNIST-like): their
-    header says so, and a loop that only decodes and pads them is three times faster
-    than the general one, whose branches cost their every node per image even when
+    header says so, and a loop that only decodes and lays them out is faster than the
+    general one, whose branches cost their every node per image even when
     not taken. The rest take :func:`decode_image`; both results are stitched back in
     the batch's order.
     """
@@ -91,10 +93,10 @@ def _simple_pngs(contents: tf.Tensor) -> tf.Tensor:
 
 
 def _decode_simple(content: tf.Tensor) -> tf.Tensor:
-    """A simple PNG (:func:`_simple_pngs`): grey repeated to RGB by the decoder, and a
-    28x28 one padded with 2 pixels per side of its background colour, which is the
-    exact array path."""
-    return _pad_grey(tf.io.decode_png(content, channels=3))
+    """A simple PNG (:func:`_simple_pngs`): grey repeated to RGB by the decoder, then
+    laid out or framed as the model's own sizes are (the exact array path when laid
+    out)."""
+    return lay_out_own_size(tf.io.decode_png(content, channels=3))
 
 
 def decode_image(content: tf.Tensor) -> tf.Tensor:
@@ -107,17 +109,20 @@ def decode_image(content: tf.Tensor) -> tf.Tensor:
     # Shapes are fixed after a cond, never inside a branch: Grappler may run a branch's
     # shape check on the input of the branch not taken.
     image = tf.cond(
-        _is(channels, 1) & side_ok, lambda: _layout_grey(pixels), lambda: _to_square(pixels)
+        _is(channels, 1) & side_ok,
+        lambda: lay_out_own_size(tf.tile(pixels[:, :, :1], [1, 1, 3])),
+        lambda: _to_square(pixels),
     )
     return tf.ensure_shape(image, INPUT_SHAPE)
 
 
 def _to_square(pixels: tf.Tensor) -> tf.Tensor:
-    """Flattened to RGB, then framed or fitted to 32x32 unless it is that size already."""
+    """Flattened to RGB, then framed or fitted to 32x32, or laid out as the model's own
+    size when it is that size already."""
     rgb = tf.cond(_is(tf.shape(pixels)[2], 3), lambda: pixels, lambda: flatten_alpha(pixels))
     shape = tf.shape(rgb)
     same = _is(shape[0], IMAGE_SIZE) & _is(shape[1], IMAGE_SIZE)
-    return tf.cond(same, lambda: rgb, lambda: frame_or_fit(rgb))
+    return tf.cond(same, lambda: lay_out_own_size(rgb), lambda: frame_or_fit(rgb))
 
 
 def _is(tensor: tf.Tensor, value) -> tf.Tensor:
@@ -164,20 +169,6 @@ def _decode_other(content: tf.Tensor) -> tf.Tensor:
     format" (INVALID_ARGUMENT)."""
     pixels = tf.io.decode_image(content, channels=0, expand_animations=False)
     return pixels[:, :, : tf.minimum(tf.shape(pixels)[2], 3)]
-
-
-def _layout_grey(pixels: tf.Tensor) -> tf.Tensor:
-    """The exact array path of ``layout_batch``: grey 28x28 padded with 2 pixels per
-    side of its background colour (32x32 unchanged), the channel repeated."""
-    return tf.tile(_pad_grey(pixels), [1, 1, 3])
-
-
-def _pad_grey(pixels: tf.Tensor) -> tf.Tensor:
-    """Grey ``[28, 28, C]`` (its C channels equal) padded to 32x32 with the background
-    colour (the border's most common level); ``[32, 32, C]`` unchanged."""
-    pad = (IMAGE_SIZE - tf.shape(pixels)[0]) // 2
-    fill = tf.cast(border_colour(pixels[:, :, :1])[0], tf.uint8)
-    return tf.pad(pixels, [[pad, pad], [pad, pad], [0, 0]], constant_values=fill)
 
 
 def flatten_alpha(pixels: tf.Tensor) -> tf.Tensor:

@@ -8,17 +8,23 @@ background is plain, the ink's box, the scaled size and the corner the centre of
 puts it at. So both sides crop and place every image alike; only the resize itself
 differs, by rounding: Pillow's bilinear filter is emulated with ``ScaleAndTranslate``'s
 triangle kernel (widened when shrinking, as Pillow's is), width first, each pass
-rounded to whole levels as Pillow rounds its passes.
+rounded to whole levels as Pillow rounds its passes. Images of the model's own sizes
+pass through as laid out when they follow the rule already (:func:`lay_out_own_size`,
+the client's ``framing.reframe``), decided by the same whole-number test.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import tensorflow as tf
 
 from dann_client.contract import (
     BACKGROUND_NEAR,
     FRAME_BOX,
+    FRAME_BOX_SLACK,
     FRAME_CENTRE,
+    FRAME_CENTRE_SLACK,
     IMAGE_SIZE,
     INK_CONTRAST,
     MNIST_SIZE,
@@ -47,16 +53,46 @@ def border_colour(pixels: tf.Tensor) -> tf.Tensor:
 def frame_or_fit(rgb: tf.Tensor) -> tf.Tensor:
     """uint8 RGB ``[H, W, 3]`` -> ``[32, 32, 3]``: framed like MNIST's digits where the
     background is plain, else fitted whole (the client's rule, :mod:`dann_client.framing`)."""
+    colour, distance, plain, threshold = _measure(rgb)
+    out = tf.cond(
+        plain,
+        lambda: _frame(rgb, colour, _ink(distance, threshold)),
+        lambda: fit_square(rgb, colour),
+    )
+    return tf.ensure_shape(out, [IMAGE_SIZE, IMAGE_SIZE, 3])
+
+
+def lay_out_own_size(rgb: tf.Tensor) -> tf.Tensor:
+    """uint8 RGB ``[S, S, 3]`` of the model's own sizes (28 or 32) -> ``[32, 32, 3]``: as
+    laid out (28x28 padded with its background colour) when the background is not plain
+    or the ink is where framing would put it already, else framed: the client's
+    ``framing.reframe``, with the same whole-number test."""
+    colour, distance, plain, threshold = _measure(rgb)
+    first = (IMAGE_SIZE - tf.shape(rgb)[0]) // 2
+
+    def laid_out() -> tf.Tensor:
+        fill = tf.cast(colour, tf.int32)
+        padding = [[first, first], [first, first], [0, 0]]
+        return tf.cast(tf.pad(tf.cast(rgb, tf.int32) - fill, padding) + fill, tf.uint8)
+
+    def plain_image() -> tf.Tensor:
+        ink = _ink(distance, threshold)
+        return tf.cond(
+            _in_place(ink, tf.cast(first, tf.int64)), laid_out, lambda: _frame(rgb, colour, ink)
+        )
+
+    out = tf.cond(plain, plain_image, laid_out)
+    return tf.ensure_shape(out, [IMAGE_SIZE, IMAGE_SIZE, 3])
+
+
+def _measure(rgb: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
+    """The background colour, each pixel's difference from it, whether the background
+    is plain, and the ink threshold (:mod:`dann_client.framing`)."""
     colour = border_colour(rgb)
     distance = tf.reduce_max(tf.abs(tf.cast(rgb, tf.int32) - colour), axis=2)
     contrast = tf.reduce_max(distance)
     threshold = tf.maximum(BACKGROUND_NEAR, contrast // 2)
-    out = tf.cond(
-        _plain(distance, contrast, threshold),
-        lambda: _frame(rgb, colour, distance, threshold),
-        lambda: fit_square(rgb, colour),
-    )
-    return tf.ensure_shape(out, [IMAGE_SIZE, IMAGE_SIZE, 3])
+    return colour, distance, _plain(distance, contrast, threshold), threshold
 
 
 def _count(condition: tf.Tensor) -> tf.Tensor:
@@ -73,9 +109,31 @@ def _plain(distance: tf.Tensor, contrast: tf.Tensor, threshold: tf.Tensor) -> tf
     return edge_ground & (contrast >= INK_CONTRAST) & half
 
 
-def _frame(rgb: tf.Tensor, colour: tf.Tensor, distance: tf.Tensor, threshold) -> tf.Tensor:
-    """The ink's box scaled to ``FRAME_BOX`` on its longer side, its centre of mass on
-    pixel ``FRAME_CENTRE``, on the background colour."""
+@dataclass(frozen=True)
+class _Axis:
+    """The ink along one axis (int64 scalars): where its box starts and how long it is,
+    its moment about the start, and the scaled length and corner framing gives it."""
+
+    start: tf.Tensor
+    side: tf.Tensor
+    moment: tf.Tensor
+    scaled: tf.Tensor
+    corner: tf.Tensor
+
+
+@dataclass(frozen=True)
+class _Ink:
+    """A plain image's ink (the client's ``framing.Placement``): down the rows and along
+    the columns, and its total mass."""
+
+    rows: _Axis
+    columns: _Axis
+    total: tf.Tensor
+
+
+def _ink(distance: tf.Tensor, threshold: tf.Tensor) -> _Ink:
+    """The ink's box, mass and placement: the longer side scaled to ``FRAME_BOX``, the
+    centre of mass on pixel ``FRAME_CENTRE``."""
     ink = distance > threshold
     rows = tf.where(tf.reduce_any(ink, axis=1))[:, 0]
     columns = tf.where(tf.reduce_any(ink, axis=0))[:, 0]
@@ -84,27 +142,58 @@ def _frame(rgb: tf.Tensor, colour: tf.Tensor, distance: tf.Tensor, threshold) ->
     total = tf.reduce_sum(mass)
     tall, wide = bottom - top, right - left
     longer = tf.maximum(tall, wide)
-    height = tf.maximum((2 * tall * FRAME_BOX + longer) // (2 * longer), 1)
-    width = tf.maximum((2 * wide * FRAME_BOX + longer) // (2 * longer), 1)
-    row = _corner(tf.reduce_sum(mass, axis=1), total, tall, height)
-    column = _corner(tf.reduce_sum(mass, axis=0), total, wide, width)
-    crop = tf.cast(rgb[top:bottom, left:right], tf.float32)
+    axes = []
+    for start, side, sums in (
+        (top, tall, tf.reduce_sum(mass, axis=1)),
+        (left, wide, tf.reduce_sum(mass, axis=0)),
+    ):
+        scaled = tf.maximum((2 * side * FRAME_BOX + longer) // (2 * longer), 1)
+        moment = tf.reduce_sum(sums * tf.range(side, dtype=tf.int64))
+        axes.append(_Axis(start, side, moment, scaled, _corner(moment, total, side, scaled)))
+    return _Ink(axes[0], axes[1], total)
+
+
+def _in_place(ink: _Ink, first: tf.Tensor) -> tf.Tensor:
+    """The client's ``framing.reframe`` test, for an image laid out ``first`` pixels into
+    32x32: the box's longer side within ``FRAME_BOX_SLACK`` of ``FRAME_BOX``, and on each
+    axis the centre of mass within ``FRAME_CENTRE_SLACK`` of where framing puts it (both
+    times ``2 * side * total``, as ``framing._near``)."""
+    longer = tf.maximum(ink.rows.side, ink.columns.side)
+    near = tf.abs(longer - FRAME_BOX) <= FRAME_BOX_SLACK
+    for axis in (ink.rows, ink.columns):
+        now = 2 * axis.side * ((first + axis.start) * ink.total + axis.moment)
+        placed = (
+            2 * axis.side * ink.total * axis.corner
+            + (2 * axis.moment + ink.total) * axis.scaled
+            - axis.side * ink.total
+        )
+        near &= tf.abs(now - placed) <= FRAME_CENTRE_SLACK * 2 * axis.side * ink.total
+    return near
+
+
+def _frame(rgb: tf.Tensor, colour: tf.Tensor, ink: _Ink) -> tf.Tensor:
+    """The ink's box scaled and placed as :func:`_ink` says, on the background colour."""
+    rows, columns = ink.rows, ink.columns
+    crop = tf.cast(
+        rgb[rows.start : rows.start + rows.side, columns.start : columns.start + columns.side],
+        tf.float32,
+    )
     zero = tf.zeros([3])
-    scaled = _resize_axis(crop, 1, tf.cast(wide, tf.int32), 0, zero, tf.cast(width, tf.int32))
-    scaled = _resize_axis(scaled, 0, tf.cast(tall, tf.int32), 0, zero, tf.cast(height, tf.int32))
+    height, width = tf.cast(rows.scaled, tf.int32), tf.cast(columns.scaled, tf.int32)
+    scaled = _resize_axis(crop, 1, tf.cast(columns.side, tf.int32), 0, zero, width)
+    scaled = _resize_axis(scaled, 0, tf.cast(rows.side, tf.int32), 0, zero, height)
     padding = [
-        [row, IMAGE_SIZE - row - height],
-        [column, IMAGE_SIZE - column - width],
+        [rows.corner, IMAGE_SIZE - rows.corner - rows.scaled],
+        [columns.corner, IMAGE_SIZE - columns.corner - columns.scaled],
         [0, 0],
     ]
     fill = tf.cast(colour, tf.float32)
     return tf.cast(tf.pad(scaled - fill, tf.cast(padding, tf.int32)) + fill, tf.uint8)
 
 
-def _corner(mass: tf.Tensor, total: tf.Tensor, side: tf.Tensor, scaled: tf.Tensor) -> tf.Tensor:
+def _corner(moment: tf.Tensor, total: tf.Tensor, side: tf.Tensor, scaled: tf.Tensor) -> tf.Tensor:
     """The client's ``framing._corner`` in int64: where the scaled box starts so that its
     centre of mass lands on ``FRAME_CENTRE``, kept inside the 28x28 frame."""
-    moment = tf.reduce_sum(mass * tf.range(side, dtype=tf.int64))
     numerator, denominator = (2 * moment + total) * scaled, 2 * total * side
     corner = FRAME_CENTRE + 1 - (numerator + denominator - 1) // denominator
     return tf.clip_by_value(corner, _FIRST, _FIRST + MNIST_SIZE - scaled)
