@@ -169,6 +169,15 @@ FRAME_CENTRE_SLACK = 1
 ink's longer side is within ``FRAME_BOX_SLACK`` pixels of ``FRAME_BOX`` and its centre of
 mass, on each axis, within ``FRAME_CENTRE_SLACK`` pixels of where framing would put it:
 so 99.97% of MNIST's test digits do (``dann_client.framing.reframe``)."""
+LAID_OUT_PNG_TEXT = ("dann-serve", "model input")
+"""The PNG ``tEXt`` chunk (keyword, text) that marks a file as the model's input laid out
+already: ``dann_client.preprocessing.encode_png`` writes it, right after IHDR, in the
+8-bit RGB 32x32 files the client sends ``predict_image`` over REST (and the export's
+checks and warm-up records), whose pixels it has framed or taken as laid out itself.
+Such a file is taken as it is, by the client and by ``predict_image``, never checked
+against the framing rule again (which would move a few of the images it framed, and
+most of a data set's that keeps its own layout, as fonts' does); a file without it is
+checked, as any user's is."""
 
 # -- the server ---------------------------------------------------------------------------
 

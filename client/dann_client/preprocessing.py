@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from dann_client.background import AUTO, Background, flatten
-from dann_client.contract import IMAGE_SIZE, INPUT_SHAPE, MNIST_SIZE
+from dann_client.contract import IMAGE_SIZE, INPUT_SHAPE, LAID_OUT_PNG_TEXT, MNIST_SIZE
 from dann_client.errors import ImageError
 from dann_client.framing import FIRST, border_colour, frame, reframe
 
@@ -134,38 +134,34 @@ def image_to_array(
 ) -> np.ndarray:
     """An opened PIL image -> uint8 ``[32, 32, 3]``, by the rules of DESIGN.md.
 
-    EXIF orientation first, so that photos come out upright; then grey images of
-    the MNIST (28x28) or model (32x32) size take the exact array path of
-    ``layout_batch``, which is what keeps training and serving bit-identical for
-    those; everything else is flattened to RGB. A grey 28x28 or 32x32 image, or an RGB
-    32x32 one, passes through as laid out when it follows the framing rule already or
-    is not plain, and is framed otherwise (``framing.reframe``); ``keep_layout`` passes
-    it through unchecked, for a named data set whose images keep their own layout
-    (MNIST-M). Any other size is framed like MNIST's digits when its background is
-    plain (``dann_client.framing``), else fitted whole into the 32x32 square, padded
-    with its border's colour (``_fit_square``).
+    EXIF orientation first, so that photos come out upright; then grey images of the
+    MNIST (28x28) or model (32x32) size take the exact array path of ``layout_batch``
+    (so training and serving agree bit for bit); everything else is flattened to RGB.
+    Those and RGB 32x32 images pass through as laid out when they follow the framing
+    rule already or are not plain, else are framed (``framing.reframe``); unchecked with
+    ``keep_layout`` (a data set that keeps its own layout, MNIST-M) or when the file is
+    marked as laid out (``LAID_OUT_PNG_TEXT``; RGB 32x32 only, as in the graph). Any
+    other size is framed where its background is plain, else fitted (``_fit_square``).
     """
     from PIL import ImageOps
 
+    key, text = LAID_OUT_PNG_TEXT
+    marked = image.format == "PNG" and image.mode == "RGB" and image.info.get(key) == text
     if image.getexif().get(_EXIF_ORIENTATION, 1) != 1:
         image = ImageOps.exif_transpose(image)
     if image.mode == "1":
         image = image.convert("L")
     grey = _grey_array(image)
     if grey is not None and grey.shape in {(MNIST_SIZE, MNIST_SIZE), (IMAGE_SIZE, IMAGE_SIZE)}:
-        return _own_size(layout_batch(grey[None])[0], len(grey), keep_layout)
-    rgb = _to_rgb(image, grey, background)
-    pixels = _pixels(rgb)
-    if rgb.size == (IMAGE_SIZE, IMAGE_SIZE):
-        return _own_size(pixels, IMAGE_SIZE, keep_layout)
-    fill = border_colour(pixels)
-    framed = frame(pixels, fill)
-    return framed if framed is not None else _fit_square(rgb, fill)
-
-
-def _own_size(laid_out: np.ndarray, side: int, keep_layout: bool) -> np.ndarray:
-    """An image of the model's own sizes, as laid out, or framed (``framing.reframe``)."""
-    framed = None if keep_layout else reframe(laid_out, side)
+        laid_out, side = layout_batch(grey[None])[0], len(grey)
+    else:
+        rgb = _to_rgb(image, grey, background)
+        laid_out, side = _pixels(rgb), IMAGE_SIZE
+        if rgb.size != (IMAGE_SIZE, IMAGE_SIZE):
+            fill = border_colour(laid_out)
+            framed = frame(laid_out, fill)
+            return framed if framed is not None else _fit_square(rgb, fill)
+    framed = None if keep_layout or marked else reframe(laid_out, side)
     return laid_out if framed is None else framed
 
 
@@ -212,13 +208,17 @@ def encode_png(pixels: np.ndarray) -> bytes:
     """One uint8 ``[H, W, 3]`` image as a lossless PNG, compressed fast: zlib's level 1
     takes a tenth of the default's time and leaves the bytes within a few percent. What
     ``predict_image`` is sent (by the client over REST, the export's checks and warm-up
-    records), which decodes it back to exactly these pixels."""
+    records), marked as laid out (``LAID_OUT_PNG_TEXT``), so that it decodes it back to
+    exactly these pixels."""
     import io
 
-    from PIL import Image
+    from PIL import Image, PngImagePlugin
 
+    mark = PngImagePlugin.PngInfo()
+    mark.add_text(*LAID_OUT_PNG_TEXT)
     buffer = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(pixels), "RGB").save(buffer, "PNG", compress_level=1)
+    image = Image.fromarray(np.ascontiguousarray(pixels), "RGB")
+    image.save(buffer, "PNG", compress_level=1, pnginfo=mark)
     return buffer.getvalue()
 
 

@@ -13,6 +13,7 @@ from PIL import Image, ImageDraw
 from dann_client.framing import border_colour, difference, place
 from dann_client.preprocessing import (
     _fit_square,
+    encode_png,
     image_to_array,
     lay_out_images,
     layout_batch,
@@ -163,6 +164,17 @@ def test_a_data_set_that_keeps_its_own_layout_is_not_framed(tmp_path):
     Image.fromarray(tight).save(tmp_path / "tight.png")
     np.testing.assert_array_equal(load_image(tmp_path / "tight.png", keep_layout=True), tight)
     assert (load_image(tmp_path / "tight.png") != tight).any()
+
+
+def test_the_clients_own_pngs_are_taken_as_laid_out(tmp_path):
+    """What the client sends ``predict_image`` (``encode_png``) it has laid out itself,
+    and comes back as it went, even off MNIST's layout (a data set's, fonts' for one);
+    the same pixels in a PNG of another writer are a user's file, and framed."""
+    tight = np.dstack([_square(_tight_digit(), 0, 32)] * 3)
+    (tmp_path / "marked.png").write_bytes(encode_png(tight))
+    Image.fromarray(tight).save(tmp_path / "plain.png")
+    np.testing.assert_array_equal(load_image(tmp_path / "marked.png"), tight)
+    assert (load_image(tmp_path / "plain.png") != tight).any()
 
 
 def _centre(framed: np.ndarray) -> np.ndarray:

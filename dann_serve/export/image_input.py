@@ -26,11 +26,15 @@ bounds that before the graph runs (:mod:`dann_serve.serving.images`).
 
 from __future__ import annotations
 
+import struct
+import zlib
+
 import tensorflow as tf
 
 from dann_client.contract import (
     IMAGE_SIZE,
     INPUT_SHAPE,
+    LAID_OUT_PNG_TEXT,
     LIGHT_INK_LUMINANCE,
     LUMINANCE_WEIGHTS,
     MNIST_SIZE,
@@ -46,20 +50,26 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PNG_BIT_DEPTH = 24  # offset of the bit depth in a PNG: signature, IHDR length and type, size
 _PNG_HEADER = 26  # through IHDR's width, height, bit depth and colour type
 _GREY, _RGB = 0, 2  # PNG colour types
+_IHDR_END = len(PNG_SIGNATURE) + 25  # the IHDR chunk: length, type, 13 bytes, CRC
+_TEXT = b"tEXt" + "\0".join(LAID_OUT_PNG_TEXT).encode("latin-1")
+_LAID_OUT_CHUNK = struct.pack(">I", len(_TEXT) - 4) + _TEXT + struct.pack(">I", zlib.crc32(_TEXT))
+"""The chunk that marks the client's own files as laid out (``LAID_OUT_PNG_TEXT``), in
+full, as it follows IHDR in them."""
+_MARKED, _SIMPLE, _GENERAL = 0, 1, 2  # the three loops of decode_images
 
 
 def decode_images(contents: tf.Tensor) -> tf.Tensor:
     """string ``[N]`` of encoded PNG/JPEG/GIF/BMP files -> uint8 ``[N, 32, 32, 3]``.
 
     Most files sent are 8-bit PNGs the size of the model's input, RGB 32x32 (what
-    ``dann-client`` sends over REST) or grey 28x28 or 32x32 (MNIST-like): their
-    header says so, and a loop that only decodes and lays them out is faster than the
-    general one, whose branches cost their every node per image even when
-    not taken. The rest take :func:`decode_image`; both results are stitched back in
-    the batch's order.
+    ``dann-client`` sends over REST, marked as laid out) or grey 28x28 or 32x32
+    (MNIST-like): their header says so, and loops that only decode them (the marked
+    ones) or decode and lay them out are faster than the general one, whose branches
+    cost their every node per image even when not taken. The rest take
+    :func:`decode_image`; the results are stitched back in the batch's order.
     """
-    simple = _simple_pngs(contents)
-    parts = [tf.cast(tf.where(chosen)[:, 0], tf.int32) for chosen in (simple, ~simple)]
+    kinds = _kinds(contents)
+    parts = [tf.cast(tf.where(_is(kinds, kind))[:, 0], tf.int32) for kind in range(3)]
     spec = tf.TensorSpec(INPUT_SHAPE, tf.uint8)
     images = [
         tf.map_fn(
@@ -68,13 +78,17 @@ def decode_images(contents: tf.Tensor) -> tf.Tensor:
             fn_output_signature=spec,
             parallel_iterations=PARALLEL_IMAGES,
         )
-        for function, part in ((_decode_simple, parts[0]), (decode_image, parts[1]))
+        for function, part in zip(
+            (_decode_marked, _decode_simple, decode_image), parts, strict=True
+        )
     ]
     return tf.ensure_shape(tf.dynamic_stitch(parts, images), [None, *INPUT_SHAPE])
 
 
-def _simple_pngs(contents: tf.Tensor) -> tf.Tensor:
-    """bool ``[N]``: 8-bit PNGs, RGB 32x32 or grey 28x28 or 32x32, read from IHDR."""
+def _kinds(contents: tf.Tensor) -> tf.Tensor:
+    """int32 ``[N]``, read from IHDR: ``_MARKED`` for an 8-bit RGB 32x32 PNG whose IHDR
+    is followed by ``_LAID_OUT_CHUNK``; ``_SIMPLE`` for the other 8-bit PNGs, RGB 32x32
+    or grey 28x28 or 32x32; ``_GENERAL`` for the rest."""
     head = tf.strings.substr(contents, 0, _PNG_HEADER)  # shorter for shorter files
     header = tf.io.decode_raw(head, tf.uint8, fixed_length=_PNG_HEADER)  # zero-padded
     header = tf.cast(tf.reshape(header, [-1, _PNG_HEADER]), tf.int32)
@@ -89,7 +103,14 @@ def _simple_pngs(contents: tf.Tensor) -> tf.Tensor:
     side = _is(width, height) & (_is(width, IMAGE_SIZE) | _is(width, MNIST_SIZE))
     grey = _is(colour, _GREY) & side
     rgb = _is(colour, _RGB) & _is(width, IMAGE_SIZE) & _is(height, IMAGE_SIZE)
-    return png8 & (grey | rgb)
+    mark = _is(tf.strings.substr(contents, _IHDR_END, len(_LAID_OUT_CHUNK)), _LAID_OUT_CHUNK)
+    simple = tf.where(png8 & (grey | rgb), _SIMPLE, _GENERAL)
+    return tf.where(png8 & rgb & mark, _MARKED, simple)
+
+
+def _decode_marked(content: tf.Tensor) -> tf.Tensor:
+    """A file marked as laid out (``_MARKED``): its pixels as they are."""
+    return tf.io.decode_png(content, channels=3)
 
 
 def _decode_simple(content: tf.Tensor) -> tf.Tensor:

@@ -22,7 +22,7 @@ from tensorflow_serving.apis import get_model_metadata_pb2, prediction_service_p
 from bench import image_agreement
 from dann_client.contract import PREDICT_IMAGE, PREDICT_LABEL_UINT8, TWINS
 from dann_client.framing import ink_box
-from dann_client.preprocessing import image_to_array, layout_batch, to_model_input
+from dann_client.preprocessing import encode_png, image_to_array, layout_batch, to_model_input
 from dann_serve.data.mnist import IMAGES_MAGIC, read_idx
 from dann_serve.export.image_input import decode_images
 from dann_serve.serving.images import HeaderError, image_size
@@ -207,12 +207,16 @@ def test_the_graph_frames_digits_of_the_models_own_sizes_as_the_client_does(
 ) -> None:
     """300 MNIST digits as 28x28 or 32x32 files, cut tight to the ink or small in a wide
     margin: both sides frame them (none comes out as laid out), and agree within two
-    levels (printed: the largest difference and the share of pixels that differ)."""
+    levels (printed: the largest difference and the share of pixels that differ); the
+    same laid out and sent as the client sends them are taken as they are."""
     files = [OWN_SIZES[kind](digit) for digit in mnist[:300]]
     laid_out = np.stack(
         [layout_batch(np.asarray(Image.open(io.BytesIO(f)))[None])[0] for f in files]
     )
     assert not (_decode(tf.constant(files)).numpy() == laid_out).all(axis=(1, 2, 3)).any()
+    # The client's own files (encode_png: marked as laid out) come back as they went.
+    marked = [encode_png(image) for image in laid_out]
+    np.testing.assert_array_equal(_decode(tf.constant(marked)).numpy(), laid_out)
     largest, share = _agreement(files)
     print(kind, largest, share)
     assert largest <= 2 and share < 0.02
