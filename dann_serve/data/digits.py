@@ -1,21 +1,25 @@
 """``digits``: scikit-learn's bundled UCI handwritten digits, upscaled to MNIST layout.
 
-The 8x8 originals (ink 0..16) are brought to 0..255 and laid out as image files are
-(:func:`dann_client.preprocessing.lay_out_images`): framed the way MNIST frames its
-digits, the ink scaled into a 20x20 box centred by mass in 28x28. That makes a small,
-always-available handwritten target domain: light strokes on black, blurry from the
-upscaling, unlike the crisp coloured ``fonts``.
+The 8x8 originals (ink 0..16) are scaled to a 20x20 box centred in 28x28, the way
+MNIST frames its digits, and then go through the shared MNIST-layout step. That
+makes a small, always-available handwritten target domain: light strokes on black,
+blurry from the upscaling, unlike the crisp coloured ``fonts``.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from dann_client.preprocessing import lay_out_images
+from dann_client.preprocessing import layout_batch
 from dann_serve.data.domain import Domain, Split
+from dann_serve.data.framing import frame_like_mnist
 
 TEST_SIZE = 500
 _SPLIT_SEED = 0
+
+
+def _framed(image8x8: np.ndarray) -> np.ndarray:
+    return frame_like_mnist(np.round(image8x8 * (255.0 / 16.0)).astype(np.uint8))
 
 
 def load_digits() -> Domain:
@@ -23,7 +27,7 @@ def load_digits() -> Domain:
     from sklearn.datasets import load_digits as sklearn_digits
 
     bunch = sklearn_digits()
-    images = lay_out_images(np.round(bunch.images * (255.0 / 16.0)).astype(np.uint8))
+    images = layout_batch(np.stack([_framed(image) for image in bunch.images]))
     labels = bunch.target.astype(np.int64)
     order = np.random.default_rng(_SPLIT_SEED).permutation(len(labels))
     test, train = order[:TEST_SIZE], order[TEST_SIZE:]

@@ -5,11 +5,10 @@ Read from ``<data-dir>/usps/usps.h5``, the HDF5 layout common on data-science si
 per row (light digit on a dark background, the digit filling the frame),
 ``train/target`` and ``test/target`` the labels 0-9; 7,291 train and 2,007 test.
 
-Each image is rounded to uint8, as an image file would store it, and laid out as its
-file would be (:func:`dann_client.preprocessing.lay_out_images`): framed like MNIST,
-the ink scaled into a 20x20 box with its centre of mass on pixel (14, 14) of 28x28,
-so that ``usps`` and ``mnist`` differ in handwriting, not in how much of the frame a
-digit fills or where it sits.
+Each image is rounded to uint8, as an image file would store it, and framed like
+MNIST (:mod:`dann_serve.data.framing`: a 20x20 box centred in 28x28) before the
+shared 28x28 layout step, so that ``usps`` and ``mnist`` differ in handwriting, not
+in how much of the frame a digit fills.
 """
 
 from __future__ import annotations
@@ -18,9 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from dann_client.preprocessing import lay_out_images
+from dann_client.preprocessing import layout_batch
 from dann_serve.data.datadir import checked_labels, corrupt, dataset_dir, missing
 from dann_serve.data.domain import DatasetError, Domain, Split
+from dann_serve.data.framing import frame_like_mnist
 
 NAME = "usps"
 FILE = "usps.h5"
@@ -30,7 +30,7 @@ SIDE = 16
 def to_model_layout(rows: np.ndarray) -> np.ndarray:
     """Float rows ``[N, 256]`` in [0, 1] -> uint8 ``[N, 32, 32, 3]``, framed like MNIST."""
     pixels = np.rint(np.clip(rows, 0.0, 1.0) * 255.0).astype(np.uint8).reshape(-1, SIDE, SIDE)
-    return lay_out_images(pixels)
+    return layout_batch(np.stack([frame_like_mnist(image) for image in pixels]))
 
 
 def _read_split(file, path: Path, part: str) -> Split:

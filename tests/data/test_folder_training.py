@@ -229,7 +229,7 @@ def test_folder_images_are_the_clients_preprocessing_of_each_file(digits, tmp_pa
         digit, index = name.split(os.sep)
         assert int(digit) == label == labels[int(index[:4])]
         np.testing.assert_array_equal(
-            image, preprocessing.layout_batch(images[None, int(index[:4])])[0]
+            image, preprocessing.lay_out_images(images[None, int(index[:4])])[0]
         )
     # Colour, other sizes and other formats: what dann-client's load_image makes of them.
     other = tmp_path / "other"

@@ -395,12 +395,13 @@ def test_usps_h5_framed_like_mnist(usps_parts, data_dir: Path) -> None:
     np.testing.assert_array_equal(domain.train.labels, usps_parts["train"]["target"])
     images = domain.train.images
     assert np.array_equal(images[..., 0], images[..., 2])  # grey
-    # Framed like MNIST: the 16x8 ink of image 0 scaled to 20x10, its centre of mass
-    # (its middle) on pixel (16, 16), rows 7-26 and columns 12-21; black around it.
-    ink = np.zeros((32, 32), bool)
-    ink[7:27, 12:22] = True
-    assert (images[0, ink] == 255).all() and (images[0, ~ink] == 0).all()
-    assert (images[1] == 128).all()  # 0.5 -> 127.5 -> 128, no ink: fitted whole
+    # 16x16 -> a 20x20 box centred in 28x28 (MNIST's framing) -> padded by 2 to 32x32:
+    # the box spans rows and columns 6-25, everything around it is background.
+    inside = np.zeros((32, 32), bool)
+    inside[6:26, 6:26] = True
+    assert (images[:2, ~inside] == 0).all()
+    assert (images[0, 6:26, 6:12] == 255).all() and (images[0, 6:26, 18:26] == 0).all()
+    assert (images[1, 6:26, 6:26] == 128).all()  # 0.5 -> 127.5 -> 128
     assert images[2:].max() == 0  # dark background stays dark
 
 
