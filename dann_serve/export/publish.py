@@ -46,7 +46,7 @@ from dann_serve.export.warmup import write_warmup
 from dann_serve.files import write_json
 from dann_serve.runtime import EXPORT_PACKAGES, package_versions
 from dann_serve.serving.loader import WARMUP_FILE
-from dann_serve.serving.model_config import CONFIG_FILE, add_model_to_config
+from dann_serve.serving.model_config import CONFIG_FILE, add_model_to_config, version_number
 from dann_serve.training.evaluation import restore_model
 from dann_serve.training.rundir import load_config, read_json
 
@@ -58,8 +58,10 @@ class ExportResult:
 
 
 def next_version(model_root: Path) -> int:
-    """One more than the largest integer version directory (1 for a new model)."""
-    versions = [int(p.name) for p in model_root.glob("*") if p.name.isdigit() and p.is_dir()]
+    """One more than the largest version directory (1 for a new model); folders that
+    are no version (``version_number``) are skipped, as the server skips them."""
+    names = [p.name for p in model_root.glob("*") if p.is_dir()]
+    versions = [v for v in map(version_number, names) if v is not None]
     return max(versions, default=0) + 1
 
 

@@ -12,6 +12,22 @@ from dann_serve.files import write_atomically
 
 CONFIG_FILE = "models.config"  # in the model directory, beside the models' folders
 CONTAINER_MODEL_ROOT = "/models"
+MAX_VERSION = 2**63 - 1  # versions are int64, as in TensorFlow Serving's ModelSpec
+
+
+def version_number(name: str) -> int | None:
+    """The version a folder under a model stands for, or None if it stands for none.
+
+    The one rule polling, status and export share: ASCII decimal digits without a
+    leading zero, 1 to 2**63-1. ``str.isdigit`` also takes ``²`` and ``٣``, which
+    ``int`` refuses or maps onto another folder's number, and a number past int64
+    cannot be put in a ModelSpec or a status answer; TensorFlow Serving skips such
+    folders too. Without leading zeros each version has exactly one folder.
+    """
+    if not (name.isascii() and name.isdigit()) or len(name) > len(str(MAX_VERSION)):
+        return None
+    value = int(name)
+    return value if 1 <= value <= MAX_VERSION and str(value) == name else None
 
 
 def read_config(path: Path):

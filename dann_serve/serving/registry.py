@@ -28,7 +28,12 @@ from dann_client.contract import SERVING_DEFAULT
 from dann_serve.serving import monitoring
 from dann_serve.serving.loader import WARMUP_FILE, MetaGraphModel
 from dann_serve.serving.memory import release_soon
-from dann_serve.serving.model_config import CONFIG_FILE, CONTAINER_MODEL_ROOT, read_config
+from dann_serve.serving.model_config import (
+    CONFIG_FILE,
+    CONTAINER_MODEL_ROOT,
+    read_config,
+    version_number,
+)
 from dann_serve.serving.signature import ServedSignature
 from dann_serve.serving.status import ServingError, invalid, not_found
 from dann_serve.serving.tensors import to_numpy
@@ -138,15 +143,23 @@ def _identity(path: Path) -> int:
     return hash(tuple(entries))
 
 
-def versions_on_disk(base: Path) -> dict[int, Path]:
-    """Integer-named subdirectories holding a saved_model.pb; all else is ignored."""
+def versions_on_disk(base: Path, strays: set[Path] | None = None) -> dict[int, Path]:
+    """Version-named subdirectories (``version_number``) holding a saved_model.pb.
+
+    Other folders are ignored; those not hidden (``.staging-*`` and ``.retired-*`` are
+    the export's own) are added to ``strays``, for the poller to name them once.
+    """
     if not base.is_dir():
         return {}
-    return {
-        int(entry.name): entry
-        for entry in base.iterdir()
-        if entry.name.isdigit() and (entry / "saved_model.pb").is_file()
-    }
+    found = {}
+    for entry in base.iterdir():
+        version = version_number(entry.name)
+        if version is None:
+            if strays is not None and not entry.name.startswith(".") and entry.is_dir():
+                strays.add(entry)
+        elif (entry / "saved_model.pb").is_file():
+            found[version] = entry
+    return found
 
 
 def load_version(name: str, version: int, path: Path) -> LoadedVersion:
@@ -200,6 +213,7 @@ class ModelRegistry:
         self._sources: dict[str, ModelSource] = {}
         self._states: dict[str, dict[int, tuple[int, str]]] = {}
         self._failed: dict[tuple[str, int], int] = {}
+        self._strays: set[Path] = set()  # folders that are no version, already logged
         self._poll_lock = threading.Lock()
         self._loaded_since_trim = False
         self._lock = threading.Lock()  # the swap of _models against requests taking a version
@@ -250,8 +264,12 @@ class ModelRegistry:
             sources = self.read_sources()
             current = self._models
             updated: dict[str, dict[int, LoadedVersion]] = {}
+            strays: set[Path] = set()
             for name, source in sources.items():
-                updated[name] = self._sync_model(source, current.get(name, {}))
+                updated[name] = self._sync_model(source, current.get(name, {}), strays)
+            for stray in sorted(strays - self._strays):
+                log.warning("ignoring %s: not a version (versions are 1 to 2^63-1)", stray)
+            self._strays = strays
             for name, old in current.items():
                 for version in set(old) - set(updated.get(name, {})):
                     self._set_state(name, version, State.END, "")
@@ -276,9 +294,9 @@ class ModelRegistry:
                 release_soon()
 
     def _sync_model(
-        self, source: ModelSource, old: dict[int, LoadedVersion]
+        self, source: ModelSource, old: dict[int, LoadedVersion], strays: set[Path]
     ) -> dict[int, LoadedVersion]:
-        on_disk = versions_on_disk(source.base)
+        on_disk = versions_on_disk(source.base, strays)
         usable = {}
         for version, path in on_disk.items():
             try:

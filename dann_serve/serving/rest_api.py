@@ -26,6 +26,7 @@ from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2
 from dann_serve.serving import service
 from dann_serve.serving.http_server import HttpServer
 from dann_serve.serving.limits import Limits
+from dann_serve.serving.model_config import MAX_VERSION
 from dann_serve.serving.registry import ModelRegistry
 from dann_serve.serving.signature import ServedSignature
 from dann_serve.serving.status import ServingError, invalid, not_found
@@ -38,9 +39,6 @@ _URL = re.compile(
     r"(?:/versions/(?P<version>[0-9]+)|/labels/(?P<label>[^/:]+))?"
     r"(?P<verb>/metadata|:predict|:classify|:regress)?$"
 )
-
-
-MAX_VERSION = 2**63 - 1  # versions are int64
 
 
 def _spec(match: re.Match) -> model_pb2.ModelSpec:

@@ -559,3 +559,47 @@ def test_an_unloaded_version_is_closed_after_its_last_request(exported_model, tm
         assert registry.get("dann").version == 1 and session._closed
     finally:
         registry.stop()
+
+
+# -- folders that are no version ---------------------------------------------------------
+
+STRAY_FOLDERS = ["99999999999999999999", "9223372036854775808", "²", "٣", "0", "01", "-2", "+2"]
+
+
+def test_only_int64_decimal_folders_are_versions(exported_model, tmp_path, caplog):
+    """A folder past int64 (which used to become the newest version and fail every
+    Predict and GetModelStatus), one ``str.isdigit`` takes but ``int`` does not (which
+    used to fail every poll), and other non-canonical numbers are skipped, each named
+    once in the log however many polls see it; a good new version still loads, and the
+    export's next version ignores them as well."""
+    from tensorflow_serving.apis import get_model_status_pb2
+
+    from dann_serve.export.publish import next_version
+    from dann_serve.serving import service
+    from dann_serve.serving.registry import ModelRegistry
+
+    model_dir = tmp_path / "models"
+    shutil.copytree(exported_model.parent.parent, model_dir)
+    root = model_dir / "dann"
+    for name in STRAY_FOLDERS:
+        (root / name).mkdir()
+        shutil.copy(root / "1" / "saved_model.pb", root / name)
+    assert next_version(root) == 2
+    registry = ModelRegistry(model_dir)
+    request = get_model_status_pb2.GetModelStatusRequest()
+    request.model_spec.name = "dann"
+    try:
+        with caplog.at_level("WARNING", logger="dann_serve.serving"):
+            registry.poll()
+            registry.poll()
+        assert registry.get("dann").version == 1
+        answer = service.model_status(registry, request)
+        assert [entry.version for entry in answer.model_version_status] == [1]
+        for name in STRAY_FOLDERS:
+            named = [r for r in caplog.records if f"{root / name}:" in r.getMessage()]
+            assert len(named) == 1, (name, caplog.text)
+        shutil.copytree(root / "1", root / "2")
+        registry.poll()
+        assert registry.get("dann").version == 2
+    finally:
+        registry.stop()
