@@ -1,4 +1,5 @@
-"""``models/models.config``: the model_config_list TensorFlow Serving starts from.
+"""``models/models.config``: the model_config_list TensorFlow Serving starts from,
+and which folders under a model are its versions.
 
 Paths in it are those inside the serving image (``/models/<name>``); the local
 server maps them onto its own ``--model-dir`` by model name.
@@ -28,6 +29,25 @@ def version_number(name: str) -> int | None:
         return None
     value = int(name)
     return value if 1 <= value <= MAX_VERSION and str(value) == name else None
+
+
+def versions_on_disk(base: Path, strays: set[Path] | None = None) -> dict[int, Path]:
+    """Version-named subdirectories (``version_number``) holding a saved_model.pb.
+
+    Other folders are ignored; those not hidden (``.staging-*`` and ``.retired-*`` are
+    the export's own) are added to ``strays``, for the poller to name them once.
+    """
+    if not base.is_dir():
+        return {}
+    found = {}
+    for entry in base.iterdir():
+        version = version_number(entry.name)
+        if version is None:
+            if strays is not None and not entry.name.startswith(".") and entry.is_dir():
+                strays.add(entry)
+        elif (entry / "saved_model.pb").is_file():
+            found[version] = entry
+    return found
 
 
 def read_config(path: Path):

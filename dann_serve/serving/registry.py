@@ -32,7 +32,7 @@ from dann_serve.serving.model_config import (
     CONFIG_FILE,
     CONTAINER_MODEL_ROOT,
     read_config,
-    version_number,
+    versions_on_disk,
 )
 from dann_serve.serving.signature import ServedSignature
 from dann_serve.serving.status import ServingError, invalid, not_found
@@ -143,25 +143,6 @@ def _identity(path: Path) -> int:
     return hash(tuple(entries))
 
 
-def versions_on_disk(base: Path, strays: set[Path] | None = None) -> dict[int, Path]:
-    """Version-named subdirectories (``version_number``) holding a saved_model.pb.
-
-    Other folders are ignored; those not hidden (``.staging-*`` and ``.retired-*`` are
-    the export's own) are added to ``strays``, for the poller to name them once.
-    """
-    if not base.is_dir():
-        return {}
-    found = {}
-    for entry in base.iterdir():
-        version = version_number(entry.name)
-        if version is None:
-            if strays is not None and not entry.name.startswith(".") and entry.is_dir():
-                strays.add(entry)
-        elif (entry / "saved_model.pb").is_file():
-            found[version] = entry
-    return found
-
-
 def load_version(name: str, version: int, path: Path) -> LoadedVersion:
     """Load a SavedModel as TensorFlow Serving does, wrap its signatures, and replay
     its warm-up requests."""
@@ -237,6 +218,10 @@ class ModelRegistry:
                 config = read_config(self.config_file)
             except Exception as error:  # text_format raises its own ParseError
                 raise ConfigError(f"{self.config_file}: {error}") from None
+            if config.WhichOneof("config") is None:
+                # An empty file is more likely a write caught halfway (``: > file``, an
+                # editor's truncate-then-write) than a wish to unload every model.
+                raise ConfigError(f"{self.config_file}: lists no model_config_list (empty?)")
             if config.WhichOneof("config") == "custom_model_config":
                 raise ConfigError(f"{self.config_file}: custom_model_config is not supported")
             sources = {}
@@ -342,11 +327,18 @@ class ModelRegistry:
         """Poll in a daemon thread every ``interval`` seconds until ``stop``."""
 
         def loop() -> None:
+            last_error = ""  # logged once, not at every poll until it changes
             while not self._stop.wait(interval):
                 try:
                     self.poll()
                 except Exception as error:  # a bad config mid-edit must not end the poller
-                    log.error("model poll failed: %s", error)
+                    if str(error) != last_error:
+                        log.error("model poll failed, still serving what was loaded: %s", error)
+                    last_error = str(error)
+                    continue
+                if last_error:
+                    log.info("model poll succeeds again")
+                last_error = ""
 
         self._thread = threading.Thread(target=loop, name="model-poller", daemon=True)
         self._thread.start()

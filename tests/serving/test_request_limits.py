@@ -603,3 +603,35 @@ def test_only_int64_decimal_folders_are_versions(exported_model, tmp_path, caplo
         assert registry.get("dann").version == 2
     finally:
         registry.stop()
+
+
+def test_an_empty_or_unreadable_config_keeps_what_is_served(exported_model, tmp_path, caplog):
+    """A truncated ``models.config`` (which used to unload every model within a poll)
+    or one that cannot be read is a bad config: the versions loaded stay served, and
+    the poller logs each different failure once, not at every poll."""
+    from dann_serve.serving.registry import ConfigError, ModelRegistry
+
+    model_dir = tmp_path / "models"
+    shutil.copytree(exported_model.parent.parent, model_dir)
+    config = model_dir / "models.config"
+    good = config.read_text()
+    registry = ModelRegistry(model_dir)
+    registry.poll()
+    try:
+        config.write_text("")
+        with pytest.raises(ConfigError, match=r"models\.config: lists no model_config_list"):
+            registry.poll()
+        assert registry.get("dann").version == 1
+        with caplog.at_level("INFO", logger="dann_serve.serving"):
+            registry.start_polling(0.02)
+            time.sleep(0.5)
+            config.write_bytes(b"\xff\xfe")  # not text (a permission is no bar to root)
+            time.sleep(0.5)
+            config.write_text(good)
+            time.sleep(0.5)
+        failures = [r.getMessage() for r in caplog.records if "model poll failed" in r.getMessage()]
+        assert len(failures) == 2, caplog.text
+        assert "model poll succeeds again" in caplog.text
+        assert registry.get("dann").version == 1
+    finally:
+        registry.stop()
