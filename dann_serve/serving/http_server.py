@@ -167,6 +167,26 @@ class HttpServer:
                 return event
             connection.receive_data(await reader.read(READ_SIZE))
 
+    async def _head(self, connection: h11.Connection, reader: asyncio.StreamReader):
+        """The next request head, refused 431 when over MAX_HEAD_BYTES.
+
+        h11's own limit only sees a head still incomplete: one that arrives whole in a
+        read (up to READ_SIZE) passes it, whatever its size, so the head's bytes (those
+        received minus those left unparsed) are counted here.
+        """
+        received = len(connection.trailing_data[0])
+        while (event := connection.next_event()) is h11.NEED_DATA:
+            data = await reader.read(READ_SIZE)
+            received += len(data)
+            connection.receive_data(data)
+        size = received - len(connection.trailing_data[0])
+        if isinstance(event, h11.Request) and size > MAX_HEAD_BYTES:
+            raise h11.RemoteProtocolError(
+                f"request head of {size} bytes is over the limit of {MAX_HEAD_BYTES}",
+                error_status_hint=431,
+            )
+        return event
+
     async def _exchange(self, connection, reader, writer) -> bool:
         """Read one request, answer it; whether the connection may carry another."""
         if connection.trailing_data[0] == b"" and not connection.trailing_data[1]:
@@ -181,7 +201,7 @@ class HttpServer:
         deadline = loop.time() + self.limits.rest_timeout
         try:
             async with asyncio.timeout_at(deadline):
-                request = await self._receive(connection, reader)
+                request = await self._head(connection, reader)
         except TimeoutError:
             log.debug("rest: request head not complete in %g s", self.limits.rest_timeout)
             return False
