@@ -123,12 +123,16 @@ def test_a_shape_claiming_more_than_the_content_is_refused_cheaply(
 
 @pytest.mark.usefixtures("still_serving")
 @pytest.mark.parametrize("method", METHODS)
-def test_bytes_that_are_no_message_are_refused(channel, method):
+def test_bytes_that_are_no_message_are_refused(channel, method, reliability_server):
     raw = channel.unary_unary(method)  # no serializers: the bytes go out as they are
+    before = len(reliability_server.log())
     with pytest.raises(grpc.RpcError) as raised:
         raw(b"\xff\xff\xff\xff\x0fnot a protocol buffer", timeout=10)
     # grpcio answers a request it cannot parse with INTERNAL before any servicer runs.
     assert raised.value.code() in (grpc.StatusCode.INTERNAL, grpc.StatusCode.INVALID_ARGUMENT)
+    # ... and logs it in one line, not six with a traceback (a flood at a peer's rate).
+    lines = reliability_server.log()[before:].splitlines()
+    assert len(lines) == 1 and "deserializing message! DecodeError" in lines[0], lines
 
 
 @pytest.mark.usefixtures("still_serving")
