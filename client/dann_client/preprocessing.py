@@ -29,19 +29,13 @@ if TYPE_CHECKING:
 
 
 def layout_batch(images: np.ndarray) -> np.ndarray:
-    """Bring a uint8 batch into the model's ``[N, 32, 32, 3]`` layout.
-
-    Accepts MNIST-layout grey images ``[N, 28, 28]`` or ``[N, 28, 28, 1]`` (padded
-    with 2 pixels per side of each image's background, its border's most common
-    level, so that black ink on white gains no black frame; then the channel
-    repeated), grey ``[N, 32, 32]`` or ``[N, 32, 32, 1]`` (channel repeated), and
-    ``[N, 32, 32, 3]`` (unchanged). Keeping uint8 here lets data sets stay four times
-    smaller in memory than floats.
-
-    A layout step only, never framing: its callers hand it arrays laid out already
-    (the loaders of data sets that keep their own layout, MNIST's and SVHN's; arrays
-    given to the client as the model's input). Whether a user's 28x28 or 32x32 image
-    follows the framing rule is decided where files are read (:func:`image_to_array`).
+    """Bring a uint8 batch into the model's ``[N, 32, 32, 3]`` layout: grey ``[N, 28, 28]``
+    or ``[N, 28, 28, 1]`` padded by 2 pixels of each image's background (its border's
+    most common level: black ink on white gains no black frame), grey 32x32 with the
+    channel repeated, ``[N, 32, 32, 3]`` unchanged. uint8 keeps data sets four times
+    smaller than floats. A layout step, never framing: its callers hand it arrays laid
+    out already (MNIST's and SVHN's loaders, arrays given to the client as the model's
+    input); a user's file is checked against the rule in :func:`image_to_array`.
     """
     images = np.asarray(images)
     if images.dtype != np.uint8:
@@ -195,10 +189,15 @@ def load_images(
 
 
 def save_image(array: np.ndarray, path: str | Path, *, scale: int = 1) -> None:
-    """Write a uint8 ``[H, W, 3]`` array as an image, enlarged ``scale`` times
-    with nearest neighbour so that the 32x32 the model sees can be looked at."""
+    """Write a uint8 ``[H, W, 3]`` array as an image, enlarged ``scale`` times (nearest
+    neighbour) so that the 32x32 the model sees can be looked at. Unscaled PNG is the
+    model's input itself, marked so (:func:`encode_png`): read back, it is not framed
+    again (``dann-serve samples`` writes data sets' digits in their own layouts)."""
     from PIL import Image
 
+    if scale == 1 and str(path).lower().endswith(".png") and array.shape == INPUT_SHAPE:
+        Path(path).write_bytes(encode_png(array))
+        return
     if scale > 1:
         array = np.repeat(np.repeat(array, scale, axis=0), scale, axis=1)
     Image.fromarray(np.ascontiguousarray(array, dtype=np.uint8), mode="RGB").save(path)

@@ -316,3 +316,15 @@ def test_save_image_writes_what_load_image_reads(tmp_path):
         assert written.size == (96, 96)
     save_image(pixels, tmp_path / "same.png")
     np.testing.assert_array_equal(load_image(tmp_path / "same.png"), pixels)
+
+
+def test_a_saved_model_input_is_read_back_as_it_is_not_framed_again(tmp_path):
+    """A digit laid out otherwise than the framing rule would (here filling its frame,
+    as a data set's own layout may) comes back from ``save_image`` unchanged: it is
+    the model's input, which ``dann-serve samples`` and the demo then serve."""
+    pixels = np.zeros((32, 32, 3), np.uint8)
+    pixels[1:31, 12:20] = 255  # a 1, 30 pixels tall: the rule would shrink it to 20
+    save_image(pixels, tmp_path / "seen.png")
+    np.testing.assert_array_equal(load_image(tmp_path / "seen.png"), pixels)
+    Image.fromarray(pixels).save(tmp_path / "users.png")  # a user's file: framed
+    assert not np.array_equal(load_image(tmp_path / "users.png"), pixels)
