@@ -21,7 +21,7 @@ import time
 from typing import Any
 from urllib.parse import urlsplit
 
-from dann_client.connection import TlsConfig, one_line, retry_delay
+from dann_client.connection import TlsConfig, one_line, retry_delay, server_port
 from dann_client.contract import (
     CLIENT_MAX_REQUEST_BYTES,
     CLIENT_MAX_RESPONSE_BYTES,
@@ -82,10 +82,7 @@ class RestTransport:
             raise UsageError(f"--server {url!r} is not an http:// or https:// URL with a host")
         if parts.query or parts.fragment:
             raise UsageError(f"--server {url!r}: a server URL takes no ?query or #fragment")
-        try:
-            port = parts.port
-        except ValueError:
-            raise UsageError(f"--server {url!r} has an invalid port") from None
+        port = server_port(url, url)
         if parts.scheme == "http" and tls is not None:
             raise UsageError("--tls, --ca-cert, --client-cert and --client-key need https://")
         self.address = url.rstrip("/")

@@ -78,6 +78,14 @@ def test_impossible_numbers_are_usage_errors_naming_the_option(server, option, v
     assert f"'{option}" in error, error
 
 
+@pytest.mark.parametrize("port", ["99687", "65536", "0", "x"])
+@pytest.mark.parametrize("scheme", ["", "http://"])
+def test_a_port_outside_1_to_65535_is_a_usage_error_over_both_protocols(scheme, port):
+    result = run("status", "--server", f"{scheme}127.0.0.1:{port}", "--retries", "0")
+    assert result.exit_code == 2, result.output
+    assert result.output.strip().endswith("give one from 1 to 65535"), result.output
+
+
 def test_the_preprocess_scale_is_bounded_as_other_numbers(tmp_path):
     result = run(
         "preprocess", str(tmp_path / "x.png"), "-o", str(tmp_path / "y.png"), "--scale", "nan"
