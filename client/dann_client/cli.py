@@ -19,7 +19,7 @@ import click
 
 from dann_client import contract
 from dann_client.errors import EXIT_OK, EXIT_UNREADABLE, ClientError, UsageError
-from dann_client.options import BACKGROUND_HELP, predict_options, server_options
+from dann_client.options import BACKGROUND_HELP, bounded, predict_options, server_options
 
 if TYPE_CHECKING:
     from dann_client.api import ModelRef
@@ -143,7 +143,7 @@ def metadata(fmt: str | None, as_json: bool, **options: Any) -> int:
 )
 @click.option(
     "--scale",
-    type=click.IntRange(1, 32),
+    type=bounded(int, 1, 32),
     default=1,
     show_default=True,
     help="Enlarge the output this many times (nearest neighbour) for viewing.",

@@ -14,6 +14,7 @@ import ssl
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from dann_client.errors import UsageError
 
@@ -85,6 +86,19 @@ def read_file(path: Path | None, option: str) -> bytes | None:
         return Path(path).read_bytes()
     except OSError as error:
         raise UsageError(f"cannot read {option} {path}: {error.strerror}") from None
+
+
+def server_port(server: str, url: str) -> int | None:
+    """The port in ``url`` (a REST URL, or ``//host:port`` for gRPC), None if it names
+    none; one parse for both transports, so that both refuse a port outside 1-65535
+    (gRPC's own parse would take 99687 modulo 65536 and reach port 34151)."""
+    try:
+        port = urlsplit(url).port
+    except ValueError:
+        port = 0
+    if port == 0:
+        raise UsageError(f"--server {server!r} has an invalid port: give one from 1 to 65535")
+    return port
 
 
 def _reason(error: Exception) -> str:

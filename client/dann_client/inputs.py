@@ -1,8 +1,9 @@
 """Turn command-line inputs into image paths: files, directories, globs, ``-``.
 
 Inputs that lead nowhere (a missing file, a glob matching nothing, a directory
-without images) become ``Unreadable`` items in the same stream, in order, so that
-the caller reports them as one line each and goes on with the rest.
+without images, a directory that cannot be listed) become ``Unreadable`` items in the
+same stream, in order, so that the caller reports them as one line each and goes on
+with the rest.
 """
 
 from __future__ import annotations
@@ -66,12 +67,26 @@ def _expand_one(arg: str) -> Iterator[str | Unreadable]:
 
 
 def _walk(directory: Path) -> Iterator[str | Unreadable]:
+    """The images under ``directory``; a folder that cannot be listed is reported with
+    its own error (os.walk would skip it silently, and an unreadable input directory
+    would read as one without images)."""
     found = False
-    for root, dirs, files in os.walk(directory):
+    failures: list[OSError] = []
+    for root, dirs, files in os.walk(directory, onerror=failures.append):
+        yield from _failed(failures)
         dirs.sort()
         for name in sorted(files):
             if os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS:
                 found = True
                 yield os.path.join(root, name)
+    if failures:
+        found = True
+        yield from _failed(failures)
     if not found:
         yield Unreadable(str(directory), "no image files in this directory")
+
+
+def _failed(failures: list[OSError]) -> Iterator[Unreadable]:
+    for error in failures:
+        yield Unreadable(str(error.filename), (error.strerror or str(error)).lower())
+    failures.clear()

@@ -6,6 +6,7 @@ imports nothing heavy, so ``--help`` answers at once.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,32 @@ from dann_client import contract
 from dann_client.output import FORMATS
 
 _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
+_INT64_MAX = 2**63 - 1  # a model version is an int64; no count of ours needs more
+MAX_TIMEOUT = 86_400.0
+"""A day: longer than any request needs, and short enough that every deadline below it
+fits gRPC's and the socket's clocks (inf, nan and 1e300 would crash them)."""
+MAX_RETRIES = 100
+
+
+class _FiniteFloatRange(click.FloatRange):
+    """click's float range, refusing nan as well, which compares false with any bound."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if math.isnan(number):
+            self.fail(f"{value!r} is not a number.", param, ctx)
+        return number
+
+
+def bounded(
+    kind: type[int] | type[float], low: float, high: float, *, low_open: bool = False
+) -> click.ParamType:
+    """The type of every numeric option: a finite number from ``low`` to ``high``, so
+    that an impossible value (inf, nan, 1e300, a version past int64) is a one-line
+    usage error naming the option (exit 2) instead of a traceback deep in a transport."""
+    if kind is int:
+        return click.IntRange(int(low), int(high), min_open=low_open)
+    return _FiniteFloatRange(low, high, min_open=low_open)
 
 
 def server_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -41,7 +68,7 @@ def server_options(command: Callable[..., Any]) -> Callable[..., Any]:
             "--model-version",
             "--version",
             "version",
-            type=click.IntRange(min=1),
+            type=bounded(int, 1, _INT64_MAX),
             default=None,
             metavar="N",
             help="Model version (default: the server's newest). After a command --version "
@@ -55,14 +82,14 @@ def server_options(command: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option(
             "--timeout",
-            type=click.FloatRange(min=0, min_open=True),
+            type=bounded(float, 0, MAX_TIMEOUT, low_open=True),
             default=contract.DEFAULT_TIMEOUT,
             show_default=True,
             help="Deadline of each request in seconds, connecting included.",
         ),
         click.option(
             "--retries",
-            type=click.IntRange(min=0),
+            type=bounded(int, 0, MAX_RETRIES),
             default=contract.DEFAULT_RETRIES,
             show_default=True,
             help="Extra attempts, with backoff, when the server is unavailable.",
@@ -105,14 +132,14 @@ def predict_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.argument("inputs", nargs=-1, required=True, metavar="IMAGE_OR_DIR..."),
         click.option(
             "--batch-size",
-            type=click.IntRange(min=1),
+            type=bounded(int, 1, _INT64_MAX),
             show_default=True,
             default=contract.DEFAULT_BATCH_SIZE,
             help="Images per request.",
         ),
         click.option(
             "--top-k",
-            type=click.IntRange(min=1),
+            type=bounded(int, 1, _INT64_MAX),
             default=None,
             help="Show the K most probable classes instead of all.",
         ),

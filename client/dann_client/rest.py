@@ -1,9 +1,9 @@
 """HTTP/1.1 to TensorFlow Serving's REST API: deadlines, retries, one-line errors.
 
 The REST twin of ``transport.Transport``, with the same policy so that a user sees
-no difference but the URL: ``timeout`` bounds each attempt, connecting included;
-``retries`` more attempts follow, with the same backoff, when the server is
-unavailable (connection refused or reset, HTTP 502 or 503); failures become
+no difference but the URL: ``timeout`` bounds each attempt, connecting and reading
+the whole answer included; ``retries`` more attempts follow, with the same backoff,
+when the server is unavailable (connection refused or reset, HTTP 502 or 503); failures become
 ``ServerUnavailable`` (exit 3) or ``ServerRejected`` (exit 4, with the server's
 ``{"error": ...}`` text). Built on the standard library's ``http.client``, so the
 client gains no dependency: each thread keeps one keep-alive connection, which is
@@ -12,6 +12,7 @@ all a few batches in flight need.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import socket
@@ -21,7 +22,7 @@ import time
 from typing import Any
 from urllib.parse import urlsplit
 
-from dann_client.connection import TlsConfig, one_line, retry_delay
+from dann_client.connection import TlsConfig, one_line, retry_delay, server_port
 from dann_client.contract import (
     CLIENT_MAX_REQUEST_BYTES,
     CLIENT_MAX_RESPONSE_BYTES,
@@ -82,10 +83,7 @@ class RestTransport:
             raise UsageError(f"--server {url!r} is not an http:// or https:// URL with a host")
         if parts.query or parts.fragment:
             raise UsageError(f"--server {url!r}: a server URL takes no ?query or #fragment")
-        try:
-            port = parts.port
-        except ValueError:
-            raise UsageError(f"--server {url!r} has an invalid port") from None
+        port = server_port(url, url)
         if parts.scheme == "http" and tls is not None:
             raise UsageError("--tls, --ca-cert, --client-cert and --client-key need https://")
         self.address = url.rstrip("/")
@@ -175,18 +173,26 @@ class RestTransport:
         if connection.sock is None:
             connection.connect()
         connection.sock.settimeout(_remaining(deadline))
-        connection.request(method, target, body=body, headers=headers)
-        connection.sock.settimeout(_remaining(deadline))
-        with connection.getresponse() as response:
-            data = response.read(CLIENT_MAX_RESPONSE_BYTES + 1)
-            if len(data) > CLIENT_MAX_RESPONSE_BYTES:
-                connection.close()
-                raise ServerRejected(
-                    f"server {self.address} sent an answer over "
-                    f"{CLIENT_MAX_RESPONSE_BYTES:,} bytes",
-                    "RESOURCE_EXHAUSTED",
-                )
-            return response.status, response.reason, data
+        watchdog = _Watchdog(connection.sock, _remaining(deadline))
+        try:
+            connection.request(method, target, body=body, headers=headers)
+            with connection.getresponse() as response:
+                data = response.read(CLIENT_MAX_RESPONSE_BYTES + 1)
+        except (OSError, http.client.HTTPException):
+            if watchdog.fired:
+                raise TimeoutError from None
+            raise
+        finally:
+            watchdog.cancel()
+        if watchdog.fired:
+            raise TimeoutError
+        if len(data) > CLIENT_MAX_RESPONSE_BYTES:
+            connection.close()
+            raise ServerRejected(
+                f"server {self.address} sent an answer over {CLIENT_MAX_RESPONSE_BYTES:,} bytes",
+                "RESOURCE_EXHAUSTED",
+            )
+        return response.status, response.reason, data
 
     def _answer(self, status: int, reason: str, data: bytes) -> dict[str, Any]:
         if status == 200:
@@ -224,6 +230,27 @@ class RestTransport:
             with self._lock:
                 self._opened.append(connection)
         return connection
+
+
+class _Watchdog:
+    """Shuts the socket down when the attempt's deadline passes. A socket timeout bounds
+    each read only: a server sending its answer a byte a second would hold the client
+    for ever, so sending, the head and the whole body are bounded together by this."""
+
+    def __init__(self, sock: socket.socket, seconds: float) -> None:
+        self.fired = False
+        self._sock = sock
+        self._timer = threading.Timer(seconds, self._fire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _fire(self) -> None:
+        self.fired = True
+        with contextlib.suppress(OSError):  # already closed: the attempt is over anyway
+            self._sock.shutdown(socket.SHUT_RDWR)
+
+    def cancel(self) -> None:
+        self._timer.cancel()
 
 
 def _remaining(deadline: float) -> float:

@@ -16,7 +16,7 @@ import time
 import grpc
 from google.protobuf.message import Message
 
-from dann_client.connection import TlsConfig, one_line, retry_delay
+from dann_client.connection import TlsConfig, one_line, retry_delay, server_port
 from dann_client.contract import (
     CLIENT_MAX_REQUEST_BYTES,
     CLIENT_MAX_RESPONSE_BYTES,
@@ -52,6 +52,7 @@ class Transport:
         max_backoff: float = 2.0,
         max_message_bytes: int = CLIENT_MAX_REQUEST_BYTES,
     ) -> None:
+        server_port(address, f"//{address}")
         self.address = address
         self.timeout = timeout
         self.retries = max(0, retries)

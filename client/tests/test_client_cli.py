@@ -55,6 +55,45 @@ def test_usage_errors_exit_2(args):
     assert "Traceback" not in result.output
 
 
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("--timeout", "inf"),
+        ("--timeout", "nan"),
+        ("--timeout", "1e300"),
+        ("--timeout", "-1"),
+        ("--retries", "99999999999999999999"),
+        ("--version", "99999999999999999999"),  # past int64, TF Serving's version type
+        ("--batch-size", "99999999999999999999"),
+        ("--top-k", "nan"),
+    ],
+)
+@pytest.mark.parametrize("server", ["127.0.0.1:1", "http://127.0.0.1:1"])
+def test_impossible_numbers_are_usage_errors_naming_the_option(server, option, value):
+    command = ["status"] if option in ("--timeout", "--retries", "--version") else ["predict", "x"]
+    result = run(*command, "--server", server, "--retries", "0", option, value)
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    (error,) = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert f"'{option}" in error, error
+
+
+@pytest.mark.parametrize("port", ["99687", "65536", "0", "x"])
+@pytest.mark.parametrize("scheme", ["", "http://"])
+def test_a_port_outside_1_to_65535_is_a_usage_error_over_both_protocols(scheme, port):
+    result = run("status", "--server", f"{scheme}127.0.0.1:{port}", "--retries", "0")
+    assert result.exit_code == 2, result.output
+    assert result.output.strip().endswith("give one from 1 to 65535"), result.output
+
+
+def test_the_preprocess_scale_is_bounded_as_other_numbers(tmp_path):
+    result = run(
+        "preprocess", str(tmp_path / "x.png"), "-o", str(tmp_path / "y.png"), "--scale", "nan"
+    )
+    assert result.exit_code == 2, result.output
+    assert "'--scale'" in result.output
+
+
 @pytest.mark.parametrize("backend", ["server", "grpc"])
 def test_backend_server_and_its_old_name_ask_the_server_over_either_protocol(
     toy_server, toy_rest, digits, backend

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 
 import numpy as np
 import pytest
@@ -48,6 +49,35 @@ def test_a_directory_without_images_is_reported(tree):
     assert list(expand_inputs([str(tree / "empty")])) == [
         Unreadable(str(tree / "empty"), "no image files in this directory")
     ]
+
+
+def test_an_unreadable_directory_is_reported_with_its_permission_error(tree, monkeypatch):
+    """Injected, because root (as in containers) lists any directory whatever its mode."""
+    refused = {str(tree / "empty"), str(tree / "sub/deeper")}
+    scandir = os.scandir
+
+    def guarded(path):
+        if str(path) in refused:
+            raise PermissionError(13, "Permission denied", str(path))
+        return scandir(path)
+
+    monkeypatch.setattr(os, "scandir", guarded)
+    assert list(expand_inputs([str(tree / "empty"), str(tree / "sub")])) == [
+        Unreadable(str(tree / "empty"), "permission denied"),
+        str(tree / "sub/c.webp"),
+        Unreadable(str(tree / "sub/deeper"), "permission denied"),
+    ]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root lists a directory whatever its mode")
+def test_a_directory_without_read_permission_is_reported_so(tree):
+    (tree / "empty").chmod(0)
+    try:
+        assert list(expand_inputs([str(tree / "empty")])) == [
+            Unreadable(str(tree / "empty"), "permission denied")
+        ]
+    finally:
+        (tree / "empty").chmod(0o755)
 
 
 def test_dash_reads_inputs_from_stdin(tree):

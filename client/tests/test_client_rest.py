@@ -10,6 +10,8 @@ clear line for each failure.
 from __future__ import annotations
 
 import json
+import socket
+import threading
 import time
 
 import pytest
@@ -230,3 +232,40 @@ def test_https_verifies_the_server_with_the_ca_certificate(tls_rest, tls_files, 
     assert "certificate verify failed" in unknown.stderr and unknown.stderr.count("\n") == 1
     bad = run("status", "--server", tls_rest.url, "--ca-cert", __file__)
     assert bad.exit_code == 2 and "cannot use --ca-cert" in bad.stderr
+
+
+@pytest.fixture
+def dribbling_server():
+    """A server that answers a status request a byte every 0.2 s: each read returns in
+    time, so only a deadline on the whole answer stops the client."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def serve() -> None:
+        connection, _ = listener.accept()
+        with connection:
+            connection.recv(65536)
+            answer = b"HTTP/1.1 200 OK\r\nContent-Length: 200\r\n\r\n" + b" " * 200
+            for byte in answer:
+                if stop.wait(0.2):
+                    return
+                try:
+                    connection.sendall(bytes([byte]))
+                except OSError:
+                    return
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    stop.set()
+    listener.close()
+    thread.join(5)
+
+
+def test_the_timeout_bounds_reading_the_whole_answer(dribbling_server):
+    started = time.monotonic()
+    result = run("status", "--server", dribbling_server, "--timeout", "1", "--retries", "0")
+    elapsed = time.monotonic() - started
+    assert result.exit_code == 3, result.output
+    assert "did not answer within 1 s" in result.output
+    assert elapsed < 3, elapsed
