@@ -36,7 +36,7 @@ class _FiniteFloatRange(click.FloatRange):
 
 def bounded(
     kind: type[int] | type[float], low: float, high: float, *, low_open: bool = False
-) -> click.ParamType:
+) -> click.ParamType[Any]:
     """The type of every numeric option: a finite number from ``low`` to ``high``, so
     that an impossible value (inf, nan, 1e300, a version past int64) is a one-line
     usage error naming the option (exit 2) instead of a traceback deep in a transport."""
