@@ -153,6 +153,8 @@ LIGHT_INK_LUMINANCE = 0.5
 # -- framing: where a digit sits in the model's input ------------------------------------
 
 MNIST_SIZE = 28  # MNIST's frame: grey images of this size are laid out already
+MNIST_FIRST = (IMAGE_SIZE - MNIST_SIZE) // 2
+"""Row and column of 32x32 where MNIST's 28x28 frame begins (its padding is 2 pixels)."""
 FRAME_BOX = 20
 """A digit on a plain background is scaled so that the longer side of its ink's bounding
 box is this many pixels (MNIST's 20x20 box, aspect kept), the same in the client

@@ -48,11 +48,10 @@ from dann_client.contract import (
     FRAME_CENTRE_SLACK,
     IMAGE_SIZE,
     INK_CONTRAST,
+    MNIST_FIRST,
     MNIST_SIZE,
 )
 
-FIRST = (IMAGE_SIZE - MNIST_SIZE) // 2
-"""Row and column of 32x32 where MNIST's 28x28 frame begins (its padding is 2 pixels)."""
 _LEVELS = 256  # uint8 grey levels: one histogram bin each
 
 
@@ -155,7 +154,7 @@ def _corner(moment: int, total: int, side: int, scaled: int) -> int:
     so that the graph, which computes it in int64, places every image alike."""
     numerator, denominator = (2 * moment + total) * scaled, 2 * total * side
     corner = FRAME_CENTRE + 1 - (numerator + denominator - 1) // denominator
-    return min(max(corner, FIRST), FIRST + MNIST_SIZE - scaled)
+    return min(max(corner, MNIST_FIRST), MNIST_FIRST + MNIST_SIZE - scaled)
 
 
 def frame(pixels: np.ndarray, background: np.ndarray) -> np.ndarray | None:
@@ -167,7 +166,7 @@ def frame(pixels: np.ndarray, background: np.ndarray) -> np.ndarray | None:
 
 def reframe(laid_out: np.ndarray, side: int) -> np.ndarray | None:
     """A 28x28 or 32x32 image (``side``) as laid out in uint8 ``[32, 32, 3]`` (28x28:
-    padded with its background by ``FIRST`` pixels) -> the image framed, or None when
+    padded with its background by ``MNIST_FIRST`` pixels) -> the image framed, or None when
     it passes through as laid out. The image is read as given, unpadded, as a file of
     any other size is.
 

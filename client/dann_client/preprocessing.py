@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from dann_client.background import AUTO, Background, flatten
-from dann_client.contract import IMAGE_SIZE, INPUT_SHAPE, LAID_OUT_PNG_TEXT, MNIST_SIZE
+from dann_client.contract import IMAGE_SIZE, INPUT_SHAPE, LAID_OUT_PNG_TEXT, MNIST_FIRST, MNIST_SIZE
 from dann_client.errors import ImageError
-from dann_client.framing import FIRST, border_colour, frame, reframe
+from dann_client.framing import border_colour, frame, reframe
 
 if TYPE_CHECKING:
     from PIL.Image import Image as PILImage
@@ -48,7 +48,8 @@ def layout_batch(images: np.ndarray) -> np.ndarray:
     if images.ndim == 3 and images.shape[1:] == (MNIST_SIZE, MNIST_SIZE):
         out = np.empty((len(images), *INPUT_SHAPE), np.uint8)
         out[...] = border_colour(images[..., None]).astype(np.uint8)[:, None, None]
-        out[:, FIRST : FIRST + MNIST_SIZE, FIRST : FIRST + MNIST_SIZE] = images[..., None]
+        inside = slice(MNIST_FIRST, MNIST_FIRST + MNIST_SIZE)
+        out[:, inside, inside] = images[..., None]
         return out
     if images.ndim == 3 and images.shape[1:] == (IMAGE_SIZE, IMAGE_SIZE):
         out = np.empty((len(images), *INPUT_SHAPE), np.uint8)

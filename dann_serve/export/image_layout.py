@@ -27,10 +27,10 @@ from dann_client.contract import (
     FRAME_CENTRE_SLACK,
     IMAGE_SIZE,
     INK_CONTRAST,
+    MNIST_FIRST,
     MNIST_SIZE,
 )
 
-_FIRST = (IMAGE_SIZE - MNIST_SIZE) // 2  # where MNIST's 28x28 frame begins in 32x32
 _LEVELS = 256
 
 
@@ -196,7 +196,7 @@ def _corner(moment: tf.Tensor, total: tf.Tensor, side: tf.Tensor, scaled: tf.Ten
     centre of mass lands on ``FRAME_CENTRE``, kept inside the 28x28 frame."""
     numerator, denominator = (2 * moment + total) * scaled, 2 * total * side
     corner = FRAME_CENTRE + 1 - (numerator + denominator - 1) // denominator
-    return tf.clip_by_value(corner, _FIRST, _FIRST + MNIST_SIZE - scaled)
+    return tf.clip_by_value(corner, MNIST_FIRST, MNIST_FIRST + MNIST_SIZE - scaled)
 
 
 def fit_square(rgb: tf.Tensor, fill: tf.Tensor) -> tf.Tensor:
