@@ -5,7 +5,8 @@ loaded the way TF Serving loads it) and ``model_config`` (``models.config``); th
 (``registry``: which versions are served, polled from disk; ``signature``: one
 signature's checks and call, with ``images``, the sizes encoded images declare, bounded
 before the graph decodes them; ``service``: the three calls in TF Serving's messages);
-the front ends (``grpc_api``, ``rest_api`` over ``http_server``); ``status``, the one
+the front ends (``grpc_api``, ``rest_api`` over ``http_server``, with ``admission``, the
+REST bounds a slow peer cannot exhaust); ``status``, the one
 error type both front ends translate; ``monitoring`` (Prometheus metrics, the record of
 each request) and ``logs`` (log lines, the access log); ``server``, which runs the lot.
 

@@ -8,12 +8,12 @@ What a front end on the open network must get right, done once here, below the r
   that ignores its body cannot leave it on the connection to be read as the next
   request: one request, one response.
 - **Bounds** (:class:`~dann_serve.serving.limits.Limits`): a body over the limit is
-  refused with 429 from its declared length, unread, and the connection closed;
-  at most ``max_in_flight`` requests hold a body or a worker at once, the others
-  wait with their bodies unread (still in the kernel's buffers); one deadline covers
-  a request from its first byte to its answer (504 past it, or the connection closed
-  if the request's head never arrived), so a client sending a byte every few seconds
-  is dropped all the same.
+  refused with 429 from its declared length, unread, and the connection closed; a
+  request takes one of ``max_in_flight`` slots once its body is in, so slow bodies
+  hold none (:mod:`~dann_serve.serving.admission`); one deadline covers a request
+  from its first byte to its answer (504 past it, or the connection closed if the
+  request's head never arrived), so a client sending a byte every few seconds is
+  dropped all the same.
 - **Disconnects**: a client gone before its answer is a debug line, never a traceback.
 - **Backlog**: the listening socket queues up to ``BACKLOG`` connections.
 - **Observability**: every request, answered by the application or refused before it,
@@ -41,7 +41,9 @@ import h11
 
 from dann_client.contract import PROMETHEUS_PATH
 from dann_serve.serving import monitoring
+from dann_serve.serving.admission import Admission, Refused
 from dann_serve.serving.limits import Limits
+from dann_serve.serving.memory import release_soon
 
 log = logging.getLogger("dann_serve.serving")
 
@@ -51,22 +53,11 @@ MAX_HEAD_BYTES = 64 * 1024  # request line and headers
 READ_SIZE = 256 * 1024
 # How long a connection answered before its body was read discards the rest.
 LINGER_SECONDS = 2.0
-# Requests that may wait for a slot, per slot, before more are refused with 429.
-WAITING_PER_SLOT = 4
 SERVER_NAME = b"dann-serve"
 JSON_TYPE = b"application/json"
 # What the application and the metrics page answer: status, body, content type.
 Answer = tuple[int, bytes, bytes]
 _PHRASES = {int(status): status.phrase.encode() for status in HTTPStatus}
-
-
-class _Refused(Exception):
-    """A request answered before its route runs (and the connection closed after)."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 def _json_bytes(payload: dict) -> bytes:
@@ -100,9 +91,8 @@ class HttpServer:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._run, name="rest", daemon=True)
         self._stopped: asyncio.Event | None = None
-        # Requests waiting for a slot, and holding one (touched by the loop's thread only).
-        self._waiting = 0
-        self._busy = 0
+        # asyncio's primitives bind to the loop that first waits on them: made here, used there.
+        self._admission = Admission(limits)
 
     def start(self) -> None:
         self._thread.start()
@@ -122,7 +112,6 @@ class HttpServer:
 
     async def _main(self) -> None:
         self._stopped = asyncio.Event()
-        self._slots = asyncio.Semaphore(self.limits.max_in_flight)
         server = await asyncio.start_server(
             self._connection, sock=self._socket, limit=READ_SIZE, backlog=BACKLOG
         )
@@ -131,7 +120,7 @@ class HttpServer:
             server.close()
             # Let the requests in flight finish, then end the idle connections.
             deadline = asyncio.get_running_loop().time() + 5
-            while self._busy and asyncio.get_running_loop().time() < deadline:
+            while self._admission.busy and asyncio.get_running_loop().time() < deadline:
                 await asyncio.sleep(0.05)
             others = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
             for task in others:
@@ -158,14 +147,6 @@ class HttpServer:
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
-
-    async def _receive(self, connection: h11.Connection, reader: asyncio.StreamReader):
-        """The next h11 event, reading from the socket as needed."""
-        while True:
-            event = connection.next_event()
-            if event is not h11.NEED_DATA:
-                return event
-            connection.receive_data(await reader.read(READ_SIZE))
 
     async def _head(self, connection: h11.Connection, reader: asyncio.StreamReader):
         """The next request head, refused 431 when over MAX_HEAD_BYTES.
@@ -241,7 +222,7 @@ class HttpServer:
         except TimeoutError:
             call.status = "DEADLINE_EXCEEDED"
             return (504, _json_bytes(self._deadline_error()), JSON_TYPE), False
-        except _Refused as refused:
+        except Refused as refused:
             return (refused.status, _json_bytes({"error": refused.message}), JSON_TYPE), False
 
     def _deadline_error(self) -> dict:
@@ -253,41 +234,43 @@ class HttpServer:
     async def _answer(
         self, connection, request: h11.Request, reader, writer, call: monitoring.Call
     ) -> Answer:
-        """Admit the request, read its body, run the app on it in a worker thread."""
+        """Read the request's body, then take a slot and run the app on it in a worker
+        thread; the body's bytes and the slot are given back when the worker is done."""
         length = _content_length(request)
         call.bytes_in = length or 0
         if length is not None and any(name == b"transfer-encoding" for name, _ in request.headers):
             # Two framings a proxy in front might choose between: the way to smuggle.
-            raise _Refused(400, "Content-Length and Transfer-Encoding in one request")
+            raise Refused(400, "Content-Length and Transfer-Encoding in one request")
         if length is not None and length > self.limits.max_message_bytes:
-            raise _Refused(429, _over_limit(length, self.limits.max_message_bytes))
-        if self._waiting >= WAITING_PER_SLOT * self.limits.max_in_flight:
-            raise _Refused(429, f"more than {self._waiting} requests waiting; try again later")
-        self._waiting += 1
-        try:
-            await self._slots.acquire()
-        finally:
-            self._waiting -= 1
-        self._busy += 1
-        release = True
+            raise Refused(429, _over_limit(length, self.limits.max_message_bytes))
+        admission = self._admission
+        admission.start_receiving()
         try:
             if connection.they_are_waiting_for_100_continue:
                 go_on = h11.InformationalResponse(status_code=100, headers=[])
                 await self._write(writer, connection.send(go_on))
-            body = await self._body(connection, reader)
-            call.bytes_in = len(body)
-            method, target = request.method.decode("latin-1"), request.target.decode("latin-1")
-            future = asyncio.get_running_loop().run_in_executor(
-                self._executor, self._work, call, method, target, body
-            )
-            # The deadline ends the wait, not the work: the slot stays taken until the
-            # worker is done, so no more than max_in_flight requests ever run.
-            release = False
-            future.add_done_callback(lambda _: self._release())
-            return await asyncio.shield(future)
+            body, taken = await self._body(connection, reader)
         finally:
-            if release:
-                self._release()
+            admission.stop_receiving()
+        call.bytes_in = len(body)
+        try:
+            await admission.take_slot()
+        except BaseException:
+            admission.bodies.give_back(taken)
+            raise
+        method, target = request.method.decode("latin-1"), request.target.decode("latin-1")
+        future = asyncio.get_running_loop().run_in_executor(
+            self._executor, self._work, call, method, target, body
+        )
+
+        def done(_) -> None:
+            admission.give_slot_back()
+            admission.bodies.give_back(taken)
+
+        # The deadline ends the wait, not the work: the slot stays taken until the
+        # worker is done, so no more than max_in_flight requests ever run.
+        future.add_done_callback(done)
+        return await asyncio.shield(future)
 
     def _work(self, call: monitoring.Call, method: str, target: str, body: bytearray) -> Answer:
         """In a worker thread: the metrics page, or the application with ``call`` as the
@@ -295,29 +278,40 @@ class HttpServer:
         if method in ("GET", "HEAD") and target.split("?", 1)[0] == PROMETHEUS_PATH:
             page, content_type = monitoring.page()
             return 200, page, content_type.encode()
-        with monitoring.current(call):
-            status, payload = self.app(method, target, body)
+        try:
+            with monitoring.current(call):
+                status, payload = self.app(method, target, body)
+        finally:
+            release_soon()  # the trimmer decides, once requests pause, whether to trim
         return status, payload, JSON_TYPE
 
-    def _release(self) -> None:
-        self._busy -= 1
-        self._slots.release()
-
-    async def _body(self, connection: h11.Connection, reader) -> bytearray:
-        body = bytearray()
-        while True:
-            try:
-                event = await self._receive(connection, reader)
-            except h11.RemoteProtocolError as error:
-                raise _Refused(400, f"bad request body: {error}") from None
-            if isinstance(event, h11.Data):
-                body += event.data
-                if len(body) > self.limits.max_message_bytes:  # chunked: no length ahead
-                    raise _Refused(429, _over_limit(len(body), self.limits.max_message_bytes))
-            elif isinstance(event, h11.EndOfMessage):
-                return body  # a bytearray: json.loads reads it as it is, no copy
-            else:
-                raise _Refused(400, "the connection closed inside the request body")
+    async def _body(self, connection: h11.Connection, reader) -> tuple[bytearray, int]:
+        """The request's whole body (a bytearray: json.loads reads it as it is, no copy),
+        and the bytes its reading took from the bodies' budget; given back here if the
+        body never completes."""
+        body, taken = bytearray(), 0
+        try:
+            while True:
+                try:
+                    event = connection.next_event()
+                except h11.RemoteProtocolError as error:
+                    raise Refused(400, f"bad request body: {error}") from None
+                if event is h11.NEED_DATA:
+                    data = await reader.read(READ_SIZE)
+                    await self._admission.bodies.take(len(data))
+                    taken += len(data)
+                    connection.receive_data(data)
+                elif isinstance(event, h11.Data):
+                    body += event.data
+                    if len(body) > self.limits.max_message_bytes:  # chunked: no length ahead
+                        raise Refused(429, _over_limit(len(body), self.limits.max_message_bytes))
+                elif isinstance(event, h11.EndOfMessage):
+                    return body, taken
+                else:
+                    raise Refused(400, "the connection closed inside the request body")
+        except BaseException:
+            self._admission.bodies.give_back(taken)
+            raise
 
     async def _respond(self, connection, writer, request, answer: Answer, keep_alive: bool) -> bool:
         status, body, content_type = answer

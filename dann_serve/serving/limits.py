@@ -21,9 +21,6 @@ DEFAULT_MAX_TENSOR_BYTES = 16 * MIB
 DEFAULT_MAX_IN_FLIGHT = 32
 # TensorFlow Serving's --rest_api_timeout_in_ms default.
 DEFAULT_REST_TIMEOUT = 30.0
-# After a request whose message or body was at least this large, freed memory is handed
-# back to the system (see memory.release_free_memory).
-LARGE_REQUEST_BYTES = 8 * MIB
 
 
 @dataclass(frozen=True)

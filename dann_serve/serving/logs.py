@@ -15,24 +15,6 @@ import sys
 from datetime import UTC, datetime
 
 ACCESS_LOGGER = "dann_serve.access"
-GRPC_CODEC_LOGGER = "grpc._common"  # where grpcio reports a message it cannot parse
-
-
-class _OneLine(logging.Filter):
-    """A record's traceback folded into one line: its error's type and words.
-
-    grpcio logs each request that is no protocol buffer message with a traceback of
-    its own frames, six lines a request at whatever rate a peer sends them; the
-    error's words are all that tells the operator anything.
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        error = record.exc_info[1] if record.exc_info else None
-        if error is not None:
-            words = " ".join(str(error).split())
-            record.msg = f"{record.getMessage()} {type(error).__name__}: {words}"
-            record.args, record.exc_info, record.exc_text = (), None, None
-        return True
 
 
 class _UtcFormatter(logging.Formatter):
@@ -45,8 +27,7 @@ class _UtcFormatter(logging.Formatter):
 
 def configure_logging(access_log: str | None = None, level: int = logging.INFO) -> None:
     """The server's one logging setup: every line on stderr with its time and level
-    (TensorFlow's Python logger included), grpcio's refusals of unparsable messages one
-    line each; with ``access_log``, one line per request to
+    (TensorFlow's Python logger included); with ``access_log``, one line per request to
     that file (appended) or, for ``-``, to stdout. An access log that cannot be opened
     raises OSError before anything is changed."""
     target = _access_handler(access_log)
@@ -58,8 +39,6 @@ def configure_logging(access_log: str | None = None, level: int = logging.INFO) 
     tensorflow = logging.getLogger("tensorflow")  # it installs a handler of its own
     tensorflow.handlers.clear()
     tensorflow.propagate = True
-    codec = logging.getLogger(GRPC_CODEC_LOGGER)
-    codec.filters[:] = [_OneLine()]
 
     access = logging.getLogger(ACCESS_LOGGER)
     for old in access.handlers:  # an access-log file of an earlier setup: not left open

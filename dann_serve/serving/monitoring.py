@@ -10,7 +10,7 @@ The project's own series, which TensorFlow Serving has no name for, follow
 Prometheus' conventions under ``dann_serve_``.
 
 Every request is one :class:`Call`. The front end's transport opens it (the gRPC
-interceptor, the HTTP server) and closes it with :func:`finish`, which counts it and
+call runner, the HTTP server) and closes it with :func:`finish`, which counts it and
 writes its access-log line; in between, the shared core (``service``, the registry)
 notes on it what only the core knows: the API, the model, the version, the signature,
 the canonical status. One place counts, whichever protocol carried the request.
@@ -25,7 +25,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -293,40 +293,3 @@ def warmup(path: Path) -> Iterator[None]:
 def record_state(model: str, version: int, state: int) -> None:
     """A version entered ``state`` (a ModelVersionStatus.State)."""
     VERSION_STATES.set(model, version, get_model_status_pb2.ModelVersionStatus.State.Name(state))
-
-
-# -- gRPC -------------------------------------------------------------------------------
-
-
-class CallInterceptor(grpc.ServerInterceptor):
-    """Wraps every unary gRPC method: one :class:`Call` per RPC, finished with the status
-    the servicer answered with."""
-
-    def intercept_service(self, continuation: Callable, details: grpc.HandlerCallDetails):
-        handler = continuation(details)
-        if handler is None or handler.unary_unary is None:
-            return handler
-        behavior, method = handler.unary_unary, details.method
-
-        def observed(request, context: grpc.ServicerContext):
-            call = Call(GRPC, context.peer(), method, bytes_in=request.ByteSize())
-            answered = False
-            try:
-                with current(call):
-                    response = behavior(request, context)
-                call.bytes_out = response.ByteSize()
-                answered = True
-                return response
-            finally:
-                code = context.code()  # set by abort(); None for an answer
-                if code is not None:
-                    call.status = code.name
-                elif not answered:  # raised past the servicer: grpcio answers UNKNOWN
-                    call.status = grpc.StatusCode.UNKNOWN.name
-                finish(call)
-
-        return grpc.unary_unary_rpc_method_handler(
-            observed,
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )

@@ -183,8 +183,7 @@ class RestApi:
 
     def __call__(self, method: str, target: str, body: bytes | bytearray) -> tuple[int, bytes]:
         try:
-            with service.large_request(len(body)):
-                status, payload = 200, self._route(method, target, body)
+            status, payload = 200, self._route(method, target, body)
         except ServingError as error:
             status, payload = error.http_status, {"error": error.message}
         except Exception as error:

@@ -1,9 +1,8 @@
 """Start both front ends over one registry, and stop them cleanly on SIGINT/SIGTERM.
 
 The process's log lines, access log and metrics are set up here once
-(:mod:`~dann_serve.serving.logs`, :mod:`~dann_serve.serving.monitoring`): the gRPC
-server gets the interceptor that makes each call a counted, logged request, the REST
-server does the same for its requests itself.
+(:mod:`~dann_serve.serving.logs`, :mod:`~dann_serve.serving.monitoring`); each front end
+makes each of its requests a counted, logged call itself.
 """
 
 from __future__ import annotations
@@ -16,11 +15,10 @@ from pathlib import Path
 
 from dann_client.contract import GRPC_PORT, REST_PORT
 from dann_serve.runtime import reuse_large_buffers
-from dann_serve.serving.grpc_api import build_server
+from dann_serve.serving.grpc_api import GrpcServer
 from dann_serve.serving.limits import Limits
 from dann_serve.serving.logs import configure_logging
 from dann_serve.serving.memory import one_heap
-from dann_serve.serving.monitoring import CallInterceptor
 from dann_serve.serving.registry import ModelRegistry
 from dann_serve.serving.rest_api import rest_server as rest_server_for
 
@@ -66,9 +64,7 @@ def serve(options: ServeOptions) -> None:
             raise ValueError("--tls-cert and --tls-key go together")
         tls = (options.tls_cert.read_bytes(), options.tls_key.read_bytes())
     address = _address(options.host, options.port)
-    grpc_server, port = build_server(
-        registry, address, options.limits, options.workers, tls, [CallInterceptor()]
-    )
+    grpc_server = GrpcServer(registry, address, options.limits, options.workers, tls)
     rest_server = None
     if options.rest_port:
         try:
@@ -80,6 +76,7 @@ def serve(options: ServeOptions) -> None:
                 max(2, options.workers // 2),
             )
         except OSError as error:
+            grpc_server.stop(grace=0)
             raise OSError(
                 f"cannot listen for REST on {options.host}:{options.rest_port}: {error.strerror}"
             ) from None
@@ -93,13 +90,13 @@ def serve(options: ServeOptions) -> None:
     registry.start_polling(options.poll_seconds)
     scheme = "TLS" if tls else "plaintext"
     rest = f", REST on {options.host}:{options.rest_port}" if rest_server else ""
-    log.info("gRPC (%s) on %s%s", scheme, _address(options.host, port), rest)
+    log.info("gRPC (%s) on %s%s", scheme, _address(options.host, grpc_server.port), rest)
 
     while not stop.wait(0.5):  # a timed wait lets the signal handler run promptly
         pass
     log.info("shutting down")
     if rest_server is not None:
         rest_server.stop()
-    grpc_server.stop(grace=5).wait()
+    grpc_server.stop(grace=5)
     registry.stop()
     log.info("stopped")

@@ -22,8 +22,7 @@ from tensorflow_serving.apis import (
 
 from dann_client.tensors import fill_tensor_proto
 from dann_serve.serving import monitoring
-from dann_serve.serving.limits import LARGE_REQUEST_BYTES, Limits
-from dann_serve.serving.memory import release_soon
+from dann_serve.serving.limits import Limits
 from dann_serve.serving.registry import LoadedVersion, ModelRegistry
 from dann_serve.serving.signature import ServedSignature
 from dann_serve.serving.status import invalid
@@ -65,17 +64,6 @@ def serving(registry: ModelRegistry, spec: model_pb2.ModelSpec) -> Iterator[Load
     with _api_call(registry, monitoring.PREDICT, spec), registry.using(*_choice(spec)) as loaded:
         monitoring.note_version(loaded.version)
         yield loaded
-
-
-@contextmanager
-def large_request(size: int) -> Iterator[None]:
-    """After a request of ``size`` bytes or more, give its freed memory back (shortly
-    after: what it leaves behind is freed by its caller)."""
-    try:
-        yield
-    finally:
-        if size >= LARGE_REQUEST_BYTES:
-            release_soon()
 
 
 def response_spec(loaded: LoadedVersion, signature_name: str = "") -> model_pb2.ModelSpec:

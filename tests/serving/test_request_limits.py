@@ -384,14 +384,26 @@ def test_grpc_shape_amplification_is_refused_before_decoding(reliability_server)
 # -- 7: memory after large requests (light; bench/probe.py runs the full measure) --------
 
 
+def _big_png() -> bytes:
+    """A 2048x2048 16-bit RGBA PNG of smooth gradients: 190 kB on the wire, 32 MB decoded."""
+    import tensorflow as tf
+
+    ramp = np.linspace(0, 65535, 2048, dtype=np.float64)
+    pixels = np.stack(
+        np.broadcast_arrays(ramp[:, None], ramp[None, :], ramp[::-1, None], np.full(1, 65535.0)),
+        axis=-1,
+    ).astype(np.uint16)
+    return tf.io.encode_png(pixels).numpy()
+
+
 @pytest.mark.slow
 def test_memory_returns_after_large_requests(exported_model, start_server):
-    """RSS after 8 gRPC predicts of 1024 images (4 at once) and 2 REST predicts of 512
-    stays within 10% of its level after warm-up. Before: +455 MB (65%) after the gRPC
-    ones alone, kept for good (oneDNN's pool, one glibc arena per thread, no trim)."""
+    """RSS after gRPC predicts that are large in what they make the server hold, not on
+    the wire (uint8 batches of 1024 images, 3 MiB; a 2048x2048 PNG, decoded 32 MB), 4 at
+    once, stays within 10% of its level after warm-up. Before: +455 MB (65%) kept for good after float32 batches (oneDNN's pool,
+    one glibc arena per thread, no trim); then +230 MB after messages under 8 MiB, the
+    size that alone used to start a trim."""
     from tensorflow_serving.apis import prediction_service_pb2_grpc
-
-    from dann_client.contract import SERVER_MAX_MESSAGE_BYTES
 
     running = start_server(exported_model.parent.parent)
     pid = running.process.pid
@@ -399,29 +411,28 @@ def test_memory_returns_after_large_requests(exported_model, start_server):
     assert rest(running, "/v1/models/dann:predict", {"instances": small.tolist()})[0] == 200
     time.sleep(1)
     warm = _rss_mb(pid)
-    batch = np.random.default_rng(7).random((1024, 32, 32, 3), dtype=np.float32)
-    request = predict_request(batch, "predict_label")
-    options = [("grpc.max_send_message_length", SERVER_MAX_MESSAGE_BYTES)]
+    pixels = np.random.default_rng(7).integers(0, 256, (1024, 32, 32, 3), dtype=np.uint8)
+    requests = [
+        predict_request(pixels, "predict_label_uint8"),
+        predict_request(np.array([_big_png()] * 1, dtype=object), "predict_image"),
+    ]
     failures = []
 
     def by_grpc() -> None:
-        with grpc.insecure_channel(running.grpc_address, options=options) as channel:
+        with grpc.insecure_channel(running.grpc_address) as channel:
             stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
-            for _ in range(2):
+            for request in requests * 2:
                 try:
                     stub.Predict(request, timeout=120)
                 except grpc.RpcError as error:
-                    failures.append(error.code())
+                    failures.append(f"{error.code()}: {error.details()}")
 
     threads = [threading.Thread(target=by_grpc) for _ in range(4)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    body = json.dumps({"instances": batch[:512].tolist()}).encode()
-    for _ in range(2):
-        assert rest(running, "/v1/models/dann:predict", body)[0] == 200
-    time.sleep(1.5)  # the trim follows the last large request by 0.3 s
+    time.sleep(2)  # the trim follows the last request by 0.3 s
     after = _rss_mb(pid)
     print(f"RSS after warm-up {warm:.0f} MB, after the large requests {after:.0f} MB")
     assert failures == [] and after <= 1.10 * warm
@@ -617,6 +628,12 @@ def test_only_int64_decimal_folders_are_versions(exported_model, tmp_path, caplo
         registry.stop()
 
 
+def _replace(path: Path, data: bytes) -> None:
+    staged = path.with_name(path.name + ".new")
+    staged.write_bytes(data)
+    staged.replace(path)
+
+
 def test_an_empty_or_unreadable_config_keeps_what_is_served(exported_model, tmp_path, caplog):
     """A truncated ``models.config`` (which used to unload every model within a poll)
     or one that cannot be read is a bad config: the versions loaded stay served, and
@@ -637,9 +654,11 @@ def test_an_empty_or_unreadable_config_keeps_what_is_served(exported_model, tmp_
         with caplog.at_level("INFO", logger="dann_serve.serving"):
             registry.start_polling(0.02)
             time.sleep(0.5)
-            config.write_bytes(b"\xff\xfe")  # not text (a permission is no bar to root)
+            # Replaced whole, as an editor saves: a write in place passes through an empty
+            # file, a third failure the poller would rightly log.
+            _replace(config, b"\xff\xfe")  # not text (a permission is no bar to root)
             time.sleep(0.5)
-            config.write_text(good)
+            _replace(config, good.encode())
             time.sleep(0.5)
         failures = [r.getMessage() for r in caplog.records if "model poll failed" in r.getMessage()]
         assert len(failures) == 2, caplog.text
