@@ -169,10 +169,12 @@ def tiny_export(workdir: Path) -> Path:
 
 
 def newest_version(model_dir: Path) -> Path:
-    versions_ = [p for p in (Path(model_dir) / "dann").iterdir() if p.name.isdigit()]
-    if not versions_:
+    from dann_serve.serving.model_config import versions_on_disk
+
+    found = versions_on_disk(Path(model_dir) / "dann")
+    if not found:
         raise SystemExit(f"{model_dir}/dann has no exported version")
-    return max(versions_, key=lambda p: int(p.name))
+    return found[max(found)]
 
 
 def argument_parser(description: str) -> argparse.ArgumentParser:

@@ -31,6 +31,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 
 from bench._common import argument_parser
+from dann_serve.serving.model_config import versions_on_disk
 from harness.load import run_load
 from harness.server_process import LocalServer
 
@@ -54,7 +55,7 @@ def _export(run: str, model_dir: str, report: multiprocessing.Queue) -> None:
 
 
 def newest(model_dir: Path) -> int:
-    return max((int(p.name) for p in (model_dir / "dann").iterdir() if p.name.isdigit()), default=0)
+    return max(versions_on_disk(model_dir / "dann"), default=0)
 
 
 def parse_args() -> argparse.Namespace:
