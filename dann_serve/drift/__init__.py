@@ -6,7 +6,8 @@ reference and a server can run the rest off its request path. In data-flow order
 (what an export records: outputs on a sample of the adapted-to target images, ATC's
 threshold fitted on held-out labelled source images; its JSON file format),
 ``shift`` (is the traffic still the reference's? KS tests per class probability and a
-chi-square test of predicted classes, Bonferroni-corrected), ``estimate`` (ATC's
+chi-square test of predicted classes, on the window and its newer half,
+Bonferroni-corrected), ``estimate`` (ATC's
 accuracy estimate and the rule that declares it unreliable), ``window`` (the sliding
 window of served answers and its snapshot, the monitor's JSON).
 

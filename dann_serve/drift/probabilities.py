@@ -38,9 +38,9 @@ def checked(name: str, probabilities: object) -> np.ndarray:
     return array
 
 
-def _rows(mask: np.ndarray) -> str:
+def _rows(mask: object) -> str:
     """The first few row numbers of ``mask``, for an error message that stays one line."""
-    rows = np.flatnonzero(mask)
+    rows = np.flatnonzero(np.asarray(mask))
     shown = ", ".join(str(row) for row in rows[:5])
     more = f" and {rows.size - 5} more" if rows.size > 5 else ""
     return f"row{'s' if rows.size > 1 else ''} {shown}{more}"

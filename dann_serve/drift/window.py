@@ -128,10 +128,10 @@ def summarise(
     """The snapshot of a window holding ``rows`` (and ``agrees``, as :class:`Window`)."""
     drift = shift.detect(rows, reference.probabilities, significance)
     shares = class_shares(rows)
+    listed = tuple(float(share) for share in shares)
     accuracy = estimate.estimate_accuracy(rows, reference.score, reference.threshold)
     if accuracy is None:  # no rows
-        reasons = (estimate.TOO_FEW_IMAGES,)
-        return Snapshot(0, None, tuple(shares), None, False, reasons, None, drift)
+        return Snapshot(0, None, listed, None, False, (estimate.TOO_FEW_IMAGES,), None, drift)
     mean_confidence = float(confidence(rows).astype(np.float64).mean())
     known = agrees[agrees >= 0]
     agreement = float(known.mean()) if len(known) >= rule.min_images else None
@@ -147,7 +147,7 @@ def summarise(
     return Snapshot(
         images=len(rows),
         mean_confidence=mean_confidence,
-        class_shares=tuple(float(share) for share in shares),
+        class_shares=listed,
         estimated_accuracy=accuracy,
         estimate_reliable=not reasons,
         unreliable_because=reasons,
