@@ -97,21 +97,26 @@ class ReliabilityRule:
     monitor that reports 71% on a stream it gets 23% right is worse than none.
 
     - ``min_images``: below it the estimate is noise (its standard error at 500 images
-      is 1 to 2.2 points) and the class shares too noisy to judge the next ground.
+      is 1 to 2.2 points) and so are the gap and the class shares the next grounds read.
     - ``max_gap_change``: mean confidence is a second estimator of accuracy, exact for a
       calibrated model; ATC does not assume calibration, only that the source's link
       between score and correctness holds. Under that assumption the window's gap
       between the two stays near the source's (the same per-score calibration errors,
       reweighted); a gap that moved further than this means the link broke, and then
-      both estimators are off (on our adapted models: gaps of 15 and 22 points where
-      ATC was 9 and 48 points wrong, under 3 where it was right). 0.04 is about three
-      standard errors of the gap's sampling noise at 500 images of a model 90% right.
-    - ``max_share_shift``: ATC's threshold does not see classes. A move of the
-      predicted class shares (total variation) this large is a label shift or a model
-      folding new inputs onto a few classes, as confidently wrong adapted models do;
-      either way outside what the source fit vouches for. Sampling alone moves 500
-      images' shares by 0.06 on average against a 2,000-image reference, past 0.10 in
-      about 1% of windows; 1,000 images stay under 0.08.
+      both estimators are off. Measured: on two adapted models, gaps of 15 and 22
+      points where ATC was 9 and 48 points wrong, under 3 where it was right; on a
+      300-step usps -> mnist-texture model, the gap moved under 1.5 points on the four
+      streams where ATC was within 3.4 points of the truth, 8 to 14 points on the three
+      where it was 9 to 25 points off. 0.04 is also about three standard errors of the
+      gap's sampling noise at 500 images of a model 90% right.
+    - ``max_share_shift``: a model folding new inputs onto a few classes, as confidently
+      wrong adapted models do, can stay as confident as ever, and then the gap above
+      does not move; the predicted class shares (their total variation from the
+      reference's) do. They also move with label shift and with the reference's own
+      errors: on the 300-step model, streams it got 90 to 96% right sat 0.14 to 0.18
+      from the reference. So the bound is 0.25, a quarter of the images answered as
+      another class, past both and far past sampling noise (500 images against the
+      2,000 of the reference: 0.06 on average, under 0.11 in 99 windows of 100).
     - ``max_disagreement``: where a second model's answers are known, their agreement
       is a second accuracy estimate (Jiang et al., ICLR 2022) that fails differently;
       the two must agree within this bound.
@@ -119,7 +124,7 @@ class ReliabilityRule:
 
     min_images: int = 500
     max_gap_change: float = 0.04
-    max_share_shift: float = 0.10
+    max_share_shift: float = 0.25
     max_disagreement: float = 0.05
 
     def reasons(self, evidence: Evidence) -> tuple[str, ...]:

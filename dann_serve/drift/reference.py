@@ -13,8 +13,8 @@ Two kinds of images feed it, each for its own question:
 
 Saved as JSON (:data:`REFERENCE_FILE`), versioned by :data:`FORMAT`: a server reads
 only formats it knows. Probabilities are written with the fewest digits that give the
-same float32 back, so the file is about half the size of plain float64 text and the
-round trip is exact.
+same float32 back, so the round trip is exact and the file about 40% smaller than
+plain float64 text (some 280 KB for 2,000 images).
 """
 
 from __future__ import annotations
