@@ -30,10 +30,15 @@ SCORES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 DEFAULT_SCORE = "negative_entropy"
 
 
-def scores(probabilities: np.ndarray, score: str) -> np.ndarray:
-    """The ATC score ``score`` of every row, as float64 (one type for fit and use)."""
+def check_score(score: str) -> None:
+    """Refuse an ATC score this version does not know, naming the ones it does."""
     if score not in SCORES:
         raise ValueError(f"ATC score: {score!r} is not one of {', '.join(SCORES)}")
+
+
+def scores(probabilities: np.ndarray, score: str) -> np.ndarray:
+    """The ATC score ``score`` of every row, as float64 (one type for fit and use)."""
+    check_score(score)
     return SCORES[score](probabilities).astype(np.float64)
 
 
@@ -63,8 +68,8 @@ def estimate_accuracy(probabilities: np.ndarray, score: str, threshold: float) -
     return float(np.mean(scores(probabilities, score) > threshold))
 
 
-# Why an estimate is not to be trusted; each a key of the monitor's JSON, so a lead
-# measuring the rule can count which ground fired on which stream.
+# Why an estimate is not to be trusted; each a value of the monitor's JSON, so that a
+# measurement of the rule can count which ground fired on which stream.
 TOO_FEW_IMAGES = "too_few_images"
 CONFIDENCE_DISAGREES = "confidence_disagrees"
 CLASS_SHARES_MOVED = "class_shares_moved"

@@ -21,7 +21,10 @@ SUM_TOLERANCE = 1e-3
 def checked(name: str, probabilities: object) -> np.ndarray:
     """``probabilities`` as a float32 ``(n, NUM_CLASSES)`` array, or a ValueError that
     names ``name`` and the first problem found (shape, non-finite rows, range, sums)."""
-    array = np.asarray(probabilities, dtype=np.float32)
+    try:
+        array = np.asarray(probabilities, dtype=np.float32)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}: not an array of numbers") from None
     if array.ndim != 2 or array.shape[1] != NUM_CLASSES:
         raise ValueError(
             f"{name}: expected probabilities of shape (n, {NUM_CLASSES}), got {array.shape}"

@@ -61,7 +61,7 @@ class Reference:
             raise ValueError("reference probabilities: no rows (the target sample is empty)")
         rows.flags.writeable = False
         object.__setattr__(self, "probabilities", rows)
-        estimate.scores(rows[:1], self.score)  # refuses an unknown score by name
+        estimate.check_score(self.score)
         if not np.isfinite(self.threshold):
             raise ValueError(f"reference threshold: must be finite, got {self.threshold}")
         if self.source_images < 1:
@@ -153,6 +153,8 @@ def build_reference(
     """The reference of a model from its outputs on target images (all of them, or the
     rows :func:`sample_indices` picked: the sample is the same either way) and on
     held-out labelled source images with their labels."""
+    if max_images < 1:
+        raise ValueError(f"reference: max_images must be at least 1, got {max_images}")
     target = checked("target probabilities", target_probabilities)
     target = target[sample_indices(len(target), max_images, seed)]
     source = checked("source probabilities", source_probabilities)

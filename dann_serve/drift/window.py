@@ -1,7 +1,7 @@
 """The last images a model version answered, and what they say about it.
 
 A :class:`Window` keeps the probabilities of the last ``capacity`` images in a fixed
-ring buffer (memory bounded whatever the traffic: 40 bytes an image) and hands out a
+ring buffer (memory bounded whatever the traffic: 41 bytes an image) and hands out a
 :class:`Snapshot` with the figures the monitor reports. Adding copies rows under a
 lock and computes nothing; a snapshot copies the rows under the same lock and does its
 arithmetic outside it, so a server can add from its request threads and snapshot from

@@ -141,6 +141,8 @@ def test_bad_arrays_are_refused_by_name(target, source, labels, message) -> None
         build_reference(target, source, labels)
 
 
-def test_an_unknown_score_is_refused_by_name() -> None:
+def test_an_unknown_score_or_an_empty_sample_is_refused_by_name() -> None:
     with pytest.raises(ValueError, match="ATC score: 'entropy' is not one of"):
         build_reference(rows([0.5]), SOURCE, SOURCE_LABELS, score="entropy")
+    with pytest.raises(ValueError, match="max_images must be at least 1, got 0"):
+        build_reference(rows([0.5]), SOURCE, SOURCE_LABELS, max_images=0)

@@ -146,6 +146,8 @@ def test_a_second_models_answers_feed_the_agreement_check() -> None:
     ("rows", "candidate", "message"),
     [
         (np.ones((3, 10, 1)) / 10, None, r"served probabilities: .*\(3, 10, 1\)"),
+        ([["a"] * 10], None, "served probabilities: not an array of numbers"),
+        ([[0.1] * 10, [0.1] * 9], None, "served probabilities: not an array of numbers"),
         (np.full((3, 10), np.nan), None, "served probabilities: NaN or infinity in rows 0, 1, 2$"),
         (np.full((3, 10), 0.1), np.full((2, 10), 0.1), r"candidate .*\(2, 10\) differs"),
         (np.full((3, 10), 0.1), np.full((3, 10), 0.5), "candidate probabilities: a sum other"),
