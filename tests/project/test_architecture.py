@@ -48,6 +48,8 @@ ALLOWED = {
         "dann_client.preprocessing",
     ),
     "dann_serve.serving": (*TOP_LEVEL, "dann_client.contract", "dann_client.tensors"),
+    # the monitor's statistics: numpy and scipy only, below both export and serving
+    "dann_serve.drift": ("dann_serve.files", "dann_client.contract"),
     "dann_serve.experiments": (
         *TOP_LEVEL,
         "dann_serve.data",
