@@ -152,7 +152,7 @@ def predict_json(
             value = body.pop("instances" if row_format else "inputs")
             inputs = _inputs(signature, value, row_format, limits)
             del value, body  # the parsed JSON, many times the tensor: let it go now
-        outputs = service.run_signature(signature, inputs)
+        outputs = service.run_signature(loaded, signature, inputs)
     return _answer(outputs, row_format)
 
 

@@ -21,8 +21,9 @@ from tensorflow_serving.apis import (
 )
 
 from dann_client.tensors import fill_tensor_proto
-from dann_serve.serving import monitoring
+from dann_serve.serving import monitoring, observers
 from dann_serve.serving.limits import Limits
+from dann_serve.serving.observers import Served
 from dann_serve.serving.registry import LoadedVersion, ModelRegistry
 from dann_serve.serving.signature import ServedSignature
 from dann_serve.serving.status import invalid
@@ -73,16 +74,20 @@ def response_spec(loaded: LoadedVersion, signature_name: str = "") -> model_pb2.
 
 
 def run_signature(
+    loaded: LoadedVersion,
     signature: ServedSignature,
     inputs: Mapping[str, np.ndarray],
     output_filter: Iterable[str] = (),
 ) -> dict[str, np.ndarray]:
-    """Check decoded inputs against the signature and run it."""
+    """Check decoded inputs against the signature, run it, and show the answer to the
+    observers (the monitor, the capture)."""
     signature.check_input_names(inputs)
     outputs = signature.check_output_filter(output_filter)
     for name, array in inputs.items():
         signature.check_input_shape(name, array.shape)
-    return signature.run(inputs, outputs)
+    answer = signature.run(inputs, outputs)
+    observers.notify(Served(loaded.name, loaded.version, signature.key, inputs, answer))
+    return answer
 
 
 def predict(
@@ -101,7 +106,7 @@ def predict(
             limits.check_shape(name, shape, numpy_dtype(tensor.dtype).itemsize)
             signature.check_input_shape(name, shape)
             inputs[name] = signature.read_input(name, tensor, limits)
-        outputs = run_signature(signature, inputs, request.output_filter)
+        outputs = run_signature(loaded, signature, inputs, request.output_filter)
     response = predict_pb2.PredictResponse(model_spec=response_spec(loaded, signature.key))
     for name, array in outputs.items():
         fill_tensor_proto(response.outputs[name], array)
