@@ -28,12 +28,28 @@ import re
 from pathlib import Path
 
 
-def write_atomically(path: Path, content: str | bytes) -> None:
-    """Replace ``path`` with ``content`` (text is written as UTF-8, line endings as given)."""
+def write_atomically(path: Path, content: str | bytes, *, durable: bool = False) -> None:
+    """Replace ``path`` with ``content`` (text is written as UTF-8, line endings as given).
+
+    ``durable``: the content reaches the disk before the rename and the rename before
+    the return, so a crash just after (a power cut under a running server) leaves the
+    old file or the new one, never an empty one; for files a person's command changes,
+    not for those written at every step of a run.
+    """
     data = content.encode("utf-8") if isinstance(content, str) else content
     temporary = path.with_name(path.name + ".tmp")
-    temporary.write_bytes(data)
+    with temporary.open("wb") as file:
+        file.write(data)
+        if durable:
+            file.flush()
+            os.fsync(file.fileno())
     os.replace(temporary, path)
+    if durable:
+        folder = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(folder)
+        finally:
+            os.close(folder)
 
 
 def write_json(path: Path, payload: dict, *, sort_keys: bool = True) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import click
 
 from dann_serve.cli.experiments import compare, report, reverse_validate
+from dann_serve.cli.rollout import promote
 from dann_serve.cli.serve import export, serve
 from dann_serve.cli.train import evaluate, samples, train
 
@@ -24,5 +25,15 @@ def main() -> None:
     """Train domain-adversarial digit models, export them, serve them."""
 
 
-for _command in (train, evaluate, samples, compare, reverse_validate, report, export, serve):
+for _command in (
+    train,
+    evaluate,
+    samples,
+    compare,
+    reverse_validate,
+    report,
+    export,
+    serve,
+    promote,
+):
     main.add_command(_command)

@@ -22,7 +22,6 @@ from pathlib import Path
 import grpc
 import tensorflow as tf
 from tensorflow_serving.apis import get_model_status_pb2, prediction_log_pb2
-from tensorflow_serving.config import model_server_config_pb2
 
 from dann_client.contract import SERVING_DEFAULT
 from dann_serve.serving import monitoring
@@ -30,7 +29,10 @@ from dann_serve.serving.loader import WARMUP_FILE, MetaGraphModel
 from dann_serve.serving.memory import release_soon
 from dann_serve.serving.model_config import (
     CONFIG_FILE,
-    CONTAINER_MODEL_ROOT,
+    ConfigError,
+    ModelSource,
+    fingerprint,
+    local_base,
     read_config,
     versions_on_disk,
 )
@@ -42,37 +44,6 @@ log = logging.getLogger("dann_serve.serving")
 
 MAX_WARMUP_RECORDS = 1000  # TensorFlow Serving's own cap
 State = get_model_status_pb2.ModelVersionStatus.State
-
-
-class ConfigError(Exception):
-    """The model config file cannot be read; the server cannot know what to serve."""
-
-
-@dataclass(frozen=True)
-class ModelSource:
-    """A model name, the directory holding its versions, and which versions to serve."""
-
-    name: str
-    base: Path
-    policy: model_server_config_pb2.ModelConfig | None = None
-
-    def wanted(self, on_disk: list[int]) -> list[int]:
-        """The versions the policy asks for, as TF Serving reads model_version_policy."""
-        versions = sorted(on_disk, reverse=True)
-        if self.policy is None:
-            return versions[:1]
-        policy = self.policy.model_version_policy
-        choice = policy.WhichOneof("policy_choice")
-        if choice == "all":
-            return versions
-        if choice == "specific":
-            return [v for v in versions if v in set(policy.specific.versions)]
-        count = policy.latest.num_versions if choice == "latest" else 0
-        return versions[: max(count, 1)]
-
-    @property
-    def labels(self) -> dict[str, int]:
-        return dict(self.policy.version_labels) if self.policy else {}
 
 
 @dataclass
@@ -129,24 +100,10 @@ class LoadedVersion:
         return found
 
 
-def _identity(path: Path) -> int:
-    """A fingerprint of every file's name, size and mtime in a version directory.
-
-    It changes when the version is replaced (``export --force``) and when a copy made
-    by hand, file by file, completes, so a load that failed on a half-copied directory
-    is tried again once the copy is whole, and not every second before that.
-    """
-    entries = []
-    for file in sorted(path.rglob("*")):
-        stat = file.stat()
-        entries.append((str(file.relative_to(path)), stat.st_size, stat.st_mtime_ns))
-    return hash(tuple(entries))
-
-
 def load_version(name: str, version: int, path: Path) -> LoadedVersion:
     """Load a SavedModel as TensorFlow Serving does, wrap its signatures, and replay
     its warm-up requests."""
-    identity = _identity(path)
+    identity = fingerprint(path)
     with monitoring.saved_model_load(path):
         model = MetaGraphModel(path)
     definitions = model.signature_defs
@@ -203,14 +160,6 @@ class ModelRegistry:
 
     # -- what to serve ------------------------------------------------------------
 
-    def _local_base(self, base_path: str) -> Path:
-        """``/models/<name>`` (the image's path) onto ``--model-dir/<name>``."""
-        prefix = CONTAINER_MODEL_ROOT + "/"
-        if base_path.startswith(prefix):
-            return self.model_dir / base_path[len(prefix) :]
-        path = Path(base_path)
-        return path if path.is_absolute() else self.config_file.parent / path
-
     def read_sources(self) -> dict[str, ModelSource]:
         """The models to serve: those the config lists, else every model in the tree."""
         if self.config_file.is_file():
@@ -230,7 +179,7 @@ class ModelRegistry:
                     log.warning("skipping model %s: platform %r", entry.name, entry.model_platform)
                     continue
                 sources[entry.name] = ModelSource(
-                    entry.name, self._local_base(entry.base_path), entry
+                    entry.name, local_base(entry.base_path, self.model_dir, self.config_file), entry
                 )
             return sources
         if not self.model_dir.is_dir():
@@ -244,52 +193,103 @@ class ModelRegistry:
     # -- loading ------------------------------------------------------------------
 
     def poll(self) -> None:
-        """One pass: read the config, load what is new, then swap and drop what is gone."""
+        """One pass: read the config, load what is new, then swap and drop what is gone.
+
+        A config whose label names a version that is not served is refused whole, as
+        TensorFlow Serving refuses it (ConfigError; what was served stays served): before
+        anything is loaded where the disk or the version policy rules the version out,
+        after loading where its load failed. So a label and the version it moves to are
+        switched together, once that version is loaded and warm.
+        """
         with self._poll_lock:
             sources = self.read_sources()
             current = self._models
-            updated: dict[str, dict[int, LoadedVersion]] = {}
             strays: set[Path] = set()
-            for name, source in sources.items():
-                updated[name] = self._sync_model(source, current.get(name, {}), strays)
+            found = {name: self._usable(source, strays) for name, source in sources.items()}
             for stray in sorted(strays - self._strays):
                 log.warning("ignoring %s: not a version (versions are 1 to 2^63-1)", stray)
             self._strays = strays
-            for name, old in current.items():
-                for version in set(old) - set(updated.get(name, {})):
-                    self._set_state(name, version, State.END, "")
-                    log.info("unloaded %s version %d", name, version)
-            with self._lock:  # the swap: requests see the old or the new map, whole
-                self._sources = sources
-                self._models = updated
-            kept = {id(loaded) for versions in updated.values() for loaded in versions.values()}
-            retired = [
-                loaded
-                for versions in current.values()
-                for loaded in versions.values()
-                if id(loaded) not in kept
-            ]
-            for loaded in retired:
-                loaded.retire()
-            if retired or self._loaded_since_trim:
-                self._loaded_since_trim = False
-                # A graph is a web of Python objects in reference cycles, which only the
-                # cyclic collector frees; then the heaps give the pages back.
-                gc.collect()
-                release_soon()
+            for name, source in sources.items():
+                source.check_labels(source.wanted(list(found[name][1])))
+            updated = {
+                name: self._sync_model(source, *found[name], current.get(name, {}))
+                for name, source in sources.items()
+            }
+            try:
+                for name, source in sources.items():
+                    source.check_labels(updated[name])
+            except ConfigError:
+                self._discard(updated, current)
+                raise
+            self._swap(sources, current, updated)
 
-    def _sync_model(
-        self, source: ModelSource, old: dict[int, LoadedVersion], strays: set[Path]
-    ) -> dict[int, LoadedVersion]:
+    def _swap(
+        self,
+        sources: dict[str, ModelSource],
+        current: dict[str, dict[int, LoadedVersion]],
+        updated: dict[str, dict[int, LoadedVersion]],
+    ) -> None:
+        """Serve ``updated`` in place of ``current``, then close what is no longer served."""
+        for name, old in current.items():
+            for version in set(old) - set(updated.get(name, {})):
+                self._set_state(name, version, State.END, "")
+                log.info("unloaded %s version %d", name, version)
+        with self._lock:  # the swap: requests see the old or the new map, whole
+            self._sources = sources
+            self._models = updated
+        kept = {id(loaded) for versions in updated.values() for loaded in versions.values()}
+        retired = [
+            loaded
+            for versions in current.values()
+            for loaded in versions.values()
+            if id(loaded) not in kept
+        ]
+        for loaded in retired:
+            loaded.retire()
+        if retired or self._loaded_since_trim:
+            self._loaded_since_trim = False
+            # A graph is a web of Python objects in reference cycles, which only the
+            # cyclic collector frees; then the heaps give the pages back.
+            gc.collect()
+            release_soon()
+
+    def _discard(
+        self,
+        updated: dict[str, dict[int, LoadedVersion]],
+        current: dict[str, dict[int, LoadedVersion]],
+    ) -> None:
+        """Undo a refused pass: close what it loaded; what was served stays served."""
+        for name, versions in updated.items():
+            old = current.get(name, {})
+            for version, loaded in versions.items():
+                if old.get(version) is not loaded:
+                    loaded.retire()
+                    state = State.AVAILABLE if version in old else State.END
+                    self._set_state(name, version, state, "")
+
+    def _usable(
+        self, source: ModelSource, strays: set[Path]
+    ) -> tuple[dict[int, Path], dict[int, tuple[Path, int]]]:
+        """The model's versions on disk, and those of them worth loading (path and
+        fingerprint): not the ones whose load failed, unless their files changed since."""
         on_disk = versions_on_disk(source.base, strays)
         usable = {}
         for version, path in on_disk.items():
             try:
-                identity = _identity(path)
+                identity = fingerprint(path)
             except OSError:
                 continue  # vanished while we looked
             if self._failed.get((source.name, version)) != identity:
                 usable[version] = (path, identity)
+        return on_disk, usable
+
+    def _sync_model(
+        self,
+        source: ModelSource,
+        on_disk: dict[int, Path],
+        usable: dict[int, tuple[Path, int]],
+        old: dict[int, LoadedVersion],
+    ) -> dict[int, LoadedVersion]:
         if not on_disk and not old:
             log.debug("no versions of %s under %s yet", source.name, source.base)
         result = {}

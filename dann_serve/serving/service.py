@@ -43,9 +43,11 @@ def _choice(spec: model_pb2.ModelSpec) -> tuple[str, int | None, str]:
 
 
 def resolve(registry: ModelRegistry, spec: model_pb2.ModelSpec) -> LoadedVersion:
-    """The loaded version a ModelSpec asks for (the newest if it names none)."""
-    loaded = registry.get(*_choice(spec))
-    monitoring.note_version(loaded.version)
+    """The loaded version a ModelSpec asks for (the newest if it names none). Looked up
+    under the registry's lock, so that a label and the versions it names are read from
+    the same poll, even while a promotion switches them."""
+    with registry.using(*_choice(spec)) as loaded:
+        monitoring.note_version(loaded.version)
     return loaded
 
 
