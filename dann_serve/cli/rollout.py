@@ -36,7 +36,8 @@ def promote(
     A running server (dann-serve serve, or TensorFlow Serving polling the file) switches
     at its next poll, without a restart; rollback is a promote back. The version must be
     exported and served by the model's version policy. The file is rewritten in
-    protobuf's text format: its fields are kept, its comments are not.
+    protobuf's text format: its fields and opening comments are kept, the comments
+    among its fields are not.
     """
     from dann_serve.serving.model_config import ConfigError
     from dann_serve.serving.model_config import promote as move_label

@@ -7,8 +7,9 @@ server maps them onto its own ``--model-dir`` by model name.
 
 The file is read by the servers and written by two commands: ``export`` lists a new
 model in it, ``promote`` moves a label. Both rewrite it whole in protobuf's text
-format (so comments do not survive), through one atomic, durable replace: a server
-polling it reads the old file or the new one, never half of either.
+format (the comments it opens with are kept, those among its fields are not), through
+one atomic, durable replace: a server polling it reads the old file or the new one,
+never half of either.
 """
 
 from __future__ import annotations
@@ -95,10 +96,19 @@ def fingerprint(path: Path) -> int:
 
 
 def write_config(path: Path, config) -> None:
-    """Replace the config file with ``config`` in one atomic, durable step."""
+    """Replace the config file with ``config`` in one atomic, durable step, keeping the
+    comment lines the file opens with (protobuf's text format drops comments, and a
+    config's explanation is usually at its top, as in models/canary.config)."""
     from google.protobuf import text_format
 
-    write_atomically(path, text_format.MessageToString(config), durable=True)
+    header = []
+    if path.is_file():
+        for line in path.read_text().splitlines(keepends=True):
+            if line.strip() and not line.lstrip().startswith("#"):
+                break
+            header.append(line)
+    text = "".join(header) + text_format.MessageToString(config)
+    write_atomically(path, text, durable=True)
 
 
 def add_model_to_config(path: Path, name: str) -> None:

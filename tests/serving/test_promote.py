@@ -19,7 +19,10 @@ from tensorflow_serving.config import model_server_config_pb2
 from dann_serve.cli import main
 from dann_serve.serving.model_config import ConfigError, promote, read_config
 
-CONFIG = """
+HEADER = "# Why this config: kept by promote.\n#\n"
+CONFIG = (
+    HEADER
+    + """
 model_config_list {
   config {
     name: "dann"
@@ -38,6 +41,7 @@ model_config_list {
   }
 }
 """
+)
 
 
 @pytest.fixture()
@@ -67,6 +71,7 @@ def test_promote_moves_one_label_and_keeps_every_other_field(model_dir: Path):
     moved = promote(model_dir, "dann", 1, "stable")  # and the rollback is a promote back
     assert moved.previous == 2
     assert read_config(model_dir / "models.config") == want
+    assert (model_dir / "models.config").read_text().startswith(HEADER + "\nmodel_config_list {")
     assert not list(model_dir.glob("*.tmp"))
 
 
