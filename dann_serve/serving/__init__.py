@@ -1,7 +1,8 @@
 """Serving: ``dann-serve serve``, a local server speaking TensorFlow Serving's APIs.
 
 Laid out like TensorFlow Serving itself: the model loader (``loader``: a SavedModel
-loaded the way TF Serving loads it) and ``model_config`` (``models.config``); the core
+loaded the way TF Serving loads it) and ``model_config`` (``models.config``: the version
+policy, version labels, and ``promote``, which moves a label); the core
 (``registry``: which versions are served, polled from disk; ``signature``: one
 signature's checks and call, with ``images``, the sizes encoded images declare, bounded
 before the graph decodes them; ``service``: the three calls in TF Serving's messages);

@@ -14,8 +14,10 @@ never half of either.
 
 from __future__ import annotations
 
+import os
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -111,17 +113,36 @@ def write_config(path: Path, config) -> None:
     write_atomically(path, text, durable=True)
 
 
+@contextmanager
+def editing(path: Path) -> Iterator[None]:
+    """Hold the config file's folder locked while the block reads and rewrites the file.
+
+    Exports and promotes then edit it one at a time, so none reads it while another
+    rewrites it and drops the other's change. The lock is ``flock`` on the folder
+    itself: no lock file is left beside the models, and a killed process lets go.
+    """
+    import fcntl
+
+    descriptor = os.open(path.parent, os.O_RDONLY)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)  # which releases the lock
+
+
 def add_model_to_config(path: Path, name: str) -> None:
     """List ``name`` in the config file, keeping every other entry."""
-    config = read_config(path)
-    entries = config.model_config_list.config
-    if any(entry.name == name for entry in entries):
-        return
-    entry = entries.add()
-    entry.name = name
-    entry.base_path = f"{CONTAINER_MODEL_ROOT}/{name}"
-    entry.model_platform = "tensorflow"
-    write_config(path, config)
+    with editing(path):
+        config = read_config(path)
+        entries = config.model_config_list.config
+        if any(entry.name == name for entry in entries):
+            return
+        entry = entries.add()
+        entry.name = name
+        entry.base_path = f"{CONTAINER_MODEL_ROOT}/{name}"
+        entry.model_platform = "tensorflow"
+        write_config(path, config)
 
 
 def local_base(base_path: str, model_dir: Path, config_file: Path) -> Path:
@@ -222,32 +243,35 @@ def promote(
             f"label {label!r}: use up to 64 letters, digits, '_', '.' or '-', starting "
             "with a letter or digit (REST clients name it in a URL)"
         )
-    entry, config = _model_entry(path, name)
-    base = local_base(entry.base_path, Path(model_dir), path)
-    exported = sorted(versions_on_disk(base))
-    if version not in exported:
-        shown = ", ".join(map(str, exported)) or "none"
-        raise ConfigError(f"{name} version {version} is not exported under {base} ({shown} are)")
-    served = wanted_versions(entry, exported)
-    if version not in served:
-        raise ConfigError(
-            f"{name} version {version} is exported but not served: the model_version_policy "
-            f"in {path} serves {', '.join(map(str, served))}; add {version} to it (e.g. "
-            "specific { versions: ... }), as a label only names a served version"
-        )
-    previous = entry.version_labels.get(label)
-    entry.version_labels[label] = version
-    write_config(path, config)
-    return Promotion(path, name, label, version, previous)
-
-
-def _model_entry(path: Path, name: str):
-    """The ModelConfig of ``name`` in the config file at ``path``, and the whole config."""
     if not path.is_file():
         raise ConfigError(
             f"{path} does not exist: labels live in a model's entry there (export writes "
             "one; models/canary.config shows one with labels)"
         )
+    with editing(path):
+        entry, config = _model_entry(path, name)
+        base = local_base(entry.base_path, Path(model_dir), path)
+        exported = sorted(versions_on_disk(base))
+        if version not in exported:
+            shown = ", ".join(map(str, exported)) or "none"
+            raise ConfigError(
+                f"{name} version {version} is not exported under {base} ({shown} are)"
+            )
+        served = wanted_versions(entry, exported)
+        if version not in served:
+            raise ConfigError(
+                f"{name} version {version} is exported but not served: the model_version_policy"
+                f" in {path} serves {', '.join(map(str, served))}; add {version} to it (e.g."
+                " specific { versions: ... }), as a label only names a served version"
+            )
+        previous = entry.version_labels.get(label)
+        entry.version_labels[label] = version
+        write_config(path, config)
+    return Promotion(path, name, label, version, previous)
+
+
+def _model_entry(path: Path, name: str):
+    """The ModelConfig of ``name`` in the config file at ``path``, and the whole config."""
     try:
         config = read_config(path)
     except Exception as error:  # text_format raises its own ParseError

@@ -9,6 +9,7 @@ is exported from the tree, it loads nothing. ``test_version_labels`` serves real
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -165,3 +166,13 @@ def test_the_command_prints_one_line_and_fails_in_one_line(model_dir):
     broken = runner.invoke(main, [*common, "--version", "2", "--model-config-file", str(bad_file)])
     assert broken.exit_code == 1 and len(broken.output.splitlines()) == 1
     assert "broken.config" in broken.output and "nme" in broken.output
+
+
+def test_promotes_at_once_each_keep_the_others_change(model_dir):
+    """Each reads and rewrites the whole file; they take turns (a lock on the folder),
+    so none reads it while another rewrites it and drops the other's label."""
+    labels = [f"canary-{index}" for index in range(12)]
+    with ThreadPoolExecutor(len(labels)) as pool:
+        list(pool.map(lambda label: promote(model_dir, "dann", 2, label), labels))
+    written = read_config(model_dir / "models.config").model_config_list.config[0]
+    assert set(labels) <= set(written.version_labels)
