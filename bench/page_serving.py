@@ -248,5 +248,5 @@ def probe_block(results: Results) -> str:
         if not r["ok"]
     ]
     if rows:
-        text += "\n" + table(["case", "", "sent", "got"], rows, text_columns=4)
+        text += "\n" + table(["case", "result", "sent", "got"], rows, text_columns=4)
     return text

@@ -58,6 +58,7 @@ from bench.probe_wire import (
     predict,
     raw_http,
     report,
+    tally,
 )
 from harness.server_process import LocalServer
 
@@ -379,15 +380,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"server log: {len(log.splitlines())} lines, {tracebacks} tracebacks "
                 f"({work / 'serve.log'})"
             )
-            RESULTS.append(tracebacks == 0)
-            RECORDS.append(
-                {
-                    "case": "log",
-                    "ok": tracebacks == 0,
-                    "sent": "all of the above",
-                    "got": f"{tracebacks} tracebacks in the server's log",
-                }
-            )
+            tally("log", tracebacks == 0, sent="all of the above", got=f"{tracebacks} tracebacks")
     print(summary())
     if result is not None:
         result.write({"summary": summary(), "passed": sum(RESULTS), "cases": RECORDS})

@@ -88,6 +88,7 @@ def _land(root: Path, source: Path, name: str) -> Path:
 
 
 def case_version_past_int64(target: Target) -> None:
+    """A version folder past int64 must be ignored, not served."""
     root = target.server.model_dir / MODEL
     served = _served(target)
     folder = _land(root, root / str(served), "9" * 20)
@@ -107,6 +108,7 @@ def case_version_past_int64(target: Target) -> None:
 
 
 def case_empty_config(target: Target) -> None:
+    """An emptied config is a write caught halfway: keep serving."""
     config = target.server.model_dir / CONFIG
     if not config.is_file():
         not_run("15", f"{CONFIG} truncated", f"the served tree has no {CONFIG}")
@@ -130,6 +132,7 @@ def case_empty_config(target: Target) -> None:
 
 
 def case_superscript_folder(target: Target) -> None:
+    """A folder that is no version must not stop polling."""
     root = target.server.model_dir / MODEL
     served = _served(target)
     odd = _land(root, root / str(served), "\u00b2")

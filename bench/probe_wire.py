@@ -114,16 +114,19 @@ NOT_RUN: list[str] = []  # cases this machine cannot replay
 RECORDS: list[dict] = []  # every case's line, for bench/results/probe.json
 
 
+def tally(case: str, ok: bool, **line: str) -> None:
+    """Count a case as passed or failed, and keep its line for ``--json``."""
+    RESULTS.append(ok)
+    RECORDS.append({"case": case, "ok": ok, **line})
+
+
 def report(case: str, sent: str, got: str, expected: str, ok: bool, target: Target) -> None:
     """One line: the case, what was sent, what came back, what was expected, and
     whether a good request (REST and gRPC) was answered right after."""
     after = good_rest(target) and good_grpc(target)
     passed = ok and after
-    RESULTS.append(passed)
     then = "answered" if after else "NOT ANSWERED"
-    RECORDS.append(
-        {"case": case, "ok": passed, "sent": sent, "got": got, "expected": expected, "then": then}
-    )
+    tally(case, passed, sent=sent, got=got, expected=expected, then=then)
     print(
         f"{'ok  ' if passed else 'FAIL'} {case:4} sent: {sent} | got: {got} | "
         f"expected: {expected} | then a good request: {then}",
