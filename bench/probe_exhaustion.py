@@ -1,8 +1,9 @@
-"""Cases of ``bench/probe.py`` in which a peer tries to use up what the server has a
-fixed amount of: connections (5, a burst), gRPC workers (13, calls that never send
-their message), REST admission slots (17, bodies sent a byte a second), the log (19,
-messages that are no protocol buffer) and the request head's buffer (22, thousands of
-headers). Each passes when a good request is still answered at once meanwhile.
+"""Cases of ``bench/probe.py`` in which a peer tries to use up what the server has a fixed
+amount of: connections (5, a burst), memory (6, a small message declaring a huge shape),
+gRPC workers (13, calls that never send their message), REST admission slots (17, bodies
+sent a byte a second), the log (19, messages that are no protocol buffer) and the
+request head's buffer (22, thousands of headers). Each passes when a good request is
+still answered at once meanwhile.
 """
 
 from __future__ import annotations
@@ -231,8 +232,44 @@ def case_huge_head(target: Target, headers: int = 4000) -> None:
     )
 
 
+def case_amplification(target: Target) -> None:
+    import grpc
+    from tensorflow_serving.apis import predict_pb2
+
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = MODEL
+    tensor = request.inputs["images"]
+    tensor.dtype = 1
+    for size in (21000, 32, 32, 3):
+        tensor.tensor_shape.dim.add(size=size)
+    tensor.float_val.append(0.5)
+    before = target.rss_mb()
+    start = time.monotonic()
+    try:
+        predict(target, request=request, timeout=60)
+        got = "OK (run)"
+        code = None
+    except grpc.RpcError as error:
+        code = error.code()
+        got = f"{code.name}: {error.details()[:90]}"
+    took = time.monotonic() - start
+    after = target.rss_mb()
+    grown = f", RSS +{after - before:.0f} MB" if before is not None else ""
+    report(
+        "6",
+        f"a {request.ByteSize()}-byte Predict declaring [21000,32,32,3] with one float_val",
+        f"{got} in {took:.2f} s{grown}",
+        "INVALID_ARGUMENT at once, nothing allocated",
+        code == grpc.StatusCode.INVALID_ARGUMENT
+        and took < 1
+        and (before is None or after - before < 50),
+        target,
+    )
+
+
 CASES = {
     "5": case_burst,
+    "6": case_amplification,
     "13": case_stalled_grpc,
     "17": case_slow_bodies,
     "19": case_log_flood,

@@ -121,6 +121,7 @@ def case_empty_config(target: Target) -> None:
         written = len(target.server.log().splitlines()) - log_before
     finally:
         config.write_text(text)
+        wait_status(target, served, "AVAILABLE")  # served again, for the cases after
     report(
         "15",
         f"{CONFIG} truncated to 0 bytes for 5 s (the server polls every second)",
