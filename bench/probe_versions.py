@@ -148,7 +148,7 @@ def case_superscript_folder(target: Target) -> None:
     finally:
         shutil.rmtree(odd)
         shutil.rmtree(root / str(new), ignore_errors=True)
-    wait_status(target, new, "END")
+    wait_status(target, served, "AVAILABLE")  # back to what was served
     naming = [line for line in written if "\u00b2" in line or "poll failed" in line]
     report(
         "16",
