@@ -89,7 +89,8 @@ lock:
 		--custom-compile-command "make lock" --quiet $(LOCK_ARGS) -o $(LOCK)
 
 # Every benchmark, each writing bench/results/<name>.json, then docs/PERFORMANCE.md's
-# tables regenerated from them. One tiny model is exported for the serving and client
+# tables regenerated from them; the hostile-request probe too, whose failure fails the
+# target once the page is written. One tiny model is exported for the serving and client
 # benchmarks. The settings keep the whole run under 30 minutes on 2 busy cores. Each
 # script runs as a module of the checkout's `bench` package, from the root (`-m`).
 bench: $(BENCH_STAMP)
@@ -106,7 +107,11 @@ bench: $(BENCH_STAMP)
 		--predict-runs 3
 	$(PY) -m bench.decode_cache --repeats 5 --whole-runs 3
 	$(PY) -m bench.limits
+	$(PY) -m bench.probe --model-dir $(BENCH_WORK)/export/models --json bench/results/probe.json \
+		|| touch $(BENCH_WORK)/probe-failed
 	$(PY) -m bench.performance_page --started $$(cat $(BENCH_WORK)/started)
+	@test ! -e $(BENCH_WORK)/probe-failed || { echo "bench.probe: hostile cases failed" \
+		"(docs/PERFORMANCE.md, Hostile requests)" >&2; exit 1; }
 
 clean:
 	rm -rf runs .pytest_cache .ruff_cache .mypy_cache

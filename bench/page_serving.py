@@ -1,6 +1,7 @@
 """The serving blocks of docs/PERFORMANCE.md: latency and throughput per path
 (``serve_latency``), ONNX Runtime's session options, the client end to end
-(``client_throughput``, ``client_startup``) and the server's limits (``limits``)."""
+(``client_throughput``, ``client_startup``), the server's limits (``limits``) and the
+hostile-request probe (``probe``)."""
 
 from __future__ import annotations
 
@@ -225,3 +226,27 @@ def limits_block(results: Results) -> str:
     ]
     header = ["measured", "arch", "speed", "GFLOP/s", "of peak", "of matmul rate"]
     return text + table(header, rows)
+
+
+def probe_block(results: Results) -> str:
+    """The hostile-request probe's tally, and each case that did not pass, in its words."""
+    f = results.figures("probe")
+    if f is None:
+        return missing("probe")
+    text = (
+        f"`python -m bench.probe`: **{f['summary']}**. Each case's line (what was sent, "
+        "what came back, what was expected) is in `bench/results/probe.json`.\n"
+    )
+    rows = [
+        [
+            r["case"],
+            "not runnable" if r["ok"] is None else "**failed**",
+            r["sent"],
+            r["got"].replace("|", "/"),
+        ]
+        for r in f["cases"]
+        if not r["ok"]
+    ]
+    if rows:
+        text += "\n" + table(["case", "result", "sent", "got"], rows, text_columns=4)
+    return text

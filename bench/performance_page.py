@@ -17,7 +17,7 @@ from pathlib import Path
 
 from bench._common import RESULTS, ROOT, Result, argument_parser
 from bench.page_format import Results, missing, num, table
-from bench.page_serving import client_block, limits_block, onnx_block, serve_block
+from bench.page_serving import client_block, limits_block, onnx_block, probe_block, serve_block
 from bench.page_training import adapt_block, time_to_accuracy_block, train_block
 from dann_serve import files
 
@@ -102,6 +102,7 @@ GENERATORS: dict[str, Callable[[Results], str]] = {
     "onnx": onnx_block,
     "client": client_block,
     "limits": limits_block,
+    "probe": probe_block,
     "walltime": walltime_block,
 }
 

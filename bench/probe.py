@@ -1,21 +1,31 @@
-"""Replay hostile requests against a ``dann-serve serve`` (or TF Serving).
+"""Replay hostile requests against a ``dann-serve serve`` (or TF Serving), and run
+``dann-client`` as a careless user would.
 
-One line per case: what was sent, what came back, what TensorFlow Serving answers, and
-whether a good request (REST and gRPC) was answered right after. The server-side
-cases, by the numbers the report prints: 1 request smuggling, 2 numbers and lengths
-too big, 3 a body shorter than its Content-Length, 4 a client that hangs up, 5 a
-burst of connections, 6 gRPC shape amplification, 7 memory after large requests,
-8 memory over version add/delete cycles, 11 non-numbers in an image, and the REST
-idle timeout (one byte every few seconds); plus the resource bounds of
-docs/RELIABILITY.md (batch, body, in-flight requests). Cases 9 and 10 concern the
-client (``dann-client``) and are covered by its own tests in client/tests.
+One line per case: what was sent, what came back, what was expected, and whether a good
+request (REST and gRPC) was answered right after. The cases, by the numbers the report
+prints: 1 request smuggling, 2 numbers and lengths too big, 3 a body shorter than its
+Content-Length, 4 a client that hangs up, 11 non-numbers in an image, 12 the REST idle
+timeout (one byte every few seconds) and b the resource bounds of docs/RELIABILITY.md
+(batch, body, in-flight requests), all here; peers using up what the server has a fixed
+amount of, 5 a burst of connections, 6 gRPC shape amplification, 13 64 gRPC calls that
+never send their message, 17 64 REST bodies sent a byte a second, 19 a log flood of
+messages that are no protocol buffer, 22 a 4,000-header request head
+(``probe_exhaustion``); memory, 7 after large REST requests (7a, 7b) and gRPC requests
+under 8 MiB (7c), 8 over version add/delete cycles (``probe_memory``); the model tree,
+14 a version folder past int64, 15 an emptied models.config, 16 a version folder named
+``²`` (``probe_versions``); the client, 18 its read deadline against a server answering
+a byte a second, 20 timeouts of inf, nan and 1e300, 21 a port past 65535, 23 a directory
+it may not read (``probe_client``; 23 cannot run as root, who reads any directory).
+Cases 9 and 10, the client's first round, are covered by its own tests in client/tests.
 
     python -m bench.probe --model-dir models            # starts a server itself
     python -m bench.probe --grpc 127.0.0.1:8500 --rest http://127.0.0.1:8501
 
 With ``--model-dir`` the script starts ``dann-serve serve`` on a private copy of the
-tree, can read its memory (cases 7 and 8 need that) and checks its log for tracebacks
-at the end. Exit status 0 when every case answered as expected.
+tree, can read its memory and log and edit its tree (cases 7, 8, 14-16 and 19 need
+that) and checks its log for tracebacks at the end. ``--json PATH`` writes every case's
+line for docs/PERFORMANCE.md (``make bench`` does). Exit status 0 when every case that
+could run answered as expected.
 """
 
 from __future__ import annotations
@@ -24,29 +34,33 @@ import argparse
 import os
 import shutil
 import socket
-import statistics
 import sys
 import tempfile
-import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import numpy as np
 
-from bench._common import argument_parser
+from bench import probe_client, probe_exhaustion, probe_versions
+from bench._common import Result, argument_parser
 from bench.probe_memory import case_memory
 from bench.probe_wire import (
     MODEL,
+    NOT_RUN,
+    RECORDS,
     RESULTS,
     Target,
     describe,
     image_json,
     json_body,
+    not_run,
     post,
     predict,
     raw_http,
     report,
+    tally,
 )
 from harness.server_process import LocalServer
 
@@ -161,86 +175,6 @@ def case_hang_up(target: Target) -> None:
     )
 
 
-def burst(target: Target, connections: int) -> tuple[int, list[float], list[str]]:
-    """``connections`` clients connecting at the same moment, one status GET each."""
-    gate = threading.Barrier(connections)
-    latencies: list[float] = []
-    failures: list[str] = []
-    request = f"GET /v1/models/{MODEL} HTTP/1.1\r\nHost: p\r\nConnection: close\r\n\r\n".encode()
-
-    def one() -> None:
-        gate.wait()
-        start = time.monotonic()
-        try:
-            answers, ended = raw_http(target, request, half_close=False, wait=20)
-        except OSError as error:
-            failures.append(str(error))
-            return
-        if answers and answers[0][0] == 200:
-            latencies.append(time.monotonic() - start)
-        else:
-            failures.append(describe(answers, ended))
-
-    threads = [threading.Thread(target=one) for _ in range(connections)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return len(latencies), latencies, failures
-
-
-def case_burst(target: Target, connections: int = 100) -> None:
-    answered, latencies, failures = burst(target, connections)
-    latencies.sort()
-    p50 = statistics.median(latencies) if latencies else float("nan")
-    p99 = latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))] if latencies else 0
-    load = os.getloadavg()[0]
-    report(
-        "5",
-        f"{connections} REST connections at the same moment, one status GET each",
-        f"{answered} answered 200, p50 {1000 * p50:.0f} ms, p99 {1000 * p99:.0f} ms "
-        f"(load average {load:.1f}){'; ' + failures[0] if failures else ''}",
-        "all answered, p99 under 2 s",
-        answered == connections and p99 < 2.0,
-        target,
-    )
-
-
-def case_amplification(target: Target) -> None:
-    import grpc
-    from tensorflow_serving.apis import predict_pb2
-
-    request = predict_pb2.PredictRequest()
-    request.model_spec.name = MODEL
-    tensor = request.inputs["images"]
-    tensor.dtype = 1
-    for size in (21000, 32, 32, 3):
-        tensor.tensor_shape.dim.add(size=size)
-    tensor.float_val.append(0.5)
-    before = target.rss_mb()
-    start = time.monotonic()
-    try:
-        predict(target, request=request, timeout=60)
-        got = "OK (run)"
-        code = None
-    except grpc.RpcError as error:
-        code = error.code()
-        got = f"{code.name}: {error.details()[:90]}"
-    took = time.monotonic() - start
-    after = target.rss_mb()
-    grown = f", RSS +{after - before:.0f} MB" if before is not None else ""
-    report(
-        "6",
-        f"a {request.ByteSize()}-byte Predict declaring [21000,32,32,3] with one float_val",
-        f"{got} in {took:.2f} s{grown}",
-        "INVALID_ARGUMENT at once, nothing allocated",
-        code == grpc.StatusCode.INVALID_ARGUMENT
-        and took < 1
-        and (before is None or after - before < 50),
-        target,
-    )
-
-
 def case_non_numbers(target: Target) -> None:
     for number, value in enumerate(["null", "true", '"0.5"']):
         body = f'{{"instances": [{image_json(value)}]}}'.encode()
@@ -334,6 +268,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--model-dir", type=Path, help="start dann-serve serve on a copy of it")
     parser.add_argument("--deadline", type=float, default=30.0, help="the server's REST deadline")
     parser.add_argument("--skip", default="", help="comma-separated cases to leave out")
+    parser.add_argument("--json", type=Path, help="write every case's line there")
     parser.add_argument(
         "--serve-option",
         action="append",
@@ -346,8 +281,56 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+CASES = {
+    "1": case_smuggling,
+    "2": case_big_numbers,
+    "3": case_short_body,
+    "4": case_hang_up,
+    "11": case_non_numbers,
+    "12": case_drip,
+    "b": case_bounds,
+    **probe_exhaustion.CASES,
+    **probe_client.CASES,
+}
+
+
+def run_one(name: str, run: Callable[[Target], None], target: Target) -> None:
+    """One case; a server broken enough to make the case itself fail fails that case
+    (its line names the error) and the probe goes on to the next."""
+    try:
+        run(target)
+    except Exception as error:  # any failure of a case is the server's answer to it
+        got = f"the case stopped: {type(error).__name__}: {str(error)[:200]!r}"
+        tally(name, False, sent=run.__name__, got=got)
+        print(f"FAIL {name:4} {run.__name__} | {got}", flush=True)
+
+
+def run_cases(target: Target, skip: set[str]) -> None:
+    """Every case not in ``skip``; those needing the server's process only with it."""
+    for name, run in CASES.items():
+        if name not in skip:
+            run_one(name, run, target)
+    if target.server is not None and not {"7", "8"} <= skip:
+        run_one("7", lambda target: case_memory(target, skip), target)  # and 8
+    for name, run in probe_versions.CASES.items():
+        if name in skip:
+            continue
+        if target.server is None:
+            not_run(name, run.__doc__ or name, "needs the private model tree (--model-dir)")
+        else:
+            run_one(name, run, target)
+
+
+def summary() -> str:
+    failed = [r["case"] for r in RECORDS if r["ok"] is False]
+    text = f"{sum(RESULTS)} of {len(RESULTS)} as expected"
+    text += f"; failed: {', '.join(failed)}" if failed else ""
+    return text + (f"; not runnable here: {', '.join(NOT_RUN)}" if NOT_RUN else "")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    result = Result("probe", args.json) if args.json else None
     work = Path(tempfile.mkdtemp(prefix="probe-"))
     server = None
     if args.model_dir:
@@ -359,28 +342,12 @@ def main(argv: list[str] | None = None) -> int:
         grpc_address, rest_url = args.grpc, args.rest
     url = urlsplit(rest_url)
     target = Target(grpc_address, url.hostname, url.port, server, args.deadline)
-    skip = set(filter(None, args.skip.split(",")))
     print(
         f"probing gRPC {grpc_address}, REST {rest_url} (load average "
         f"{os.getloadavg()[0]:.1f}); cases 9 and 10 are the client's: see client/tests"
     )
-    cases = {
-        "1": case_smuggling,
-        "2": case_big_numbers,
-        "3": case_short_body,
-        "4": case_hang_up,
-        "5": case_burst,
-        "6": case_amplification,
-        "11": case_non_numbers,
-        "12": case_drip,
-        "b": case_bounds,
-    }
     try:
-        for name, run in cases.items():
-            if name not in skip:
-                run(target)
-        if server is not None and not {"7", "8"} <= skip:
-            case_memory(target, skip)
+        run_cases(target, set(filter(None, args.skip.split(","))))
     finally:
         if server is not None:
             server.stop()
@@ -390,8 +357,10 @@ def main(argv: list[str] | None = None) -> int:
                 f"server log: {len(log.splitlines())} lines, {tracebacks} tracebacks "
                 f"({work / 'serve.log'})"
             )
-            RESULTS.append(tracebacks == 0)
-    print(f"{sum(RESULTS)} of {len(RESULTS)} as expected")
+            tally("log", tracebacks == 0, sent="all of the above", got=f"{tracebacks} tracebacks")
+    print(summary())
+    if result is not None:
+        result.write({"summary": summary(), "passed": sum(RESULTS), "cases": RECORDS})
     return 0 if all(RESULTS) else 1
 
 

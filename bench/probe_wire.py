@@ -110,6 +110,14 @@ def json_body(value) -> bytes:
 # -- reporting --------------------------------------------------------------------------
 
 RESULTS: list[bool] = []
+NOT_RUN: list[str] = []  # cases this machine cannot replay
+RECORDS: list[dict] = []  # every case's line, for bench/results/probe.json
+
+
+def tally(case: str, ok: bool, **line: str) -> None:
+    """Count a case as passed or failed, and keep its line for ``--json``."""
+    RESULTS.append(ok)
+    RECORDS.append({"case": case, "ok": ok, **line})
 
 
 def report(case: str, sent: str, got: str, expected: str, ok: bool, target: Target) -> None:
@@ -117,10 +125,17 @@ def report(case: str, sent: str, got: str, expected: str, ok: bool, target: Targ
     whether a good request (REST and gRPC) was answered right after."""
     after = good_rest(target) and good_grpc(target)
     passed = ok and after
-    RESULTS.append(passed)
     then = "answered" if after else "NOT ANSWERED"
+    tally(case, passed, sent=sent, got=got, expected=expected, then=then)
     print(
         f"{'ok  ' if passed else 'FAIL'} {case:4} sent: {sent} | got: {got} | "
         f"expected: {expected} | then a good request: {then}",
         flush=True,
     )
+
+
+def not_run(case: str, sent: str, why: str) -> None:
+    """A case that cannot be replayed here: said so, counted neither ok nor failed."""
+    NOT_RUN.append(case)
+    RECORDS.append({"case": case, "ok": None, "sent": sent, "got": f"not runnable: {why}"})
+    print(f"n/a  {case:4} sent: {sent} | not runnable: {why}", flush=True)

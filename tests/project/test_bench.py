@@ -129,6 +129,25 @@ def test_report_fills_a_block_from_json_and_keeps_the_prose(tmp_path: Path) -> N
     assert performance_page.fill(filled, performance_page.Results(tmp_path)) == filled
 
 
+def test_the_probe_block_shows_the_tally_and_each_case_that_did_not_pass(tmp_path) -> None:
+    cases = [
+        {"case": "1a", "ok": True, "sent": "a smuggled GET", "got": "1 response"},
+        {"case": "13", "ok": False, "sent": "64 stalled calls", "got": "FAILED | 7.2 s"},
+        {"case": "23", "ok": None, "sent": "a locked directory", "got": "not runnable: root"},
+    ]
+    figures = {"summary": "1 of 2 as expected; failed: 13", "passed": 1, "cases": cases}
+    (tmp_path / "probe.json").write_text(json.dumps(record(figures)))
+    doc = "<!-- bench:begin probe -->\n<!-- bench:end probe -->\n"
+    filled = performance_page.fill(doc, performance_page.Results(tmp_path))
+    assert "**1 of 2 as expected; failed: 13**" in filled
+    assert "| 13 | **failed** | 64 stalled calls | FAILED / 7.2 s |" in filled
+    assert "| 23 | not runnable | a locked directory | not runnable: root |" in filled
+    assert "smuggled" not in filled
+    assert performance_page.fill(filled, performance_page.Results(tmp_path)) == filled
+    missing = performance_page.fill(doc, performance_page.Results(tmp_path / "none"))
+    assert "`bench/results/probe.json` is missing" in missing
+
+
 @pytest.mark.slow
 def test_train_throughput_times_every_row_and_the_page_shows_them(tmp_path: Path) -> None:
     """The script a GPU machine will run unchanged (``--distribute mirrored``), in
