@@ -28,6 +28,9 @@ HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=3 \
 # The project's flags in ENTRYPOINT, none in CMD: `docker run IMAGE --some_flag` appends
 # to them, as the official image's entrypoint script appends "$@" to its own; given
 # twice, a flag takes its last value (--model_config_file=/models/canary.config).
+# TensorFlow Serving checks a config's version labels before it has loaded anything, so
+# without --allow_version_labels_for_unavailable_models a config with labels
+# (canary.config, or one `dann-serve promote` wrote) stops it at start-up.
 ENTRYPOINT ["tensorflow_model_server", \
             "--port=8500", \
             "--rest_api_port=8501", \
@@ -36,5 +39,6 @@ ENTRYPOINT ["tensorflow_model_server", \
             "--enable_batching=true", \
             "--batching_parameters_file=/models/batching_parameters.txt", \
             "--monitoring_config_file=/models/monitoring.config", \
-            "--enable_model_warmup=true"]
+            "--enable_model_warmup=true", \
+            "--allow_version_labels_for_unavailable_models=true"]
 CMD []

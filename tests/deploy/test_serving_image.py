@@ -292,3 +292,11 @@ def test_kubernetes_budget_autoscaler_and_spread_select_the_deployment():
     nodes = by_key["kubernetes.io/hostname"]
     assert nodes["maxSkew"] == 1 and nodes["whenUnsatisfiable"] == "DoNotSchedule"
     assert nodes["labelSelector"]["matchLabels"].items() <= labels.items()
+
+
+def test_the_image_starts_with_a_config_that_has_version_labels():
+    """TensorFlow Serving checks labels before loading anything: without this flag
+    canary.config, or any config ``dann-serve promote`` wrote, stops it at start-up."""
+    canary = (ROOT / "models" / "canary.config").read_text()
+    assert "version_labels" in canary
+    assert _cmd_flags()["allow_version_labels_for_unavailable_models"] == "true"
