@@ -31,6 +31,7 @@ import numpy as np
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
+from tensorflow_serving.apis import get_model_status_pb2
 
 from dann_client.contract import NUM_CLASSES, PROBABILITIES_OUTPUT
 from dann_serve.drift import reference as references
@@ -47,7 +48,7 @@ log = logging.getLogger("dann_serve.serving")
 # ones in milliseconds, so a full queue means the process is starved, not busy.
 QUEUE_SIZE = 1000
 REVIEW_SECONDS = 1.0  # how often the worker takes the verdict of versions with new answers
-AVAILABLE = 3  # ModelVersionStatus.State.AVAILABLE
+AVAILABLE = get_model_status_pb2.ModelVersionStatus.State.AVAILABLE
 
 Key = tuple[str, int]  # (model, version)
 
