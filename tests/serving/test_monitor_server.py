@@ -180,3 +180,13 @@ def test_the_client_prints_the_monitor_as_a_table_and_as_json(server, dann_clien
     assert done.returncode == 2 and "gRPC API has no monitor call" in done.stderr
     done = dann_client("monitor", "--server", server.rest_url, "--version", "9")
     assert done.returncode == 4 and done.stderr.count("\n") == 1
+
+
+def test_no_monitor_turns_it_off(exported_model: Path, start_server):
+    quiet = start_server(exported_model.parent.parent, "--no-monitor")
+    try:
+        code, body = rest(quiet, "/v1/models/dann/monitor")
+        assert code == 400 and "the monitor is off" in body["error"]
+        assert metric_samples(quiet) == []
+    finally:
+        quiet.stop()
