@@ -5,9 +5,10 @@ Off the request path by construction. :meth:`LiveMonitor.observe`, called on eve
 answered prediction, only puts the answer's probabilities into a bounded queue and
 returns; when the queue is full the answer is dropped and counted, never waited for.
 One daemon thread drains the queue into the windows every 50 ms (the answers of one
-version as one batch), and once a second takes each window's verdict, logging a line when a
-version's drift verdict changes. The figures themselves are computed when asked for:
-``GET /v1/models/<name>[/versions/<v>]/monitor`` and the metrics page.
+version as one batch), and once a second takes the verdict of each window with new
+answers, logging a line when a version's drift verdict changes. The figures themselves
+are computed when asked for: ``GET /v1/models/<name>[/versions/<v>]/monitor`` and the
+metrics page.
 
 Only answers with ``probabilities`` of shape ``(n, 10)`` count: ``predict_label`` and
 its twins, not ``classify_domain`` (two domain probabilities), nor a request whose
@@ -44,14 +45,13 @@ from dann_serve.serving.status import ServingError, not_found
 log = logging.getLogger("dann_serve.serving")
 
 # Answers (requests, not images) waiting for the worker: at the largest batch a
-# thousand of them hold 40 MB of probabilities, and the worker drains a queue of small
-# ones in milliseconds, so a full queue means the process is starved, not busy.
+# thousand of them hold 40 MB of probabilities; emptied every DRAIN_SECONDS, the queue
+# fills only past 20,000 answers a second, or when the worker is starved of CPU.
 QUEUE_SIZE = 1000
 REVIEW_SECONDS = 1.0  # how often the worker takes the verdict of versions with new answers
 # How often the worker empties the queue: the answers of 50 ms go into each window as one
 # batch (one copy and one lock), where waking up for every answer would take the
 # interpreter's lock from the request threads thousands of times a second at batch 1.
-# A full queue then means over 20,000 answers a second.
 DRAIN_SECONDS = 0.05
 AVAILABLE = get_model_status_pb2.ModelVersionStatus.State.AVAILABLE
 
@@ -251,12 +251,10 @@ def _reference(loaded: LoadedVersion) -> references.Reference | None:
     try:
         return references.load(path)
     except ValueError as error:
-        log.warning("monitor: %s version %d: unreadable reference: %s", *_key(loaded), error)
+        log.warning(
+            "monitor: %s version %d: unreadable reference: %s", loaded.name, loaded.version, error
+        )
         return None
-
-
-def _key(loaded: LoadedVersion) -> Key:
-    return loaded.name, loaded.version
 
 
 # -- the one monitor of this process ------------------------------------------------------
