@@ -170,6 +170,67 @@ def preprocess(image: Path, output: Path, scale: int, background: str) -> int:
     return EXIT_OK
 
 
+@cli.command()
+@click.option(
+    "--server",
+    default=None,
+    metavar="URL",
+    help="The server's REST API, http:// or https:// [default: $DANN_SERVER if a URL,"
+    f" else http://localhost:{contract.REST_PORT}]. REST only: TensorFlow Serving's gRPC"
+    " API has no monitor call.",
+)
+@click.option("--model", default=contract.DEFAULT_MODEL, show_default=True, help="Model name.")
+@click.option(
+    "--model-version",
+    "--version",
+    "version",
+    type=bounded(int, 1, 2**63 - 1),
+    default=None,
+    metavar="N",
+    help="One version [default: every version the server serves].",
+)
+@click.option("--label", "version_label", default=None, help="One version, by its label.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per version.")
+@click.option(
+    "--timeout",
+    type=bounded(float, 0, 86_400, low_open=True),
+    default=contract.DEFAULT_TIMEOUT,
+    show_default=True,
+    help="Deadline of the request in seconds.",
+)
+@click.option(
+    "--ca-cert",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="PEM roots to verify an https:// server with.",
+)
+@_reports_errors
+def monitor(
+    server: str | None,
+    model: str,
+    version: int | None,
+    version_label: str | None,
+    as_json: bool,
+    timeout: float,
+    ca_cert: Path | None,
+) -> int:
+    """Show what the server's live monitor sees of each model version: images in its
+    window, mean confidence, class shares, the estimated accuracy and whether it can
+    be trusted, the drift test against the export's reference (dann-serve serve)."""
+    from dann_client.connection import TlsConfig
+    from dann_client.monitor import fetch, monitor_lines, rest_server
+    from dann_client.rest import RestTransport
+
+    ref = _model_ref(model=model, version=version, version_label=version_label)
+    tls = TlsConfig(ca_cert, None, None) if ca_cert else None
+    transport = RestTransport(rest_server(server), tls=tls, timeout=timeout, retries=0)
+    try:
+        versions = fetch(transport, ref)
+    finally:
+        transport.close()
+    _echo_lines(monitor_lines(model, versions, "json" if as_json else "text"))
+    return EXIT_OK
+
+
 def _predict(
     signature: str,
     *,

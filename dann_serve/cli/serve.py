@@ -154,6 +154,15 @@ def export(run: Path, model_dir: Path, name: str, version: int | None, force: bo
     help="One line per REST request and gRPC call (time, peer, request, model, version,"
     " signature, status, bytes, milliseconds), appended to PATH; - for stdout.",
 )
+@click.option(
+    "--monitor-window",
+    type=click.IntRange(min=1),
+    default=1000,
+    show_default=True,
+    help="Images in each model version's live monitor window (GET"
+    " /v1/models/<name>/monitor, dann_serve_monitor_* metrics).",
+)
+@click.option("--no-monitor", is_flag=True, help="No live monitor: answers are not watched at all.")
 def serve(
     model_dir: Path,
     model_config_file: Path | None,
@@ -169,6 +178,8 @@ def serve(
     tls_cert: Path | None,
     tls_key: Path | None,
     access_log: str | None,
+    monitor_window: int,
+    no_monitor: bool,
 ) -> None:
     """Serve MODEL_DIR over TensorFlow Serving's gRPC and REST APIs until SIGINT/SIGTERM.
 
@@ -204,6 +215,7 @@ def serve(
         tls_cert=tls_cert,
         tls_key=tls_key,
         access_log=access_log,
+        monitor_window=None if no_monitor else monitor_window,
     )
     try:
         run_server(options)

@@ -74,6 +74,9 @@ TOO_FEW_IMAGES = "too_few_images"
 CONFIDENCE_DISAGREES = "confidence_disagrees"
 CLASS_SHARES_MOVED = "class_shares_moved"
 MODELS_DISAGREE = "models_disagree"
+# The version was exported without a reference (its data could not be read then): no
+# threshold to estimate with and nothing to test drift against.
+NO_REFERENCE = "no_reference"
 
 
 @dataclass(frozen=True)

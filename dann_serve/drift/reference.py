@@ -32,6 +32,9 @@ from dann_serve.files import write_json
 
 FORMAT = 1
 REFERENCE_FILE = "monitor_reference.json"
+# Where an export puts it inside a version, beside the warm-up records: TensorFlow
+# Serving reads nothing of ``assets.extra/`` but its warm-up file.
+VERSION_PATH = Path("assets.extra") / REFERENCE_FILE
 # Enough rows for the KS tests to see a shift of a few points in any output's CDF and
 # for class shares within about a point, small enough for a JSON file of a few hundred
 # kilobytes and a test that runs in milliseconds.

@@ -35,7 +35,8 @@ CAPACITY = 1000
 class Snapshot:
     """The monitor's figures for one window. ``mean_confidence`` is None for an empty
     window; ``unreliable_because`` lists the rule's grounds (empty when the estimate
-    is reliable); ``agreement`` is set only where a second model's answers are known."""
+    is reliable); ``agreement`` is set only where a second model's answers are known;
+    ``drift`` is None without a reference (nothing to test against)."""
 
     images: int
     mean_confidence: float | None
@@ -44,28 +45,32 @@ class Snapshot:
     estimate_reliable: bool
     unreliable_because: tuple[str, ...]
     agreement: float | None
-    drift: shift.ShiftTest
+    drift: shift.ShiftTest | None
 
     def to_json(self) -> dict:
-        """The contract's monitor object (its keys first), JSON-safe."""
+        """The contract's monitor object (its keys first), JSON-safe; without a
+        reference the drift's p-value is null and the verdict false (no evidence)."""
+        drift = self.drift.to_json() if self.drift else {"p_value": None, "shifted": False}
         return {
             "images": self.images,
             "mean_confidence": self.mean_confidence,
             "class_shares": list(self.class_shares),
             "estimated_accuracy": self.estimated_accuracy,
             "estimate_reliable": self.estimate_reliable,
-            "drift": self.drift.to_json(),
+            "drift": drift,
             "unreliable_because": list(self.unreliable_because),
             "agreement": self.agreement,
         }
 
 
 class Window:
-    """A sliding window over one model version's answers, held to ``reference``."""
+    """A sliding window over one model version's answers, held to ``reference`` (None
+    for a version exported without one: the window then reports what needs no
+    reference, images, confidence and class shares, and no estimate or drift test)."""
 
     def __init__(
         self,
-        reference: Reference,
+        reference: Reference | None,
         capacity: int = CAPACITY,
         significance: float = shift.SIGNIFICANCE,
         rule: estimate.ReliabilityRule | None = None,
@@ -118,14 +123,24 @@ class Window:
         return summarise(rows, agrees, self.reference, self.significance, self.rule)
 
 
+def unreferenced(rows: np.ndarray) -> Snapshot:
+    """The snapshot of a window without a reference: what the rows alone say."""
+    listed = tuple(float(share) for share in class_shares(rows))
+    mean_confidence = float(confidence(rows).astype(np.float64).mean()) if len(rows) else None
+    reasons = (estimate.NO_REFERENCE,)
+    return Snapshot(len(rows), mean_confidence, listed, None, False, reasons, None, None)
+
+
 def summarise(
     rows: np.ndarray,
     agrees: np.ndarray,
-    reference: Reference,
+    reference: Reference | None,
     significance: float,
     rule: estimate.ReliabilityRule,
 ) -> Snapshot:
     """The snapshot of a window holding ``rows`` (and ``agrees``, as :class:`Window`)."""
+    if reference is None:
+        return unreferenced(rows)
     drift = shift.detect(rows, reference.probabilities, significance)
     shares = class_shares(rows)
     listed = tuple(float(share) for share in shares)

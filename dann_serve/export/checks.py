@@ -25,6 +25,7 @@ from dann_client.contract import (
     PROBABILITIES_OUTPUT,
     SIGNATURE_ROWS,
 )
+from dann_client.preprocessing import to_model_input
 from dann_serve.export.signatures import example_inputs
 from dann_serve.serving.loader import MetaGraphModel
 
@@ -148,3 +149,17 @@ def exported_class_shares(saved, images: np.ndarray) -> list[float]:
     known of the model on a target without labels."""
     counts = np.bincount(exported_labels(saved, images), minlength=NUM_CLASSES)
     return [round(float(count) / max(len(images), 1), 4) for count in counts]
+
+
+def exported_probabilities(saved, pixels: np.ndarray, batch: int = 500) -> np.ndarray:
+    """The saved ``predict_label``'s probabilities on uint8 ``pixels``, converted to the
+    model's floats a batch at a time (10,000 test images never sit in memory as floats
+    at once)."""
+    return np.concatenate(
+        [
+            saved.signatures[PREDICT_LABEL](images=to_model_input(pixels[i : i + batch]))[
+                PROBABILITIES_OUTPUT
+            ].numpy()
+            for i in range(0, len(pixels), batch)
+        ]
+    )

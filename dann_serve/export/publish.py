@@ -3,7 +3,8 @@
 The version directory is built beside its final place under a name TensorFlow
 Serving ignores (not an integer) and renamed into place only once the SavedModel
 (:mod:`~dann_serve.export.signatures`), its warm-up records
-(:mod:`~dann_serve.export.warmup`), the ONNX twins (:mod:`~dann_serve.export.onnx`)
+(:mod:`~dann_serve.export.warmup`), the live monitor's reference
+(:mod:`~dann_serve.export.monitor_reference`), the ONNX twins (:mod:`~dann_serve.export.onnx`)
 and the parity checks (:mod:`~dann_serve.export.checks`) are all done. A failure
 anywhere, or a kill, therefore never leaves a version a server would try to load.
 """
@@ -34,6 +35,7 @@ from dann_serve.export.checks import (
     exported_class_shares,
     metagraph_parity,
 )
+from dann_serve.export.monitor_reference import write_monitor_reference
 from dann_serve.export.onnx import (
     ONNX_OPSET,
     ONNX_SIGNATURES,
@@ -153,6 +155,7 @@ def _build(run_dir: Path, staging: Path, name: str, version: int) -> dict:
     }
     report["tf_serving_load"] = {"loader": "serve MetaGraph, saver restore", "parity": served}
     report["warmup_records"] = warmup
+    report["monitor_reference"] = write_monitor_reference(saved, run_dir, config, staging)
     report["versions"] = package_versions(EXPORT_PACKAGES)
     return report
 

@@ -1,6 +1,7 @@
 """REST front end with TensorFlow Serving's URLs and JSON shapes.
 
-``GET /v1/models/<m>[/versions/<v>|/labels/<l>]`` (status), ``.../metadata``, and
+``GET /v1/models/<m>[/versions/<v>|/labels/<l>]`` (status), ``.../metadata``, the
+live monitor's ``.../monitor`` (all served versions without a version or label), and
 ``POST ...:predict`` with the row format (``instances`` -> ``predictions``) or the
 columnar one (``inputs`` -> ``outputs``); bytes (``predict_image``'s encoded images)
 as ``{"b64": "..."}``, an instance of its own or an input's value, as TF Serving reads
@@ -23,7 +24,7 @@ import numpy as np
 from google.protobuf import json_format
 from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2, model_pb2
 
-from dann_serve.serving import service
+from dann_serve.serving import live_monitor, service
 from dann_serve.serving.http_server import HttpServer
 from dann_serve.serving.limits import Limits
 from dann_serve.serving.model_config import MAX_VERSION
@@ -38,6 +39,11 @@ _URL = re.compile(
     r"^/v1/models/(?P<name>[^/:]+)"
     r"(?:/versions/(?P<version>[0-9]+)|/labels/(?P<label>[^/:]+))?"
     r"(?P<verb>/metadata|:predict|:classify|:regress)?$"
+)
+
+_MONITOR_URL = re.compile(
+    r"^/v1/models/(?P<name>[^/:]+)"
+    r"(?:/versions/(?P<version>[0-9]+)|/labels/(?P<label>[^/:]+))?/monitor$"
 )
 
 
@@ -209,7 +215,19 @@ class RestApi:
             raise ServingError(
                 grpc.StatusCode.UNIMPLEMENTED, f"{verb[1:]} is not implemented by dann-serve"
             )
+        monitor = _MONITOR_URL.match(path)
+        if monitor and method == "GET":
+            return self._monitor(_spec(monitor))
         raise not_found(f"Malformed request: {method} {path[:200]}")
+
+    def _monitor(self, spec: model_pb2.ModelSpec) -> dict:
+        """The live monitor's figures of the version ``spec`` names, or of every served
+        version of its model when it names none."""
+        monitor = live_monitor.current()
+        which = spec.WhichOneof("version_choice")
+        if which is None:
+            return monitor.model_json(spec.name)
+        return monitor.version_json(spec.name, service.resolve(self.registry, spec).version)
 
 
 def rest_server(

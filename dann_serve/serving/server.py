@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dann_client.contract import GRPC_PORT, REST_PORT
+from dann_serve.drift.window import CAPACITY
 from dann_serve.runtime import reuse_large_buffers
+from dann_serve.serving import live_monitor
 from dann_serve.serving.grpc_api import GrpcServer
 from dann_serve.serving.limits import Limits
 from dann_serve.serving.logs import configure_logging
@@ -38,6 +40,7 @@ class ServeOptions:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     access_log: str | None = None  # a file to append to, "-" for stdout, None for none
+    monitor_window: int | None = CAPACITY  # images per version's window; None: no monitor
 
 
 def _address(host: str, port: int) -> str:
@@ -57,6 +60,8 @@ def serve(options: ServeOptions) -> None:
     registry.poll()
     if not registry.model_names():
         log.warning("no model versions under %s yet; waiting for an export", options.model_dir)
+    if options.monitor_window is not None:
+        live_monitor.start(registry, options.monitor_window)
 
     tls = None
     if options.tls_cert or options.tls_key:
@@ -98,5 +103,6 @@ def serve(options: ServeOptions) -> None:
     if rest_server is not None:
         rest_server.stop()
     grpc_server.stop(grace=5)
+    live_monitor.stop()
     registry.stop()
     log.info("stopped")

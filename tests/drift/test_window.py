@@ -165,3 +165,17 @@ def test_a_window_without_room_or_with_a_bad_significance_is_refused() -> None:
         Window(REFERENCE, capacity=0)
     with pytest.raises(ValueError, match="significance: must be in"):
         Window(REFERENCE, significance=1.5)
+
+
+def test_a_window_without_a_reference_reports_what_needs_none() -> None:
+    rows = IN_DISTRIBUTION.draw(40, seed=210)[0]
+    window = Window(None, capacity=100)
+    window.add(rows)
+    payload = window.snapshot().to_json()
+    assert payload["images"] == 40
+    assert payload["mean_confidence"] == pytest.approx(float(rows.max(axis=1).mean()))
+    assert sum(payload["class_shares"]) == pytest.approx(1.0)
+    assert (payload["estimated_accuracy"], payload["estimate_reliable"]) == (None, False)
+    assert payload["unreliable_because"] == [estimate.NO_REFERENCE]
+    assert payload["drift"] == {"p_value": None, "shifted": False}
+    json.dumps(payload)  # JSON-safe

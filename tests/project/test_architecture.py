@@ -42,12 +42,18 @@ ALLOWED = {
         "dann_serve.data",
         "dann_serve.model",
         "dann_serve.training",
+        "dann_serve.drift",
         "dann_serve.serving.loader",
         "dann_serve.serving.model_config",
         "dann_client.contract",
         "dann_client.preprocessing",
     ),
-    "dann_serve.serving": (*TOP_LEVEL, "dann_client.contract", "dann_client.tensors"),
+    "dann_serve.serving": (
+        *TOP_LEVEL,
+        "dann_serve.drift",
+        "dann_client.contract",
+        "dann_client.tensors",
+    ),
     # the monitor's statistics: numpy and scipy only, below both export and serving
     "dann_serve.drift": ("dann_serve.files", "dann_client.contract"),
     "dann_serve.experiments": (
