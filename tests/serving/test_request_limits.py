@@ -400,9 +400,9 @@ def _big_png() -> bytes:
 def test_memory_returns_after_large_requests(exported_model, start_server):
     """RSS after gRPC predicts that are large in what they make the server hold, not on
     the wire (uint8 batches of 1024 images, 3 MiB; a 2048x2048 PNG, decoded 32 MB), 4 at
-    once, stays within 10% of its level after warm-up. Before: +455 MB (65%) kept for good after float32 batches (oneDNN's pool,
-    one glibc arena per thread, no trim); then +230 MB after messages under 8 MiB, the
-    size that alone used to start a trim."""
+    once, stays within 10% of its level after warm-up. Before: +455 MB (65%) kept for
+    good after float32 batches (oneDNN's pool, one glibc arena per thread, no trim);
+    then +400 MB after messages under 8 MiB, the size that alone used to start a trim."""
     from tensorflow_serving.apis import prediction_service_pb2_grpc
 
     running = start_server(exported_model.parent.parent)
