@@ -74,7 +74,12 @@ def test_a_run_on_a_folder_exports_after_the_folder_gained_and_broke_files(
 
     decodes.clear()
     report = _exported(run, tmp_path / "models")
-    assert decodes == []  # the test images came from the decode cache; nothing else read
+    # The test images came from the decode cache; only the monitor's reference read the
+    # folder again (its training part, as it is now), and skipped it for the broken file.
+    held = {Path(name).name for name in record["test_files"]}
+    assert decodes and not {path.name for path in decodes} & held
+    assert report["monitor_reference"]["file"] is None
+    assert "2 image file" in report["monitor_reference"]["skipped"]
     summary = json.loads((run / "summary.json").read_text())
     assert report["target_test_accuracy_exported"] == pytest.approx(
         summary["target_test_accuracy"], abs=1e-12
