@@ -9,10 +9,13 @@ before the graph decodes them; ``service``: the three calls in TF Serving's mess
 the front ends (``grpc_api``, ``rest_api`` over ``http_server``, with ``admission``, the
 REST bounds a slow peer cannot exhaust); ``status``, the one
 error type both front ends translate; ``monitoring`` (Prometheus metrics, the record of
-each request) and ``logs`` (log lines, the access log); ``server``, which runs the lot.
+each request) and ``logs`` (log lines, the access log); ``observers``, what else sees
+each answered prediction (``capture``: a sample of served images kept as files);
+``server``, which runs the lot.
 
 May import: :mod:`dann_client.contract` and :mod:`dann_client.tensors` (the wire
-contract and codec both sides share), the top-level ``runtime`` and ``files``.
+contract and codec both sides share), :mod:`dann_client.preprocessing` (its PNG
+encoder, for captured pixels), the top-level ``runtime`` and ``files``.
 Nothing of data, model, training, export or experiments: a server needs only the
 exported files.
 """

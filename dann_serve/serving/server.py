@@ -15,6 +15,7 @@ from pathlib import Path
 
 from dann_client.contract import GRPC_PORT, REST_PORT
 from dann_serve.runtime import reuse_large_buffers
+from dann_serve.serving.capture import CaptureOptions, start_capture
 from dann_serve.serving.grpc_api import GrpcServer
 from dann_serve.serving.limits import Limits
 from dann_serve.serving.logs import configure_logging
@@ -38,6 +39,7 @@ class ServeOptions:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     access_log: str | None = None  # a file to append to, "-" for stdout, None for none
+    capture: CaptureOptions | None = None  # None: no served image is kept
 
 
 def _address(host: str, port: int) -> str:
@@ -48,9 +50,10 @@ def serve(options: ServeOptions) -> None:
     """Load the models, listen, and block until SIGINT or SIGTERM; then shut down.
 
     Raises ``ConfigError`` for an unreadable model config and ``OSError`` when a port
-    cannot be bound, before anything is listening.
+    cannot be bound or the capture folder cannot be made, before anything is listening.
     """
     configure_logging(options.access_log)
+    capture = start_capture(options.capture) if options.capture else None
     one_heap()  # the command line has done it before TensorFlow loaded; no harm twice
     reuse_large_buffers()
     registry = ModelRegistry(options.model_dir, options.config_file)
@@ -99,4 +102,6 @@ def serve(options: ServeOptions) -> None:
         rest_server.stop()
     grpc_server.stop(grace=5)
     registry.stop()
+    if capture is not None:
+        capture.stop()  # what is queued is written, for a few seconds at most
     log.info("stopped")

@@ -47,7 +47,12 @@ ALLOWED = {
         "dann_client.contract",
         "dann_client.preprocessing",
     ),
-    "dann_serve.serving": (*TOP_LEVEL, "dann_client.contract", "dann_client.tensors"),
+    "dann_serve.serving": (
+        *TOP_LEVEL,
+        "dann_client.contract",
+        "dann_client.tensors",
+        "dann_client.preprocessing",  # the capture's PNG files: the client's encoder
+    ),
     # the monitor's statistics: numpy and scipy only, below both export and serving
     "dann_serve.drift": ("dann_serve.files", "dann_client.contract"),
     "dann_serve.experiments": (
