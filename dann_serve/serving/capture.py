@@ -112,7 +112,7 @@ def count_images(folder: Path) -> int:
                 if not entry.name.startswith(".")
                 and os.path.splitext(entry.name)[1].lower() in IMAGE_EXTENSIONS
             )
-    except FileNotFoundError:
+    except OSError:  # not made yet, or not a folder: the write will say why
         return 0
 
 
@@ -215,7 +215,8 @@ class _Folder:
         return self.count < self.max_images
 
     def make(self) -> None:
-        for level in (self.path.parent, self.path):
+        """The capture folder (made again if it went), the model's, the version's."""
+        for level in (self.path.parent.parent, self.path.parent, self.path):
             try:
                 level.mkdir(mode=FOLDER_MODE)
             except FileExistsError:
@@ -270,7 +271,11 @@ class Capture:
         while True:
             sample = self._pending.get(timeout=RECOUNT_SECONDS)
             if sample is not None:
-                self._write(sample)
+                try:
+                    self._write(sample)
+                except Exception:  # the writer must outlive any one image
+                    CAPTURE_ERRORS.labels(IO_ERROR).inc(len(sample.images))
+                    log.exception("capture: an image could not be kept")
             elif self._pending.closed:
                 return
             if time.monotonic() - self._checked_full >= RECOUNT_SECONDS:
