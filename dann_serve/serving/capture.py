@@ -125,7 +125,7 @@ def as_pixels(images: np.ndarray) -> np.ndarray:
     return np.clip(scaled, 0, 255).astype(np.uint8)
 
 
-def encoded(image: object) -> tuple[bytes, str]:
+def as_file(image: object) -> tuple[bytes, str]:
     """One sampled image as a file's bytes and extension."""
     if isinstance(image, bytes):
         return image, EXTENSIONS.get(image_kind(image) or "", ".bin")
@@ -136,7 +136,7 @@ def encoded(image: object) -> tuple[bytes, str]:
 class _Sample:
     model: str
     version: int
-    images: list  # encoded files (bytes), or pixel arrays [32, 32, 3]
+    images: list[object]  # encoded files (bytes), or pixel arrays [32, 32, 3]
     nbytes: int
 
 
@@ -302,7 +302,7 @@ class Capture:
             try:
                 if not folder.made:
                     folder.make()
-                data, extension = encoded(image)
+                data, extension = as_file(image)
                 name = f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{uuid.uuid4().hex}"
                 write_atomically(folder.path / f"{name}{extension}", data, mode=FILE_MODE)
             except OSError as error:
