@@ -126,17 +126,18 @@ def as_pixels(images: np.ndarray) -> np.ndarray:
 
 
 def as_file(image: object) -> tuple[bytes, str]:
-    """One sampled image as a file's bytes and extension."""
+    """One sampled image (an encoded file, or uint8 pixels) as a file's bytes and
+    extension."""
     if isinstance(image, bytes):
         return image, EXTENSIONS.get(image_kind(image) or "", ".bin")
-    return encode_png(as_pixels(np.asarray(image))), ".png"
+    return encode_png(np.asarray(image)), ".png"
 
 
 @dataclass(frozen=True)
 class _Sample:
     model: str
     version: int
-    images: list[object]  # encoded files (bytes), or pixel arrays [32, 32, 3]
+    images: np.ndarray  # encoded files (an object array of bytes), or pixels [n, 32, 32, 3]
     nbytes: int
 
 
@@ -262,7 +263,7 @@ class Capture:
             return
         kept = images[chosen]  # a copy: the request's arrays are not held
         nbytes = sum(len(item) for item in kept) if kept.dtype == object else kept.nbytes
-        if not self._pending.put(_Sample(served.model, served.version, list(kept), nbytes)):
+        if not self._pending.put(_Sample(served.model, served.version, kept, nbytes)):
             CAPTURE_DROPPED.inc(len(kept))
 
     # -- the writer thread ------------------------------------------------------------
@@ -295,7 +296,8 @@ class Capture:
                 log.warning("capture: model name %r is no folder name; not kept", sample.model)
             return
         folder = self._folder(sample.model, sample.version)
-        for image in sample.images:
+        images = sample.images if sample.images.dtype == object else as_pixels(sample.images)
+        for image in images:
             if not folder.has_room(time.monotonic()):
                 self._now_full(sample.model, sample.version, folder)
                 return
