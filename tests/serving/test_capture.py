@@ -185,6 +185,22 @@ def test_a_full_queue_drops_and_counts_without_waiting(tmp_path, monkeypatch):
     assert _metric("dann_serve_capture_dropped_total") == before + 80 - 8  # 2 batches fit
 
 
+def test_the_writer_keeps_to_its_share_of_a_core(tmp_path, monkeypatch):
+    import dann_serve.serving.capture as capture_module
+
+    monkeypatch.setattr(capture_module, "WRITER_CPU_SHARE", 0.02)
+    monkeypatch.setattr(capture_module, "WRITER_BURST_SECONDS", 0.001)
+    capture = _capture(tmp_path)
+    for seed in range(10):
+        capture.observe(_served(_pixels(30, seed)))  # queued before the writer starts
+    started, cpu = time.perf_counter(), time.process_time()
+    _run(capture)
+    elapsed, used = time.perf_counter() - started, time.process_time() - cpu
+    assert len(_files(tmp_path)) == 300
+    # The test's own thread only waits: the CPU used is the writer's.
+    assert used > 0.01 and elapsed >= 0.8 * (used - 0.001) / 0.02
+
+
 def test_a_reader_never_sees_part_of_a_file(tmp_path, monkeypatch):
     real_write = os.write
 
