@@ -23,6 +23,7 @@ from dann_client.background import AUTO, Background, flatten
 from dann_client.contract import IMAGE_SIZE, INPUT_SHAPE, LAID_OUT_PNG_TEXT, MNIST_FIRST, MNIST_SIZE
 from dann_client.errors import ImageError
 from dann_client.framing import border_colour, frame, reframe
+from dann_client.png import encode_png as encode_png  # its public name, as before
 
 if TYPE_CHECKING:
     from PIL.Image import Image as PILImage
@@ -202,41 +203,6 @@ def save_image(array: np.ndarray, path: str | Path, *, scale: int = 1) -> None:
     if scale > 1:
         array = np.repeat(np.repeat(array, scale, axis=0), scale, axis=1)
     Image.fromarray(np.ascontiguousarray(array, dtype=np.uint8), mode="RGB").save(path)
-
-
-def encode_png(pixels: np.ndarray) -> bytes:
-    """One uint8 ``[H, W, 3]`` image as a lossless PNG, compressed fast: zlib's level 1
-    takes a tenth of the default's time and leaves the bytes within a few percent. What
-    ``predict_image`` is sent (by the client over REST, the export's checks and warm-up
-    records) and what a server keeps of the pixels it serves, marked as laid out
-    (``LAID_OUT_PNG_TEXT``, right after IHDR), so that it decodes back to exactly these
-    pixels. Written chunk by chunk rather than through Pillow, whose plugin machinery
-    takes three times as long as the compression itself for a 32x32 image."""
-    import struct
-    import zlib
-
-    pixels = np.ascontiguousarray(pixels, dtype=np.uint8)
-    if pixels.ndim != 3 or pixels.shape[2] != 3:
-        raise ValueError(f"expected RGB pixels [H, W, 3], got {list(pixels.shape)}")
-    height, width, _ = pixels.shape
-    rows = np.zeros((height, 1 + width * 3), np.uint8)  # each row: filter type 0, pixels
-    rows[:, 1:] = pixels.reshape(height, -1)
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return (
-            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-        )
-
-    key, text = LAID_OUT_PNG_TEXT
-    return b"".join(
-        (
-            b"\x89PNG\r\n\x1a\n",
-            chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)),
-            chunk(b"tEXt", f"{key}\0{text}".encode("latin-1")),
-            chunk(b"IDAT", zlib.compress(rows.tobytes(), 1)),
-            chunk(b"IEND", b""),
-        )
-    )
 
 
 _EXIF_ORIENTATION = 0x0112

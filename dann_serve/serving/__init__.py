@@ -14,8 +14,9 @@ each answered prediction (``capture``: a sample of served images kept as files);
 ``server``, which runs the lot.
 
 May import: :mod:`dann_client.contract` and :mod:`dann_client.tensors` (the wire
-contract and codec both sides share), :mod:`dann_client.preprocessing` (its PNG
-encoder, for captured pixels), the top-level ``runtime`` and ``files``.
+contract and codec both sides share), :mod:`dann_client.png` (the one PNG encoder, for
+captured pixels) and :mod:`dann_client.preprocessing` (which files are images), the
+top-level ``runtime`` and ``files``.
 Nothing of data, model, training, export or experiments: a server needs only the
 exported files.
 """

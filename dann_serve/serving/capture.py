@@ -8,7 +8,7 @@ twice, and the domain question is a diagnosis, not the traffic a model is adapte
 
 What is kept: an encoded file (``predict_image``) byte for byte, named by its format's
 magic bytes; pixels (float32 in [0, 1] or uint8) as the client's own PNG
-(:func:`dann_client.preprocessing.encode_png`), marked as the model's input laid out
+(:func:`dann_client.png.encode_png`), marked as the model's input laid out
 already, so that reading the folder back gives these very 32x32 inputs, not reframed.
 
 Names are ``<UTC time>-<uuid4>.<ext>``: sorted by name is sorted by time, and 122
@@ -52,7 +52,8 @@ from pathlib import Path
 import numpy as np
 
 from dann_client.contract import INPUT_NAME, MIB, PREDICT_LABEL, SIGNATURE_TABLE
-from dann_client.preprocessing import IMAGE_EXTENSIONS, encode_png
+from dann_client.png import encode_png
+from dann_client.preprocessing import IMAGE_EXTENSIONS
 from dann_serve.files import write_atomically
 from dann_serve.serving import observers
 from dann_serve.serving.images import image_kind
