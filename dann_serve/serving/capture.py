@@ -28,13 +28,13 @@ Off the request path: :meth:`Capture.observe` draws which images to keep, copies
 those and hands them to a queue bounded in bytes; a full queue drops them and counts
 (``dann_serve_capture_dropped_total``). One thread encodes and writes, within
 :data:`WRITER_CPU_SHARE` of one core, so that on a busy server capture keeps fewer
-images (dropped and counted) rather than slowing the requests. Each file is
-written owner-only (folders 0700, files 0600) under a hidden temporary name and
-renamed, so a reader never sees part of one. A write that fails (full disk,
-unwritable folder) counts ``dann_serve_capture_errors_total{reason}`` and logs one
-line when that kind of failure starts (not per image) and one when writing works
-again; capture keeps trying, since space freed or a folder fixed should need no
-restart, and a failed write costs the writer thread, never a request.
+images (dropped and counted) rather than slowing the requests. Each file is written
+owner-only (folders 0700, files 0600) as ``<name>.tmp`` (no image suffix: a folder
+reader skips it) and renamed, so a reader never sees part of one. A write that fails
+(full disk, unwritable folder) counts ``dann_serve_capture_errors_total{reason}``
+and logs one line when that kind of failure starts (not per image) and one when
+writing works again; capture keeps trying, since space freed or a folder fixed should
+need no restart, and a failed write costs the writer thread, never a request.
 """
 
 from __future__ import annotations
