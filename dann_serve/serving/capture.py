@@ -335,6 +335,8 @@ class Capture:
                 name = f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{uuid.uuid4().hex}"
                 write_atomically(folder.path / f"{name}{extension}", data, mode=FILE_MODE)
             except OSError as error:
+                if error.errno == errno.ENOENT:  # the folder went: made again for the next
+                    folder.made = False
                 reason = _REASONS.get(error.errno or 0, IO_ERROR)
                 self._failures.failed(reason, error, folder.path)
                 continue
@@ -356,9 +358,10 @@ class Capture:
         """Full folders that have room again (images removed) take images again."""
         now = self._checked_full = time.monotonic()
         for key in list(self._full):
-            if self._folders[key].has_room(now):
+            folder = self._folders.get(key)  # none for a model name that is no folder name
+            if folder is not None and folder.has_room(now):
                 self._full.discard(key)
-                log.info("capture: %s has room again", self._folders[key].path)
+                log.info("capture: %s has room again", folder.path)
 
 
 def _plain_name(name: str) -> bool:

@@ -154,6 +154,25 @@ def test_an_unwritable_folder_is_counted_and_logged_once_then_retried(tmp_path, 
     assert any("writing under" in r.getMessage() for r in caplog.records)
 
 
+def test_a_removed_folder_is_made_again_and_a_model_name_never_leaves_it(tmp_path, monkeypatch):
+    import shutil
+
+    import dann_serve.serving.capture as capture_module
+
+    monkeypatch.setattr(capture_module, "RECOUNT_SECONDS", 0.0)  # rechecked every time
+    folder = tmp_path / "capture"
+    capture = _capture(folder).start()
+    capture.observe(_served(_pixels(2), model="../outside"))
+    capture.observe(_served(_pixels(2)))
+    _wait_for(lambda: len(_files(folder)) == 2)
+    shutil.rmtree(folder)  # an operator empties the volume under a running server
+    capture.observe(_served(_pixels(3)))
+    capture.observe(_served(_pixels(3)))
+    capture.stop(timeout=60)
+    assert 3 <= len(_files(folder / "dann" / "1")) <= 6  # the first write may find it gone
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["capture"]
+
+
 def test_a_full_disk_leaves_no_file_and_is_counted_and_logged_once(tmp_path, caplog, monkeypatch):
     real_write = os.write
 
