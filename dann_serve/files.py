@@ -5,9 +5,10 @@ Every file the project writes for another reader is replaced in one step: a run'
 ``config.json``, ``summary.json`` and ``metrics.csv`` (read by ``--resume``,
 ``evaluate`` and ``report``, and left by a kill at any moment), ``models.config``
 (polled by servers), ``docs/RESULTS.md`` and ``docs/PERFORMANCE.md``, and the
-benchmarks' results. The new content goes to ``<name>.tmp`` beside the file and is
-renamed over it; on POSIX the rename is atomic, so a reader finds the old file or
-the new one, never half of either.
+benchmarks' results, the images a server captures. The new content goes to
+``<name>.tmp`` beside the file (a suffix no reader of the folder takes for its files)
+and is renamed over it; on POSIX the rename is atomic, so a reader finds the old file
+or the new one, never half of either.
 
 ``docs/RESULTS.md`` (``dann-serve report``) and ``docs/PERFORMANCE.md``
 (``bench/performance_page.py``) mix analysis written by hand with tables generated
@@ -28,28 +29,48 @@ import re
 from pathlib import Path
 
 
-def write_atomically(path: Path, content: str | bytes, *, durable: bool = False) -> None:
+def write_atomically(
+    path: Path, content: str | bytes, *, durable: bool = False, mode: int | None = None
+) -> None:
     """Replace ``path`` with ``content`` (text is written as UTF-8, line endings as given).
 
     ``durable``: the content reaches the disk before the rename and the rename before
     the return, so a crash just after (a power cut under a running server) leaves the
     old file or the new one, never an empty one; for files a person's command changes,
-    not for those written at every step of a run.
+    not for those written at every step of a run. ``mode``: the file's permissions from
+    its creation on, whatever the umask (0o600: no moment at which another user could
+    open it); None: the umask's. A write that fails (a full disk) removes its temporary
+    file, so nothing half-written is left behind.
     """
     data = content.encode("utf-8") if isinstance(content, str) else content
     temporary = path.with_name(path.name + ".tmp")
-    with temporary.open("wb") as file:
-        file.write(data)
-        if durable:
-            file.flush()
-            os.fsync(file.fileno())
-    os.replace(temporary, path)
+    try:
+        _write_file(temporary, data, durable, mode)
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
     if durable:
         folder = os.open(path.parent, os.O_RDONLY)
         try:
             os.fsync(folder)
         finally:
             os.close(folder)
+
+
+def _write_file(path: Path, data: bytes, durable: bool, mode: int | None) -> None:
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)
+    descriptor = os.open(path, flags, 0o666 if mode is None else mode)
+    try:
+        if mode is not None:  # the umask's bits, or a leftover file's, set aside
+            os.fchmod(descriptor, mode)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(descriptor, view) :]
+        if durable:
+            os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 def write_json(path: Path, payload: dict, *, sort_keys: bool = True) -> None:

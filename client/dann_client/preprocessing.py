@@ -23,6 +23,7 @@ from dann_client.background import AUTO, Background, flatten
 from dann_client.contract import IMAGE_SIZE, INPUT_SHAPE, LAID_OUT_PNG_TEXT, MNIST_FIRST, MNIST_SIZE
 from dann_client.errors import ImageError
 from dann_client.framing import border_colour, frame, reframe
+from dann_client.png import encode_png as encode_png  # its public name, as before
 
 if TYPE_CHECKING:
     from PIL.Image import Image as PILImage
@@ -202,24 +203,6 @@ def save_image(array: np.ndarray, path: str | Path, *, scale: int = 1) -> None:
     if scale > 1:
         array = np.repeat(np.repeat(array, scale, axis=0), scale, axis=1)
     Image.fromarray(np.ascontiguousarray(array, dtype=np.uint8), mode="RGB").save(path)
-
-
-def encode_png(pixels: np.ndarray) -> bytes:
-    """One uint8 ``[H, W, 3]`` image as a lossless PNG, compressed fast: zlib's level 1
-    takes a tenth of the default's time and leaves the bytes within a few percent. What
-    ``predict_image`` is sent (by the client over REST, the export's checks and warm-up
-    records), marked as laid out (``LAID_OUT_PNG_TEXT``), so that it decodes it back to
-    exactly these pixels."""
-    import io
-
-    from PIL import Image, PngImagePlugin
-
-    mark = PngImagePlugin.PngInfo()
-    mark.add_text(*LAID_OUT_PNG_TEXT)
-    buffer = io.BytesIO()
-    image = Image.fromarray(np.ascontiguousarray(pixels), "RGB")
-    image.save(buffer, "PNG", compress_level=1, pnginfo=mark)
-    return buffer.getvalue()
 
 
 _EXIF_ORIENTATION = 0x0112

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -14,12 +15,17 @@ from dann_serve.cli.common import (
 )
 from dann_serve.runtime import load_tensorflow
 from dann_serve.serving.limits import (
+    DEFAULT_CAPTURE_MAX_IMAGES,
+    DEFAULT_CAPTURE_RATE,
     DEFAULT_MAX_BATCH,
     DEFAULT_MAX_IN_FLIGHT,
     DEFAULT_MAX_TENSOR_BYTES,
     DEFAULT_REST_TIMEOUT,
 )
 from dann_serve.serving.memory import one_heap
+
+if TYPE_CHECKING:
+    from dann_serve.serving.capture import CaptureOptions
 
 
 @click.command()
@@ -163,6 +169,27 @@ def export(run: Path, model_dir: Path, name: str, version: int | None, force: bo
     " /v1/models/<name>/monitor, dann_serve_monitor_* metrics).",
 )
 @click.option("--no-monitor", is_flag=True, help="No live monitor: answers are not watched at all.")
+@click.option(
+    "--capture-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Keep a random sample of the images served by the label signatures as files"
+    " under DIR/<name>/<version>/ (owner-only; a ready --target). Off by default.",
+)
+@click.option(
+    "--capture-rate",
+    type=click.FloatRange(0, 1, min_open=True),
+    default=None,
+    help="With --capture-dir: the chance each served image is kept"
+    f" [default: {DEFAULT_CAPTURE_RATE}].",
+)
+@click.option(
+    "--capture-max-images",
+    type=click.IntRange(min=1),
+    default=None,
+    help="With --capture-dir: the most images kept per model version"
+    f" [default: {DEFAULT_CAPTURE_MAX_IMAGES}].",
+)
 def serve(
     model_dir: Path,
     model_config_file: Path | None,
@@ -180,6 +207,9 @@ def serve(
     access_log: str | None,
     monitor_window: int,
     no_monitor: bool,
+    capture_dir: Path | None,
+    capture_rate: float | None,
+    capture_max_images: int | None,
 ) -> None:
     """Serve MODEL_DIR over TensorFlow Serving's gRPC and REST APIs until SIGINT/SIGTERM.
 
@@ -187,6 +217,7 @@ def serve(
     (none with --rest-port 0)."""
     if bool(tls_cert) != bool(tls_key):
         fail("--tls-cert and --tls-key go together", EXIT_USAGE)
+    capture = _capture_options(capture_dir, capture_rate, capture_max_images)
     # oneDNN's allocator pools every large tensor for good (a BFC arena grown to the
     # largest batch ever run, never returned); the system allocator's memory goes back
     # after a large request (serving.memory). Read when TensorFlow loads.
@@ -216,8 +247,27 @@ def serve(
         tls_key=tls_key,
         access_log=access_log,
         monitor_window=None if no_monitor else monitor_window,
+        capture=capture,
     )
     try:
         run_server(options)
     except (ConfigError, OSError) as error:
         fail(str(error))
+
+
+def _capture_options(
+    folder: Path | None, rate: float | None, max_images: int | None
+) -> CaptureOptions | None:
+    """``serve``'s capture options (None: capture off); its bounds given without the
+    folder are a usage error, not silently ignored."""
+    if folder is None:
+        if rate is not None or max_images is not None:
+            fail("--capture-rate and --capture-max-images need --capture-dir", EXIT_USAGE)
+        return None
+    from dann_serve.serving.capture import CaptureOptions
+
+    return CaptureOptions(
+        folder,
+        DEFAULT_CAPTURE_RATE if rate is None else rate,
+        DEFAULT_CAPTURE_MAX_IMAGES if max_images is None else max_images,
+    )

@@ -10,12 +10,15 @@ the front ends (``grpc_api``, ``rest_api`` over ``http_server``, with ``admissio
 REST bounds a slow peer cannot exhaust); ``status``, the one
 error type both front ends translate; ``monitoring`` (Prometheus metrics, the record of
 each request) and ``logs`` (log lines, the access log); ``observers`` (what else sees
-each answered prediction) and ``live_monitor`` (per version, a window of answers held to
-the export's reference, off the request path); ``server``, which runs the lot.
+each answered prediction): ``live_monitor`` (per version, a window of answers held to
+the export's reference, off the request path) and ``capture`` (a sample of served
+images kept as files); ``server``, which runs the lot.
 
 May import: :mod:`dann_client.contract` and :mod:`dann_client.tensors` (the wire
-contract and codec both sides share), the top-level ``runtime`` and ``files``, and
-:mod:`dann_serve.drift` (the monitor's statistics: numpy and scipy only).
+contract and codec both sides share), :mod:`dann_client.png` (the one PNG encoder, for
+captured pixels) and :mod:`dann_client.preprocessing` (which files are images), the
+top-level ``runtime`` and ``files``, and :mod:`dann_serve.drift` (the monitor's
+statistics: numpy and scipy only).
 Nothing of data, model, training, export or experiments: a server needs only the
 exported files.
 """

@@ -48,18 +48,33 @@ class ImageSize:
         return f"a {self.width}x{self.height} {self.kind}{frames}"
 
 
+def image_kind(data: bytes) -> str | None:
+    """``"PNG"``, ``"JPEG"``, ``"GIF"`` or ``"BMP"`` by the file's first bytes (its magic
+    number, as the graph's decoder tells them apart); None for anything else."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "PNG"
+    if data.startswith(b"\xff\xd8"):
+        return "JPEG"
+    if data[:6] in (b"GIF87a", b"GIF89a"):
+        return "GIF"
+    if data.startswith(b"BM"):
+        return "BMP"
+    return None
+
+
 def image_size(data: bytes) -> ImageSize:
     """The format and size an encoded image declares; ``HeaderError`` saying why not."""
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+    kind = image_kind(data)
+    if kind == "PNG":
         if len(data) < 24 or data[12:16] != b"IHDR":
             raise HeaderError("a PNG cut short before its IHDR header")
         width, height = struct.unpack(">II", data[16:24])
         return ImageSize("PNG", width, height)
-    if data.startswith(b"\xff\xd8"):
+    if kind == "JPEG":
         return _jpeg_size(data)
-    if data[:6] in (b"GIF87a", b"GIF89a"):
+    if kind == "GIF":
         return _gif_size(data)
-    if data.startswith(b"BM"):
+    if kind == "BMP":
         return _bmp_size(data)
     start = data[:8]
     raise HeaderError(

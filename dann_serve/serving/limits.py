@@ -21,6 +21,10 @@ DEFAULT_MAX_TENSOR_BYTES = 16 * MIB
 DEFAULT_MAX_IN_FLIGHT = 32
 # TensorFlow Serving's --rest_api_timeout_in_ms default.
 DEFAULT_REST_TIMEOUT = 30.0
+# --capture-dir: the share of served images kept, and the most kept per model version
+# (about 20 MB of 32x32 PNGs; enough to adapt to, see serving.capture).
+DEFAULT_CAPTURE_RATE = 0.1
+DEFAULT_CAPTURE_MAX_IMAGES = 10_000
 
 
 @dataclass(frozen=True)

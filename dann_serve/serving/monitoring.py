@@ -142,6 +142,24 @@ REQUESTS = Counter(
     ("model_name", "signature_name", "API", "entrypoint", "status"),
     registry=REGISTRY,
 )
+CAPTURE_IMAGES = Counter(
+    "dann_serve_capture_images",
+    "Served images kept as files under --capture-dir, by model and version.",
+    ("model_name", "version"),
+    registry=REGISTRY,
+)
+CAPTURE_ERRORS = Counter(
+    "dann_serve_capture_errors",
+    "Sampled images --capture-dir could not keep, by reason (disk_full, unwritable,"
+    " io_error); the requests were answered all the same.",
+    ("reason",),
+    registry=REGISTRY,
+)
+CAPTURE_DROPPED = Counter(
+    "dann_serve_capture_dropped",
+    "Sampled images dropped unwritten because the capture's queue was full.",
+    registry=REGISTRY,
+)
 VERSION_STATES = VersionStates()
 for _collector in (REQUEST_COUNT, LOAD_ATTEMPT_COUNT, LOAD_LATENCY, VERSION_STATES):
     REGISTRY.register(_collector)

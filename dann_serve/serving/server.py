@@ -17,6 +17,7 @@ from dann_client.contract import GRPC_PORT, REST_PORT
 from dann_serve.drift.window import CAPACITY
 from dann_serve.runtime import reuse_large_buffers
 from dann_serve.serving import live_monitor
+from dann_serve.serving.capture import CaptureOptions, start_capture
 from dann_serve.serving.grpc_api import GrpcServer
 from dann_serve.serving.limits import Limits
 from dann_serve.serving.logs import configure_logging
@@ -41,6 +42,7 @@ class ServeOptions:
     tls_key: Path | None = None
     access_log: str | None = None  # a file to append to, "-" for stdout, None for none
     monitor_window: int | None = CAPACITY  # images per version's window; None: no monitor
+    capture: CaptureOptions | None = None  # None: no served image is kept
 
 
 def _address(host: str, port: int) -> str:
@@ -51,9 +53,10 @@ def serve(options: ServeOptions) -> None:
     """Load the models, listen, and block until SIGINT or SIGTERM; then shut down.
 
     Raises ``ConfigError`` for an unreadable model config and ``OSError`` when a port
-    cannot be bound, before anything is listening.
+    cannot be bound or the capture folder cannot be made, before anything is listening.
     """
     configure_logging(options.access_log)
+    capture = start_capture(options.capture) if options.capture else None
     one_heap()  # the command line has done it before TensorFlow loaded; no harm twice
     reuse_large_buffers()
     registry = ModelRegistry(options.model_dir, options.config_file)
@@ -105,4 +108,6 @@ def serve(options: ServeOptions) -> None:
     grpc_server.stop(grace=5)
     live_monitor.stop()
     registry.stop()
+    if capture is not None:
+        capture.stop()  # what is queued is written, for a few seconds at most
     log.info("stopped")

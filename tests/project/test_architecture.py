@@ -53,6 +53,8 @@ ALLOWED = {
         "dann_serve.drift",
         "dann_client.contract",
         "dann_client.tensors",
+        "dann_client.png",  # the capture's PNG files: the client's one encoder
+        "dann_client.preprocessing",  # the image files a folder reader lists
     ),
     # the monitor's statistics: numpy and scipy only, below both export and serving
     "dann_serve.drift": ("dann_serve.files", "dann_client.contract"),
