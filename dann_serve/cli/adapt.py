@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from dann_serve.cli.common import EXIT_INTERRUPTED, criterion_option, fail
+from dann_serve.config import ADAPT_STARTS, DEFAULT_ADAPT_START, DEFAULT_ADAPT_STEPS
 from dann_serve.runtime import load_tensorflow
 
 
@@ -26,8 +27,8 @@ from dann_serve.runtime import load_tensorflow
 )
 @click.option(
     "--start",
-    type=click.Choice(["warm", "fresh"]),
-    default="warm",
+    type=click.Choice(ADAPT_STARTS),
+    default=DEFAULT_ADAPT_START,
     show_default=True,
     help="Start from the parent's weights (warm) or from random ones (fresh).",
 )
@@ -35,7 +36,9 @@ from dann_serve.runtime import load_tensorflow
     "--steps",
     type=click.IntRange(min=1),
     default=None,
-    help="Training steps [default: 300 warm, 600 fresh].",
+    help="Training steps [default: "
+    + ", ".join(f"{steps} {start}" for start, steps in DEFAULT_ADAPT_STEPS.items())
+    + "].",
 )
 @criterion_option()
 @click.option("--resume", is_flag=True, help="Continue an interrupted adaptation in --out.")
@@ -57,9 +60,13 @@ def adapt(
     keeps the better; a tie keeps the parent. The run records its lineage (parent run,
     parent version, target folder, start), which export copies into export.json.
 
-    Warm start is the default: on usps -> mnist adapted to mnist-tight it reached in
-    300 steps what a fresh start reached in 600, by the criterion, in half the time
-    (docs/TRAINING.md, "Adapting a served model to new images").
+    Warm start is the default. Measured once (one seed) on a usps -> mnist parent
+    adapted to 2,000 mnist-texture PNG files, the criterion (entropy, higher is better;
+    parent -0.630) scored warm above fresh at equal steps (300: -0.242 against -0.376;
+    600: -0.199 against -0.228), and warm at 300 steps near fresh at 600, for half the
+    steps. Target test accuracy, read only to report: parent 61.4%, warm 300 66.8%,
+    warm 600 68.0%, fresh 300 57.5%, fresh 600 64.5% (docs/TRAINING.md, "Adapting a
+    served model to new images").
     """
     load_tensorflow()
     from dann_serve.data import DatasetError

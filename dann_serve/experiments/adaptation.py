@@ -25,7 +25,13 @@ import shutil
 import time
 from pathlib import Path
 
-from dann_serve.config import DEFAULT_CRITERION, TrainConfig
+from dann_serve.config import (
+    ADAPT_STARTS,
+    DEFAULT_ADAPT_START,
+    DEFAULT_ADAPT_STEPS,
+    DEFAULT_CRITERION,
+    TrainConfig,
+)
 from dann_serve.data import DatasetError
 from dann_serve.data.catalog import canonical
 from dann_serve.experiments.selection import CANDIDATES_DIR, RUN_FILES, adopt_best, scored
@@ -33,18 +39,13 @@ from dann_serve.files import write_json
 from dann_serve.training.rundir import CHECKPOINTS, RunError, load_config, read_json
 
 PLAN = "adapt.json"
-STARTS = ("warm", "fresh")
-DEFAULT_START = "warm"
-DEFAULT_STEPS = {"warm": 300, "fresh": 600}
-"""Steps by start; measured on usps -> mnist adapted to mnist-tight (docs/TRAINING.md):
-the parent's weights already read digits, so a warm start needs fewer steps."""
 
 
 def adapt_run(
     parent: Path,
     target: str | Path,
     out: Path,
-    start: str = DEFAULT_START,
+    start: str = DEFAULT_ADAPT_START,
     steps: int | None = None,
     criterion: str = DEFAULT_CRITERION,
     resume: bool = False,
@@ -92,7 +93,7 @@ def _new_plan(
     parent: Path, target: str | Path, out: Path, start: str, steps: int | None, criterion: str
 ) -> dict:
     """What ``adapt.json`` records, after checking every input; nothing is written."""
-    if start not in STARTS:
+    if start not in ADAPT_STARTS:
         raise ValueError(f"unknown --start {start!r}: choose warm or fresh")
     if not (parent / "summary.json").exists() or not (parent / "config.json").exists():
         raise RunError(f"{parent}: not a finished training run (no summary.json or config.json)")
@@ -112,7 +113,7 @@ def _new_plan(
         "parent_version": read_json(export).get("version") if export.exists() else None,
         "target": canonical(str(folder)),
         "start": start,
-        "steps": steps or DEFAULT_STEPS[start],
+        "steps": steps or DEFAULT_ADAPT_STEPS[start],
         "criterion": criterion,
     }
 
