@@ -66,10 +66,12 @@ def adapt_run(
     write_json(out / PLAN, plan)
     candidates = out / CANDIDATES_DIR
     kept = _parent_candidate(parent, candidates / "parent", config)
+    trained_before = (candidates / "adapted" / "summary.json").exists()
     began = time.monotonic()
     warm = parent if plan["start"] == "warm" else None
     adapted = train_or_reuse(config, candidates / "adapted", show_progress, warm_from=warm)
-    seconds = time.monotonic() - began
+    # A resumed adaptation that finds the run trained did not time it.
+    seconds = None if trained_before else time.monotonic() - began
     rows = [
         scored("parent", candidates / "parent", kept, plan["criterion"], "the parent, unchanged"),
         scored(
@@ -171,7 +173,7 @@ def _parent_candidate(parent: Path, where: Path, adapted: TrainConfig) -> dict:
     return summary
 
 
-def _finish(out: Path, plan: dict, rows: list[dict], seconds: float) -> dict:
+def _finish(out: Path, plan: dict, rows: list[dict], seconds: float | None) -> dict:
     """The better row made ``out``'s run, the lineage added to its config.json and its
     summary.json (written last, the mark of a finished run)."""
     best, chosen = adopt_best(out, rows, plan["criterion"])
@@ -185,7 +187,7 @@ def _finish(out: Path, plan: dict, rows: list[dict], seconds: float) -> dict:
             "steps": plan["steps"],
             "chosen": rows[best]["name"],
             "parent_kept": rows[best]["name"] == "parent",
-            "train_seconds": round(seconds, 1),
+            "train_seconds": None if seconds is None else round(seconds, 1),
             "candidates": [{**row, "chosen": i == best} for i, row in enumerate(rows)],
         },
     }

@@ -166,6 +166,27 @@ def test_resume_needs_an_adaptation_to_continue(
     _one_line_error(result, "no adaptation to resume")
 
 
+def test_an_interrupted_adaptation_resumes_with_its_plan(
+    trained_run: Path, new_images: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "new"
+    args = (trained_run, "--target", new_images, "--out", out, "--quiet")
+    assert _adapt(*args, "--steps", "1").exit_code == 0
+    expected = json.loads((out / "summary.json").read_text())
+    (out / "summary.json").unlink()  # as if stopped before the end
+    elsewhere = tmp_path / "other-images"
+    elsewhere.mkdir()
+    _one_line_error(
+        _adapt(trained_run, "--target", elsewhere, "--out", out, "--resume"), "adapts another run"
+    )
+    result = _adapt(*args, "--resume")  # the saved steps and start, not the defaults
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["lineage"] == expected["lineage"]
+    assert summary["adaptation"]["steps"] == 1
+    assert summary["adaptation"]["train_seconds"] is None  # trained before, not timed again
+
+
 def test_export_carries_the_lineage(
     adapted: tuple[Path, str], exported_model: Path, tmp_path: Path
 ) -> None:
