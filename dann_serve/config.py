@@ -21,6 +21,13 @@ REVERSE_VALIDATION_STEPS = 1500
 CHEAP_CRITERIA = ("dev", "snd", "entropy")
 CRITERIA = (*CHEAP_CRITERIA, "reverse")
 DEFAULT_CRITERION = "entropy"
+# How `dann-serve adapt` starts the new run's weights (dann_serve.experiments.adaptation):
+# from the parent's or at random, and its steps by start. The parent's weights already
+# read digits, so a warm start needs fewer: on usps -> mnist adapted to mnist-texture
+# images, warm at 300 steps scored by the criterion near fresh at 600 (docs/TRAINING.md).
+ADAPT_STARTS = ("warm", "fresh")
+DEFAULT_ADAPT_START = "warm"
+DEFAULT_ADAPT_STEPS = {"warm": 300, "fresh": 600}
 # Options a resumed run may be given anew: where the data is, not what it is.
 # Where the run executes is not what it trains: a checkpoint of any strategy resumes
 # under any other, with the global batch, data and schedules unchanged.

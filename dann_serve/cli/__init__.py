@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import click
 
+from dann_serve.cli.adapt import adapt
 from dann_serve.cli.experiments import compare, report, reverse_validate
 from dann_serve.cli.rollout import promote
 from dann_serve.cli.serve import export, serve
@@ -27,6 +28,7 @@ def main() -> None:
 
 for _command in (
     train,
+    adapt,
     evaluate,
     samples,
     compare,

@@ -3,7 +3,9 @@
 Owns ``compare`` (source-only and DANN over seeds, and their table), the label-free
 criteria that score a run without target labels (``criteria``, reverse validation
 among them), ``train --select`` (``selection``: candidates trained, the top-scored
-kept; ``compare --select`` adds one per seed), and ``dann-serve report``: the runs
+kept; ``compare --select`` adds one per seed), ``dann-serve adapt`` (``adaptation``: a
+finished run adapted to a new folder, the parent kept as a candidate), and
+``dann-serve report``: the runs
 found on disk (``collect``), the figures (``curves`` over seeds, ``embedding``, drawn
 by ``results_page``) and the Markdown of ``docs/RESULTS.md`` (``markdown``; the
 candidates of each selection and the grading of the criteria in ``selection_page``).

@@ -112,7 +112,7 @@ def select_run(
     trained += [train(*pair) for pair in candidate_configs(base, close)[1:]]
     if not place.chief:
         return worker_summary(trained[-1][2]["step"], place)
-    rows = [_scored(name, where, summary, plan["criterion"]) for name, where, summary in trained]
+    rows = [scored(name, where, summary, plan["criterion"]) for name, where, summary in trained]
     return _adopt(run_dir, plan, rows)
 
 
@@ -192,10 +192,13 @@ def _relative(path: Path, start: Path) -> str:
     return os.path.relpath(Path(path).resolve(), Path(start).resolve())
 
 
-def _scored(name: str, where: Path, summary: dict, criterion: str) -> dict:
-    """The candidate's row: its method, its scores (cached in ``criteria.json``: the
-    cheap criteria always, for the report, and the one that chooses), and its target
-    accuracy for the report (read from its summary, never by a score)."""
+def scored(
+    name: str, where: Path, summary: dict, criterion: str, description: str | None = None
+) -> dict:
+    """The candidate's row: what it is (``description``, by default its method's), its
+    scores (cached in ``criteria.json``: the cheap criteria always, for the report, and
+    the one that chooses), and its target accuracy for the report (read from its
+    summary, never by a score)."""
     from dann_serve.experiments.criteria import score_run
 
     cache = where / "criteria.json"
@@ -207,7 +210,7 @@ def _scored(name: str, where: Path, summary: dict, criterion: str) -> dict:
         write_json(cache, scores)
     return {
         "name": name,
-        "description": get_method(name).description,
+        "description": description or get_method(name).description,
         "path": str(where),
         "scores": scores,
         "target_test_accuracy": summary.get("target_test_accuracy"),
@@ -215,10 +218,10 @@ def _scored(name: str, where: Path, summary: dict, criterion: str) -> dict:
     }
 
 
-def _adopt(run_dir: Path, plan: dict, rows: list[dict]) -> dict:
-    """Copy the top-scored candidate into ``run_dir``; summary.json last, as the mark
-    of a finished run. Ties go to the earlier candidate (source-only first)."""
-    criterion = plan["criterion"]
+def adopt_best(run_dir: Path, rows: list[dict], criterion: str) -> tuple[int, dict]:
+    """Copy the candidate row ``criterion`` ranks first into ``run_dir`` (ties go to the
+    earlier row); its index and its summary, which the caller completes and writes
+    last, as the mark of a finished run."""
     best = top_scored(rows, criterion)
     chosen = Path(rows[best]["path"])
     for name in RUN_FILES:
@@ -227,8 +230,16 @@ def _adopt(run_dir: Path, plan: dict, rows: list[dict]) -> dict:
     if (run_dir / CHECKPOINTS).exists():
         shutil.rmtree(run_dir / CHECKPOINTS)
     shutil.copytree(chosen / CHECKPOINTS, run_dir / CHECKPOINTS)
+    return best, read_json(chosen / "summary.json")
+
+
+def _adopt(run_dir: Path, plan: dict, rows: list[dict]) -> dict:
+    """Make the top-scored candidate ``run_dir``'s run, its summary.json adding the
+    table of candidates (source-only first, so that it wins ties)."""
+    criterion = plan["criterion"]
+    best, chosen = adopt_best(run_dir, rows, criterion)
     summary = {
-        **read_json(chosen / "summary.json"),
+        **chosen,
         "selection": {
             "criterion": criterion,
             "separability": plan.get("separability"),

@@ -193,6 +193,8 @@ def _report(run_dir: Path, config: TrainConfig, name: str, version: int) -> dict
             "target_test": summary.get("target_test_accuracy"),
         },
         "signatures": signatures_report(),
+        # Where an adapted run came from (dann-serve adapt); None for a first training.
+        "lineage": read_json(run_dir / "config.json").get("lineage"),
     }
 
 

@@ -67,7 +67,12 @@ def worker_summary(step: int, place: Placement) -> dict:
     return {"step": step, "task": place.task, "chief": False}
 
 
-def train_or_reuse(config: TrainConfig, run_dir: Path, show_progress: bool = True) -> dict:
+def train_or_reuse(
+    config: TrainConfig,
+    run_dir: Path,
+    show_progress: bool = True,
+    warm_from: Path | None = None,
+) -> dict:
     """The summary of the run in ``run_dir``: read back if it finished, resumed if it
     was started, trained otherwise. Commands that train many runs (``compare``,
     ``train --select``) go through this, so that starting them again picks up where
@@ -79,7 +84,7 @@ def train_or_reuse(config: TrainConfig, run_dir: Path, show_progress: bool = Tru
         if place.chief:
             return read_json(run_dir / "summary.json")
         return worker_summary(config.steps, place)
-    return train_run(config, run_dir, resume=state == STARTED, show_progress=show_progress)
+    return train_run(config, run_dir, state == STARTED, show_progress, warm_from)
 
 
 def run_state(run_dir: Path, place: Placement, started: str = "config.json") -> int:
@@ -94,10 +99,16 @@ def run_state(run_dir: Path, place: Placement, started: str = "config.json") -> 
 
 
 def train_run(
-    config: TrainConfig, run_dir: Path, resume: bool = False, show_progress: bool = True
+    config: TrainConfig,
+    run_dir: Path,
+    resume: bool = False,
+    show_progress: bool = True,
+    warm_from: Path | None = None,
 ) -> dict:
     """Train (or continue) the run in ``run_dir`` and return its summary (on a worker
-    of a multi-worker run that is not the chief: only the step and the task)."""
+    of a multi-worker run that is not the chief: only the step and the task).
+    ``warm_from``, a finished run's directory, starts the weights from its model
+    rather than at random, unless there is a checkpoint of this run to resume."""
     run_dir = Path(run_dir)
     get_method(config.method)  # an unknown method fails before anything is made
     place = placement(config)  # first: TensorFlow's devices and cluster are fixed at start
@@ -108,6 +119,8 @@ def train_run(
     latest = tf.train.latest_checkpoint(str(run_dir / CHECKPOINTS))
     if resume and latest:  # every worker restores the chief's checkpoint
         _restore(trainer, latest)
+    elif warm_from is not None:
+        _warm_start(trainer, Path(warm_from))
     with place.checkpoint_directory(run_dir) as (directory, keep):
         manager = tf.train.CheckpointManager(trainer.checkpoint, str(directory), keep)
 
@@ -143,6 +156,16 @@ def _restore(trainer: Trainer, checkpoint: str) -> None:
             f"{checkpoint}: cannot resume from it: {what}; finish the run with the version "
             "that started it, or start a new run with another --out"
         ) from None
+
+
+def _warm_start(trainer: Trainer, parent: Path) -> None:
+    """Both the trained and the averaged weights from ``parent``'s model (its averaged
+    weights, the ones it serves); the optimiser and the schedules start at step 0."""
+    latest = tf.train.latest_checkpoint(str(parent / CHECKPOINTS))
+    if latest is None:
+        raise RunError(f"{parent}: no checkpoint in {parent / CHECKPOINTS} to start from")
+    for model in (trainer.model, trainer.averaged):
+        tf.train.Checkpoint(averaged=model).restore(latest).expect_partial()
 
 
 def _train(
