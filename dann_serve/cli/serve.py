@@ -218,12 +218,7 @@ def serve(
     if bool(tls_cert) != bool(tls_key):
         fail("--tls-cert and --tls-key go together", EXIT_USAGE)
     capture = _capture_options(capture_dir, capture_rate, capture_max_images)
-    # oneDNN's allocator pools every large tensor for good (a BFC arena grown to the
-    # largest batch ever run, never returned); the system allocator's memory goes back
-    # after a large request (serving.memory). Read when TensorFlow loads.
-    os.environ.setdefault("TF_ONEDNN_USE_SYSTEM_ALLOCATOR", "1")
-    one_heap()  # before TensorFlow starts its threads
-    load_tensorflow()
+    _prepare_process()
     from dann_serve.serving.limits import Limits
     from dann_serve.serving.registry import ConfigError
     from dann_serve.serving.server import ServeOptions
@@ -253,6 +248,16 @@ def serve(
         run_server(options)
     except (ConfigError, OSError) as error:
         fail(str(error))
+
+
+def _prepare_process() -> None:
+    """The allocators, then TensorFlow. oneDNN's allocator pools every large tensor for
+    good (a BFC arena grown to the largest batch ever run, never returned); the system
+    allocator's memory goes back after a large request (serving.memory). Read when
+    TensorFlow loads."""
+    os.environ.setdefault("TF_ONEDNN_USE_SYSTEM_ALLOCATOR", "1")
+    one_heap()  # before TensorFlow starts its threads
+    load_tensorflow()
 
 
 def _capture_options(

@@ -49,6 +49,15 @@ def _address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+def _tls(options: ServeOptions) -> tuple[bytes, bytes] | None:
+    """The certificate and key to listen with, or None for plaintext."""
+    if not (options.tls_cert or options.tls_key):
+        return None
+    if not (options.tls_cert and options.tls_key):
+        raise ValueError("--tls-cert and --tls-key go together")
+    return options.tls_cert.read_bytes(), options.tls_key.read_bytes()
+
+
 def serve(options: ServeOptions) -> None:
     """Load the models, listen, and block until SIGINT or SIGTERM; then shut down.
 
@@ -66,11 +75,7 @@ def serve(options: ServeOptions) -> None:
     if options.monitor_window is not None:
         live_monitor.start(registry, options.monitor_window)
 
-    tls = None
-    if options.tls_cert or options.tls_key:
-        if not (options.tls_cert and options.tls_key):
-            raise ValueError("--tls-cert and --tls-key go together")
-        tls = (options.tls_cert.read_bytes(), options.tls_key.read_bytes())
+    tls = _tls(options)
     address = _address(options.host, options.port)
     grpc_server = GrpcServer(registry, address, options.limits, options.workers, tls)
     rest_server = None

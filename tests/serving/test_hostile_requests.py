@@ -131,9 +131,11 @@ def test_bytes_that_are_no_message_are_refused(channel, method, reliability_serv
     assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "not a valid protocol buffer" in raised.value.details()
     # ... and writes nothing to the server's log: a peer's rate of garbage is no flood
-    # (the access log, when on, has its line as for any request).
+    # (the access log, when on, has its line as for any request). The live monitor's
+    # verdicts on the other tests' traffic may come meanwhile.
     time.sleep(0.2)
-    assert reliability_server.log()[before:] == ""
+    lines = reliability_server.log()[before:].splitlines()
+    assert [line for line in lines if " monitor: " not in line] == []
 
 
 @pytest.mark.usefixtures("still_serving")
