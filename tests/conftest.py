@@ -214,6 +214,22 @@ def reliability_server(exported_model: Path, start_server, tmp_path_factory):
     return server
 
 
+@pytest.fixture()
+def served_registry(exported_model: Path, tmp_path: Path):
+    """``exported_model`` served in process: a polled ``ModelRegistry`` over a private
+    copy. Observers added during the test are forgotten after it."""
+    from dann_serve.serving import observers
+    from dann_serve.serving.registry import ModelRegistry
+
+    model_dir = tmp_path / "models"
+    shutil.copytree(exported_model.parent.parent, model_dir)
+    opened = ModelRegistry(model_dir)
+    opened.poll()
+    yield opened
+    opened.stop()
+    observers.remove_all()
+
+
 @pytest.fixture(scope="session")
 def in_process(exported_model: Path):
     """``exported_model`` loaded with ``tf.saved_model.load`` in this process: what a

@@ -6,7 +6,6 @@ answers plainly when the monitor is off."""
 from __future__ import annotations
 
 import logging
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,17 +19,8 @@ from dann_serve.serving.observers import Served
 
 
 @pytest.fixture()
-def registry(exported_model: Path, tmp_path):
-    from dann_serve.serving import observers
-    from dann_serve.serving.registry import ModelRegistry
-
-    model_dir = tmp_path / "models"
-    shutil.copytree(exported_model.parent.parent, model_dir)
-    opened = ModelRegistry(model_dir)
-    opened.poll()
-    yield opened
-    opened.stop()
-    observers.remove_all()
+def registry(served_registry):
+    return served_registry
 
 
 def test_the_request_path_only_enqueues_and_a_full_queue_drops_and_counts(registry):

@@ -3,26 +3,14 @@ both protocols' shared path; an observer that fails never fails the request."""
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-
 import numpy as np
 import pytest
 from support.helpers import outputs, predict_request
 
 
 @pytest.fixture()
-def registry(exported_model: Path, tmp_path):
-    from dann_serve.serving import observers
-    from dann_serve.serving.registry import ModelRegistry
-
-    model_dir = tmp_path / "models"
-    shutil.copytree(exported_model.parent.parent, model_dir)
-    opened = ModelRegistry(model_dir)
-    opened.poll()
-    yield opened
-    opened.stop()
-    observers.remove_all()
+def registry(served_registry):
+    return served_registry
 
 
 class Recorder:
