@@ -68,6 +68,14 @@ def parse_pairs(
 FOLDER = click.Path(file_okay=False, path_type=Path)
 
 
+def model_dir_option(help: str | None = None) -> Callable:
+    """``--model-dir``: the tree of ``<name>/<version>/`` SavedModels, ``models`` by
+    default, as export writes it and the servers read it."""
+    return click.option(
+        "--model-dir", type=FOLDER, default=Path("models"), show_default=True, help=help
+    )
+
+
 def data_dir_option(help: str = DATA_DIR_HELP) -> Callable:
     """``--data-dir``: where file-based data sets are found."""
     return click.option("--data-dir", type=FOLDER, default=None, help=help)

@@ -6,17 +6,11 @@ from pathlib import Path
 
 import click
 
-from dann_serve.cli.common import fail
+from dann_serve.cli.common import fail, model_dir_option
 
 
 @click.command()
-@click.option(
-    "--model-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("models"),
-    show_default=True,
-    help="Tree of <name>/<version>/ SavedModels, as the server reads it.",
-)
+@model_dir_option("Tree of <name>/<version>/ SavedModels, as the server reads it.")
 @click.option(
     "--model-config-file",
     type=click.Path(dir_okay=False, path_type=Path),

@@ -12,6 +12,7 @@ from dann_client.contract import GRPC_PORT, MIB, REST_PORT, SERVER_MAX_MESSAGE_B
 from dann_serve.cli.common import (
     EXIT_USAGE,
     fail,
+    model_dir_option,
 )
 from dann_serve.runtime import load_tensorflow
 from dann_serve.serving.limits import (
@@ -30,12 +31,7 @@ if TYPE_CHECKING:
 
 @click.command()
 @click.argument("run", type=click.Path(path_type=Path))
-@click.option(
-    "--model-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("models"),
-    show_default=True,
-)
+@model_dir_option()
 @click.option("--name", default="dann", show_default=True, help="Model name under --model-dir.")
 @click.option(
     "--version",
@@ -61,13 +57,7 @@ def export(run: Path, model_dir: Path, name: str, version: int | None, force: bo
 
 
 @click.command()
-@click.option(
-    "--model-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("models"),
-    show_default=True,
-    help="Tree of <name>/<version>/ SavedModels, as TF Serving reads it.",
-)
+@model_dir_option("Tree of <name>/<version>/ SavedModels, as TF Serving reads it.")
 @click.option(
     "--model-config-file",
     type=click.Path(dir_okay=False, path_type=Path),
