@@ -11,6 +11,7 @@ Prints p50/p99, requests and errors of both phases and the switch; exits 1 unles
 request failed, every client ended on the new version and none went back.
 
     python -m bench.load [--clients 8] [--requests 500] [--run RUN --model-dir DIR]
+        [--serve-option=--capture-dir --serve-option=DIR ...]
 
 Without --run it trains and exports a tiny model on the embedded fonts -> digits pair
 first (a minute or two); the figures measure serving, not accuracy.
@@ -76,6 +77,14 @@ def parse_args() -> argparse.Namespace:
         help="served tree holding dann/<version>/ (default: export --run "
         "into a temporary one first)",
     )
+    parser.add_argument(
+        "--serve-option",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="passed to dann-serve serve, once per word: "
+        "--serve-option=--capture-dir --serve-option=DIR",
+    )
     return parser.parse_args()
 
 
@@ -85,7 +94,9 @@ def load_then_switch(run: Path, model_dir: Path, workdir: Path, args: argparse.N
     export took, and whether the server's log says it loaded it."""
     before = newest(model_dir)
     images = np.random.default_rng(0).random((16, args.batch, 32, 32, 3), dtype=np.float32)
-    server = LocalServer(model_dir, workdir / "serve.log", "--poll-seconds", "0.5")
+    server = LocalServer(
+        model_dir, workdir / "serve.log", "--poll-seconds", "0.5", *args.serve_option
+    )
     server.wait_ready()
     exported: multiprocessing.Queue = multiprocessing.get_context("spawn").Queue()
 

