@@ -11,7 +11,7 @@ accuracy on the stream; "recovered" is the share of it the new run wins back. Go
 at least half recovered; never more than 1 point below the parent on the stream.
 
     python -m bench.readapt --parent RUN [--parent RUN ...] [--stream mnist-rot30 ...]
-        [--captured 2000] [--steps N] [--data-dir ../shared/data]
+        [--captured 2000] [--steps N] [--method NAME] [--data-dir ../shared/data]
 
 Needs ``../shared/data`` (MNIST test set, USPS). Each adaptation takes minutes here.
 """
@@ -67,13 +67,15 @@ def write_capture(images: np.ndarray, folder: Path) -> Path:
     return folder
 
 
-def measure(parent: Path, stream: str, data_dir: Path, captured: int, steps, work: Path) -> dict:
+def measure(
+    parent: Path, stream: str, data_dir: Path, captured: int, steps, method, work: Path
+) -> dict:
     """One parent adapted to one stream's captured images, both scored on the rest."""
     images, held = stream_splits(stream, data_dir, captured)
     folder = write_capture(images, work / f"{parent.name}-{stream}-capture")
     out = work / f"{parent.name}-{stream}-adapted"
     started = time.monotonic()
-    summary = adapt_run(parent, folder, out, steps=steps, show_progress=False)
+    summary = adapt_run(parent, folder, out, steps=steps, show_progress=False, method=method)
     wall = time.monotonic() - started
     before = accuracy(restore_model(parent), held)
     after = accuracy(restore_model(out), held)
@@ -87,6 +89,7 @@ def measure(parent: Path, stream: str, data_dir: Path, captured: int, steps, wor
         "adapted_on_stream": after,
         "shift_took_points": 100 * took,
         "recovered_share": (after - before) / took if took > 0 else None,
+        "method": summary["adaptation"]["candidates"][-1]["description"],
         "chosen": summary["adaptation"]["chosen"],
         "train_seconds": summary["adaptation"]["train_seconds"],
         "wall_seconds": round(wall, 1),
@@ -99,6 +102,7 @@ def main() -> None:
     parser.add_argument("--stream", action="append", choices=STREAMS, default=None)
     parser.add_argument("--captured", type=int, default=2000)
     parser.add_argument("--steps", type=int, default=None, help="default: adapt's own")
+    parser.add_argument("--method", default=None, help="default: adapt's own")
     parser.add_argument("--data-dir", type=Path, default=DATA_DIR)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
@@ -109,7 +113,7 @@ def main() -> None:
         for parent in args.parent:
             for stream in args.stream or STREAMS:
                 row = measure(
-                    parent, stream, args.data_dir, args.captured, args.steps, Path(scratch)
+                    parent, stream, args.data_dir, args.captured, args.steps, args.method, Path(scratch)
                 )
                 rows.append(row)
                 share = row["recovered_share"]

@@ -9,6 +9,7 @@ import click
 from dann_serve.cli.common import EXIT_INTERRUPTED, criterion_option, fail
 from dann_serve.config import ADAPT_STARTS, DEFAULT_ADAPT_START, DEFAULT_ADAPT_STEPS
 from dann_serve.runtime import load_tensorflow
+from dann_serve.training.methods import method_names
 
 
 @click.command()
@@ -40,6 +41,12 @@ from dann_serve.runtime import load_tensorflow
     + ", ".join(f"{steps} {start}" for start, steps in DEFAULT_ADAPT_STEPS.items())
     + "].",
 )
+@click.option(
+    "--method",
+    type=click.Choice(method_names()),
+    default=None,
+    help="Adaptation method [default: the parent's].",
+)
 @criterion_option()
 @click.option("--resume", is_flag=True, help="Continue an interrupted adaptation in --out.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
@@ -49,13 +56,14 @@ def adapt(
     out: Path,
     start: str,
     steps: int | None,
+    method: str | None,
     criterion: str,
     resume: bool,
     quiet: bool,
 ) -> None:
     """Adapt PARENT_RUN (a finished run) to the unlabelled images of --target.
 
-    Trains the parent's method on the parent's source and the new target, then scores
+    Trains the parent's method (or --method) on the parent's source and the new target, then scores
     the new run and the parent on the new target by --criterion (no label read) and
     keeps the better; a tie keeps the parent. The run records its lineage (parent run,
     parent version, target folder, start), which export copies into export.json.
@@ -75,7 +83,15 @@ def adapt(
 
     try:
         summary = adapt_run(
-            parent_run, target, out, start, steps, criterion, resume, show_progress=not quiet
+            parent_run,
+            target,
+            out,
+            start,
+            steps,
+            criterion,
+            resume,
+            show_progress=not quiet,
+            method=method,
         )
     except (RunError, DatasetError) as error:
         fail(str(error))

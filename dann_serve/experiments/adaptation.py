@@ -50,16 +50,18 @@ def adapt_run(
     criterion: str = DEFAULT_CRITERION,
     resume: bool = False,
     show_progress: bool = True,
+    method: str | None = None,
 ) -> dict:
-    """Adapt ``parent`` to the unlabelled folder ``target`` into the run ``out``, keep
-    the better of the new run and the parent by ``criterion``; returns the summary."""
+    """Adapt ``parent`` to the unlabelled folder ``target`` into the run ``out`` with
+    ``method`` (None: the parent's), keep the better of the new run and the parent by
+    ``criterion``; returns the summary."""
     from dann_serve.training.loop import load_pair, train_or_reuse
 
     parent, out = Path(parent).resolve(), Path(out)
     if resume:
         plan = _resumed_plan(out, parent, target)
     else:
-        plan = _new_plan(parent, target, out, start, steps, criterion)
+        plan = _new_plan(parent, target, out, start, steps, criterion, method)
     config = _adapted_config(load_config(parent), plan)
     load_pair(config)  # bad data fails before anything is trained
     out.mkdir(parents=True, exist_ok=True)
@@ -92,7 +94,13 @@ def lineage(plan: dict) -> dict:
 
 
 def _new_plan(
-    parent: Path, target: str | Path, out: Path, start: str, steps: int | None, criterion: str
+    parent: Path,
+    target: str | Path,
+    out: Path,
+    start: str,
+    steps: int | None,
+    criterion: str,
+    method: str | None,
 ) -> dict:
     """What ``adapt.json`` records, after checking every input; nothing is written."""
     if start not in ADAPT_STARTS:
@@ -117,6 +125,7 @@ def _new_plan(
         "start": start,
         "steps": steps or DEFAULT_ADAPT_STEPS[start],
         "criterion": criterion,
+        "method": method or load_config(parent).method,
     }
 
 
@@ -137,8 +146,14 @@ def _resumed_plan(out: Path, parent: Path, target: str | Path) -> dict:
 
 def _adapted_config(parent: TrainConfig, plan: dict) -> TrainConfig:
     """The parent's options with the new target (tested on a sample of its own images:
-    a capture folder has no labelled test folder) and the plan's steps."""
-    return dataclasses.replace(parent, target=plan["target"], target_test=None, steps=plan["steps"])
+    a capture folder has no labelled test folder), the plan's steps and method."""
+    return dataclasses.replace(
+        parent,
+        target=plan["target"],
+        target_test=None,
+        steps=plan["steps"],
+        method=plan.get("method", parent.method),
+    )
 
 
 def _parent_candidate(parent: Path, where: Path, adapted: TrainConfig) -> dict:
