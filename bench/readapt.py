@@ -113,7 +113,13 @@ def main() -> None:
         for parent in args.parent:
             for stream in args.stream or STREAMS:
                 row = measure(
-                    parent, stream, args.data_dir, args.captured, args.steps, args.method, Path(scratch)
+                    parent,
+                    stream,
+                    args.data_dir,
+                    args.captured,
+                    args.steps,
+                    args.method,
+                    Path(scratch),
                 )
                 rows.append(row)
                 share = row["recovered_share"]
