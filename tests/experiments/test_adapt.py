@@ -197,3 +197,22 @@ def test_export_carries_the_lineage(
     assert report["lineage"] == json.loads((out / "config.json").read_text())["lineage"]
     first = json.loads((exported_model / "export.json").read_text())
     assert first["lineage"] is None  # a first training has no parent
+
+
+def test_the_method_is_the_parents_unless_given(
+    adapted: tuple[Path, str], trained_run: Path, new_images: Path, tmp_path: Path
+) -> None:
+    parents = json.loads((trained_run / "config.json").read_text())["options"]["method"]
+    out, _ = adapted
+    kept = json.loads((out / "candidates" / "adapted" / "config.json").read_text())
+    assert kept["options"]["method"] == parents
+    other = "mcc" if parents != "mcc" else "dann"
+    result = _adapt(
+        trained_run, "--target", new_images, "--out", tmp_path / "new", "--method", other, *STEPS
+    )
+    assert result.exit_code == 0, result.output
+    config = json.loads((tmp_path / "new" / "candidates" / "adapted" / "config.json").read_text())
+    assert config["options"]["method"] == other
+    assert f"{other}, 20 steps from warm weights" in result.output
+    unknown = _adapt(trained_run, "--target", new_images, "--out", tmp_path / "x", "--method", "no")
+    assert unknown.exit_code == 2
