@@ -63,18 +63,16 @@ def adapt(
 ) -> None:
     """Adapt PARENT_RUN (a finished run) to the unlabelled images of --target.
 
-    Trains the parent's method (or --method) on the parent's source and the new target, then scores
-    the new run and the parent on the new target by --criterion (no label read) and
-    keeps the better; a tie keeps the parent. The run records its lineage (parent run,
-    parent version, target folder, start), which export copies into export.json.
+    Trains the parent's method (or --method) on the parent's source and the new
+    target; where the new images are in colour and no --method is given, DANN on a
+    textured source as well. Then scores the new runs and the parent on the new target
+    by --criterion (no label read) and keeps the best; a tie keeps the parent. The run
+    records its lineage (parent run, parent version, target folder, start), which
+    export copies into export.json.
 
-    Warm start is the default. Measured once (one seed) on a usps -> mnist parent
-    adapted to 2,000 mnist-texture PNG files, the criterion (entropy, higher is better;
-    parent -0.630) scored warm above fresh at equal steps (300: -0.242 against -0.376;
-    600: -0.199 against -0.228), and warm at 300 steps near fresh at 600, for half the
-    steps. Target test accuracy, read only to report: parent 61.4%, warm 300 66.8%,
-    warm 600 68.0%, fresh 300 57.5%, fresh 600 64.5% (docs/TRAINING.md, "Adapting a
-    served model to new images").
+    Warm start is the default, needing about half the steps of a fresh one
+    (docs/TRAINING.md, "Adapting a served model to new images"); what adapt wins back
+    on shifted streams with known labels: docs/MONITORING.md.
     """
     load_tensorflow()
     from dann_serve.data import DatasetError
@@ -109,7 +107,7 @@ def adaptation_lines(out: Path, summary: dict) -> list[str]:
     adaptation = summary["adaptation"]
     criterion = adaptation["criterion"]
     lines = [
-        f"{'*' if row['chosen'] else ' '} {row['name']:<8} {criterion} "
+        f"{'*' if row['chosen'] else ' '} {row['name']:<15} {criterion} "
         f"{row['scores'][criterion]:+.4f}  ({row['description']})"
         for row in adaptation["candidates"]
     ]
