@@ -30,6 +30,10 @@ DEFAULT_CRITERION = "entropy"
 ADAPT_STARTS = ("warm", "fresh")
 DEFAULT_ADAPT_START = "warm"
 DEFAULT_ADAPT_STEPS = {"warm": 1000, "fresh": 2000}
+# The file `serve --capture-dir` writes in each version's folder, naming the model and
+# version that answered its images: what `adapt` records as the parent version of a run
+# adapted to that folder (the folder's path alone could be any user's `name/3`).
+CAPTURE_MANIFEST = "capture.json"
 # Options a resumed run may be given anew: where the data is, not what it is.
 # Where the run executes is not what it trains: a checkpoint of any strategy resumes
 # under any other, with the global batch, data and schedules unchanged.

@@ -1,9 +1,13 @@
 """Data sets by name or by folder: a ``--source``/``--target`` value gives a :class:`Domain`.
 
-``fonts`` and ``digits`` need no files. ``mnist-tight`` and ``usps-tight`` are
-``mnist`` and ``usps`` cut tight to the ink, black on white (:mod:`dann_serve.data.tight`);
-``mnist-texture`` and ``usps-texture`` are their digits blended onto colour photographs
-as MNIST-M is made (:mod:`dann_serve.data.texture`).
+``fonts`` and ``digits`` need no files. ``mnist-tight``, ``usps-tight`` and
+``digits-tight`` are ``mnist``, ``usps`` and ``digits`` cut tight to the ink, black on
+white (:mod:`dann_serve.data.tight`); ``mnist-texture``, ``usps-texture`` and
+``digits-texture`` are their digits blended onto colour photographs as MNIST-M is made
+(:mod:`dann_serve.data.texture`); ``mnist-rotated``, ``usps-rotated`` and
+``digits-rotated`` are their images turned by a fixed angle (:mod:`dann_serve.data.rotated`).
+The ``digits`` variants need no files either: ``make demo-drift`` serves its demo model
+one of them as shifted traffic.
 The other names read ``<data-dir>/<name>/``
 (rule and default folder in :mod:`dann_serve.data.datadir`). A value that is a
 folder (``./digits`` for a folder that shares a name) is read by
@@ -71,6 +75,12 @@ def _tight(base: Domain) -> Domain:
     return tight_variant(base)
 
 
+def _rotated(base: Domain) -> Domain:
+    from dann_serve.data.rotated import rotated_variant
+
+    return rotated_variant(base)
+
+
 def _texture(base: Domain) -> Domain:
     from dann_serve.data.texture import texture_variant
 
@@ -84,6 +94,11 @@ VARIANTS: dict[str, tuple[str, Callable[[Domain], Domain]]] = {
     "usps-tight": ("usps", _tight),
     "mnist-texture": ("mnist", _texture),
     "usps-texture": ("usps", _texture),
+    "mnist-rotated": ("mnist", _rotated),
+    "usps-rotated": ("usps", _rotated),
+    "digits-tight": ("digits", _tight),
+    "digits-texture": ("digits", _texture),
+    "digits-rotated": ("digits", _rotated),
 }
 
 

@@ -14,7 +14,8 @@ and the better one becomes the new run. The parent is the first row, so a tie ke
 it. Where it wins, the new run is the parent's model, re-measured on the new target.
 
 The run's ``config.json`` and ``summary.json`` carry the lineage: the parent run, the
-version it was exported as if known, the target folder and how the weights started;
+version that served the images if the target is a capture folder (its manifest says
+which), the target folder and how the weights started;
 ``dann-serve export`` copies it into ``export.json``.
 """
 
@@ -30,6 +31,7 @@ import numpy as np
 
 from dann_serve.config import (
     ADAPT_STARTS,
+    CAPTURE_MANIFEST,
     DEFAULT_ADAPT_START,
     DEFAULT_ADAPT_STEPS,
     DEFAULT_CRITERION,
@@ -154,15 +156,25 @@ def _new_plan(
             f"{out}: not empty; pass --resume to continue an adaptation there "
             "or choose another --out"
         )
-    export = parent / "export.json"
     return {
         "parent_run": str(parent),
-        "parent_version": read_json(export).get("version") if export.exists() else None,
+        "parent_version": captured_version(folder),
         "target": canonical(str(folder)),
         "start": start,
         "steps": steps or DEFAULT_ADAPT_STEPS[start],
         "criterion": criterion,
     }
+
+
+def captured_version(folder: Path) -> int | None:
+    """The model version whose answers ``folder`` captured, from the manifest capture
+    writes in each version's folder; None for any other folder, or an unreadable
+    manifest (lineage is a record, not worth failing an adaptation over)."""
+    try:
+        version = read_json(folder / CAPTURE_MANIFEST).get("version")
+    except (RunError, OSError, AttributeError):
+        return None
+    return version if isinstance(version, int) and not isinstance(version, bool) else None
 
 
 def _resumed_plan(out: Path, parent: Path, target: str | Path) -> dict:

@@ -11,6 +11,9 @@ magic bytes; pixels (float32 in [0, 1] or uint8) as the client's own PNG
 (:func:`dann_client.png.encode_png`), marked as the model's input laid out
 already, so that reading the folder back gives these very 32x32 inputs, not reframed.
 
+Each version's folder holds ``capture.json``, written once: the model and version that
+answered its images, which ``adapt`` records as its run's parent version.
+
 Names are ``<UTC time>-<uuid4>.<ext>``: sorted by name is sorted by time, and 122
 random bits need no coordination between replicas writing into one shared volume,
 where a host name and a process id would clash (a restarted container keeps both, and
@@ -40,6 +43,7 @@ need no restart, and a failed write costs the writer thread, never a request.
 from __future__ import annotations
 
 import errno
+import json
 import logging
 import os
 import threading
@@ -54,6 +58,7 @@ import numpy as np
 from dann_client.contract import INPUT_NAME, MIB, PREDICT_LABEL, SIGNATURE_TABLE
 from dann_client.png import encode_png
 from dann_client.preprocessing import IMAGE_EXTENSIONS
+from dann_serve.config import CAPTURE_MANIFEST
 from dann_serve.files import write_atomically
 from dann_serve.serving import observers
 from dann_serve.serving.images import image_kind
@@ -241,12 +246,21 @@ class _Folder:
         return self.count < self.max_images
 
     def make(self) -> None:
-        """The capture folder (made again if it went), the model's, the version's."""
+        """The capture folder (made again if it went), the model's, the version's, and
+        the version's manifest (:data:`CAPTURE_MANIFEST`) if it has none yet."""
         for level in (self.path.parent.parent, self.path.parent, self.path):
             try:
                 level.mkdir(mode=FOLDER_MODE)
             except FileExistsError:
                 if not level.is_dir():
+                    raise
+        manifest = self.path / CAPTURE_MANIFEST
+        if not manifest.exists():
+            record = {"model": self.path.parent.name, "version": int(self.path.name)}
+            try:
+                write_atomically(manifest, json.dumps(record) + "\n", mode=FILE_MODE)
+            except OSError:
+                if not manifest.exists():  # another replica's rename is as good as ours
                     raise
         self.made = True
 

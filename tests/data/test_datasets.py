@@ -118,6 +118,28 @@ def test_the_tight_variants_are_named_data_sets() -> None:
     assert {"mnist-tight", "usps-tight"} <= set(data.names())
 
 
+def test_the_embedded_digits_have_shifted_variants_that_need_no_files(tmp_path) -> None:
+    """``make demo-drift`` serves them offline: each is ``digits`` remade, same labels."""
+    digits = data.load("digits", tmp_path)
+    for name in ("digits-tight", "digits-texture", "digits-rotated"):
+        shifted = data.load(name, tmp_path)  # an empty data folder: nothing is read
+        assert shifted.test.images.shape == digits.test.images.shape, name
+        assert (shifted.test.labels == digits.test.labels).all(), name
+        assert not (shifted.test.images == digits.test.images).all(), name
+
+
+def test_rotated_digits_are_turned_anticlockwise_about_the_centre() -> None:
+    from dann_serve.data.rotated import ANGLE, rotate
+
+    image = np.zeros((32, 32, 3), np.uint8)
+    image[4:16, 15:17] = 255  # a bar from the centre up
+    turned = rotate(image, 90.0)
+    assert ANGLE == 30.0 and turned.shape == image.shape and turned.dtype == np.uint8
+    rows, columns = np.nonzero(turned[..., 0] > 128)
+    assert rows.min() >= 14 and rows.max() <= 17  # now lying across the middle
+    assert columns.max() <= 17 and columns.min() <= 6  # pointing left: anticlockwise
+
+
 @pytest.mark.parametrize("name", ["mnist", "usps"])
 def test_real_digits_cut_tight_are_framed_like_mnist(shared_data, name) -> None:
     """Real MNIST and USPS digits cut tight, black on white: framed back, their ink sits

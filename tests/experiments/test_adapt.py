@@ -17,7 +17,7 @@ from click.testing import CliRunner
 
 from dann_client.preprocessing import save_image
 from dann_serve.cli import main
-from dann_serve.config import TrainConfig
+from dann_serve.config import CAPTURE_MANIFEST, TrainConfig
 from dann_serve.data import Domain
 from dann_serve.training.evaluation import restore_model
 
@@ -35,10 +35,12 @@ def _weights(run: Path) -> list[np.ndarray]:
 
 @pytest.fixture(scope="module")
 def new_images(tiny_target: Domain, tmp_path_factory) -> Path:
-    """A flat folder of unlabelled PNG files, as a capture folder is."""
+    """A flat folder of unlabelled PNG files and the manifest naming the model version
+    that answered them, as a capture folder is."""
     folder = tmp_path_factory.mktemp("captured")
     for index, image in enumerate(tiny_target.train.images[:64]):
         save_image(image, folder / f"{index:03d}.png")
+    (folder / CAPTURE_MANIFEST).write_text('{"model": "dann", "version": 3}\n')
     return folder
 
 
@@ -56,7 +58,7 @@ def test_adapt_writes_a_finished_run_with_its_lineage(
     out, output = adapted
     expected = {
         "parent_run": str(trained_run.resolve()),
-        "parent_version": None,  # the parent was never exported from its run directory
+        "parent_version": 3,  # the version that answered the captured images
         "target": str(new_images.resolve()),
         "start": "warm",
     }

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import errno
 import io
+import json
 import logging
 import os
 import stat
@@ -41,7 +42,11 @@ def _run(capture, *served) -> None:
 
 
 def _files(folder: Path) -> list[Path]:
-    return sorted(path for path in folder.rglob("*") if path.is_file())
+    """Every file under ``folder`` but the version folders' manifests: the images, and
+    any temporary file left behind."""
+    from dann_serve.config import CAPTURE_MANIFEST
+
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.name != CAPTURE_MANIFEST)
 
 
 def _metric(name: str, **labels: str) -> float:
@@ -75,6 +80,21 @@ def test_each_version_keeps_at_most_its_bound_across_restarts(tmp_path):
     _run(_capture(tmp_path, max_images=7), _served(_pixels(5)), _served(_pixels(3), version=2))
     assert len(_files(tmp_path / "dann" / "1")) == 7
     assert len(_files(tmp_path / "dann" / "2")) == 3
+
+
+def test_each_version_folder_names_the_version_that_answered_its_images(tmp_path, monkeypatch):
+    """``adapt`` records it as its run's parent version; a folder reader skips it."""
+    from dann_serve.config import CAPTURE_MANIFEST
+    from dann_serve.data.folders import read_folder
+
+    monkeypatch.setenv("DANN_CACHE_DIR", str(tmp_path / "cache"))
+    captured = tmp_path / "captured"
+    _run(_capture(captured), _served(_pixels(2)), _served(_pixels(3), model="m", version=4))
+    for model, version, images in (("dann", 1, 2), ("m", 4, 3)):
+        folder = captured / model / str(version)
+        manifest = json.loads((folder / CAPTURE_MANIFEST).read_text())
+        assert manifest == {"model": model, "version": version}
+        assert len(read_folder(folder).files) == images
 
 
 def test_encoded_files_are_kept_byte_for_byte_named_by_their_format(tmp_path):
