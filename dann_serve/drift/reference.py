@@ -84,6 +84,12 @@ class Reference:
         overconfidence where labels are known, the baseline of the reliability rule."""
         return self.source_mean_confidence - self.source_accuracy
 
+    @property
+    def source_errors(self) -> int:
+        """How many held-out source images the model got wrong: what ATC's threshold
+        was fitted on (derived, never stored apart)."""
+        return round(self.source_images * (1 - self.source_accuracy))
+
     def to_json(self) -> dict:
         """The file's content. ``target.class_shares`` is there for readers of the file;
         :meth:`from_json` derives it again from the probabilities."""

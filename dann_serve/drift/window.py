@@ -156,6 +156,7 @@ def summarise(
         calibration_gap=mean_confidence - accuracy,
         source_gap=reference.source_gap,
         share_shift=estimate.total_variation(shares, reference.class_shares),
+        source_errors=reference.source_errors,
         agreement=agreement,
     )
     reasons = rule.reasons(evidence)

@@ -11,10 +11,22 @@ from dann_serve.drift import estimate
 from dann_serve.drift.estimate import Evidence, ReliabilityRule
 
 RULE = ReliabilityRule(
-    min_images=500, max_gap_change=0.04, max_share_shift=0.10, max_disagreement=0.05
+    min_images=500,
+    min_source_errors=30,
+    max_gap_change=0.04,
+    max_share_shift=0.10,
+    max_disagreement=0.05,
 )
-# 1,000 images, estimate 0.90, gaps 0.03 on both sides, no class move, no second model
-CALM = Evidence(images=1000, estimate=0.9, calibration_gap=0.03, source_gap=0.03, share_shift=0.0)
+# 1,000 images, estimate 0.90, gaps 0.03 on both sides, no class move, 100 source
+# errors, no second model
+CALM = Evidence(
+    images=1000,
+    estimate=0.9,
+    calibration_gap=0.03,
+    source_gap=0.03,
+    share_shift=0.0,
+    source_errors=100,
+)
 
 
 def test_calm_evidence_is_reliable() -> None:
@@ -25,6 +37,7 @@ def test_calm_evidence_is_reliable() -> None:
     ("changes", "inside", "past", "reason"),
     [
         ("images", 500, 499, estimate.TOO_FEW_IMAGES),
+        ("source_errors", 30, 29, estimate.FEW_SOURCE_ERRORS),
         ("calibration_gap", 0.0699, 0.0701, estimate.CONFIDENCE_DISAGREES),
         ("calibration_gap", -0.0099, -0.0101, estimate.CONFIDENCE_DISAGREES),
         ("share_shift", 0.10, 0.1001, estimate.CLASS_SHARES_MOVED),
@@ -38,9 +51,12 @@ def test_each_ground_fires_just_past_its_bound(changes, inside, past, reason) ->
 
 
 def test_the_grounds_add_up() -> None:
-    everything = replace(CALM, images=10, calibration_gap=0.3, share_shift=0.5, agreement=0.2)
+    everything = replace(
+        CALM, images=10, source_errors=3, calibration_gap=0.3, share_shift=0.5, agreement=0.2
+    )
     assert RULE.reasons(everything) == (
         estimate.TOO_FEW_IMAGES,
+        estimate.FEW_SOURCE_ERRORS,
         estimate.CONFIDENCE_DISAGREES,
         estimate.CLASS_SHARES_MOVED,
         estimate.MODELS_DISAGREE,
