@@ -7,7 +7,7 @@ policy, version labels, and ``promote``, which moves a label); the core
 signature's checks and call, with ``images``, the sizes encoded images declare, bounded
 before the graph decodes them; ``service``: the three calls in TF Serving's messages);
 the front ends (``grpc_api``, ``rest_api`` over ``http_server``, with ``admission``, the
-REST bounds a slow peer cannot exhaust); ``status``, the one
+REST bounds a slow peer cannot exhaust, and ``page``, the web page on the REST port); ``status``, the one
 error type both front ends translate; ``monitoring`` (Prometheus metrics, the record of
 each request) and ``logs`` (log lines, the access log); ``observers`` (what else sees
 each answered prediction): ``live_monitor`` (per version, a window of answers held to
