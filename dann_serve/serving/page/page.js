@@ -57,15 +57,18 @@ function canvas(width, height, label) {
   return made;
 }
 
-// A line over [0, 1] of the last values (null: a gap), with a caption in its corner.
+// A line over [0, 1] of the last values (null: a gap) across the whole width, with a
+// caption in its corner.
 function drawLine(target, values, colour, caption) {
   const context = target.getContext("2d");
   const { width, height } = target;
+  const top = 18; // below the caption
+  const y = (value) => height - 3 - value * (height - 3 - top);
   context.clearRect(0, 0, width, height);
   context.strokeStyle = "#d0d7de";
   context.beginPath();
-  context.moveTo(0, height / 2);
-  context.lineTo(width, height / 2);
+  context.moveTo(0, y(0.5));
+  context.lineTo(width, y(0.5));
   context.stroke();
   context.strokeStyle = colour;
   context.lineWidth = 2;
@@ -76,10 +79,9 @@ function drawLine(target, values, colour, caption) {
       drawing = false;
       return;
     }
-    const x = values.length > 1 ? (index * (width - 4)) / (HISTORY - 1) + 2 : width / 2;
-    const y = height - 4 - value * (height - 8);
-    if (drawing) context.lineTo(x, y);
-    else context.moveTo(x, y);
+    const x = values.length > 1 ? (index * (width - 4)) / (values.length - 1) + 2 : width / 2;
+    if (drawing) context.lineTo(x, y(value));
+    else context.moveTo(x, y(value));
     drawing = true;
   });
   context.stroke();
@@ -198,9 +200,9 @@ function monitorCard(model, figures) {
   card.dataset.version = String(figures.version);
   card.append(element("h3", `${model} version ${figures.version}`), figureList(figures));
   const kept = remember(`${model}/${figures.version}`, figures);
-  const accuracy = canvas(300, 70, "Estimated accuracy over the last refreshes");
+  const accuracy = canvas(300, 80, "Estimated accuracy over the last refreshes");
   drawLine(accuracy, kept.accuracy, "#2a7d4f", "estimated accuracy (0–1)");
-  const pValue = canvas(300, 70, "Drift p-value over the last refreshes");
+  const pValue = canvas(300, 80, "Drift p-value over the last refreshes");
   drawLine(pValue, kept.pValue, "#b42318", "drift p-value (0–1)");
   const shares = canvas(300, 90, "Share of each class in the window");
   drawBars(shares, figures.class_shares, -1);
