@@ -20,7 +20,8 @@ import json
 import tempfile
 from importlib import resources
 
-from dann_client.preprocessing import ImageError, load_image
+from dann_client.errors import ImageError
+from dann_client.preprocessing import load_image
 from dann_serve.serving.http_server import Answer
 from dann_serve.serving.limits import Limits
 

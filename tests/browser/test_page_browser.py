@@ -130,6 +130,19 @@ def test_drawing_a_one_and_submitting_shows_a_label(visit: Visit) -> None:
     visit.check_clean()
 
 
+def test_the_pad_draws_and_sends_with_the_keyboard_alone(visit: Visit) -> None:
+    page = visit.page
+    page.locator("#pad").focus()
+    for key in ["ArrowUp"] * 6 + ["ArrowDown"] * 12:  # a stroke through the middle: a 1
+        page.keyboard.press(key)
+    page.keyboard.press("Enter")
+    assert visit.answered("the drawing") in range(10)
+    assert _seen_ink(page) > 32 * 32 * 255
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.id") == "send"
+    visit.check_clean()
+
+
 def _drop(page, path: Path) -> None:
     """Drop the file at ``path`` on the drawing pad, as a user drags it there."""
     data = base64.b64encode(path.read_bytes()).decode()
