@@ -66,7 +66,9 @@ class Page:
             path: ((folder / name).read_bytes(), content_type)
             for path, (name, content_type) in FILES.items()
         }
-        # Pixels a file may declare, at 4 bytes each, as --max-tensor-mb bounds predict_image's.
+        # As --max-tensor-mb bounds predict_image's files: their bytes, and the pixels
+        # their headers declare at 4 bytes each.
+        self.max_bytes = limits.max_tensor_bytes
         self.max_pixels = max(1, limits.max_tensor_bytes // 4)
 
     def __call__(self, method: str, target: str, body: bytearray) -> Answer | None:
@@ -89,6 +91,9 @@ class Page:
         JSON lists; 400 with the reason when it is no image the client can read."""
         if not data:
             return _json(400, {"error": "the request body must be an image file; it is empty"})
+        if len(data) > self.max_bytes:
+            message = f"the image file of {len(data)} bytes is over the limit of {self.max_bytes}"
+            return _json(400, {"error": message})
         with tempfile.NamedTemporaryFile(prefix="dann-page-") as file:
             file.write(data)
             file.flush()

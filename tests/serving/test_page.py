@@ -15,7 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from dann_client.contract import MIB
 from dann_client.preprocessing import load_image
+from dann_serve.serving.limits import Limits
 
 ASSETS = {
     "/": "text/html",
@@ -24,6 +26,7 @@ ASSETS = {
     "/ui/icon.svg": "image/svg+xml",
 }
 BUDGET_BYTES = 100 * 1000  # the page's JavaScript and CSS together
+LIMITS = Limits(max_tensor_bytes=MIB)  # a file over it costs little to send
 
 
 def fetch(url: str, data: bytes | None = None, method: str | None = None):
@@ -48,13 +51,12 @@ def model_dir(exported_model: Path, tmp_path_factory) -> Path:
 
 
 def _started(model_dir: Path, ui: bool):
-    from dann_serve.serving.limits import Limits
     from dann_serve.serving.registry import ModelRegistry
     from dann_serve.serving.rest_api import rest_server
 
     registry = ModelRegistry(model_dir)
     registry.poll()
-    server = rest_server("127.0.0.1", 0, registry, Limits(), workers=2, ui=ui)
+    server = rest_server("127.0.0.1", 0, registry, LIMITS, workers=2, ui=ui)
     server.start()
     return registry, server
 
@@ -157,8 +159,12 @@ def test_model_input_is_the_file_as_the_client_preprocesses_it(
 
 @pytest.mark.parametrize(
     ("data", "reason"),
-    [(b"", "it is empty"), (b"GIF89a" + b"\0" * 4, "the image file: ")],
-    ids=["empty", "truncated"],
+    [
+        (b"", "it is empty"),
+        (b"GIF89a" + b"\0" * 4, "the image file: "),
+        (b"\0" * (LIMITS.max_tensor_bytes + 1), "over the limit of"),
+    ],
+    ids=["empty", "truncated", "too large"],
 )
 def test_model_input_refuses_what_is_no_image_in_one_line(url: str, data: bytes, reason) -> None:
     status, _, body = fetch(url + "/ui/model-input", data=data, method="POST")
