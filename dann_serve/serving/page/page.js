@@ -210,9 +210,11 @@ function monitorCard(model, figures) {
   return card;
 }
 
+let monitorOff = false; // the server runs without one (--no-monitor): ask no more
+
 async function refreshMonitor(model) {
   const panel = $("monitor");
-  if (!model) {
+  if (!model || monitorOff) {
     panel.replaceChildren();
     return;
   }
@@ -222,6 +224,7 @@ async function refreshMonitor(model) {
     $("monitor-status").textContent = body.versions.length ? "" : `No version of ${model} is served.`;
   } catch (error) {
     panel.replaceChildren();
+    monitorOff = error.message.includes("--no-monitor");
     $("monitor-status").textContent = error.message;
   }
 }
