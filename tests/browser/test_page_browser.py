@@ -143,10 +143,10 @@ def test_the_pad_draws_and_sends_with_the_keyboard_alone(visit: Visit) -> None:
     visit.check_clean()
 
 
-def _drop(page, path: Path) -> None:
-    """Drop the file at ``path`` on the drawing pad, as a user drags it there."""
+def _transfer(page, path: Path):
+    """A DataTransfer in the page holding the PNG file at ``path``."""
     data = base64.b64encode(path.read_bytes()).decode()
-    transfer = page.evaluate_handle(
+    return page.evaluate_handle(
         """([data, name]) => {
             const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
             const transfer = new DataTransfer();
@@ -155,14 +155,28 @@ def _drop(page, path: Path) -> None:
         }""",
         [data, path.name],
     )
-    page.dispatch_event("#pad", "drop", {"dataTransfer": transfer})
 
 
-def test_a_dropped_or_chosen_png_gets_the_clients_label(
+def _drop(page, path: Path) -> None:
+    """Drop the file at ``path`` on the drawing pad, as a user drags it there."""
+    page.dispatch_event("#pad", "drop", {"dataTransfer": _transfer(page, path)})
+
+
+def _paste(page, path: Path) -> None:
+    """Paste the file at ``path`` into the page, as from a copied image."""
+    page.evaluate(
+        """(transfer) => document.dispatchEvent(
+            new ClipboardEvent("paste", { clipboardData: transfer, bubbles: true }))""",
+        _transfer(page, path),
+    )
+
+
+def test_a_dropped_chosen_or_pasted_png_gets_the_clients_label(
     visit: Visit, server, tiny_files: list[Path], dann_client
 ) -> None:
-    dropped, chosen = tiny_files[5], tiny_files[17]
-    result = dann_client("predict", dropped, chosen, "--json", "--server", server.rest_url)
+    dropped, chosen, pasted = tiny_files[5], tiny_files[17], tiny_files[29]
+    files = (dropped, chosen, pasted)
+    result = dann_client("predict", *files, "--json", "--server", server.rest_url)
     assert result.returncode == 0, result.stderr
     labels = {Path(r["path"]).name: r["label"] for r in map(json.loads, result.stdout.splitlines())}
     _drop(visit.page, dropped)
@@ -171,7 +185,18 @@ def test_a_dropped_or_chosen_png_gets_the_clients_label(
         chosen
     )
     assert visit.answered(chosen.name) == labels[chosen.name]
+    _paste(visit.page, pasted)
+    assert visit.answered("the pasted image") == labels[pasted.name]
     visit.check_clean()
+
+
+def test_a_missing_chromium_fails_saying_how_to_install_it(monkeypatch, tmp_path) -> None:
+    from harness import browser
+
+    monkeypatch.setattr(browser.shutil, "which", lambda name: None)
+    monkeypatch.setattr(browser, "DEBIAN_CHROMIUM", tmp_path / "chromium")
+    with pytest.raises(browser.BrowserMissing, match="apt-get install chromium"):
+        browser.chromium_path()
 
 
 def test_the_monitor_panel_changes_after_traffic(visit: Visit, server, tiny_files) -> None:
