@@ -14,7 +14,7 @@ UV_VERSION := 0.13.9
 
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: demo demo-drift test test-fast lint venv clean bench lock results
+.PHONY: demo demo-drift test test-fast lint venv clean bench lock results browser page-screenshot
 
 venv: $(STAMP)
 
@@ -49,13 +49,30 @@ lint: $(STAMP)
 TEST_WORKERS ?= 2
 PYTEST := $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
-test: lint
+test: lint browser
 	$(PYTEST)
+
+# The web page's tests drive Debian's Chromium through Playwright (the dev extra), never
+# a browser build Playwright downloads; installed here when missing, with apt-get as
+# root or through sudo. Without it those tests fail, saying so; they are not skipped.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ]; then sudo=; \
+		elif command -v sudo >/dev/null 2>&1; then sudo=sudo; \
+		else echo "make: chromium is missing; install it as root: apt-get install chromium" >&2; exit 1; fi; \
+		command -v apt-get >/dev/null 2>&1 || { echo "make: chromium is missing and this" \
+			"system has no apt-get: install Chromium with its package manager" >&2; exit 1; }; \
+		echo "make: installing Debian's chromium for the web page's browser tests"; \
+		$$sudo apt-get update -qq && $$sudo apt-get install -y -qq chromium; }
 
 # The edit-test loop: every test but those marked slow (several trainings, training or
 # worker processes, kills, package installs, benchmarks), no lint.
 test-fast: $(STAMP)
 	$(PYTEST) -m "not slow"
+
+# docs/page.png: the web page in Chromium over a tiny export (trained here, a minute).
+page-screenshot: $(STAMP) browser
+	$(PY) -m bench.page_screenshot --out docs/page.png
 
 demo: $(STAMP)
 	VENV=$(VENV) scripts/demo.sh

@@ -151,18 +151,19 @@ def own_cpu_seconds() -> float:
 # -- the model the serving and client benchmarks use --------------------------------------
 
 
-def tiny_export(workdir: Path) -> Path:
+def tiny_export(workdir: Path, steps: int = 60) -> Path:
     """Train a short run on the embedded pair and export it; returns the model dir.
 
     The weights do not matter to latency or throughput (the graph is the same), so
     a minute of training is enough; ``make bench`` builds it once for all scripts.
+    What a person looks at (``bench.page_screenshot``) takes a few more ``steps``.
     """
     from dann_serve.config import TrainConfig
     from dann_serve.export import export_run
     from dann_serve.training.loop import train_run
 
     workdir = Path(workdir)
-    config = TrainConfig(steps=60, batch_size=32, eval_every=30)
+    config = TrainConfig(steps=steps, batch_size=32, eval_every=30)
     train_run(config, workdir / "run", show_progress=False)
     export_run(workdir / "run", workdir / "models", "dann")
     return workdir / "models"

@@ -160,6 +160,12 @@ def export(run: Path, model_dir: Path, name: str, version: int | None, force: bo
 )
 @click.option("--no-monitor", is_flag=True, help="No live monitor: answers are not watched at all.")
 @click.option(
+    "--no-ui",
+    is_flag=True,
+    help="No web page at / on the REST port (it shows the models, their monitor, and"
+    " answers a drawn or dropped digit): 404 there.",
+)
+@click.option(
     "--capture-dir",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
@@ -197,14 +203,15 @@ def serve(
     access_log: str | None,
     monitor_window: int,
     no_monitor: bool,
+    no_ui: bool,
     capture_dir: Path | None,
     capture_rate: float | None,
     capture_max_images: int | None,
 ) -> None:
     """Serve MODEL_DIR over TensorFlow Serving's gRPC and REST APIs until SIGINT/SIGTERM.
 
-    Prometheus metrics are on the REST port at /monitoring/prometheus/metrics
-    (none with --rest-port 0)."""
+    Prometheus metrics are on the REST port at /monitoring/prometheus/metrics, and a
+    web page at / (neither with --rest-port 0)."""
     if bool(tls_cert) != bool(tls_key):
         fail("--tls-cert and --tls-key go together", EXIT_USAGE)
     capture = _capture_options(capture_dir, capture_rate, capture_max_images)
@@ -232,6 +239,7 @@ def serve(
         tls_key=tls_key,
         access_log=access_log,
         monitor_window=None if no_monitor else monitor_window,
+        ui=not no_ui,
         capture=capture,
     )
     try:

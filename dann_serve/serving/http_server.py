@@ -22,7 +22,9 @@ What a front end on the open network must get right, done once here, below the r
   answered here, beside the application, as TensorFlow Serving's HTTP server does.
 
 The application is a plain function ``(method, target, body) -> (status, JSON bytes)``
-run in a thread pool of ``workers`` threads; it must not raise.
+run in a thread pool of ``workers`` threads; it must not raise. So is the web page
+(``page``, :mod:`~dann_serve.serving.page`), asked first: its answer, or None for a path
+that is not its own.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ from dann_serve.serving.memory import release_soon
 log = logging.getLogger("dann_serve.serving")
 
 App = Callable[[str, str, bytearray], tuple[int, bytes]]
+Headers = tuple[tuple[bytes, bytes], ...]
 BACKLOG = 1024  # the kernel caps it at net.core.somaxconn
 MAX_HEAD_BYTES = 64 * 1024  # request line and headers
 READ_SIZE = 256 * 1024
@@ -55,8 +58,9 @@ READ_SIZE = 256 * 1024
 LINGER_SECONDS = 2.0
 SERVER_NAME = b"dann-serve"
 JSON_TYPE = b"application/json"
-# What the application and the metrics page answer: status, body, content type.
-Answer = tuple[int, bytes, bytes]
+# What the application and the pages answer: status, body, content type, headers of its own.
+Answer = tuple[int, bytes, bytes, Headers]
+Page = Callable[[str, str, bytearray], Answer | None]
 _PHRASES = {int(status): status.phrase.encode() for status in HTTPStatus}
 
 
@@ -82,8 +86,11 @@ def _listening_socket(host: str, port: int) -> socket.socket:
 class HttpServer:
     """Serve ``app`` on ``host:port`` from a thread of its own (:meth:`start`)."""
 
-    def __init__(self, host: str, port: int, app: App, limits: Limits, workers: int) -> None:
+    def __init__(
+        self, host: str, port: int, app: App, limits: Limits, workers: int, page: Page | None = None
+    ) -> None:
         self.app = app
+        self.page = page
         self.limits = limits
         self._socket = _listening_socket(host, port)
         self.port = self._socket.getsockname()[1]
@@ -221,9 +228,9 @@ class HttpServer:
                 return await self._answer(connection, request, reader, writer, call), True
         except TimeoutError:
             call.status = "DEADLINE_EXCEEDED"
-            return (504, _json_bytes(self._deadline_error()), JSON_TYPE), False
+            return (504, _json_bytes(self._deadline_error()), JSON_TYPE, ()), False
         except Refused as refused:
-            return (refused.status, _json_bytes({"error": refused.message}), JSON_TYPE), False
+            return (refused.status, _json_bytes({"error": refused.message}), JSON_TYPE, ()), False
 
     def _deadline_error(self) -> dict:
         # TF Serving's words for its own REST timeout.
@@ -273,17 +280,19 @@ class HttpServer:
         return await asyncio.shield(future)
 
     def _work(self, call: monitoring.Call, method: str, target: str, body: bytearray) -> Answer:
-        """In a worker thread: the metrics page, or the application with ``call`` as the
-        request the core's notes go to."""
+        """In a worker thread: the metrics page, the web page, or the application with
+        ``call`` as the request the core's notes go to."""
         if method in ("GET", "HEAD") and target.split("?", 1)[0] == PROMETHEUS_PATH:
             page, content_type = monitoring.page()
-            return 200, page, content_type.encode()
+            return 200, page, content_type.encode(), ()
+        if self.page is not None and (answer := self.page(method, target, body)) is not None:
+            return answer
         try:
             with monitoring.current(call):
                 status, payload = self.app(method, target, body)
         finally:
             release_soon()  # the trimmer decides, once requests pause, whether to trim
-        return status, payload, JSON_TYPE
+        return status, payload, JSON_TYPE, ()
 
     async def _body(self, connection: h11.Connection, reader) -> tuple[bytearray, int]:
         """The request's whole body (a bytearray: json.loads reads it as it is, no copy),
@@ -314,11 +323,12 @@ class HttpServer:
             raise
 
     async def _respond(self, connection, writer, request, answer: Answer, keep_alive: bool) -> bool:
-        status, body, content_type = answer
+        status, body, content_type, own_headers = answer
         headers = [
             (b"content-type", content_type),
             (b"content-length", str(len(body)).encode()),
             (b"server", SERVER_NAME),
+            *own_headers,
         ]
         if not keep_alive:
             headers.append((b"connection", b"close"))

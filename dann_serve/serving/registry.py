@@ -238,12 +238,8 @@ class ModelRegistry:
             self._sources = sources
             self._models = updated
         kept = {id(loaded) for versions in updated.values() for loaded in versions.values()}
-        retired = [
-            loaded
-            for versions in current.values()
-            for loaded in versions.values()
-            if id(loaded) not in kept
-        ]
+        before = [loaded for versions in current.values() for loaded in versions.values()]
+        retired = [loaded for loaded in before if id(loaded) not in kept]
         for loaded in retired:
             loaded.retire()
         if retired or self._loaded_since_trim:
@@ -357,6 +353,10 @@ class ModelRegistry:
 
     def model_names(self) -> list[str]:
         return sorted(self._models)
+
+    def labels(self) -> dict[str, dict[str, int]]:
+        """Each model to serve (loaded or not), by name, with its version labels."""
+        return {name: source.labels for name, source in sorted(self._sources.items())}
 
     @contextmanager
     def using(

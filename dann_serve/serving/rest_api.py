@@ -2,6 +2,8 @@
 
 ``GET /v1/models/<m>[/versions/<v>|/labels/<l>]`` (status), ``.../metadata``, the
 live monitor's ``.../monitor`` (all served versions without a version or label), and
+``GET /v1/models`` (every model the server was asked to serve, with its versions' states
+and its labels: what a page or a program lists; not TF Serving's), and
 ``POST ...:predict`` with the row format (``instances`` -> ``predictions``) or the
 columnar one (``inputs`` -> ``outputs``); bytes (``predict_image``'s encoded images)
 as ``{"b64": "..."}``, an instance of its own or an input's value, as TF Serving reads
@@ -28,6 +30,7 @@ from dann_serve.serving import live_monitor, service
 from dann_serve.serving.http_server import HttpServer
 from dann_serve.serving.limits import Limits
 from dann_serve.serving.model_config import MAX_VERSION
+from dann_serve.serving.page import Page
 from dann_serve.serving.registry import ModelRegistry
 from dann_serve.serving.signature import ServedSignature
 from dann_serve.serving.status import ServingError, invalid, not_found
@@ -40,6 +43,9 @@ _URL = re.compile(
     r"(?:/versions/(?P<version>[0-9]+)|/labels/(?P<label>[^/:]+))?"
     r"(?P<verb>/metadata|:predict|:classify|:regress)?$"
 )
+
+MODELS_PATH = "/v1/models"
+_STATE_NAME = get_model_status_pb2.ModelVersionStatus.State.Name
 
 _MONITOR_URL = re.compile(
     r"^/v1/models/(?P<name>[^/:]+)"
@@ -218,7 +224,24 @@ class RestApi:
         monitor = _MONITOR_URL.match(path)
         if monitor and method == "GET":
             return self._monitor(_spec(monitor))
+        if path == MODELS_PATH and method == "GET":
+            return self._models()
         raise not_found(f"Malformed request: {method} {path[:200]}")
+
+    def _models(self) -> dict:
+        """Each model to serve, with its versions (newest first) and version labels."""
+        models = []
+        for name, labels in self.registry.labels().items():
+            try:
+                states = self.registry.status(name)
+            except ServingError:
+                states = []  # configured, no version seen yet
+            versions = [
+                {"version": version, "state": _STATE_NAME(state), "error": error}
+                for version, state, error in states
+            ]
+            models.append({"name": name, "versions": versions, "labels": labels})
+        return {"models": models}
 
     def _monitor(self, spec: model_pb2.ModelSpec) -> dict:
         """The live monitor's figures of the version ``spec`` names, or of every served
@@ -231,7 +254,9 @@ class RestApi:
 
 
 def rest_server(
-    host: str, port: int, registry: ModelRegistry, limits: Limits, workers: int
+    host: str, port: int, registry: ModelRegistry, limits: Limits, workers: int, ui: bool = True
 ) -> HttpServer:
-    """The REST front end bound to ``host:port`` (0: any free port), not started yet."""
-    return HttpServer(host, port, RestApi(registry, limits), limits, workers)
+    """The REST front end bound to ``host:port`` (0: any free port), not started yet;
+    with the web page at ``/`` unless ``ui`` is False."""
+    page = Page(limits) if ui else None
+    return HttpServer(host, port, RestApi(registry, limits), limits, workers, page)

@@ -43,6 +43,7 @@ class ServeOptions:
     access_log: str | None = None  # a file to append to, "-" for stdout, None for none
     monitor_window: int | None = CAPACITY  # images per version's window; None: no monitor
     capture: CaptureOptions | None = None  # None: no served image is kept
+    ui: bool = True  # the web page at / on the REST port
 
 
 def _address(host: str, port: int) -> str:
@@ -87,6 +88,7 @@ def serve(options: ServeOptions) -> None:
                 registry,
                 options.limits,
                 max(2, options.workers // 2),
+                options.ui,
             )
         except OSError as error:
             grpc_server.stop(grace=0)

@@ -55,6 +55,7 @@ ALLOWED = {
         "dann_client.tensors",
         "dann_client.png",  # the capture's PNG files: the client's one encoder
         "dann_client.preprocessing",  # the image files a folder reader lists
+        "dann_client.errors",  # ImageError: a file the page sends that is no image
     ),
     # the monitor's statistics: numpy and scipy only, below both export and serving
     "dann_serve.drift": ("dann_serve.files", "dann_client.contract"),

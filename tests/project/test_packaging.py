@@ -130,6 +130,8 @@ def test_root_wheel_ships_every_dann_serve_package_and_nothing_else(tmp_path):
     shipped = {name.rsplit("/", 1)[0] for name in names if name.endswith("/__init__.py")}
     assert shipped == packages
     assert not [name for name in names if "not_a_package" in name]
+    page = {f"dann_serve/serving/page/{name}" for name in ("index.html", "page.js", "page.css")}
+    assert page <= set(names), "the web page's files are package data"
     assert "dann-client" not in entry_points and "dann-serve" in entry_points
     assert any(canonicalize_name(r.name) == "dann-client" and not r.marker for r in requires)
 
