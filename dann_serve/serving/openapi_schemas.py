@@ -209,7 +209,7 @@ def monitor_schemas() -> dict[str, Schema]:
         "properties": {
             "p_value": maybe,
             "shifted": {"type": "boolean"},
-            "tests": {"type": "integer", "minimum": 1},
+            "tests": {"type": "integer", "minimum": 0},
             "ks_statistics": {"type": "array", "items": _PROBABILITY},
         },
         "required": ["p_value", "shifted"],
