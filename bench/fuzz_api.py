@@ -18,13 +18,14 @@ first (about a minute). The test suite runs the same command with fewer examples
 
 from __future__ import annotations
 
+import json
 import os
-import re
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -36,12 +37,18 @@ OPENAPI_PATH = "/v1/openapi.json"  # dann_serve.serving.openapi's; not imported:
 LABEL = "stable"
 
 
-def schemathesis_command(rest_url: str, examples: int, seed: int) -> list[str]:
+def schemathesis_command(rest_url: str, workdir: Path, examples: int, seed: int) -> list[str]:
     """``st run`` on the server at ``rest_url`` with the project's configuration,
-    ``examples`` per operation and phase, reproducible by ``seed``, storing nothing."""
+    ``examples`` per operation and phase, reproducible by ``seed``, storing nothing.
+
+    The description is fetched into ``workdir`` first and given as a file: loaded from
+    its URL, schemathesis leaves out the operation that serves it."""
+    description = workdir / "openapi.json"
+    with urllib.request.urlopen(rest_url + OPENAPI_PATH, timeout=30) as answer:
+        description.write_bytes(answer.read())
     return [
         *(sys.executable, "-m", "schemathesis.cli", "--config-file", str(CONFIG), "--no-color"),
-        *("run", rest_url + OPENAPI_PATH, "--url", rest_url),
+        *("run", str(description), "--url", rest_url),
         *("--max-examples", str(examples), "--seed", str(seed)),
         *("--generation-database", "none"),
     ]
@@ -57,12 +64,31 @@ def served_copy(model_dir: Path, workdir: Path) -> Path:
     return copy
 
 
-def summary(output: str) -> dict:
-    """The figures of schemathesis's summary: test cases generated, passed, failed."""
-    found = re.search(r"Test cases:\s*\n\s*(\d+) generated, (.*)", output)
-    if not found:
-        return {"generated": None, "outcome": None}
-    return {"generated": int(found[1]), "outcome": found[2].strip()}
+def cases_by_operation(events: Path) -> dict[str, dict[str, int]]:
+    """Per operation, the requests each phase sent (positive and negative ones alike),
+    read from schemathesis's event log: the examples each route got, seen rather than
+    assumed from --max-examples."""
+    counts: dict[str, dict[str, int]] = {}
+    for line in events.read_text().splitlines():
+        finished = json.loads(line).get("ScenarioFinished")
+        # a scenario that ended before sending anything has no cases recorded
+        recorder = (finished or {}).get("recorder") or {}
+        if "cases" not in recorder:
+            continue
+        phases = counts.setdefault(recorder["label"], {})
+        phases[finished["phase"]] = phases.get(finished["phase"], 0) + len(recorder["cases"])
+    return dict(sorted(counts.items()))
+
+
+def report_figures(report: Path, events: Path) -> dict:
+    """The test cases generated and failed (schemathesis's JSON report), and the cases
+    of each operation."""
+    totals = json.loads(report.read_text())["test_cases"]
+    return {
+        "generated": totals["generated"],
+        "with_failures": totals["with_failures"],
+        "cases_by_operation": cases_by_operation(events),
+    }
 
 
 def fuzz(model_dir: Path, workdir: Path, examples: int, seed: int) -> dict:
@@ -70,29 +96,31 @@ def fuzz(model_dir: Path, workdir: Path, examples: int, seed: int) -> dict:
     from harness.server_process import LocalServer
 
     server = LocalServer(served_copy(model_dir, workdir), workdir / "serve.log").wait_ready()
+    report, events = workdir / "report.json", workdir / "events.ndjson"
+    command = schemathesis_command(server.rest_url, workdir, examples, seed)
+    command += ["--report", "json,ndjson", "--report-json-path", str(report)]
+    command += ["--report-ndjson-path", str(events)]
     started = time.perf_counter()
     try:
-        run = subprocess.run(
-            schemathesis_command(server.rest_url, examples, seed),
-            cwd=workdir,  # schemathesis writes nothing, but not into the checkout either
-            capture_output=True,
-            text=True,
-        )
+        # in the scratch folder: whatever schemathesis writes stays out of the checkout
+        run = subprocess.run(command, cwd=workdir, capture_output=True, text=True)
     finally:
         server.stop()
     seconds = time.perf_counter() - started
     print(run.stdout + run.stderr, flush=True)
+    figures = report_figures(report, events)
+    print("requests per operation and phase:")
+    for operation, phases in figures["cases_by_operation"].items():
+        print(f"  {operation:52} " + ", ".join(f"{k} {v}" for k, v in phases.items()))
     tracebacks = server.log().count("Traceback")
-    print(
-        f"schemathesis: exit {run.returncode}, {seconds:.0f} s; server log: {tracebacks} tracebacks"
-    )
+    print(f"schemathesis: exit {run.returncode}, {seconds:.0f} s; server: {tracebacks} tracebacks")
     return {
         "examples_per_operation": examples,
         "seed": seed,
         "exit_code": run.returncode,
         "seconds": round(seconds, 1),
         "server_tracebacks": tracebacks,
-        **summary(run.stdout),
+        **figures,
     }
 
 

@@ -98,7 +98,7 @@ def test_the_live_server_answers_as_described(server, tmp_path: Path) -> None:
     """schemathesis (every phase, EXAMPLES per operation) finds no 5xx (classify's and
     regress's documented 501 aside) and no answer whose status, content type, headers
     or body the description does not foresee; and the server logs no traceback."""
-    command = schemathesis_command(server.rest_url, EXAMPLES, seed=1)
+    command = schemathesis_command(server.rest_url, tmp_path, EXAMPLES, seed=1)
     run = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stdout[-20000:] + run.stderr[-5000:]
     assert re.search(r"\d+ generated, \d+ passed", run.stdout), run.stdout[-5000:]
