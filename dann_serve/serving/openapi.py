@@ -18,7 +18,7 @@ import numpy as np
 
 from dann_client.contract import DEFAULT_MODEL, IMAGE_SIZE, INPUT_SHAPE, PROMETHEUS_PATH
 from dann_client.png import encode_png
-from dann_serve import __version__
+from dann_serve.runtime import package_versions
 from dann_serve.serving import openapi_schemas as schemas
 from dann_serve.serving.model_config import LABEL_PATTERN, MAX_VERSION
 from dann_serve.serving.openapi_schemas import ERROR, Schema, ref
@@ -238,7 +238,7 @@ def description() -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {
             "title": "dann-serve REST API",
-            "version": __version__,
+            "version": package_versions(["dann-serve"]).get("dann-serve", "0+unknown"),
             "description": (
                 "TensorFlow Serving's REST API (status, metadata, predict; classify and"
                 " regress answer 501) and dann-serve's own routes (the live monitor, the"
