@@ -38,17 +38,18 @@ NOT_FOUND = _http(grpc.StatusCode.NOT_FOUND)
 EXHAUSTED = _http(grpc.StatusCode.RESOURCE_EXHAUSTED)
 UNIMPLEMENTED = _http(grpc.StatusCode.UNIMPLEMENTED)
 DEADLINE = _http(grpc.StatusCode.DEADLINE_EXCEEDED)
-# What the HTTP layer answers any request with, before or instead of its route: a
-# malformed request (400), a head over its limit (431), a body over the limit or no
-# room to wait (429), the request's deadline passed (504).
-HTTP_LAYER = ("400", "429", "431", "504")
+HEAD_TOO_LARGE = "431"  # h11's answer to a request head over the HTTP server's bound
+# What the HTTP layer answers any request with, before or instead of its route, with
+# the codes of the same statuses: a malformed request, a head over its bound, a body
+# over the limit or no room to wait, the request's deadline passed.
+HTTP_LAYER = (INVALID, HEAD_TOO_LARGE, EXHAUSTED, DEADLINE)
 _REFUSALS = {
-    "400": "Malformed: bad HTTP framing, an invalid argument, or a precondition not met.",
-    "404": "No such route, model, version or version loaded yet.",
-    "429": "Over a size bound, or too many requests waiting.",
-    "431": "Request head over its limit.",
-    "501": "Not implemented by dann-serve.",
-    "504": "The request's deadline passed.",
+    INVALID: "Malformed: bad HTTP framing, an invalid argument, or a precondition not met.",
+    NOT_FOUND: "No such route, model, version or version loaded yet.",
+    EXHAUSTED: "Over a size bound, or too many requests waiting.",
+    HEAD_TOO_LARGE: "Request head over its limit.",
+    UNIMPLEMENTED: "Not implemented by dann-serve.",
+    DEADLINE: "The request's deadline passed.",
 }
 
 _NAME = {"type": "string", "pattern": "^[^/:]+$"}
@@ -189,7 +190,8 @@ def _server_paths() -> dict[str, Schema]:
     )
     return {
         "/": {"get": page},
-        # The page's own JSON routes join here.
+        # The page's JSON routes (the served models, say) belong here, each with its
+        # answer's schema in openapi_schemas.
         OPENAPI_PATH: {
             "get": {
                 "operationId": "getOpenApi",
