@@ -9,7 +9,8 @@ columnar one (``inputs`` -> ``outputs``); bytes (``predict_image``'s encoded ima
 as ``{"b64": "..."}``, an instance of its own or an input's value, as TF Serving reads
 them. Errors are ``{"error": "..."}`` with TF Serving's HTTP code for the status. The
 model name in a URL is only ever a key into the registry, never a path, so no URL can
-reach a file outside the model directory.
+reach a file outside the model directory. ``GET /v1/openapi.json`` describes them all
+(:mod:`~dann_serve.serving.openapi`).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import numpy as np
 from google.protobuf import json_format
 from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2, model_pb2
 
-from dann_serve.serving import live_monitor, service
+from dann_serve.serving import live_monitor, openapi, service
 from dann_serve.serving.http_server import HttpServer
 from dann_serve.serving.limits import Limits
 from dann_serve.serving.model_config import MAX_VERSION
@@ -205,6 +206,8 @@ class RestApi:
 
     def _route(self, method: str, target: str, body: bytes | bytearray) -> dict:
         path = target.split("?", 1)[0]
+        if method == "GET" and path == openapi.OPENAPI_PATH:
+            return openapi.description()
         match = _URL.match(path)
         verb = match["verb"] if match else None
         if match and method == "GET" and verb is None:
