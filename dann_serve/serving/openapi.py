@@ -22,9 +22,12 @@ from dann_serve.runtime import package_versions
 from dann_serve.serving import openapi_schemas as schemas
 from dann_serve.serving.model_config import LABEL_PATTERN, MAX_VERSION
 from dann_serve.serving.openapi_schemas import ERROR, Schema, ref
+from dann_serve.serving.page import FILES, MODEL_INPUT_PATH
 from dann_serve.serving.status import ServingError
 
 OPENAPI_PATH = "/v1/openapi.json"
+# Every model the server was asked to serve, with versions and labels: the page's list.
+MODELS_PATH = "/v1/models"
 MODEL_PATH = "/v1/models/{model}"
 
 
@@ -188,10 +191,17 @@ def _server_paths() -> dict[str, Schema]:
     description = _json(
         {"type": "object", "required": ["openapi", "info", "paths"]}, "This description"
     )
+    models = _json(ref("ModelList"), "Every model to serve, its versions and labels")
     return {
         "/": {"get": page},
-        # The page's JSON routes (the served models, say) belong here, each with its
-        # answer's schema in openapi_schemas.
+        **_page_paths(),
+        MODELS_PATH: {
+            "get": {
+                "operationId": "listModels",
+                "summary": "Every model the server was asked to serve (the page's list)",
+                "responses": _responses(models),
+            }
+        },
         OPENAPI_PATH: {
             "get": {
                 "operationId": "getOpenApi",
@@ -204,6 +214,36 @@ def _server_paths() -> dict[str, Schema]:
             "head": {**metrics, "operationId": "headMetrics"},
         },
     }
+
+
+def _page_paths() -> dict[str, Schema]:
+    """The page's files, and the image as the model sees it; absent with --no-ui."""
+    paths: dict[str, Schema] = {}
+    for path, (name, content_type) in FILES.items():
+        if path == "/":
+            continue
+        answer = {
+            "description": f"The page's {name}",
+            "content": {content_type.decode(): {"schema": {"type": "string"}}},
+        }
+        stem = name.replace(".", "_")
+        paths[path] = {
+            "get": {"operationId": f"get_{stem}", "responses": _responses(answer, NOT_FOUND)},
+            "head": {"operationId": f"head_{stem}", "responses": _responses(answer, NOT_FOUND)},
+        }
+    pixels = _json(ref("ModelInput"), "The image as the model sees it")
+    paths[MODEL_INPUT_PATH] = {
+        "post": {
+            "operationId": "modelInput",
+            "summary": "An image file laid out as the client lays it out for the model",
+            "requestBody": {
+                "required": True,
+                "content": {"application/octet-stream": {"schema": {"type": "string"}}},
+            },
+            "responses": _responses(pixels, INVALID, NOT_FOUND),
+        }
+    }
+    return paths
 
 
 def _example_png() -> str:
@@ -221,6 +261,7 @@ def _components() -> Schema:
             **schemas.tensor_schemas(),
             **schemas.predict_schemas(_example_png()),
             **schemas.monitor_schemas(),
+            **schemas.page_schemas(),
         },
         "parameters": {
             name: {"name": name, "in": "path", "required": True, **parameter}

@@ -190,13 +190,7 @@ def predict_schemas(example: str) -> dict[str, Schema]:
 
 
 _PROBABILITY = {"type": "number", "minimum": 0, "maximum": 1}
-_REASONS = (
-    estimate.TOO_FEW_IMAGES,
-    estimate.CONFIDENCE_DISAGREES,
-    estimate.CLASS_SHARES_MOVED,
-    estimate.MODELS_DISAGREE,
-    estimate.NO_REFERENCE,
-)
+_REASONS = estimate.REASONS
 
 
 def monitor_schemas() -> dict[str, Schema]:
@@ -262,3 +256,44 @@ ERROR: Schema = {
     "required": ["error"],
     "additionalProperties": False,
 }
+
+
+def page_schemas() -> dict[str, Schema]:
+    """``GET /v1/models``'s list and ``POST /ui/model-input``'s pixels."""
+    version = {
+        "type": "object",
+        "required": ["version", "state"],
+        "properties": {
+            "version": {"type": "integer", "minimum": 0},
+            "state": {"type": "string"},
+            "error": {"type": "string"},
+        },
+    }
+    model = {
+        "type": "object",
+        "required": ["name", "versions", "labels"],
+        "properties": {
+            "name": {"type": "string"},
+            "versions": {"type": "array", "items": version},
+            "labels": {"type": "object", "additionalProperties": {"type": "integer"}},
+        },
+    }
+    row = {"type": "array", "items": {"type": "integer", "minimum": 0, "maximum": 255}}
+    return {
+        "ModelList": {
+            "type": "object",
+            "required": ["models"],
+            "properties": {"models": {"type": "array", "items": model}},
+        },
+        "ModelInput": {
+            "type": "object",
+            "required": ["pixels"],
+            "properties": {
+                "pixels": {
+                    "description": "[32][32][3] uint8, as dann-client preprocess shows it",
+                    "type": "array",
+                    "items": {"type": "array", "items": {"type": "array", "items": row}},
+                }
+            },
+        },
+    }

@@ -45,7 +45,6 @@ _URL = re.compile(
     r"(?P<verb>/metadata|:predict|:classify|:regress)?$"
 )
 
-MODELS_PATH = "/v1/models"
 _STATE_NAME = get_model_status_pb2.ModelVersionStatus.State.Name
 
 _MONITOR_URL = re.compile(
@@ -227,7 +226,7 @@ class RestApi:
         monitor = _MONITOR_URL.match(path)
         if monitor and method == "GET":
             return self._monitor(_spec(monitor))
-        if path == MODELS_PATH and method == "GET":
+        if path == openapi.MODELS_PATH and method == "GET":
             return self._models()
         raise not_found(f"Malformed request: {method} {path[:200]}")
 
