@@ -10,7 +10,7 @@ Labels are read for that score only.
 accuracy on the stream; "recovered" is the share of it the new run wins back. Goals:
 at least half recovered; never more than 1 point below the parent on the stream.
 
-    python -m bench.readapt --parent RUN [--parent RUN ...] [--stream mnist-rot30 ...]
+    python -m bench.readapt --parent RUN [--parent RUN ...] [--stream mnist-rotated ...]
         [--captured 2000] [--steps N] [--method NAME] [--data-dir ../shared/data]
 
 Needs ``../shared/data`` (MNIST test set, USPS). Each adaptation takes minutes here.
@@ -26,7 +26,6 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
-from scipy import ndimage
 
 from bench._common import Result, argument_parser
 from dann_client.preprocessing import save_image
@@ -36,25 +35,12 @@ from dann_serve.training.evaluation import accuracy, restore_model
 from dann_serve.training.rundir import read_json
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
-STREAMS = ("mnist-rot30", "mnist-texture", "usps-texture")
-
-
-def _rotated(images: np.ndarray, degrees: float) -> np.ndarray:
-    return np.stack(
-        [ndimage.rotate(i, degrees, axes=(0, 1), reshape=False, order=1) for i in images]
-    ).astype(np.uint8)
+STREAMS = ("mnist-rotated", "mnist-texture", "usps-texture")
 
 
 def stream_splits(name: str, data_dir: Path, captured: int) -> tuple[np.ndarray, data.Split]:
-    """The images to capture, and disjoint labelled images to score on. A data set with
-    a train split is captured from it and scored on its test split; MNIST rotated by 30
-    degrees (the MNIST test images the loader calls ``test``) is cut in two."""
-    if name == "mnist-rot30":
-        split = data.load_domain("mnist", data_dir).test
-        order = np.random.default_rng(0).permutation(len(split))
-        images = _rotated(split.images[order], 30)
-        held = data.Split(images[captured:], split.labels[order][captured:])
-        return images[:captured], held
+    """``captured`` images of the data set ``name``'s train split to capture, drawn at
+    random, and its test split to score on."""
     domain = data.load_domain(name, data_dir)
     order = np.random.default_rng(0).permutation(len(domain.train))[:captured]
     return domain.train.images[order], domain.test
@@ -91,6 +77,7 @@ def measure(
         "recovered_share": (after - before) / took if took > 0 else None,
         "method": summary["adaptation"]["candidates"][-1]["description"],
         "chosen": summary["adaptation"]["chosen"],
+        "scores": {row["name"]: row["scores"] for row in summary["adaptation"]["candidates"]},
         "train_seconds": summary["adaptation"]["train_seconds"],
         "wall_seconds": round(wall, 1),
     }
