@@ -45,7 +45,7 @@ from dann_serve.training.methods import method_names
     "--method",
     type=click.Choice(method_names()),
     default=None,
-    help="Adaptation method [default: the parent's].",
+    help="Adaptation method [default: dann-texture for colour images, else the parent's].",
 )
 @criterion_option()
 @click.option("--resume", is_flag=True, help="Continue an interrupted adaptation in --out.")
@@ -65,8 +65,8 @@ def adapt(
 
     Trains the parent's method (or --method) on the parent's source and the new
     target; where the new images are in colour and no --method is given, DANN on a
-    textured source as well. Then scores the new runs and the parent on the new target
-    by --criterion (no label read) and keeps the best; a tie keeps the parent. The run
+    textured source instead. Then scores the new run and the parent on the new target
+    by --criterion (no label read) and keeps the better; a tie keeps the parent. The run
     records its lineage (parent run, parent version, target folder, start), which
     export copies into export.json.
 
@@ -107,7 +107,7 @@ def adaptation_lines(out: Path, summary: dict) -> list[str]:
     adaptation = summary["adaptation"]
     criterion = adaptation["criterion"]
     lines = [
-        f"{'*' if row['chosen'] else ' '} {row['name']:<15} {criterion} "
+        f"{'*' if row['chosen'] else ' '} {row['name']:<8} {criterion} "
         f"{row['scores'][criterion]:+.4f}  ({row['description']})"
         for row in adaptation["candidates"]
     ]

@@ -220,8 +220,8 @@ def test_the_method_is_the_parents_unless_given(
     assert unknown.exit_code == 2
 
 
-def test_colour_images_get_a_textured_source_beside_the_parents_method() -> None:
-    from dann_serve.experiments.adaptation import candidate_methods, is_colour
+def test_colour_images_are_adapted_with_a_textured_source() -> None:
+    from dann_serve.experiments.adaptation import adapt_method, is_colour
 
     grey = np.repeat(np.random.default_rng(0).integers(0, 256, (8, 32, 32, 1)), 3, axis=-1)
     noisy = grey.copy()
@@ -230,10 +230,6 @@ def test_colour_images_get_a_textured_source_beside_the_parents_method() -> None
     colour[:, :8, :, 0] = 255 - colour[:, :8, :, 0]  # a quarter of each image coloured
     assert not is_colour(grey.astype(np.uint8)) and not is_colour(noisy.astype(np.uint8))
     assert is_colour(colour.astype(np.uint8))
-    assert candidate_methods("dann", None, grey) == {"adapted": "dann"}
-    assert candidate_methods("dann", None, colour) == {
-        "adapted": "dann",
-        "adapted-texture": "dann-texture",
-    }
-    assert candidate_methods("dann-texture", None, colour) == {"adapted": "dann-texture"}
-    assert candidate_methods("dann", "mcc", colour) == {"adapted": "mcc"}
+    assert adapt_method("dann", None, grey) == "dann"
+    assert adapt_method("dann", None, colour) == "dann-texture"
+    assert adapt_method("dann", "mcc", colour) == "mcc"
