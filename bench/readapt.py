@@ -35,7 +35,7 @@ from dann_serve.training.evaluation import accuracy, restore_model
 from dann_serve.training.rundir import read_json
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
-STREAMS = ("mnist-rotated", "mnist-texture", "usps-texture")
+STREAMS = ("mnist-rotated", "mnist-texture", "usps-texture", "digits-rotated", "digits-texture")
 
 
 def stream_splits(name: str, data_dir: Path, captured: int) -> tuple[np.ndarray, data.Split]:
@@ -54,7 +54,13 @@ def write_capture(images: np.ndarray, folder: Path) -> Path:
 
 
 def measure(
-    parent: Path, stream: str, data_dir: Path, captured: int, steps, method, work: Path
+    parent: Path,
+    stream: str,
+    data_dir: Path,
+    captured: int,
+    steps: int | None,
+    method: str | None,
+    work: Path,
 ) -> dict:
     """One parent adapted to one stream's captured images, both scored on the rest."""
     images, held = stream_splits(stream, data_dir, captured)
