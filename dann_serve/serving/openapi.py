@@ -193,7 +193,7 @@ def _server_paths() -> dict[str, Schema]:
     )
     models = _json(ref("ModelList"), "Every model to serve, its versions and labels")
     return {
-        "/": {"get": page},
+        "/": {"get": page, "head": {**page, "operationId": "headPage"}},
         **_page_paths(),
         MODELS_PATH: {
             "get": {

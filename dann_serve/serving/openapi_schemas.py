@@ -15,7 +15,7 @@ from typing import Any
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2
 
-from dann_client.contract import NUM_CLASSES, PIXEL_BATCH
+from dann_client.contract import INPUT_SHAPE, NUM_CLASSES, PIXEL_BATCH
 from dann_serve.drift import estimate
 
 Schema = dict[str, Any]
@@ -278,7 +278,11 @@ def page_schemas() -> dict[str, Schema]:
             "labels": {"type": "object", "additionalProperties": {"type": "integer"}},
         },
     }
-    row = {"type": "array", "items": {"type": "integer", "minimum": 0, "maximum": 255}}
+    side, channels = INPUT_SHAPE[0], INPUT_SHAPE[-1]
+    pixel = {"type": "array", "items": {"type": "integer", "minimum": 0, "maximum": 255}}
+    pixel |= {"minItems": channels, "maxItems": channels}
+    row = {"type": "array", "items": pixel, "minItems": side, "maxItems": side}
+    image = {"type": "array", "items": row, "minItems": side, "maxItems": side}
     return {
         "ModelList": {
             "type": "object",
@@ -290,9 +294,8 @@ def page_schemas() -> dict[str, Schema]:
             "required": ["pixels"],
             "properties": {
                 "pixels": {
+                    **image,
                     "description": "[32][32][3] uint8, as dann-client preprocess shows it",
-                    "type": "array",
-                    "items": {"type": "array", "items": {"type": "array", "items": row}},
                 }
             },
         },
