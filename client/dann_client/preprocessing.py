@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import functools
+import io
 import os
 import re
 import stat
@@ -99,14 +100,31 @@ def load_image(
     with a short reason (no such file, not an image, truncated, too large) so that
     a caller can report the file and move on.
     """
+    _check_regular_file(path)
+    return _decode(path, background, max_pixels, keep_layout)
+
+
+def image_from_bytes(
+    data: bytes, *, background: Background = AUTO, max_pixels: int = MAX_PIXELS
+) -> np.ndarray:
+    """An image file's bytes (an upload, say) into the model layout as :func:`load_image`
+    reads the file, without writing them anywhere: users' images stay off the disk."""
+    if not data:
+        raise ImageError("empty file")
+    return _decode(io.BytesIO(data), background, max_pixels, False)
+
+
+def _decode(
+    source: str | Path | io.BytesIO, background: Background, max_pixels: int, keep_layout: bool
+) -> np.ndarray:
+    """Open, bound and lay out one image; every failure an ``ImageError``."""
     from PIL import Image, UnidentifiedImageError
 
     try:
-        _check_regular_file(path)
         with warnings.catch_warnings():
             # Pillow only warns between its two thresholds; refuse those as well.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
+            with Image.open(source) as image:
                 _check_size(image.size, max_pixels)
                 image.load()
                 return image_to_array(image, background=background, keep_layout=keep_layout)

@@ -64,7 +64,7 @@ Page = Callable[[str, str, bytearray], Answer | None]
 _PHRASES = {int(status): status.phrase.encode() for status in HTTPStatus}
 
 
-def _json_bytes(payload: dict) -> bytes:
+def json_bytes(payload: dict) -> bytes:
     return json.dumps(payload, separators=(",", ":")).encode()
 
 
@@ -228,9 +228,9 @@ class HttpServer:
                 return await self._answer(connection, request, reader, writer, call), True
         except TimeoutError:
             call.status = "DEADLINE_EXCEEDED"
-            return (504, _json_bytes(self._deadline_error()), JSON_TYPE, ()), False
+            return (504, json_bytes(self._deadline_error()), JSON_TYPE, ()), False
         except Refused as refused:
-            return (refused.status, _json_bytes({"error": refused.message}), JSON_TYPE, ()), False
+            return (refused.status, json_bytes({"error": refused.message}), JSON_TYPE, ()), False
 
     def _deadline_error(self) -> dict:
         # TF Serving's words for its own REST timeout.
@@ -352,7 +352,7 @@ class HttpServer:
 
     async def _send_raw(self, writer, status: int, message: str) -> None:
         """An answer outside h11's state machine, for a request it could not parse."""
-        body = _json_bytes({"error": message})
+        body = json_bytes({"error": message})
         reason = _reason(status)
         head = (
             b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"

@@ -16,13 +16,11 @@ this origin only: no inline script or style; no framing), ``nosniff`` and no ref
 
 from __future__ import annotations
 
-import json
-import tempfile
 from importlib import resources
 
 from dann_client.errors import ImageError
-from dann_client.preprocessing import load_image
-from dann_serve.serving.http_server import Answer
+from dann_client.preprocessing import image_from_bytes
+from dann_serve.serving.http_server import JSON_TYPE, Answer, json_bytes
 from dann_serve.serving.limits import Limits
 
 MODEL_INPUT_PATH = "/ui/model-input"
@@ -44,12 +42,10 @@ SECURITY_HEADERS = (
     (b"referrer-policy", b"no-referrer"),
     (b"x-frame-options", b"DENY"),
 )
-JSON_TYPE = b"application/json"
 
 
 def _json(status: int, payload: dict, *headers: tuple[bytes, bytes]) -> Answer:
-    body = json.dumps(payload, separators=(",", ":")).encode()
-    return status, body, JSON_TYPE, (*SECURITY_HEADERS, *headers)
+    return status, json_bytes(payload), JSON_TYPE, (*SECURITY_HEADERS, *headers)
 
 
 def _not_allowed(method: str, path: str, allowed: bytes) -> Answer:
@@ -81,12 +77,12 @@ class Page:
         if path == MODEL_INPUT_PATH:
             if method != "POST":
                 return _not_allowed(method, path, b"POST")
-            return self._model_input(bytes(body))
+            return self._model_input(body)
         if path.startswith(ASSET_PREFIX):
             return _json(404, {"error": f"no such file: {path[:200]}"})
         return None
 
-    def _model_input(self, data: bytes) -> Answer:
+    def _model_input(self, data: bytearray) -> Answer:
         """The image file ``data`` as the model sees it: uint8 ``[32, 32, 3]`` as nested
         JSON lists; 400 with the reason when it is no image the client can read."""
         if not data:
@@ -94,11 +90,8 @@ class Page:
         if len(data) > self.max_bytes:
             message = f"the image file of {len(data)} bytes is over the limit of {self.max_bytes}"
             return _json(400, {"error": message})
-        with tempfile.NamedTemporaryFile(prefix="dann-page-") as file:
-            file.write(data)
-            file.flush()
-            try:
-                pixels = load_image(file.name, max_pixels=self.max_pixels)
-            except ImageError as error:
-                return _json(400, {"error": f"the image file: {error}"})
+        try:
+            pixels = image_from_bytes(bytes(data), max_pixels=self.max_pixels)
+        except ImageError as error:
+            return _json(400, {"error": f"the image file: {error}"})
         return _json(200, {"pixels": pixels.tolist()})
