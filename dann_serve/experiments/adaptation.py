@@ -68,7 +68,7 @@ def adapt_run(
 
     parent, out = Path(parent).resolve(), Path(out)
     if resume:
-        plan = _resumed_plan(out, parent, target)
+        plan = _resumed_plan(out, parent, target, method)
     else:
         plan = _new_plan(parent, target, out, start, steps, criterion)
     config = _adapted_config(load_config(parent), plan)
@@ -167,20 +167,24 @@ def captured_version(folder: Path) -> int | None:
     manifest (lineage is a record, not worth failing an adaptation over)."""
     try:
         version = read_json(folder / CAPTURE_MANIFEST).get("version")
-    except (RunError, OSError, AttributeError):
+    except (RunError, OSError, ValueError, AttributeError):  # ValueError: not UTF-8
         return None
     return version if isinstance(version, int) and not isinstance(version, bool) else None
 
 
-def _resumed_plan(out: Path, parent: Path, target: str | Path) -> dict:
-    """The plan an interrupted adaptation saved; RunError if it names another parent or
-    target than the command line does."""
+def _resumed_plan(out: Path, parent: Path, target: str | Path, method: str | None) -> dict:
+    """The plan an interrupted adaptation saved; RunError if it names another parent,
+    target or method than the command line does."""
     if not (out / PLAN).exists():
         raise RunError(f"{out}: no adaptation to resume (no {PLAN})")
     plan = read_json(out / PLAN)
     given = {"parent_run": str(parent), "target": canonical(str(Path(target).expanduser()))}
+    if method is not None:
+        given["method"] = method
     differing = [
-        f"{key} {plan[key]} -> {value}" for key, value in given.items() if plan[key] != value
+        f"{key} {plan.get(key)} -> {value}"
+        for key, value in given.items()
+        if plan.get(key) != value
     ]
     if differing:
         raise RunError(f"{out} adapts another run (saved -> given): {'; '.join(differing)}")

@@ -181,6 +181,7 @@ def test_an_interrupted_adaptation_resumes_with_its_plan(
     _one_line_error(
         _adapt(trained_run, "--target", elsewhere, "--out", out, "--resume"), "adapts another run"
     )
+    _one_line_error(_adapt(*args, "--resume", "--method", "mcc"), "method dann -> mcc")
     result = _adapt(*args, "--resume")  # the saved steps and start, not the defaults
     assert result.exit_code == 0, result.output
     summary = json.loads((out / "summary.json").read_text())
@@ -233,3 +234,15 @@ def test_colour_images_are_adapted_with_a_textured_source() -> None:
     assert adapt_method("dann", None, grey) == "dann"
     assert adapt_method("dann", None, colour) == "dann-texture"
     assert adapt_method("dann", "mcc", colour) == "mcc"
+
+
+def test_an_unreadable_capture_manifest_leaves_the_parent_version_unknown(tmp_path: Path) -> None:
+    from dann_serve.config import CAPTURE_MANIFEST
+    from dann_serve.experiments.adaptation import captured_version
+
+    manifest = tmp_path / CAPTURE_MANIFEST
+    for content in (b"\xff\xfe not utf-8", b"[1, 2]", b'{"version": "3"}', b'{"version": true}'):
+        manifest.write_bytes(content)
+        assert captured_version(tmp_path) is None, content
+    manifest.write_text('{"model": "dann", "version": 3}')
+    assert captured_version(tmp_path) == 3
