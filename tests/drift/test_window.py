@@ -181,3 +181,21 @@ def test_a_window_without_a_reference_reports_what_needs_none() -> None:
     assert payload["unreliable_because"] == [estimate.NO_REFERENCE]
     assert payload["drift"] == {"p_value": None, "shifted": False}
     json.dumps(payload)  # JSON-safe
+
+
+def test_a_reference_with_few_source_errors_never_trusts_its_estimate() -> None:
+    """A model nearly perfect on its held-out source images leaves ATC's threshold in
+    the far tail of its scores: the window says so, whatever the traffic."""
+    sure = SOURCE.copy()
+    sure[np.arange(len(SOURCE)), SOURCE_LABELS] += 10.0  # every answer right, but 29
+    sure /= sure.sum(axis=1, keepdims=True)
+    wrong = np.flatnonzero(sure.argmax(axis=1) == SOURCE_LABELS)[:29]
+    sure[wrong] = np.roll(sure[wrong], 1, axis=1)
+    perfect = build_reference(REFERENCE.probabilities, sure, SOURCE_LABELS)
+    assert perfect.source_errors == 29
+    window = Window(perfect)
+    window.add(IN_DISTRIBUTION.draw(1000, seed=6)[0])
+    snapshot = window.snapshot()
+    assert estimate.FEW_SOURCE_ERRORS in snapshot.unreliable_because
+    assert not snapshot.estimate_reliable
+    assert REFERENCE.source_errors >= 30  # the ordinary reference is not refused for it
