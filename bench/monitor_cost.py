@@ -24,6 +24,7 @@ import shutil
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -54,12 +55,17 @@ def servers(model_dir: Path, workdir: Path, capture_rate: float) -> dict[str, Lo
         models = workdir / f"models-{index}"
         shutil.copytree(model_dir, models)
         started[name] = LocalServer(models, workdir / f"serve-{index}.log", *flags)
-    for server in started.values():
-        server.wait_ready()
+    try:
+        for server in started.values():
+            server.wait_ready()
+    except BaseException:
+        for server in started.values():
+            server.stop()
+        raise
     return started
 
 
-def one_round(call, requests: int, batches: int) -> tuple[float, float]:
+def one_round(call: Callable, requests: int, batches: int) -> tuple[float, float]:
     """Batch-1 median latency (ms) and batch-256 images/s for one server."""
     one = np.random.default_rng(0).random((1, 32, 32, 3), dtype=np.float32)
     big = np.random.default_rng(1).random((BIG_BATCH, 32, 32, 3), dtype=np.float32)
@@ -75,7 +81,9 @@ def one_round(call, requests: int, batches: int) -> tuple[float, float]:
     return 1e3 * statistics.median(times), batches * BIG_BATCH / (time.perf_counter() - started)
 
 
-def measure(calls: dict, rounds: int, requests: int, batches: int) -> dict[str, dict]:
+def measure(
+    calls: dict[str, Callable], rounds: int, requests: int, batches: int
+) -> dict[str, dict]:
     """Every server's per-round figures, rounds taking turns in alternating order."""
     figures: dict[str, dict] = {name: {"p50_ms": [], "images_per_s": []} for name in calls}
     for call in calls.values():  # warm up: the first calls load and trace
@@ -127,15 +135,18 @@ def main() -> None:
         workdir = Path(scratch)
         model_dir = args.model_dir or tiny_export(workdir)
         started = servers(model_dir, workdir, args.capture_rate)
+        channels = {
+            name: grpc.insecure_channel(server.grpc_address, options=GRPC_OPTIONS)
+            for name, server in started.items()
+        }
         try:
-            calls = {
-                name: grpc_call(grpc.insecure_channel(server.grpc_address, options=GRPC_OPTIONS))
-                for name, server in started.items()
-            }
+            calls = {name: grpc_call(channel) for name, channel in channels.items()}
             load_before = [round(x, 2) for x in os.getloadavg()]
             figures = measure(calls, args.rounds, args.requests, args.batches)
             captured = sum(1 for _ in (workdir / "capture").rglob("*.png"))
         finally:
+            for channel in channels.values():
+                channel.close()
             for server in started.values():
                 server.stop()
     print(f"load average before {load_before}, after {[round(x, 2) for x in os.getloadavg()]}")

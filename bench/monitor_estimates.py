@@ -155,7 +155,9 @@ class Monitor:
         return window
 
 
-def estimate_rows(ref: Monitor, stream: Stream, probabilities: np.ndarray, rng) -> list[dict]:
+def estimate_rows(
+    ref: Monitor, stream: Stream, probabilities: np.ndarray, rng: np.random.Generator
+) -> list[dict]:
     """One row per disjoint window of the shuffled stream: estimate against truth."""
     order = rng.permutation(len(probabilities))
     rows = []
@@ -186,7 +188,7 @@ def estimate_rows(ref: Monitor, stream: Stream, probabilities: np.ndarray, rng) 
     return rows
 
 
-def false_alarms(ref: Monitor, pool: np.ndarray, windows: int, rng) -> dict:
+def false_alarms(ref: Monitor, pool: np.ndarray, windows: int, rng: np.random.Generator) -> dict:
     """How many of ``windows`` random windows of in-distribution answers are flagged."""
     if len(pool) < 2 * CAPACITY:  # windows drawn from it would be nearly the same images
         return {"windows": 0, "window_images": CAPACITY, "flagged": 0}
@@ -198,7 +200,9 @@ def false_alarms(ref: Monitor, pool: np.ndarray, windows: int, rng) -> dict:
     return {"windows": windows, "window_images": size, "flagged": int(flagged)}
 
 
-def detection(ref: Monitor, pool: np.ndarray, shifted: np.ndarray, rng) -> dict:
+def detection(
+    ref: Monitor, pool: np.ndarray, shifted: np.ndarray, rng: np.random.Generator
+) -> dict:
     """Flagged at 500 images from a fresh window; images until flagged after a window
     full of in-distribution answers (None: not within 1,000)."""
     shifted = shifted[rng.permutation(len(shifted))]

@@ -239,6 +239,13 @@ async function refresh() {
   await refreshMonitor($("model").value);
 }
 
+// The next refresh is asked for once this one is done, so that on a slow server they
+// never overlap and the charts' points stay in order.
+async function keepRefreshing() {
+  await refresh();
+  setTimeout(keepRefreshing, REFRESH_MS);
+}
+
 // -- try it ----------------------------------------------------------------------------
 
 function blobToBase64(blob) {
@@ -395,5 +402,4 @@ function setUpFiles() {
 setUpPad();
 setUpFiles();
 $("model").addEventListener("change", () => refreshMonitor($("model").value));
-refresh();
-setInterval(refresh, REFRESH_MS);
+keepRefreshing();
