@@ -123,8 +123,9 @@ def is_colour(images: np.ndarray) -> bool:
 
 
 def lineage(plan: dict) -> dict:
-    """Where a run came from: its parent run, the parent's exported version (None if
-    unknown), the target folder and how the weights started."""
+    """Where a run came from: its parent run, the version that served the target's
+    images (a capture folder's manifest; None if unknown), the target folder and how the
+    weights started."""
     return {key: plan[key] for key in ("parent_run", "parent_version", "target", "start")}
 
 
