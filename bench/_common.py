@@ -26,6 +26,8 @@ from dann_serve.runtime import package_versions
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
+# The real digit data beside the checkout (../shared/data: the MNIST test set, USPS).
+SHARED_DATA = ROOT.parent / "shared" / "data"
 # the packages the figures depend on, recorded with each result
 PACKAGES = ("tensorflow", "keras", "onnxruntime", "grpcio", "numpy", "tf2onnx", "adapt", "tf_keras")
 

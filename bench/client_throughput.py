@@ -57,7 +57,7 @@ import numpy as np
 from PIL import Image
 
 from bench._common import (
-    ROOT,
+    SHARED_DATA,
     Result,
     argument_parser,
     newest_version,
@@ -81,7 +81,7 @@ from dann_client.preprocessing import load_images
 from dann_client.remote import Wire
 from harness.server_process import LocalServer
 
-MNIST_IMAGES = ROOT.parent / "shared" / "data" / "mnist" / "t10k-images-idx3-ubyte.gz"
+MNIST_IMAGES = SHARED_DATA / "mnist" / "t10k-images-idx3-ubyte.gz"
 GOAL_RATIO = 10.0
 GOAL_IMAGES_PER_S = 2000.0
 GOAL_UINT8_RATIO = 1.5  # the uint8 CLI against the float32-only one

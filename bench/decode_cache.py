@@ -40,10 +40,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from bench._common import ROOT, Result, argument_parser, median
+from bench._common import SHARED_DATA, Result, argument_parser, median
 
 GOAL_RATIO = 10.0
-MNIST = ROOT.parent / "shared" / "data" / "mnist"
+MNIST = SHARED_DATA / "mnist"
 MNIST_FILES = ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
 
 

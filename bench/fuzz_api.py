@@ -31,9 +31,9 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from bench._common import ROOT, Result, argument_parser, newest_version, tiny_export
+from dann_client.contract import OPENAPI_PATH
 
 CONFIG = ROOT / "schemathesis.toml"
-OPENAPI_PATH = "/v1/openapi.json"  # dann_serve.serving.openapi's; not imported: no TensorFlow here
 LABEL = "stable"
 
 

@@ -30,14 +30,14 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from bench._common import Result, argument_parser, newest_version, tiny_export
+from bench._common import SHARED_DATA, Result, argument_parser, newest_version, tiny_export
 from dann_client.framing import ink_box
 from dann_client.preprocessing import image_to_array, to_model_input
 from dann_serve.data.mnist import IMAGES_MAGIC, read_idx
 from dann_serve.data.tight import tight_crop
 from dann_serve.export.image_input import decode_images
 
-MNIST_IMAGES = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
+MNIST_IMAGES = SHARED_DATA / "mnist"
 BATCH = 250
 GOAL = 0.995
 

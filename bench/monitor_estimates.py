@@ -36,7 +36,7 @@ import numpy as np
 import tensorflow as tf
 from scipy import ndimage
 
-from bench._common import Result, argument_parser
+from bench._common import SHARED_DATA, Result, argument_parser
 from dann_serve import data
 from dann_serve.drift import reference as drift_reference
 from dann_serve.drift import shift
@@ -46,7 +46,6 @@ from dann_serve.export import export_run
 from dann_serve.export.checks import exported_probabilities
 from dann_serve.training.rundir import load_config
 
-DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
 WINDOWS_PER_STREAM = 5
 SHIFT_STEP = 50
 # The shifted streams by data set name (the model's own source and target left out),
@@ -294,7 +293,7 @@ def print_table(runs: list[dict]) -> None:
 def main() -> None:
     parser = argument_parser(__doc__.split("\n\n")[0])
     parser.add_argument("--run", action="append", type=Path, required=True)
-    parser.add_argument("--data-dir", type=Path, default=DATA_DIR)
+    parser.add_argument("--data-dir", type=Path, default=SHARED_DATA)
     parser.add_argument("--null-windows", type=int, default=250)
     parser.add_argument("--significance", type=float, default=shift.SIGNIFICANCE)
     parser.add_argument("--json", type=Path, default=None)

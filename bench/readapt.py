@@ -27,14 +27,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 
-from bench._common import Result, argument_parser
+from bench._common import SHARED_DATA, Result, argument_parser
 from dann_client.preprocessing import save_image
 from dann_serve import data
 from dann_serve.experiments.adaptation import adapt_run
 from dann_serve.training.evaluation import accuracy, restore_model
 from dann_serve.training.rundir import read_json
 
-DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
 STREAMS = ("mnist-rotated", "mnist-texture", "usps-texture", "digits-rotated", "digits-texture")
 
 
@@ -96,7 +95,7 @@ def main() -> None:
     parser.add_argument("--captured", type=int, default=2000)
     parser.add_argument("--steps", type=int, default=None, help="default: adapt's own")
     parser.add_argument("--method", default=None, help="default: adapt's own")
-    parser.add_argument("--data-dir", type=Path, default=DATA_DIR)
+    parser.add_argument("--data-dir", type=Path, default=SHARED_DATA)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     result = Result("readapt", args.json)

@@ -193,6 +193,8 @@ SERVER_MAX_MESSAGE_BYTES = 256 * MIB
 benchmark clients that talk only to this server use it for their channels too."""
 
 PROMETHEUS_PATH = "/monitoring/prometheus/metrics"  # on the REST port, as TF Serving
+# The REST API's OpenAPI description (dann-serve serve only; TF Serving has none).
+OPENAPI_PATH = "/v1/openapi.json"
 
 # -- the client's defaults ----------------------------------------------------------------
 

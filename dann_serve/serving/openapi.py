@@ -16,7 +16,13 @@ from typing import Any
 import grpc
 import numpy as np
 
-from dann_client.contract import DEFAULT_MODEL, IMAGE_SIZE, INPUT_SHAPE, PROMETHEUS_PATH
+from dann_client.contract import (
+    DEFAULT_MODEL,
+    IMAGE_SIZE,
+    INPUT_SHAPE,
+    OPENAPI_PATH,
+    PROMETHEUS_PATH,
+)
 from dann_client.png import encode_png
 from dann_serve.runtime import package_versions
 from dann_serve.serving import openapi_schemas as schemas
@@ -25,7 +31,6 @@ from dann_serve.serving.openapi_schemas import ERROR, Schema, ref
 from dann_serve.serving.page import FILES, MODEL_INPUT_PATH
 from dann_serve.serving.status import ServingError
 
-OPENAPI_PATH = "/v1/openapi.json"
 # Every model the server was asked to serve, with versions and labels: the page's list.
 MODELS_PATH = "/v1/models"
 MODEL_PATH = "/v1/models/{model}"

@@ -279,10 +279,10 @@ def page_schemas() -> dict[str, Schema]:
         },
     }
     side, channels = INPUT_SHAPE[0], INPUT_SHAPE[-1]
-    pixel = {"type": "array", "items": {"type": "integer", "minimum": 0, "maximum": 255}}
-    pixel |= {"minItems": channels, "maxItems": channels}
-    row = {"type": "array", "items": pixel, "minItems": side, "maxItems": side}
-    image = {"type": "array", "items": row, "minItems": side, "maxItems": side}
+    level: Schema = {"type": "integer", "minimum": 0, "maximum": 255}
+    for length in (channels, side, side):  # a pixel's channels, a row's pixels, the rows
+        level = {"type": "array", "items": level, "minItems": length, "maxItems": length}
+    image = level
     return {
         "ModelList": {
             "type": "object",

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import urllib.error
 import urllib.request
 from html.parser import HTMLParser
@@ -42,12 +41,9 @@ def fetch(url: str, data: bytes | None = None, method: str | None = None):
 @pytest.fixture(scope="module")
 def model_dir(exported_model: Path, tmp_path_factory) -> Path:
     """A copy of the export, its version 1 labelled ``stable``."""
-    from dann_serve.serving.model_config import promote
+    from bench.fuzz_api import served_copy
 
-    model_dir = tmp_path_factory.mktemp("page") / "models"
-    shutil.copytree(exported_model.parent.parent, model_dir)
-    promote(model_dir, "dann", 1, "stable")
-    return model_dir
+    return served_copy(exported_model.parent.parent, tmp_path_factory.mktemp("page"))
 
 
 def _started(model_dir: Path, ui: bool):
