@@ -96,10 +96,8 @@ def load_image(
 
     Transparency is flattened onto ``background`` (``dann_client.background``: by
     default black behind light ink, white behind dark ink); ``keep_layout`` as in
-    :func:`image_to_array`. Raises ``ImageError``
-    with a short reason (no such file, not an image, truncated, too large) so that
-    a caller can report the file and move on.
-    """
+    :func:`image_to_array`. Raises ``ImageError`` with a short reason (no such file, not
+    an image, truncated, too large) so that a caller can report the file and move on."""
     _check_regular_file(path)
     return _decode(path, background, max_pixels, keep_layout)
 
@@ -107,8 +105,8 @@ def load_image(
 def image_from_bytes(
     data: bytes, *, background: Background = AUTO, max_pixels: int = MAX_PIXELS
 ) -> np.ndarray:
-    """An image file's bytes (an upload, say) into the model layout as :func:`load_image`
-    reads the file, without writing them anywhere: users' images stay off the disk."""
+    """An image file's bytes into the model layout as :func:`load_image` reads the file:
+    an upload is decoded in memory, never written anywhere."""
     if not data:
         raise ImageError("empty file")
     return _decode(io.BytesIO(data), background, max_pixels, False)
