@@ -79,8 +79,8 @@ demo: $(STAMP)
 
 # The served demo model meets digits turned by 30 degrees: monitor, capture, adapt,
 # export, promote to canary; the new version's estimate rises and it is no longer shifted
-# (README, "When the inputs change"). Reuses runs/demo (trains it if missing, some 4
-# minutes more); under 2 minutes with it, on 2 cores.
+# (README, "When the inputs change"). Reuses runs/demo, or trains it: about 3 minutes
+# from a fresh clone on 2 cores, under 2 with runs/demo.
 demo-drift: $(STAMP)
 	VENV=$(VENV) scripts/demo_drift.sh
 
