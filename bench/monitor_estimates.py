@@ -40,7 +40,6 @@ from bench._common import SHARED_DATA, Result, argument_parser
 from dann_serve import data
 from dann_serve.drift import reference as drift_reference
 from dann_serve.drift import shift
-from dann_serve.drift.estimate import total_variation
 from dann_serve.drift.window import CAPACITY, Window
 from dann_serve.export import export_run
 from dann_serve.export.checks import exported_probabilities
@@ -69,14 +68,13 @@ class Stream:
     adapted-to one (None: not clear-cut, left out of the drift figures).
 
     No black-on-white stream: the network's first layers (``DarkBackground``) turn a
-    light background dark, so inverted images reach it as the originals do (same answers, nothing
-    for a monitor of the answers to see, and nothing lost)."""
+    light background dark, so inverted images reach it as the originals do (same
+    answers, nothing for a monitor of the answers to see, and nothing lost)."""
 
     name: str
     images: np.ndarray
     labels: np.ndarray
     shifted: bool | None
-    note: str = ""
 
 
 def _thickened(images: np.ndarray) -> np.ndarray:
@@ -115,8 +113,7 @@ def streams(run: Path, data_dir: Path) -> list[Stream]:
                 f"{config.target} test split",
                 target.test.images,
                 target.test.labels,
-                shifted=None,
-                note="the same domain's other writers: a shift or not, it counts for neither",
+                shifted=None,  # the same domain's other writers: counts for neither
             ),
         ]
     else:
@@ -163,6 +160,8 @@ def estimate_rows(
     for start in range(0, len(order) - CAPACITY + 1, CAPACITY)[:WINDOWS_PER_STREAM]:
         chosen = order[start : start + CAPACITY]
         snapshot = ref.window(probabilities[chosen]).snapshot()
+        evidence = snapshot.evidence
+        assert evidence is not None  # a referenced window of CAPACITY rows
         truth = float(np.mean(probabilities[chosen].argmax(1) == stream.labels[chosen]))
         rows.append(
             {
@@ -175,12 +174,8 @@ def estimate_rows(
                 "flagged": snapshot.drift.shifted,
                 "p_value": snapshot.drift.p_value,
                 "mean_confidence": snapshot.mean_confidence,
-                "gap_change": snapshot.mean_confidence
-                - snapshot.estimated_accuracy
-                - ref.reference.source_gap,
-                "share_shift": total_variation(
-                    np.array(snapshot.class_shares), ref.reference.class_shares
-                ),
+                "gap_change": evidence.calibration_gap - evidence.source_gap,
+                "share_shift": evidence.share_shift,
                 "max_ks": max(snapshot.drift.statistics),
             }
         )

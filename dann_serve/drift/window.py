@@ -36,7 +36,9 @@ class Snapshot:
     """The monitor's figures for one window. ``mean_confidence`` is None for an empty
     window; ``unreliable_because`` lists the rule's grounds (empty when the estimate
     is reliable); ``agreement`` is set only where a second model's answers are known;
-    ``drift`` is None without a reference (nothing to test against)."""
+    ``drift`` is None without a reference (nothing to test against); ``evidence`` is
+    what the reliability rule read, None where it had nothing to read (no reference, no
+    rows). Not part of the JSON: it is for whoever measures the rule."""
 
     images: int
     mean_confidence: float | None
@@ -46,6 +48,7 @@ class Snapshot:
     unreliable_because: tuple[str, ...]
     agreement: float | None
     drift: shift.ShiftTest | None
+    evidence: estimate.Evidence | None = None
 
     def to_json(self) -> dict:
         """The contract's monitor object (its keys first), JSON-safe; without a
@@ -169,4 +172,5 @@ def summarise(
         unreliable_because=reasons,
         agreement=agreement,
         drift=drift,
+        evidence=evidence,
     )
