@@ -37,7 +37,7 @@ from dann_serve.config import (
     DEFAULT_CRITERION,
     TrainConfig,
 )
-from dann_serve.data import DatasetError
+from dann_serve.data import DatasetError, Domain
 from dann_serve.data.catalog import canonical
 from dann_serve.experiments.selection import CANDIDATES_DIR, RUN_FILES, adopt_best, scored
 from dann_serve.files import write_json
@@ -72,13 +72,13 @@ def adapt_run(
     else:
         plan = _new_plan(parent, target, out, start, steps, criterion)
     config = _adapted_config(load_config(parent), plan)
-    _, new_target = load_pair(config)  # bad data fails before anything is trained
+    pair = load_pair(config)  # bad data fails before anything is trained
     if "method" not in plan:  # a new plan, or one saved before the method was recorded
-        plan["method"] = adapt_method(config.method, method, new_target.train.images)
+        plan["method"] = adapt_method(config.method, method, pair[1].train.images)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / PLAN, plan)
     candidates = out / CANDIDATES_DIR
-    kept = _parent_candidate(parent, candidates / "parent", config)
+    kept = _parent_candidate(parent, candidates / "parent", config, pair)
     trained_before = (candidates / "adapted" / "summary.json").exists()
     began = time.monotonic()
     adapted = train_or_reuse(
@@ -203,17 +203,18 @@ def _adapted_config(parent: TrainConfig, plan: dict) -> TrainConfig:
     )
 
 
-def _parent_candidate(parent: Path, where: Path, adapted: TrainConfig) -> dict:
+def _parent_candidate(
+    parent: Path, where: Path, adapted: TrainConfig, pair: tuple[Domain, Domain]
+) -> dict:
     """The parent's model as a run on the new target: its checkpoints and curves, its
     options with the new target, its figures measured on the new target; the summary."""
     from dann_serve.training.evaluation import label_free_figures, pair_accuracies, restore_model
-    from dann_serve.training.loop import load_pair
     from dann_serve.training.rundir import run_record
 
     if (where / "summary.json").exists():
         return read_json(where / "summary.json")
     config = dataclasses.replace(adapted, steps=load_config(parent).steps)
-    source, target = load_pair(config)
+    source, target = pair
     model = restore_model(parent)
     figures = pair_accuracies(model, source.test, target.test)
     shutil.rmtree(where, ignore_errors=True)
