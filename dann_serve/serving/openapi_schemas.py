@@ -190,7 +190,6 @@ def predict_schemas(example: str) -> dict[str, Schema]:
 
 
 _PROBABILITY = {"type": "number", "minimum": 0, "maximum": 1}
-_REASONS = estimate.REASONS
 
 
 def monitor_schemas() -> dict[str, Schema]:
@@ -224,7 +223,7 @@ def monitor_schemas() -> dict[str, Schema]:
         "estimated_accuracy": maybe,
         "estimate_reliable": {"type": "boolean"},
         "drift": drift,
-        "unreliable_because": {"type": "array", "items": {"enum": list(_REASONS)}},
+        "unreliable_because": {"type": "array", "items": {"enum": list(estimate.REASONS)}},
         "agreement": maybe,
         "window": {"type": "integer", "minimum": 1},
         "reference": {"type": "boolean"},
