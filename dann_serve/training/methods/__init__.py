@@ -31,7 +31,7 @@ MODULES = (
     "class_weighted",
     "mcc",
     "vada",
-    "dann_texture",
+    "textured_source",
 )
 for _module in MODULES:
     import_module(f"{__name__}.{_module}")
