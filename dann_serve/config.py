@@ -20,6 +20,8 @@ REVERSE_VALIDATION_STEPS = 1500
 # always recorded, reverse validation trains a model per run.
 CHEAP_CRITERIA = ("dev", "snd", "entropy")
 CRITERIA = (*CHEAP_CRITERIA, "reverse")
+# Not a criterion: the guard of the selection (experiments.criteria.class_shift).
+CLASS_SHIFT = "class_shift"
 DEFAULT_CRITERION = "entropy"
 # How `dann-serve adapt` starts the new run's weights (dann_serve.experiments.adaptation):
 # from the parent's or at random, and its steps by start. The parent's weights already

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from dann_serve.cli.common import EXIT_INTERRUPTED, criterion_option, fail
+from dann_serve.cli.common import EXIT_INTERRUPTED, candidate_line, criterion_option, fail
 from dann_serve.config import ADAPT_STARTS, DEFAULT_ADAPT_START, DEFAULT_ADAPT_STEPS
 from dann_serve.runtime import load_tensorflow
 from dann_serve.training.methods import method_names
@@ -106,12 +106,11 @@ def adaptation_lines(out: Path, summary: dict) -> list[str]:
     """Each candidate's score, the kept one starred, and which one the run is."""
     adaptation = summary["adaptation"]
     criterion = adaptation["criterion"]
-    lines = [
-        f"{'*' if row['chosen'] else ' '} {row['name']:<8} {criterion} "
-        f"{row['scores'][criterion]:+.4f}  ({row['description']})"
-        for row in adaptation["candidates"]
-    ]
-    if adaptation["parent_kept"]:
+    lines = [candidate_line(row, criterion, width=8) for row in adaptation["candidates"]]
+    vetoed = any(row.get("passed_over") for row in adaptation["candidates"])
+    if adaptation["parent_kept"] and vetoed:
+        lines.append(f"{out}: the adapted model was passed over; the run is the parent's model")
+    elif adaptation["parent_kept"]:
         lines.append(f"{out}: the parent scores better on the new target; the run is its model")
     else:
         lines.append(f"{out}: the adapted model scores better on the new target; the run is it")

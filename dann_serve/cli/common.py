@@ -100,6 +100,21 @@ def criterion_option() -> Callable:
     )
 
 
+def candidate_line(row: dict, criterion: str, width: int = 12) -> str:
+    """One candidate of a finished selection or adaptation: its score by ``criterion``,
+    the kept one starred, and whether the class-share guard passed it over."""
+    line = (
+        f"{'*' if row['chosen'] else ' '} {row['name']:<{width}} {criterion} "
+        f"{row['scores'][criterion]:+.4f}  ({row['description']})"
+    )
+    if row.get("passed_over"):
+        line += (
+            f"; passed over: its predicted class shares stand {row['class_shift']:.3f} "
+            "from the source's, further than the fallback's"
+        )
+    return line
+
+
 def methods_help() -> str:
     """``--method``'s help: every registered method, a paragraph each."""
     described = [f"{name}: {get_method(name).description}." for name in method_names()]

@@ -11,6 +11,7 @@ from dann_serve.cli.common import (
     DOWNLOAD_HELP,
     EXIT_INTERRUPTED,
     EXIT_USAGE,
+    candidate_line,
     criterion_option,
     data_dir_option,
     fail,
@@ -122,7 +123,7 @@ def selection_lines(selection: dict) -> list[str]:
     """What a finished ``--select`` prints: why these candidates, then each one's score
     by the criterion that chose (the one the selection was started with, which a
     resumed selection keeps), the kept one starred."""
-    from dann_serve.experiments.selection import started_close
+    from dann_serve.experiments.selection import started_close, started_colour
 
     criterion, close = selection["criterion"], started_close(selection)
     lines = [
@@ -133,11 +134,9 @@ def selection_lines(selection: dict) -> list[str]:
             else f">= {selection['close_below']}: the domains start far apart, CDAN competes"
         )
     ]
-    for row in selection["candidates"]:
-        lines.append(
-            f"{'*' if row['chosen'] else ' '} {row['name']:<12} {criterion} "
-            f"{row['scores'][criterion]:+.4f}  ({row['description']})"
-        )
+    if started_colour(selection):
+        lines.append("the target is in colour: the candidates train on a textured source")
+    lines += [candidate_line(row, criterion) for row in selection["candidates"]]
     return lines
 
 

@@ -27,7 +27,7 @@ from dann_serve.data.catalog import (
     load_test_split,
     names,
 )
-from dann_serve.data.domain import UNKNOWN_LABEL, DatasetError, Domain, Split
+from dann_serve.data.domain import UNKNOWN_LABEL, DatasetError, Domain, Split, is_colour
 
 __all__ = [
     "LOADERS",
@@ -36,6 +36,7 @@ __all__ = [
     "Domain",
     "Split",
     "canonical",
+    "is_colour",
     "is_folder",
     "load",
     "load_domain",

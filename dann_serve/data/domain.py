@@ -12,6 +12,8 @@ import numpy as np
 
 UNKNOWN_LABEL = -1
 """The label of an image nobody has labelled (a folder of the user's target images)."""
+COLOUR_LEVELS = 24
+COLOUR_SHARE = 0.05
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,17 @@ class Domain:
         if name not in ("train", "test"):
             raise ValueError(f"unknown split {name!r}: expected 'train' or 'test'")
         return self.train if name == "train" else self.test
+
+
+def is_colour(images: np.ndarray) -> bool:
+    """Whether more than :data:`COLOUR_SHARE` of the pixels of RGB ``images`` have
+    channels further apart than :data:`COLOUR_LEVELS` grey levels: a grey scan saved
+    as RGB, or a JPEG's chroma noise, has none or nearly none. Adaptation reads it to
+    tell a colour target, which a grey source cannot teach, from a grey one."""
+    if images.ndim != 4 or images.shape[-1] != 3 or len(images) == 0:
+        return False
+    spread = images.max(axis=-1).astype(np.int16) - images.min(axis=-1)
+    return float(np.mean(spread > COLOUR_LEVELS)) > COLOUR_SHARE
 
 
 class DatasetError(Exception):

@@ -37,17 +37,21 @@ from dann_serve.config import (
     DEFAULT_CRITERION,
     TrainConfig,
 )
-from dann_serve.data import DatasetError, Domain
+from dann_serve.data import DatasetError, Domain, is_colour
 from dann_serve.data.catalog import canonical
-from dann_serve.experiments.selection import CANDIDATES_DIR, RUN_FILES, adopt_best, scored
+from dann_serve.experiments.selection import (
+    CANDIDATES_DIR,
+    RUN_FILES,
+    adopt_best,
+    marked,
+    scored,
+)
 from dann_serve.files import write_json
 from dann_serve.training.rundir import CHECKPOINTS, RunError, load_config, read_json
 
 PLAN = "adapt.json"
 # The method a colour target is adapted with (adapt_method).
 TEXTURED_SOURCE = "dann-texture"
-COLOUR_LEVELS = 24
-COLOUR_SHARE = 0.05
 
 
 def adapt_run(
@@ -110,16 +114,6 @@ def adapt_method(parents: str, given: str | None, images: np.ndarray) -> str:
     if given is not None:
         return given
     return TEXTURED_SOURCE if is_colour(images) else parents
-
-
-def is_colour(images: np.ndarray) -> bool:
-    """Whether more than :data:`COLOUR_SHARE` of the pixels of RGB ``images`` have
-    channels further apart than :data:`COLOUR_LEVELS` grey levels: a grey scan saved
-    as RGB, or a JPEG's chroma noise, has none or nearly none."""
-    if images.ndim != 4 or images.shape[-1] != 3 or len(images) == 0:
-        return False
-    spread = images.max(axis=-1).astype(np.int16) - images.min(axis=-1)
-    return float(np.mean(spread > COLOUR_LEVELS)) > COLOUR_SHARE
 
 
 def lineage(plan: dict) -> dict:
@@ -251,7 +245,7 @@ def _finish(out: Path, plan: dict, rows: list[dict], seconds: float | None) -> d
             "chosen": rows[best]["name"],
             "parent_kept": rows[best]["name"] == "parent",
             "train_seconds": None if seconds is None else round(seconds, 1),
-            "candidates": [{**row, "chosen": i == best} for i, row in enumerate(rows)],
+            "candidates": marked(rows, best),
         },
     }
     write_json(out / "summary.json", summary)

@@ -16,7 +16,13 @@ criterion here maps a run to one number, higher is better:
 - ``entropy``: minus the mean entropy of the target predictions, a common baseline.
 - ``reverse``: reverse validation (:mod:`reverse_validation`), much the dearest.
 
-Beside them, :func:`domain_separability` measures the pair rather than ranking runs:
+Beside them, :func:`class_shift` ranks nothing but guards the choice: how far the
+run's predicted class shares on the target stand from the source's class shares. A
+run that is confidently wrong on a far target, which entropy ranks first, piles the
+target onto a few classes; ``train --select`` passes over a candidate whose class
+shares move further from the source's than source-only's do.
+
+:func:`domain_separability` measures the pair rather than ranking runs:
 how well a linear classifier tells the two domains apart in a run's features (the
 proxy A-distance of Ben-David et al., as Ganin et al. use it). Read on the source-only
 run, it says whether the domains start close; ``train --select`` picks its candidates
@@ -33,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dann_serve.config import CHEAP_CRITERIA, CRITERIA
+from dann_serve.config import CHEAP_CRITERIA, CLASS_SHIFT, CRITERIA
 from dann_serve.data import Domain, Split
 from dann_serve.data.pipeline import ordered_batches, to_unit_range
 from dann_serve.experiments.reverse_validation import reverse_validation
@@ -43,6 +49,7 @@ from dann_serve.training.loop import load_pair
 from dann_serve.training.rundir import load_config
 
 SAMPLE = 2000  # images of each split a criterion reads
+MEASURES = (*CRITERIA, CLASS_SHIFT)
 SND_TEMPERATURE = 0.05  # Saito et al.'s temperature for the neighbourhood softmax
 
 
@@ -89,6 +96,14 @@ def _entropy(probabilities: np.ndarray) -> np.ndarray:
 def entropy_score(target: Readout) -> float:
     """Minus the mean entropy (nats) of the target predictions."""
     return -float(np.mean(_entropy(_softmax(target.logits))))
+
+
+def class_shift(source_labels: np.ndarray, target: Readout, classes: int = 10) -> float:
+    """Total variation distance (0 to 1) between the shares of the classes the model
+    predicts for the target images and the source's label shares."""
+    predicted = np.bincount(target.logits.argmax(axis=1), minlength=classes)
+    labelled = np.bincount(source_labels, minlength=classes)
+    return 0.5 * float(np.abs(predicted / predicted.sum() - labelled / labelled.sum()).sum())
 
 
 def snd_score(target: Readout, temperature: float = SND_TEMPERATURE) -> float:
@@ -168,8 +183,9 @@ def domain_separability(run_dir: Path) -> float:
 
 
 def score_run(run_dir: Path, criteria: tuple[str, ...] = CHEAP_CRITERIA) -> dict:
-    """Each named criterion of the run in ``run_dir`` (higher is better)."""
-    unknown = sorted(set(criteria) - set(CRITERIA))
+    """Each named criterion of the run in ``run_dir`` (higher is better), or the
+    guard's :data:`CLASS_SHIFT` (lower is closer to the source)."""
+    unknown = sorted(set(criteria) - set(MEASURES))
     if unknown:
         raise ValueError(f"unknown criterion {unknown[0]!r}: choose from {', '.join(CRITERIA)}")
     run_dir = Path(run_dir)
@@ -199,6 +215,8 @@ def score_model(
         scores["snd"] = snd_score(target_readout)
     if "entropy" in criteria:
         scores["entropy"] = entropy_score(target_readout)
+    if CLASS_SHIFT in criteria:
+        scores[CLASS_SHIFT] = class_shift(np.asarray(source.train.labels), target_readout)
     if "reverse" in criteria and run_dir is not None:
         scores["reverse"] = reverse_validation(run_dir)
     return scores

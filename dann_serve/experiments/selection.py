@@ -15,7 +15,22 @@ candidate is trained first, and a linear classifier on its features tells the do
 apart (:func:`criteria.domain_separability`). Far apart, alignment is what carries the
 source's classes over, and the conditioned head of CDAN is tried; already close, the
 full reversal mostly shakes features that need no moving (``docs/RESULTS.md``), so a
-weak one is tried instead. Either way four runs are trained.
+weak one is tried instead. Either way four runs are trained. A far target in colour
+is a third case: digits inverted out of coloured, textured backgrounds are
+what no printed or scanned source shows, so every adapting candidate trains on the
+source blended onto random textures (:mod:`dann_serve.training.methods.textured_source`).
+Untextured candidates beside them were 10 to 16 points worse on the colour-texture
+pairs and still ranked first by entropy (confident, and wrong), so they do not
+compete. Three runs. Where the domains start close, colour or not, the near set is
+tried: the source's features already cover the target.
+
+The criterion ranks; a guard vetoes. A candidate whose predicted class shares on the
+target move further from the source's class shares than source-only's do, by more
+than :data:`CLASS_SHIFT_TOLERANCE`, is passed over (:func:`criteria.class_shift`):
+on a target far enough that every prediction is a guess, the most confident
+candidate can be the one that piles the target onto a few classes, and entropy
+alone would keep it. When every adapting candidate is passed over, source-only is
+kept: the selection promises never to be worse than not adapting.
 
 Each candidate is an ordinary run under ``candidates/<name>/`` (or wherever the
 caller puts it, as ``compare`` does), so an interrupted selection resumes candidate
@@ -33,11 +48,24 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from dann_serve.config import CHEAP_CRITERIA, CRITERIA, DEFAULT_CRITERION, TrainConfig
+from dann_serve.config import (
+    CHEAP_CRITERIA,
+    CLASS_SHIFT,
+    CRITERIA,
+    DEFAULT_CRITERION,
+    TrainConfig,
+)
+from dann_serve.data import is_colour
 from dann_serve.files import write_json
 from dann_serve.training.methods import get_method
 from dann_serve.training.methods.source_only import SourceOnly
-from dann_serve.training.rundir import CHECKPOINTS, RunError, read_json, saved_config
+from dann_serve.training.rundir import (
+    CHECKPOINTS,
+    RunError,
+    load_config,
+    read_json,
+    saved_config,
+)
 
 if TYPE_CHECKING:
     from dann_serve.training.distribute import Placement
@@ -49,8 +77,14 @@ RUN_FILES = ("config.json", "metrics.csv", "accuracy.png", "losses.png")
 
 FAR_CANDIDATES = ("source-only", "dann", "cdan", "dann-cw")
 NEAR_CANDIDATES = ("source-only", "dann", "dann-weak", "dann-cw")
-CANDIDATES = ("source-only", "dann", "cdan", "dann-weak", "dann-cw")
-"""Every method either set may train, by name (source-only first in both)."""
+COLOUR_CANDIDATES = ("source-only", "dann-texture", "cdan-texture")
+CANDIDATES = ("source-only", "dann", "cdan", "dann-weak", "dann-cw", "dann-texture", "cdan-texture")
+"""Every method any set may train, by name (source-only first in each)."""
+
+CLASS_SHIFT_TOLERANCE = 0.02
+"""How much further than source-only's (total variation) a candidate's predicted class
+shares may stand from the source's before the guard passes it over. On the visible
+pairs no candidate stood more than 0.002 further (``docs/RESULTS.md``)."""
 
 NEAR_SEPARABILITY = 0.95
 """Domains whose source-only features a linear classifier tells apart with a balanced
@@ -58,14 +92,20 @@ accuracy below this start "close": 0.90 to 0.91 on usps <-> mnist, 0.97 and abov
 the printed -> handwritten pairs (``docs/RESULTS.md``)."""
 
 
-def candidates_for(close: bool) -> tuple[str, ...]:
-    """The candidate methods for domains that start close (or far apart)."""
-    return NEAR_CANDIDATES if close else FAR_CANDIDATES
+def candidates_for(close: bool, colour: bool = False) -> tuple[str, ...]:
+    """The candidate methods for domains that start close, or far apart, the target in
+    colour or not."""
+    if close:
+        return NEAR_CANDIDATES
+    return COLOUR_CANDIDATES if colour else FAR_CANDIDATES
 
 
-def candidate_configs(base: TrainConfig, close: bool = False) -> list[tuple[str, TrainConfig]]:
+def candidate_configs(
+    base: TrainConfig, close: bool = False, colour: bool = False
+) -> list[tuple[str, TrainConfig]]:
     """Every candidate's full options: the base run's, with the candidate's method."""
-    return [(name, dataclasses.replace(base, method=name)) for name in candidates_for(close)]
+    names = candidates_for(close, colour)
+    return [(name, dataclasses.replace(base, method=name)) for name in names]
 
 
 def started_close(selection: dict) -> bool:
@@ -73,10 +113,40 @@ def started_close(selection: dict) -> bool:
     return selection["separability"] < selection["close_below"]
 
 
+def started_colour(selection: dict) -> bool:
+    """Whether a finished selection read its target as in colour."""
+    return bool(selection.get("colour", False))
+
+
+def passed_over(rows: list[dict]) -> list[bool]:
+    """For each candidate row, whether the guard vetoes it: its ``class_shift`` exceeds
+    the first row's (source-only, or an adaptation's parent: what is kept when nothing
+    else may be) by more than :data:`CLASS_SHIFT_TOLERANCE`. Rows scored before the
+    guard existed carry no shift and pass."""
+    fallback = rows[0].get(CLASS_SHIFT)
+    return [
+        i > 0
+        and fallback is not None
+        and row.get(CLASS_SHIFT) is not None
+        and row[CLASS_SHIFT] > fallback + CLASS_SHIFT_TOLERANCE
+        for i, row in enumerate(rows)
+    ]
+
+
+def marked(rows: list[dict], best: int) -> list[dict]:
+    """The candidate rows as a summary lists them: each marked kept or not, and passed
+    over by the guard or not."""
+    vetoed = passed_over(rows)
+    return [{**row, "chosen": i == best, "passed_over": vetoed[i]} for i, row in enumerate(rows)]
+
+
 def top_scored(rows: list[dict], criterion: str) -> int:
-    """The index of the candidate row ``criterion`` ranks first (its ``scores``); ties
-    go to the earlier candidate (source-only first)."""
-    return max(range(len(rows)), key=lambda i: (rows[i]["scores"][criterion], -i))
+    """The index of the candidate row ``criterion`` ranks first (its ``scores``) among
+    those the guard lets through (:func:`passed_over`); ties go to the earlier
+    candidate (source-only first)."""
+    vetoed = passed_over(rows)
+    allowed = [i for i in range(len(rows)) if not vetoed[i]]
+    return max(allowed, key=lambda i: (rows[i]["scores"][criterion], -i))
 
 
 def select_run(
@@ -106,10 +176,11 @@ def select_run(
         where = run_dir / plan["locations"][name]
         return name, where, train_or_reuse(config, where, show_progress)
 
-    source_only, *_ = candidate_configs(base)  # first in either set
+    source_only, *_ = candidate_configs(base)  # first in every set
     trained = [train(*source_only)]
     close = _agreed(place, lambda: _close(plan, run_dir))
-    trained += [train(*pair) for pair in candidate_configs(base, close)[1:]]
+    colour = not close and _agreed(place, lambda: _colour(plan, run_dir))
+    trained += [train(*pair) for pair in candidate_configs(base, close, colour)[1:]]
     if not place.chief:
         return worker_summary(trained[-1][2]["step"], place)
     rows = [scored(name, where, summary, plan["criterion"]) for name, where, summary in trained]
@@ -129,6 +200,22 @@ def _close(plan: dict, run_dir: Path) -> bool:
         stored = read_json(run_dir / SELECTION)
         write_json(run_dir / SELECTION, {**stored, "separability": plan["separability"]})
     return plan["separability"] < NEAR_SEPARABILITY
+
+
+def _colour(plan: dict, run_dir: Path) -> bool:
+    """Whether the target's training images are in colour: read once and kept in
+    selection.json, as the separability is, so that a resumed selection trains the
+    same candidates."""
+    if plan.get("colour") is None:
+        from dann_serve.experiments.criteria import sample
+        from dann_serve.training.loop import load_pair
+
+        baseline = run_dir / plan["locations"][SourceOnly.name]
+        _, target = load_pair(load_config(baseline))
+        plan["colour"] = is_colour(sample(target.train).images)
+        stored = read_json(run_dir / SELECTION)
+        write_json(run_dir / SELECTION, {**stored, "colour": plan["colour"]})
+    return plan["colour"]
 
 
 def _agreed(place: Placement, decide: Callable[[], bool]) -> bool:
@@ -197,22 +284,24 @@ def scored(
 ) -> dict:
     """The candidate's row: what it is (``description``, by default its method's), its
     scores (cached in ``criteria.json``: the cheap criteria always, for the report, and
-    the one that chooses), and its target accuracy for the report (read from its
-    summary, never by a score)."""
+    the one that chooses), the guard's class shift, and its target accuracy for the
+    report (read from its summary, never by a score)."""
     from dann_serve.experiments.criteria import score_run
 
     cache = where / "criteria.json"
     scores = json.loads(cache.read_text()) if cache.exists() else {}
-    wanted = dict.fromkeys((*CHEAP_CRITERIA, criterion))
+    wanted = dict.fromkeys((*CHEAP_CRITERIA, criterion, CLASS_SHIFT))
     missing = tuple(wanted_name for wanted_name in wanted if wanted_name not in scores)
     if missing:
         scores.update(score_run(where, missing))
         write_json(cache, scores)
+    shift = scores.pop(CLASS_SHIFT)
     return {
         "name": name,
         "description": description or get_method(name).description,
         "path": str(where),
         "scores": scores,
+        CLASS_SHIFT: shift,
         "target_test_accuracy": summary.get("target_test_accuracy"),
         "source_test_accuracy": summary.get("source_test_accuracy"),
     }
@@ -244,8 +333,10 @@ def _adopt(run_dir: Path, plan: dict, rows: list[dict]) -> dict:
             "criterion": criterion,
             "separability": plan.get("separability"),
             "close_below": NEAR_SEPARABILITY,
+            "colour": plan.get("colour", False),
+            "class_shift_tolerance": CLASS_SHIFT_TOLERANCE,
             "chosen": rows[best]["name"],
-            "candidates": [{**row, "chosen": i == best} for i, row in enumerate(rows)],
+            "candidates": marked(rows, best),
         },
     }
     write_json(run_dir / "summary.json", summary)

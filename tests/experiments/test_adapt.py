@@ -222,7 +222,8 @@ def test_the_method_is_the_parents_unless_given(
 
 
 def test_colour_images_are_adapted_with_a_textured_source() -> None:
-    from dann_serve.experiments.adaptation import adapt_method, is_colour
+    from dann_serve.data import is_colour
+    from dann_serve.experiments.adaptation import adapt_method
 
     grey = np.repeat(np.random.default_rng(0).integers(0, 256, (8, 32, 32, 1)), 3, axis=-1)
     noisy = grey.copy()
@@ -246,3 +247,31 @@ def test_an_unreadable_capture_manifest_leaves_the_parent_version_unknown(tmp_pa
         assert captured_version(tmp_path) is None, content
     manifest.write_text('{"model": "dann", "version": 3}')
     assert captured_version(tmp_path) == 3
+
+
+def test_an_adapted_model_that_piles_up_classes_is_passed_over(
+    trained_run: Path, new_images: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """More confident than the parent, but its predictions crowd into fewer classes
+    than the source has: the class-share guard keeps the parent."""
+    from dann_serve.config import CLASS_SHIFT
+    from dann_serve.experiments import criteria
+
+    def score(run_dir: Path, names: tuple[str, ...]) -> dict:
+        adapted = Path(run_dir).name == "adapted"
+        scores = dict.fromkeys(names, 1.0 if adapted else 0.0)
+        return {**scores, CLASS_SHIFT: 0.5 if adapted else 0.1} if CLASS_SHIFT in names else scores
+
+    monkeypatch.setattr(criteria, "score_run", score)
+    out = tmp_path / "new"
+    result = _adapt(trained_run, "--target", new_images, "--out", out, "--steps", "1", "--quiet")
+    assert result.exit_code == 0, result.output
+    adaptation = json.loads((out / "summary.json").read_text())["adaptation"]
+    assert adaptation["parent_kept"]
+    assert [row["passed_over"] for row in adaptation["candidates"]] == [False, True]
+    assert (
+        result.output.strip()
+        .splitlines()[-1]
+        .endswith("the adapted model was passed over; the run is the parent's model")
+    )
+    assert "passed over: its predicted class shares stand 0.500" in result.output
