@@ -54,6 +54,8 @@ def candidates_section(pair: PairRuns) -> str:
                 f"{row['scores'][name]:+.4f}" if name in row["scores"] else "-" for name in criteria
             ]
             chosen = f"yes, by `{selection['criterion']}`" if row["chosen"] else ""
+            if row.get("passed_over"):
+                chosen = f"passed over: class shift {row['class_shift']:.3f}"
             cells = [str(seed), row["name"], *scores, chosen, percent(row["target_test_accuracy"])]
             lines.append(table_row(cells))
     listing = "\n".join(f"- `{name}`: {text}" for name, text in described.items())
@@ -62,7 +64,9 @@ def candidates_section(pair: PairRuns) -> str:
         "(`compare --select` takes the seed's two runs above as those candidates, without "
         "training them again):\n\n"
         f"{listing}\n\nLabel-free scores (higher is better; none reads a target label), "
-        "the candidate kept and the criterion that chose it. The last column is the "
+        "the candidate kept and the criterion that chose it, or the guard's veto (a "
+        "candidate whose predicted class shares stand further from the source's than "
+        "source-only's do, by more than the tolerance, is passed over). The last column is the "
         "candidate's target test accuracy, measured after the fact for this report: no "
         "score or choice used it."
     )
