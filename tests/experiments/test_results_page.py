@@ -239,10 +239,13 @@ SELECTIONS = {
 SEPARABILITY = {0: 0.91, 1: 0.99}  # seed 0's domains read close, seed 1's far
 
 
-def _write_selection(write_run, seed: int, criterion: str = "dev") -> None:
+def _write_selection(
+    write_run, seed: int, criterion: str = "dev", vetoed: str | None = None
+) -> None:
     """Both methods of ``seed`` and the selection over SELECTIONS[seed] that compare
     --select would leave: the top-scored candidate's run, with the table of candidates
-    and the separability that chose them."""
+    and the separability that chose them; ``vetoed`` names a candidate the class-share
+    guard passed over."""
     rows = [
         {
             "name": name,
@@ -254,7 +257,11 @@ def _write_selection(write_run, seed: int, criterion: str = "dev") -> None:
         }
         for name, (accuracy, scores) in SELECTIONS[seed].items()
     ]
-    best = max(range(len(rows)), key=lambda i: (rows[i]["scores"][criterion], -i))
+    for row in rows:
+        row["passed_over"] = row["name"] == vetoed
+        row["class_shift"] = 0.4 if row["passed_over"] else 0.1
+    allowed = [i for i, row in enumerate(rows) if not row["passed_over"]]
+    best = max(allowed, key=lambda i: (rows[i]["scores"][criterion], -i))
     for row in rows:
         row["chosen"] = row is rows[best]
         if row["name"] in ("source-only", "dann"):
@@ -479,3 +486,12 @@ def test_report_command_rejects_a_malformed_pair(tmp_path) -> None:
     result = CliRunner().invoke(main, ["report", "--runs", str(tmp_path), "--pairs", "usps"])
     assert result.exit_code == 2
     assert "SOURCE:TARGET" in result.output
+
+
+def test_a_candidate_the_guard_passed_over_says_so(tmp_path, write_run) -> None:
+    _write_selection(write_run, 0, vetoed="cdan")
+    text = _report(tmp_path / "runs", tmp_path / "RESULTS.md", pairs=(PAIR,), seeds=(0,))
+    assert "| 0 | cdan | -0.2000 | +1.0000 | -0.5000 | passed over: class shift 0.400 | 75.0 |" in (
+        text
+    )
+    assert "| 0 | dann | -0.5000 | +2.0000 | -0.5000 | yes, by `dev` | 70.0 |" in text
