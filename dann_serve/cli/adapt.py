@@ -107,10 +107,7 @@ def adaptation_lines(out: Path, summary: dict) -> list[str]:
     adaptation = summary["adaptation"]
     criterion = adaptation["criterion"]
     lines = [candidate_line(row, criterion, width=8) for row in adaptation["candidates"]]
-    vetoed = any(row.get("passed_over") for row in adaptation["candidates"])
-    if adaptation["parent_kept"] and vetoed:
-        lines.append(f"{out}: the adapted model was passed over; the run is the parent's model")
-    elif adaptation["parent_kept"]:
+    if adaptation["parent_kept"]:
         lines.append(f"{out}: the parent scores better on the new target; the run is its model")
     else:
         lines.append(f"{out}: the adapted model scores better on the new target; the run is it")

@@ -135,7 +135,7 @@ def selection_lines(selection: dict) -> list[str]:
         )
     ]
     if started_colour(selection):
-        lines.append("the target is in colour: the candidates train on a textured source")
+        lines.append("the target is in colour: the adapting candidates train on a textured source")
     lines += [candidate_line(row, criterion) for row in selection["candidates"]]
     return lines
 

@@ -233,7 +233,9 @@ def _parent_candidate(
 def _finish(out: Path, plan: dict, rows: list[dict], seconds: float | None) -> dict:
     """The better row made ``out``'s run, the lineage added to its config.json and its
     summary.json (written last, the mark of a finished run)."""
-    best, chosen = adopt_best(out, rows, plan["criterion"])
+    # Unguarded: captured images may hold any mix of classes, and the class-share guard
+    # of --select reads the source's mix as the yardstick.
+    best, chosen = adopt_best(out, rows, plan["criterion"], guarded=False)
     record = read_json(out / "config.json")
     write_json(out / "config.json", {**record, "lineage": lineage(plan)})
     summary = {
@@ -245,7 +247,7 @@ def _finish(out: Path, plan: dict, rows: list[dict], seconds: float | None) -> d
             "chosen": rows[best]["name"],
             "parent_kept": rows[best]["name"] == "parent",
             "train_seconds": None if seconds is None else round(seconds, 1),
-            "candidates": marked(rows, best),
+            "candidates": marked(rows, best, guarded=False),
         },
     }
     write_json(out / "summary.json", summary)

@@ -98,9 +98,10 @@ def entropy_score(target: Readout) -> float:
     return -float(np.mean(_entropy(_softmax(target.logits))))
 
 
-def class_shift(source_labels: np.ndarray, target: Readout, classes: int = 10) -> float:
+def class_shift(source_labels: np.ndarray, target: Readout) -> float:
     """Total variation distance (0 to 1) between the shares of the classes the model
     predicts for the target images and the source's label shares."""
+    classes = target.logits.shape[1]
     predicted = np.bincount(target.logits.argmax(axis=1), minlength=classes)
     labelled = np.bincount(source_labels, minlength=classes)
     return 0.5 * float(np.abs(predicted / predicted.sum() - labelled / labelled.sum()).sum())

@@ -249,11 +249,11 @@ def test_an_unreadable_capture_manifest_leaves_the_parent_version_unknown(tmp_pa
     assert captured_version(tmp_path) == 3
 
 
-def test_an_adapted_model_that_piles_up_classes_is_passed_over(
+def test_adapt_keeps_the_better_score_whatever_the_class_shares(
     trained_run: Path, new_images: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """More confident than the parent, but its predictions crowd into fewer classes
-    than the source has: the class-share guard keeps the parent."""
+    """Captured images may hold any mix of classes: --select's class-share guard, which
+    reads the source's mix as the yardstick, does not apply to adapt."""
     from dann_serve.config import CLASS_SHIFT
     from dann_serve.experiments import criteria
 
@@ -267,11 +267,5 @@ def test_an_adapted_model_that_piles_up_classes_is_passed_over(
     result = _adapt(trained_run, "--target", new_images, "--out", out, "--steps", "1", "--quiet")
     assert result.exit_code == 0, result.output
     adaptation = json.loads((out / "summary.json").read_text())["adaptation"]
-    assert adaptation["parent_kept"]
-    assert [row["passed_over"] for row in adaptation["candidates"]] == [False, True]
-    assert (
-        result.output.strip()
-        .splitlines()[-1]
-        .endswith("the adapted model was passed over; the run is the parent's model")
-    )
-    assert "passed over: its predicted class shares stand 0.500" in result.output
+    assert not adaptation["parent_kept"]
+    assert [row["passed_over"] for row in adaptation["candidates"]] == [False, False]

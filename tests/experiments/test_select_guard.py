@@ -117,3 +117,27 @@ def test_a_selection_reads_the_target_as_colour_and_trains_the_textured_set(
     # Read once and kept, so that --resume trains the same candidates.
     assert json.loads((run_dir / "selection.json").read_text())["colour"] is True
     assert "the target is in colour" in selection_lines(selection)[1]
+
+
+@pytest.mark.slow
+def test_a_selection_saved_before_colour_was_read_resumes_its_own_candidates(
+    colour_pair, tmp_path: Path
+) -> None:
+    """A selection.json written before the colour set existed names the far candidates'
+    folders only and no colour: resumed, it trains the candidates it began with."""
+    source, target = colour_pair
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    config = TrainConfig(source=source, target=target, **OPTIONS)
+    old = ("source-only", "dann", "cdan", "dann-weak", "dann-cw")
+    plan = {
+        "criterion": "entropy",
+        "separability": 0.99,
+        "base": dict(vars(config)),
+        "locations": {name: f"candidates/{name}" for name in old},
+    }
+    (run_dir / "selection.json").write_text(json.dumps(plan))
+    summary = select_run(config, run_dir, resume=True, show_progress=False)
+    names = [row["name"] for row in summary["selection"]["candidates"]]
+    assert names == list(FAR_CANDIDATES)
+    assert summary["selection"]["colour"] is False
