@@ -8,9 +8,10 @@ first of all in a zoom factor that a convolutional network cannot undo.
 This is not the framing rule that image files follow (:mod:`dann_client.framing`,
 the ink's box scaled to 20 and centred by mass). Laid out by it, DANN fonts -> digits
 fell from 95.4 and 95.6 to 92.2 and 89.2 (seeds 0, 1) and ``--select`` mnist -> usps
-from 97.1 to 96.2 and 96.1. Neither the rule's bilinear filter nor its centring by
-mass is the cause (each tested alone: docs/RESULTS.md, Framing), so these two loaders
-keep this layout until the rule matches it on those pairs.
+from 97.1 to 96.2 and 96.1. Most of the loss is the scale (the ink's box, not the
+frame, fitted to 20), little of it the rule's bilinear filter or centring by mass
+(docs/RESULTS.md, Framing), so these two loaders keep this layout until the rule
+matches it on those pairs.
 """
 
 from __future__ import annotations
