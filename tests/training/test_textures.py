@@ -103,15 +103,23 @@ def test_the_new_methods_are_offered_on_the_command_line():
         assert line in result.output
 
 
-def test_dann_texture_trains_on_textured_source_images(tiny_pair, tmp_path):
+@pytest.mark.parametrize("method", ["dann-texture", "cdan-texture"])
+def test_textured_methods_train_on_textured_source_images(method, tiny_pair, tmp_path):
     from dann_serve.data import load_domain
+    from dann_serve.training.evaluation import restore_model
     from dann_serve.training.loop import train_run
+    from dann_serve.training.methods import get_method
     from dann_serve.training.step import Trainer
 
-    config = TrainConfig(*tiny_pair, method="dann-texture", steps=2, batch_size=32, eval_every=1)
+    config = TrainConfig(*tiny_pair, method=method, steps=2, batch_size=32, eval_every=1)
     source, target = (load_domain(name, None) for name in tiny_pair)
     (xs, _), _ = next(Trainer(config, source, target).iterator)
     (plain, _), _ = next(Trainer(TrainConfig(*tiny_pair, batch_size=32), source, target).iterator)
     assert not np.allclose(xs, plain)  # the trainer reads the method's hook
     summary = train_run(config, tmp_path / "run", show_progress=False)
-    assert summary["method"] == "dann-texture" and summary["step"] == 2
+    assert summary["method"] == method and summary["step"] == 2
+    # CDAN+E's head reads features x predictions: the network is rebuilt from the method.
+    conditional = get_method(method).conditional
+    assert conditional == (method == "cdan-texture")
+    restored = restore_model(tmp_path / "run")
+    assert restored.conditional == conditional
