@@ -18,6 +18,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 import pytest
 from support import tiny_data
+from support.helpers import models_copy
 
 from dann_client import preprocessing
 from dann_serve import data
@@ -207,8 +208,7 @@ def reliability_server(exported_model: Path, start_server, tmp_path_factory):
     private copy of the export (the load test lands a new version in it), a 4 MiB
     message limit (its ``max_message_bytes``) so that an oversized request is cheap to
     build, and a poll every 0.5 s."""
-    model_dir = tmp_path_factory.mktemp("reliability") / "models"
-    shutil.copytree(exported_model.parent.parent, model_dir)
+    model_dir = models_copy(exported_model, tmp_path_factory.mktemp("reliability"))
     server = start_server(model_dir, "--poll-seconds", "0.5", "--max-message-mb", "4")
     server.max_message_bytes = 4 * 1024 * 1024
     return server
@@ -221,8 +221,7 @@ def served_registry(exported_model: Path, tmp_path: Path):
     from dann_serve.serving import observers
     from dann_serve.serving.registry import ModelRegistry
 
-    model_dir = tmp_path / "models"
-    shutil.copytree(exported_model.parent.parent, model_dir)
+    model_dir = models_copy(exported_model, tmp_path)
     opened = ModelRegistry(model_dir)
     opened.poll()
     yield opened

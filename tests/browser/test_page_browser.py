@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import base64
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
-from support.helpers import rest
+from support.helpers import models_copy, rest
 
 from harness.browser import BrowserMissing, Offline, launch
 
@@ -32,8 +31,7 @@ document.addEventListener("securitypolicyviolation", (event) => {
 
 @pytest.fixture(scope="module")
 def server(exported_model: Path, start_server, tmp_path_factory):
-    model_dir = tmp_path_factory.mktemp("browser") / "models"
-    shutil.copytree(exported_model.parent.parent, model_dir)
+    model_dir = models_copy(exported_model, tmp_path_factory.mktemp("browser"))
     return start_server(model_dir, "--monitor-window", "100")
 
 

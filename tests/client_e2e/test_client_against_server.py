@@ -27,6 +27,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from PIL import Image
+from support.helpers import models_copy
 from tensorflow.core.protobuf import saved_model_pb2
 
 from dann_client.contract import TWINS
@@ -48,8 +49,7 @@ ANSWER = {"predict_label": "label", "classify_domain": "domain"}
 def model_dir(exported_model: Path, tmp_path_factory) -> Path:
     """A private copy of the export, plus ``old/1`` without ``predict_label``'s twins and
     ``legacy/1`` without them and ``classify_domain``."""
-    root = tmp_path_factory.mktemp("e2e") / "models"
-    shutil.copytree(exported_model.parent.parent, root)
+    root = models_copy(exported_model, tmp_path_factory.mktemp("e2e"))
     copy_without_signatures(exported_model, root / "old" / "1")
     removed = (*TWINS, "classify_domain")
     copy_without_signatures(exported_model, root / "legacy" / "1", removed)

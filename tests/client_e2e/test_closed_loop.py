@@ -13,12 +13,12 @@ data sets the run was trained on; the server and the client are processes of the
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from support.helpers import models_copy
 from tensorflow_serving.config import model_server_config_pb2
 
 from dann_client.preprocessing import save_image
@@ -47,8 +47,7 @@ def shifted_files(tiny_target: Domain, tmp_path_factory) -> Path:
 def model_dir(exported_model: Path, tmp_path_factory) -> Path:
     """A private copy of the export as ``dann`` version 1, labelled ``stable``, under a
     policy that serves the two newest versions: the next one is served beside it."""
-    root = tmp_path_factory.mktemp("loop") / "models"
-    shutil.copytree(exported_model.parent.parent, root)
+    root = models_copy(exported_model, tmp_path_factory.mktemp("loop"))
     config = model_server_config_pb2.ModelServerConfig()
     entry = config.model_config_list.config.add(
         name="dann", base_path="/models/dann", model_platform="tensorflow"

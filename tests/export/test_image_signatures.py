@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-import shutil
 from pathlib import Path
 
 import grpc
@@ -16,7 +15,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from PIL import Image, ImageDraw
-from support.helpers import outputs, predict_request, rest
+from support.helpers import models_copy, outputs, predict_request, rest
 from tensorflow_serving.apis import get_model_metadata_pb2, prediction_service_pb2_grpc
 
 from bench import image_agreement
@@ -320,8 +319,7 @@ def test_string_tensors_are_bounded_by_their_bytes() -> None:
 def server(exported_model: Path, start_server, tmp_path_factory):
     """One server for the module: model ``dann`` (the export), ``old`` (the same
     export without the twins) and ``renamed`` (with predict_image as ``RENAMED``)."""
-    model_dir = tmp_path_factory.mktemp("twins") / "models"
-    shutil.copytree(exported_model.parent.parent, model_dir)
+    model_dir = models_copy(exported_model, tmp_path_factory.mktemp("twins"))
     copy_without_signatures(exported_model, model_dir / "old" / exported_model.name)
     copy_renaming_signatures(
         exported_model, model_dir / "renamed" / exported_model.name, {PREDICT_IMAGE: RENAMED}

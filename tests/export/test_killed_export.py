@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import shutil
 import signal
 import time
 import urllib.request
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from support import tiny_data
+from support.helpers import models_copy
 
 from dann_serve.export.publish import remove_abandoned_staging
 
@@ -59,8 +59,7 @@ def _kill_export_at(run: Path, model_dir: Path, stage: str, log: Path) -> Path:
 def test_an_export_killed_midway_leaves_nothing_a_server_loads(
     trained_run, exported_model, start_server, tmp_path
 ):
-    model_dir = tmp_path / "models"
-    shutil.copytree(exported_model.parent.parent, model_dir)
+    model_dir = models_copy(exported_model, tmp_path)
     model_root = model_dir / "dann"
     config_before = (model_dir / "models.config").read_text()
     # One early and one late stage, drawn from a fixed seed so a failure can be replayed.

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from support.helpers import models_copy
 
 
 def _served(images, signature: str = "predict_label", model: str = "dann", version: int = 1):
@@ -306,10 +307,7 @@ def _wait_for(condition, timeout: float = 30.0) -> None:
 @pytest.fixture()
 def capturing_server(exported_model: Path, start_server, tmp_path):
     """``dann-serve serve --capture-dir`` keeping every image, and its capture folder."""
-    import shutil
-
-    model_dir = tmp_path / "models"
-    shutil.copytree(exported_model.parent.parent, model_dir)
+    model_dir = models_copy(exported_model, tmp_path)
     folder = tmp_path / "capture"
     server = start_server(model_dir, "--capture-dir", str(folder), "--capture-rate", "1")
     yield server, folder

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from support.helpers import outputs, predict_request, rest
+from support.helpers import models_copy, outputs, predict_request, rest
 
 from dann_client.contract import PROMETHEUS_PATH
 from dann_serve.drift import reference
@@ -37,8 +37,7 @@ def server(exported_model: Path, start_server, tmp_path_factory):
     not be read leaves it)."""
     from dann_serve.serving.model_config import CONFIG_FILE, add_model_to_config
 
-    model_dir = tmp_path_factory.mktemp("monitored") / "models"
-    shutil.copytree(exported_model.parent.parent, model_dir)
+    model_dir = models_copy(exported_model, tmp_path_factory.mktemp("monitored"))
     for name in ("watch", "plain"):
         shutil.copytree(exported_model, model_dir / name / "1")
         add_model_to_config(model_dir / CONFIG_FILE, name)

@@ -22,7 +22,7 @@ from pathlib import Path
 import grpc
 import numpy as np
 import pytest
-from support.helpers import outputs, predict_request, rest
+from support.helpers import models_copy, outputs, predict_request, rest
 from tensorflow_serving.apis import predict_pb2
 
 from harness.raw_http import read_responses
@@ -34,8 +34,7 @@ DEADLINE = 2.0  # the limits server's --rest-timeout-seconds
 def server(exported_model: Path, start_server, tmp_path_factory):
     """A server with small bounds, so that passing each is cheap: a 2 s REST deadline,
     batches of at most 64 images, decoded tensors of at most 1 MiB, 2 requests in flight."""
-    model_dir = tmp_path_factory.mktemp("limits") / "models"
-    shutil.copytree(exported_model.parent.parent, model_dir)
+    model_dir = models_copy(exported_model, tmp_path_factory.mktemp("limits"))
     return start_server(
         model_dir,
         *("--rest-timeout-seconds", str(DEADLINE), "--poll-seconds", "0.3"),
@@ -559,8 +558,7 @@ def test_an_unloaded_version_is_closed_after_its_last_request(exported_model, tm
     used to be dropped unclosed: about 3 MB kept per load.)"""
     from dann_serve.serving.registry import ModelRegistry
 
-    model_dir = tmp_path / "models"
-    shutil.copytree(exported_model.parent.parent, model_dir)
+    model_dir = models_copy(exported_model, tmp_path)
     root = model_dir / "dann"
     registry = ModelRegistry(model_dir)
     registry.poll()
@@ -601,8 +599,7 @@ def test_only_int64_decimal_folders_are_versions(exported_model, tmp_path, caplo
     from dann_serve.serving import service
     from dann_serve.serving.registry import ModelRegistry
 
-    model_dir = tmp_path / "models"
-    shutil.copytree(exported_model.parent.parent, model_dir)
+    model_dir = models_copy(exported_model, tmp_path)
     root = model_dir / "dann"
     for name in STRAY_FOLDERS:
         (root / name).mkdir()
@@ -640,8 +637,7 @@ def test_an_empty_or_unreadable_config_keeps_what_is_served(exported_model, tmp_
     the poller logs each different failure once, not at every poll."""
     from dann_serve.serving.registry import ConfigError, ModelRegistry
 
-    model_dir = tmp_path / "models"
-    shutil.copytree(exported_model.parent.parent, model_dir)
+    model_dir = models_copy(exported_model, tmp_path)
     config = model_dir / "models.config"
     good = config.read_text()
     registry = ModelRegistry(model_dir)

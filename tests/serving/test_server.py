@@ -17,7 +17,7 @@ import grpc
 import numpy as np
 import pytest
 import tensorflow as tf
-from support.helpers import outputs, predict_request, rest
+from support.helpers import models_copy, outputs, predict_request, rest
 from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow_serving.apis import (
     classification_pb2,
@@ -35,8 +35,7 @@ AVAILABLE = get_model_status_pb2.ModelVersionStatus.AVAILABLE
 @pytest.fixture(scope="module")
 def server(exported_model: Path, start_server, tmp_path_factory):
     """One server for the module, on a private copy of the export (tests add versions)."""
-    model_dir = tmp_path_factory.mktemp("served") / "models"
-    shutil.copytree(exported_model.parent.parent, model_dir)
+    model_dir = models_copy(exported_model, tmp_path_factory.mktemp("served"))
     running = start_server(model_dir, "--poll-seconds", "0.5")
     yield running
     assert running.stop(signal.SIGINT) == 0, running.log()

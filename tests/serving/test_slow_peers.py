@@ -10,7 +10,6 @@ so 32 bodies sent a byte a second delayed a 10 ms prediction by 28 s.
 from __future__ import annotations
 
 import asyncio
-import shutil
 import socket
 import time
 from pathlib import Path
@@ -19,7 +18,7 @@ from urllib.parse import urlsplit
 import grpc
 import numpy as np
 import pytest
-from support.helpers import outputs, predict_request, rest
+from support.helpers import models_copy, outputs, predict_request, rest
 from tensorflow_serving.apis import get_model_status_pb2, model_service_pb2_grpc
 
 PREDICT = "/tensorflow.serving.PredictionService/Predict"
@@ -28,8 +27,7 @@ HELD = 64
 
 @pytest.fixture(scope="module")
 def server(exported_model: Path, start_server, tmp_path_factory):
-    model_dir = tmp_path_factory.mktemp("slow-peers") / "models"
-    shutil.copytree(exported_model.parent.parent, model_dir)
+    model_dir = models_copy(exported_model, tmp_path_factory.mktemp("slow-peers"))
     return start_server(model_dir, "--rest-timeout-seconds", "20")
 
 

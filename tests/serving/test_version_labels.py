@@ -21,7 +21,7 @@ from pathlib import Path
 import grpc
 import numpy as np
 import pytest
-from support.helpers import predict_request, rest
+from support.helpers import models_copy, predict_request, rest
 from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2, model_pb2
 from tensorflow_serving.config import model_server_config_pb2
 
@@ -35,8 +35,7 @@ PREDICT_GRPC = 'request="/tensorflow.serving.PredictionService/Predict"'
 
 def two_versions(exported_model: Path, root: Path) -> Path:
     """A model directory under ``root`` with dann 1 (the export) and 2 (a copy)."""
-    model_dir = root / "models"
-    shutil.copytree(exported_model.parent.parent, model_dir)
+    model_dir = models_copy(exported_model, root)
     shutil.copytree(model_dir / "dann" / "1", model_dir / "dann" / "2")
     return model_dir
 

@@ -1,5 +1,6 @@
 """Requests to a running ``dann-serve serve``, for the test modules that talk to one:
-official ``tensorflow-serving-api`` messages over gRPC, JSON over REST.
+official ``tensorflow-serving-api`` messages over gRPC, JSON over REST; the private copy
+of the export such a server is given; the deployment files as parsed.
 
 Plain functions, not fixtures: tests build many requests of different shapes. Test
 modules import this module; no test module imports another.
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -80,3 +82,12 @@ def k8s_container() -> dict:
     [deployment] = [doc for doc in k8s_documents() if doc["kind"] == "Deployment"]
     [container] = deployment["spec"]["template"]["spec"]["containers"]
     return container
+
+
+def models_copy(exported_model: Path, where: Path) -> Path:
+    """A private copy, at ``where / "models"``, of the model directory that holds the
+    shared export (``<models>/dann/<version>``), for a test that serves, adds versions
+    to or breaks its own; returns the copy's path."""
+    model_dir = where / "models"
+    shutil.copytree(exported_model.parent.parent, model_dir)
+    return model_dir
