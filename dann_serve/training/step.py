@@ -116,7 +116,9 @@ class Trainer:
     def current_learning_rate(self) -> float:
         return float(self.learning_rate(self.optimizer.iterations))
 
-    @tf.function
+    # Traced as written: AutoGraph's rewrite of the step and every hook it calls took
+    # longer than the run's first 30 steps, and nothing here branches on a tensor.
+    @tf.function(autograph=False)
     def train_step(self) -> None:
         (xs, ys), (xt, _) = next(self.iterator)  # the global batch
         lambda_ = self.adaptation(progress(self.optimizer.iterations, self.config.steps))
