@@ -164,6 +164,7 @@ def time_to_accuracy_block(results: Results) -> str:
                 f"step {a['step']}, {num(a['seconds'], 1)} s",
                 num(r["adapt_training_seconds"], 1),
                 reached if o else f"{reached} in {r['ours_steps_run']} steps",
+                _start_up(r),
                 ratio(r["ratio"]) if o else "-",
             ]
         )
@@ -175,6 +176,7 @@ def time_to_accuracy_block(results: Results) -> str:
         "ADAPT first reaches it",
         "ADAPT whole training s",
         "ours reaches it",
+        "start-up s, ADAPT / ours",
         "ADAPT / ours",
     ]
     text = (
@@ -200,6 +202,15 @@ def time_to_accuracy_block(results: Results) -> str:
         f"{s['ours_reached']} of {f['rounds']} rounds): ADAPT / ours {median_ratio}; goal "
         f"(>= {s['goal']:.0f}x) **{'met' if s['goal_met'] else 'not met'}**.\n"
     )
+
+
+def _start_up(row: dict) -> str:
+    """Seconds to the end of each side's first step, where the round has them (rounds
+    recorded before they were kept show a dash)."""
+    seconds = row.get("start_up_seconds")
+    if seconds is None:
+        return "-"
+    return f"{num(seconds['adapt'], 1)} / {num(seconds['ours'], 1)}"
 
 
 def _loads(averages: list[float]) -> str:

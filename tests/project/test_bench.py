@@ -256,16 +256,22 @@ def test_time_to_accuracy_round_ratio_is_adapts_first_crossing_over_ours() -> No
         "curve": curve((5.0, 100, 0.45), (12.0, 600, 0.5), (20.0, 1000, 0.5)),
         "target_accuracy": 0.5,
         "training_seconds": 20.0,
+        "first_step_seconds": 3.0,
     }
-    ours = {"curve": curve((2.0, 100, 0.4), (4.0, 200, 0.52)), "steps_run": 200}
+    ours = {
+        "curve": curve((2.0, 100, 0.4), (4.0, 200, 0.52)),
+        "steps_run": 200,
+        "first_step_seconds": 1.0,
+    }
     row = round_figures(adapt, {**ours, "training_seconds": 4.0})
+    assert row["start_up_seconds"] == {"adapt": 3.0, "ours": 1.0}
     assert row["threshold"] == 0.5
     assert row["adapt_first_crossing"]["step"] == 600
     assert row["ours_crossing"]["step"] == 200
     assert row["ratio"] == pytest.approx(3.0)  # 12 s / 4 s, not ADAPT's whole 20 s
     assert row["ratio_to_full_training"] == pytest.approx(5.0)
     assert not row["threshold_at_first_evaluation"]
-    never = {"curve": curve((2.0, 500, 0.4), (4.0, 1000, 0.49)), "steps_run": 1000}
+    never = {**ours, "curve": curve((2.0, 500, 0.4), (4.0, 1000, 0.49)), "steps_run": 1000}
     row = round_figures(adapt, {**never, "training_seconds": 4.0})
     assert row["ours_crossing"] is None and row["ratio"] is None
     # ADAPT collapsed to chance: its first evaluation already matched its final accuracy
@@ -288,6 +294,7 @@ def round_row(ratio: float | None, ours_seconds: float | None) -> dict:
         "ours_crossing": crossing,
         "ratio": ratio,
         "ratio_to_full_training": None if ratio is None else 2 * ratio,
+        "start_up_seconds": {"adapt": 3.0, "ours": 1.0 if ratio is None else 12.0 / ratio / 4},
     }
 
 
@@ -299,6 +306,7 @@ def test_time_to_accuracy_medians_count_a_round_not_reached_as_the_slowest() -> 
     assert s["ratio"] == pytest.approx(2.0) and not s["goal_met"]
     assert s["ours_seconds_to_threshold"] == pytest.approx(6.0)
     assert s["ours_reached"] == 2 and s["adapt_seconds_to_threshold"] == pytest.approx(12.0)
+    assert s["start_up_seconds"] == {"adapt": 3.0, "ours": 1.0}  # of 0.75, 1.0 and 1.5
     s = summarise([round_row(4.0, 3.0), round_row(None, None), round_row(None, None)])
     assert s["ratio"] is None and s["ours_seconds_to_threshold"] is None and not s["goal_met"]
     s = summarise([round_row(3.5, 3.0), round_row(5.0, 2.0), round_row(3.0, 4.0)])
@@ -332,8 +340,11 @@ def test_time_to_accuracy_block_says_when_ours_never_reached_the_threshold(tmp_p
     }
     (tmp_path / "time_to_accuracy.json").write_text(json.dumps(record(figures)))
     block = performance_page.time_to_accuracy_block(performance_page.Results(tmp_path))
-    assert "| 0 | 2.5 | 0.500 | step 600, 12.0 s | 20.0 | step 200, 4.0 s | 3.00x |" in block
-    not_reached = "**not reached** in 1000 steps | - |"
+    assert (
+        "| 0 | 2.5 | 0.500 | step 600, 12.0 s | 20.0 | step 200, 4.0 s | 3.0 / 1.0 | 3.00x |"
+        in block
+    )
+    not_reached = "**not reached** in 1000 steps | 3.0 / 1.0 | - |"
     assert "| 1 | 2.5 | 0.500 (a) | step 600, 12.0 s | 20.0 | " + not_reached in block
     assert "(a) ADAPT's first evaluation already reached its final accuracy" in block
     assert "2.5 / 2.0 / 1.5 before, 2.8 / 2.0 / 1.5 after" in block
