@@ -31,6 +31,12 @@ def _fonts(data_dir: Path | None) -> Domain:
     return load_fonts()
 
 
+def _fonts_test(data_dir: Path | None) -> Split:
+    from dann_serve.data.fonts import fonts_test
+
+    return fonts_test()
+
+
 def _digits(data_dir: Path | None) -> Domain:
     from dann_serve.data.digits import load_digits
 
@@ -113,6 +119,10 @@ LOADERS: dict[str, Loader] = {
 }
 
 
+# Data sets whose test split is made without their training split.
+TEST_LOADERS: dict[str, Callable[[Path | None], Split]] = {"fonts": _fonts_test}
+
+
 def names() -> list[str]:
     return sorted([*LOADERS, *VARIANTS])
 
@@ -135,7 +145,11 @@ def load(name: str, data_dir: str | Path | None = None) -> Domain:
         raise DatasetError(
             f"unknown data set {name!r}: choose one of {', '.join(names())}, or a folder"
         ) from None
-    return loader(Path(data_dir) if data_dir is not None else None)
+    return loader(_path(data_dir))
+
+
+def _path(data_dir: str | Path | None) -> Path | None:
+    return Path(data_dir) if data_dir is not None else None
 
 
 def is_folder(spec: str) -> bool:
@@ -158,6 +172,8 @@ def load_split(spec: str, data_dir: str | Path | None = None, split: str = "test
     if is_folder(spec):
         found = read_folder(Path(spec).expanduser(), progress=True)
         return found.split()
+    if split == "test" and spec in TEST_LOADERS:
+        return TEST_LOADERS[spec](_path(data_dir))
     return load(spec, data_dir).split(split)
 
 
@@ -209,4 +225,6 @@ def load_test_split(
         return read_test_folder(Path(test).expanduser(), skip_unreadable, False).split()
     if files and is_folder(spec):
         return read_files(Path(spec).expanduser(), files, skip_unreadable=skip_unreadable)
+    if spec in TEST_LOADERS:
+        return TEST_LOADERS[spec](_path(data_dir))
     return load_domain(spec, data_dir, skip_unreadable=skip_unreadable).test

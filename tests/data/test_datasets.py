@@ -32,6 +32,18 @@ def test_fonts_layout_and_balanced_labels() -> None:
     assert (split.images[..., 0] != split.images[..., 1]).mean() > 0.5
 
 
+def test_the_fonts_test_split_is_read_without_rendering_the_training_one() -> None:
+    from dann_serve.data.fonts import TEST_SIZE, load_fonts
+
+    before = load_fonts.cache_info()
+    # what export's parity checks and monitor reference, and `evaluate --split test`, read
+    for split in (data.load_test_split("fonts"), data.load_split("fonts", split="test")):
+        assert len(split) == TEST_SIZE
+        assert np.bincount(split.labels, minlength=10).tolist() == [TEST_SIZE // 10] * 10
+    after = load_fonts.cache_info()
+    assert (after.hits, after.misses) == (before.hits, before.misses)
+
+
 def test_digits_splits_are_fixed_and_disjoint() -> None:
     first, second = load_digits(), load_digits()
     assert first.train.images.shape == (1297, 32, 32, 3)
