@@ -12,32 +12,30 @@ magic bytes; pixels (float32 in [0, 1] or uint8) as the client's own PNG
 already, so that reading the folder back gives these very 32x32 inputs, not reframed.
 
 Each version's folder holds ``capture.json``, written once: the model and version that
-answered its images, which ``adapt`` records as its run's parent version.
+answered its images (``adapt`` records them as its run's parent version).
 
 Names are ``<UTC time>-<uuid4>.<ext>``: sorted by name is sorted by time, and 122
-random bits need no coordination between replicas writing into one shared volume,
-where a host name and a process id would clash (a restarted container keeps both, and
-its counter starts again from zero).
+random bits need no coordination between replicas sharing a volume, where a host name
+and a process id would clash (a restarted container keeps both).
 
-The bound ``--capture-max-images`` is per model version, because each version's
-folder is one target set: a new version, the next one to watch and adapt, starts with
-room of its own; old versions' folders go when their models do. A writer counts the
-images already in a folder before its first write and again every
-:data:`RECOUNT_SECONDS`, so a restart does not exceed the bound, replicas sharing the
-folder overshoot it by at most what they write in that time, and emptying a full
-folder lets capture resume without a restart.
+The bound ``--capture-max-images`` is per model version, each version's folder being
+one target set: a new version starts with room of its own; old versions' folders go
+when their models do. A writer counts the images already in a folder before its
+first write and again every :data:`RECOUNT_SECONDS`, so a restart does not exceed the
+bound, replicas sharing the folder overshoot it by at most what they write in that
+time, and emptying a full folder lets capture resume without a restart.
 
 Off the request path: :meth:`Capture.observe` draws which images to keep, copies just
 those and hands them to a queue bounded in bytes; a full queue drops them and counts
 (``dann_serve_capture_dropped_total``). One thread encodes and writes, within
-:data:`WRITER_CPU_SHARE` of one core, so that on a busy server capture keeps fewer
-images (dropped and counted) rather than slowing the requests. Each file is written
-owner-only (folders 0700, files 0600) as ``<name>.tmp`` (no image suffix: a folder
-reader skips it) and renamed, so a reader never sees part of one. A write that fails
-(full disk, unwritable folder) counts ``dann_serve_capture_errors_total{reason}``
-and logs one line when that kind of failure starts (not per image) and one when
-writing works again; capture keeps trying, since space freed or a folder fixed should
-need no restart, and a failed write costs the writer thread, never a request.
+:data:`WRITER_CPU_SHARE` of one core: on a busy server capture keeps fewer images
+rather than slowing the requests. Each file is written owner-only (folders 0700,
+files 0600) as ``<name>.tmp`` (no image suffix: a folder reader skips it) and renamed,
+so a reader never sees part of one. A write that fails (full disk, unwritable folder)
+counts ``dann_serve_capture_errors_total{reason}`` and logs one line when that kind of
+failure starts (not per image) and one when writing works again; capture keeps trying,
+since space freed or a folder fixed should need no restart, and a failed write costs
+the writer thread, never a request.
 """
 
 from __future__ import annotations
@@ -136,8 +134,7 @@ def as_pixels(images: np.ndarray) -> np.ndarray:
 
 
 def as_file(image: object) -> tuple[bytes, str]:
-    """One sampled image (an encoded file, or uint8 pixels) as a file's bytes and
-    extension."""
+    """One sampled image (an encoded file, or uint8 pixels) as file bytes and extension."""
     if isinstance(image, bytes):
         return image, EXTENSIONS.get(image_kind(image) or "", ".bin")
     return encode_png(np.asarray(image)), ".png"
@@ -188,17 +185,20 @@ class _Pending:
 
 
 class _CpuBudget:
-    """Keeps the writer's CPU time within a share of one core (a token bucket on the
-    thread's own CPU clock): on a busy server, encoding and writing would otherwise take
-    CPU from the requests; past the share the writer waits, its queue fills and what
-    does not fit is dropped and counted, so capture keeps fewer, never slows serving."""
+    """The writer's CPU time within a share of one core, a token bucket on the thread's
+    own CPU clock: past the share it waits, and what its full queue cannot take is
+    dropped and counted, so capture keeps fewer images, never slows serving."""
 
     def __init__(self, share: float, burst: float) -> None:
         self.share, self.burst, self.tokens = share, burst, burst
         self.cpu, self.wall = time.thread_time(), time.monotonic()
 
+    def begin(self) -> None:
+        """Work starts: what the thread used waiting for it (polling) is not charged."""
+        self.cpu = time.thread_time()
+
     def spend(self) -> None:
-        """Charge the CPU the thread used since the last call; wait if over budget."""
+        """Charge the CPU the thread used since :meth:`begin`; wait if over budget."""
         cpu, wall = time.thread_time(), time.monotonic()
         earned = (wall - self.wall) * self.share
         self.tokens = min(self.burst, self.tokens + earned) - (cpu - self.cpu)
@@ -312,6 +312,7 @@ class Capture:
         while True:
             sample = self._pending.get(timeout=RECOUNT_SECONDS)
             if sample is not None:
+                budget.begin()
                 try:
                     self._write(sample)
                 except Exception:  # the writer must outlive any one image

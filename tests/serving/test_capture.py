@@ -241,6 +241,25 @@ def test_the_writer_keeps_to_its_share_of_a_core(tmp_path, monkeypatch):
     assert used > 0.01 and elapsed >= 0.8 * (used - 0.001) / 0.02
 
 
+def test_the_writer_is_charged_for_writing_not_for_waiting(monkeypatch):
+    import dann_serve.serving.capture as capture_module
+
+    pauses: list[float] = []
+    monkeypatch.setattr(capture_module.time, "sleep", pauses.append)
+    budget = capture_module._CpuBudget(share=0.05, burst=0.05)
+    idle = time.thread_time()
+    while time.thread_time() - idle < 0.2:  # polling an empty queue, folders rechecked
+        pass
+    budget.begin()
+    budget.spend()  # an image written in no time
+    assert pauses == []
+    busy = time.thread_time()
+    while time.thread_time() - busy < 0.2:  # an image that cost 0.2 CPU-s to write
+        pass
+    budget.spend()
+    assert len(pauses) == 1 and pauses[0] == pytest.approx(0.15 / 0.05, rel=0.2)
+
+
 def test_a_reader_never_sees_part_of_a_file(tmp_path, monkeypatch):
     real_write = os.write
 
