@@ -32,9 +32,9 @@ def _fonts(data_dir: Path | None) -> Domain:
 
 
 def _fonts_test(data_dir: Path | None) -> Split:
-    from dann_serve.data.fonts import fonts_test
+    from dann_serve.data.fonts import DEFAULT_SEED, fonts_test
 
-    return fonts_test()
+    return fonts_test(DEFAULT_SEED)  # the cache entry load_fonts() fills
 
 
 def _digits(data_dir: Path | None) -> Domain:

@@ -33,13 +33,15 @@ def test_fonts_layout_and_balanced_labels() -> None:
 
 
 def test_the_fonts_test_split_is_read_without_rendering_the_training_one() -> None:
-    from dann_serve.data.fonts import TEST_SIZE, load_fonts
+    from dann_serve.data.fonts import DEFAULT_SEED, TEST_SIZE, fonts_test, load_fonts
 
     before = load_fonts.cache_info()
     # what export's parity checks and monitor reference, and `evaluate --split test`, read
     for split in (data.load_test_split("fonts"), data.load_split("fonts", split="test")):
         assert len(split) == TEST_SIZE
         assert np.bincount(split.labels, minlength=10).tolist() == [TEST_SIZE // 10] * 10
+        # the very split the whole domain holds (load_fonts() reads the same cache entry)
+        assert split is fonts_test(DEFAULT_SEED)
     after = load_fonts.cache_info()
     assert (after.hits, after.misses) == (before.hits, before.misses)
 

@@ -241,23 +241,51 @@ def test_the_writer_keeps_to_its_share_of_a_core(tmp_path, monkeypatch):
     assert used > 0.01 and elapsed >= 0.8 * (used - 0.001) / 0.02
 
 
-def test_the_writer_is_charged_for_writing_not_for_waiting(monkeypatch):
+@pytest.fixture()
+def pauses(monkeypatch) -> list[float]:
+    """The writer's waits, recorded instead of slept: the capture module sees a clock
+    whose ``sleep`` only notes its argument (no other thread's sleep is caught)."""
+    import types
+
     import dann_serve.serving.capture as capture_module
 
-    pauses: list[float] = []
-    monkeypatch.setattr(capture_module.time, "sleep", pauses.append)
-    budget = capture_module._CpuBudget(share=0.05, burst=0.05)
-    idle = time.thread_time()
-    while time.thread_time() - idle < 0.2:  # polling an empty queue, folders rechecked
+    waits: list[float] = []
+    kept = ("monotonic", "thread_time", "strftime", "gmtime")
+    clock = types.SimpleNamespace(**{name: getattr(time, name) for name in kept})
+    clock.sleep = waits.append
+    monkeypatch.setattr(capture_module, "time", clock)
+    return waits
+
+
+def _burn(cpu_seconds: float) -> None:
+    started = time.thread_time()
+    while time.thread_time() - started < cpu_seconds:
         pass
+
+
+def test_the_writer_is_charged_for_writing_not_for_waiting(pauses):
+    from dann_serve.serving.capture import _CpuBudget
+
+    budget = _CpuBudget(share=0.05, burst=0.05)
+    _burn(0.2)  # polling an empty queue, folders rechecked
     budget.begin()
     budget.spend()  # an image written in no time
     assert pauses == []
-    busy = time.thread_time()
-    while time.thread_time() - busy < 0.2:  # an image that cost 0.2 CPU-s to write
-        pass
+    _burn(0.2)  # an image that cost 0.2 CPU-s to write
     budget.spend()
     assert len(pauses) == 1 and pauses[0] == pytest.approx(0.15 / 0.05, rel=0.2)
+
+
+def test_an_idle_writer_polling_its_queue_does_not_then_pause(tmp_path, monkeypatch, pauses):
+    import dann_serve.serving.capture as capture_module
+
+    monkeypatch.setattr(capture_module, "RECOUNT_SECONDS", 0.0)  # polls without a pause
+    capture = _capture(tmp_path).start()
+    time.sleep(0.3)  # the writer spins meanwhile, on a core of its own
+    capture.observe(_served(_pixels(1)))
+    capture.stop(timeout=60)
+    assert len(_files(tmp_path)) == 1
+    assert all(wait < 1.0 for wait in pauses), pauses
 
 
 def test_a_reader_never_sees_part_of_a_file(tmp_path, monkeypatch):
