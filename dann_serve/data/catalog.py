@@ -172,8 +172,8 @@ def load_split(spec: str, data_dir: str | Path | None = None, split: str = "test
     if is_folder(spec):
         found = read_folder(Path(spec).expanduser(), progress=True)
         return found.split()
-    if split == "test" and spec in TEST_LOADERS:
-        return TEST_LOADERS[spec](_path(data_dir))
+    if split == "test":
+        return load_test_split(spec, data_dir)
     return load(spec, data_dir).split(split)
 
 

@@ -21,6 +21,7 @@ from dann_serve.config import TrainConfig
 from dann_serve.experiments.compare import run_dir
 from dann_serve.experiments.markdown import BEGIN, END, ReportError, splice
 from dann_serve.experiments.results_page import generate_report
+from dann_serve.experiments.selection import top_scored
 
 PAIR = ("src", "tgt")
 ACCURACIES = {  # seed -> (source-only, DANN) target test accuracy
@@ -260,8 +261,7 @@ def _write_selection(
     for row in rows:
         row["passed_over"] = row["name"] == vetoed
         row["class_shift"] = 0.4 if row["passed_over"] else 0.1
-    allowed = [i for i, row in enumerate(rows) if not row["passed_over"]]
-    best = max(allowed, key=lambda i: (rows[i]["scores"][criterion], -i))
+    best = top_scored(rows, criterion)  # the guard reads the class shifts just set
     for row in rows:
         row["chosen"] = row is rows[best]
         if row["name"] in ("source-only", "dann"):
