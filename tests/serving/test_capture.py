@@ -175,12 +175,9 @@ def test_an_unwritable_folder_is_counted_and_logged_once_then_retried(tmp_path, 
     assert any("writing under" in r.getMessage() for r in caplog.records)
 
 
-def test_a_removed_folder_is_made_again_and_a_model_name_never_leaves_it(tmp_path, monkeypatch):
+def test_a_removed_folder_is_made_again_and_a_model_name_never_leaves_it(tmp_path):
     import shutil
 
-    import dann_serve.serving.capture as capture_module
-
-    monkeypatch.setattr(capture_module, "RECOUNT_SECONDS", 0.0)  # rechecked every time
     folder = tmp_path / "capture"
     capture = _capture(folder).start()
     capture.observe(_served(_pixels(2), model="../outside"))
@@ -276,16 +273,37 @@ def test_the_writer_is_charged_for_writing_not_for_waiting(pauses):
     assert len(pauses) == 1 and pauses[0] == pytest.approx(0.15 / 0.05, rel=0.2)
 
 
-def test_an_idle_writer_polling_its_queue_does_not_then_pause(tmp_path, monkeypatch, pauses):
+def test_a_writer_is_not_charged_for_the_cpu_its_wait_for_work_used(tmp_path, monkeypatch, pauses):
+    from dann_serve.serving.capture import _Pending
+
+    waiting = _Pending.get
+
+    def costly_wait(self, timeout):  # as if idle polling and folder rechecks cost 0.2 CPU-s
+        _burn(0.2)
+        return waiting(self, timeout)
+
+    monkeypatch.setattr(_Pending, "get", costly_wait)
+    capture = _capture(tmp_path)
+    capture.observe(_served(_pixels(1)))
+    _run(capture)
+    assert len(_files(tmp_path)) == 1
+    assert all(wait < 1.0 for wait in pauses), pauses  # charged 0.2 CPU-s: a 3 s pause
+
+
+def test_a_full_folder_emptied_takes_images_again_without_a_restart(tmp_path, monkeypatch, caplog):
     import dann_serve.serving.capture as capture_module
 
-    monkeypatch.setattr(capture_module, "RECOUNT_SECONDS", 0.0)  # polls without a pause
-    capture = _capture(tmp_path).start()
-    time.sleep(0.3)  # the writer spins meanwhile, on a core of its own
-    capture.observe(_served(_pixels(1)))
+    caplog.set_level(logging.INFO, "dann_serve.serving")
+    monkeypatch.setattr(capture_module, "RECOUNT_SECONDS", 0.05)
+    capture = _capture(tmp_path, max_images=2).start()
+    capture.observe(_served(_pixels(3)))
+    _wait_for(lambda: any("no more are kept" in r.getMessage() for r in caplog.records))
+    for path in _files(tmp_path):
+        path.unlink()  # an operator moves the captured images away to adapt on them
+    _wait_for(lambda: any("has room again" in r.getMessage() for r in caplog.records))
+    capture.observe(_served(_pixels(3, seed=1)))
     capture.stop(timeout=60)
-    assert len(_files(tmp_path)) == 1
-    assert all(wait < 1.0 for wait in pauses), pauses
+    assert len(_files(tmp_path / "dann" / "1")) == 2
 
 
 def test_a_reader_never_sees_part_of_a_file(tmp_path, monkeypatch):
