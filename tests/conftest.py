@@ -119,6 +119,16 @@ def digits() -> tuple[np.ndarray, np.ndarray]:
     return domain.train.images[:, 2:30, 2:30, 0].copy(), domain.train.labels
 
 
+@pytest.fixture(scope="session", autouse=True)
+def session_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Nothing the tests decode or render is kept in ~/.cache: the session has a cache
+    folder of its own (child processes inherit it), and ``cache_dir`` one per test."""
+    path = tmp_path_factory.mktemp("cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(decode_cache.CACHE_DIR_VARIABLE, str(path))
+        yield path
+
+
 @pytest.fixture()
 def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The test's own decode cache (never ~/.cache): a module whose tests read image

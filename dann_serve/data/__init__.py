@@ -6,10 +6,11 @@ IDX/``.npz``, ``matlab`` for ``svhn``/``syn``, ``mnistm`` PNG folders, ``usps`` 
 to the ink, black on white; ``texture`` blends them onto colour photographs, as MNIST-M
 is made; ``download`` for ``--download``), the user's
 own folders of images (``folders``, their decoded pixels kept between runs by
-``decode_cache``), the ``tf.data`` streams the training reads (``pipeline``) and
-sample PNGs for trying a served model (``samples``). Every image goes through
-:mod:`dann_client.preprocessing`, the one preprocessing step, so the rest of the
-project never needs to know where a domain came from.
+``decode_cache``, as ``fonts`` keeps its rendered ones, both in ``cache_files``), the
+``tf.data`` streams the training reads (``pipeline``) and sample PNGs for trying a
+served model (``samples``). Every image goes through :mod:`dann_client.preprocessing`,
+the one preprocessing step, so the rest of the project never needs to know where a
+domain came from.
 
 May import: :mod:`dann_client.preprocessing` (with the transparency rule of
 ``background`` and the framing rule of ``framing`` it applies, and the client's

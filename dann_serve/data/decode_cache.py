@@ -9,21 +9,15 @@ the folder's absolute path and by the version of the preprocessing (the source o
 :mod:`dann_client.background` and the framing rule in :mod:`dann_client.framing`, of
 the contract's constants, and Pillow's version): a
 change to any of them decodes everything again. A cache that cannot be read or whose
-checksum does not match its contents is decoded again and rewritten, never trusted.
-
-The cache lives outside run directories, under ``$DANN_CACHE_DIR``, else
-``$XDG_CACHE_HOME/dann-serve/decoded``, else ``~/.cache/dann-serve/decoded``.
+checksum does not match its contents is decoded again and rewritten, never trusted
+(:mod:`cache_files`, which also says where the cache lives: outside run directories).
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
-import sys
-import zipfile
-import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -35,18 +29,17 @@ import numpy as np
 from dann_client import background, contract, framing, preprocessing
 from dann_client.contract import INPUT_SHAPE
 from dann_client.errors import ImageError
-from dann_serve.files import write_atomically
+from dann_serve.data.cache_files import (
+    CACHE_DIR_VARIABLE,
+    default_cache_dir,
+    read_arrays,
+    write_arrays,
+)
 from dann_serve.progress import progress_bar
 
-CACHE_DIR_VARIABLE = "DANN_CACHE_DIR"
+__all__ = ["CACHE_DIR_VARIABLE", "DecodeCache", "Decoded", "default_cache_dir"]
 _FORMAT = 2  # the layout of the cache file itself (2: CRC-32 checksum)
-
-
-def default_cache_dir() -> Path:
-    if os.environ.get(CACHE_DIR_VARIABLE):
-        return Path(os.environ[CACHE_DIR_VARIABLE]).expanduser()
-    cache_home = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(cache_home) / "dann-serve" / "decoded"
+_WHAT, _INSTEAD = "decode cache", "decoding again"
 
 
 @cache
@@ -164,47 +157,26 @@ class DecodeCache:
 
     def _read(self) -> _Cached:
         """What the cache file holds; empty when absent or broken."""
-        if not self.path.exists():
+        stored = read_arrays(self.path, _WHAT, _INSTEAD, _check)
+        if stored is None:
             return _Cached.empty()
-        try:
-            with np.load(self.path, allow_pickle=False) as stored:
-                images, index_bytes = stored["images"], stored["index"].tobytes()
-                checksum = stored["checksum"].tobytes().decode()
-            if checksum != _checksum(images, index_bytes):
-                raise ValueError("checksum does not match the contents")
-            index = json.loads(index_bytes)
-            if images.dtype != np.uint8 or images.shape != (len(index), *INPUT_SHAPE):
-                raise ValueError(f"arrays of shape {images.shape}, {len(index)} entries")
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as error:
-            print(f"{self.path}: broken decode cache, decoding again ({error})", file=sys.stderr)
-            return _Cached.empty()
+        index = json.loads(stored["index"].tobytes())
         rows = {name: row for row, (name, _, _) in enumerate(index)}
-        return _Cached(rows, [(size, mtime) for _, size, mtime in index], images)
+        return _Cached(rows, [(size, mtime) for _, size, mtime in index], stored["images"])
 
     def _write(self, names: list[str], stamps: list[Stamp | None], images: np.ndarray) -> None:
         index = [[name, *stamp] for name, stamp in zip(names, stamps, strict=True) if stamp]
         if len(index) != len(names):  # a file vanished between stat and decode: keep none
             return
-        index_bytes = json.dumps(index).encode()
-        buffer = io.BytesIO()
-        np.savez(
-            buffer,
-            images=images,
-            index=np.frombuffer(index_bytes, np.uint8),
-            checksum=np.frombuffer(_checksum(images, index_bytes).encode(), np.uint8),
-        )
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            write_atomically(self.path, buffer.getvalue())
-        except OSError as error:  # a read-only cache slows the next run, nothing more
-            print(f"{self.path}: cannot write the decode cache ({error})", file=sys.stderr)
+        index_bytes = np.frombuffer(json.dumps(index).encode(), np.uint8)
+        write_arrays(self.path, {"images": images, "index": index_bytes}, _WHAT)
 
 
-def _checksum(images: np.ndarray, index_bytes: bytes) -> str:
-    """CRC-32 of the pixels and the index: catches a damaged or mismatched file (not
-    tampering) at a fifth of a cryptographic hash's cost, which a warm start feels."""
-    crc = zlib.crc32(np.ascontiguousarray(images).data)
-    return f"{zlib.crc32(index_bytes, crc):08x}"
+def _check(stored: dict[str, np.ndarray]) -> None:
+    """One image per index entry, each a model input."""
+    images, index = stored["images"], json.loads(stored["index"].tobytes())
+    if images.dtype != np.uint8 or images.shape != (len(index), *INPUT_SHAPE):
+        raise ValueError(f"arrays of shape {images.shape}, {len(index)} entries")
 
 
 def _empty() -> np.ndarray:

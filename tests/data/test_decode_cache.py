@@ -19,7 +19,7 @@ from support.image_folders import (
 )
 
 from dann_client import preprocessing
-from dann_serve.data import decode_cache
+from dann_serve.data import cache_files, decode_cache
 from dann_serve.data.decode_cache import DecodeCache, default_cache_dir
 from dann_serve.data.folders import read_folder
 
@@ -128,7 +128,7 @@ def _forged(path: Path) -> None:
     """A cache file whose checksum matches its contents, but of the wrong dtype."""
     with np.load(path) as stored:
         images, index = stored["images"].astype(np.float32), stored["index"]
-    checksum = decode_cache._checksum(images, index.tobytes())
+    checksum = cache_files.checksum({"images": images, "index": index})
     with path.open("wb") as handle:
         np.savez(
             handle,

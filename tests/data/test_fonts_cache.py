@@ -1,0 +1,114 @@
+"""The rendered ``fonts`` splits are kept in the cache folder: a later run reads the
+very arrays instead of rendering for seconds, and a damaged, foreign or unwritable
+cache costs a rendering, never wrong images or the run."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dann_serve.data import cache_files, fonts
+
+COUNT, SEED = 24, 5
+RENDER = fonts.generate  # the renderer itself, whatever a test puts in its place
+
+
+@pytest.fixture()
+def renders(monkeypatch: pytest.MonkeyPatch, cache_dir) -> list[tuple[int, int]]:
+    """The ``(count, seed)`` of every rendering, in the test's own cache folder."""
+    seen: list[tuple[int, int]] = []
+
+    def counted(count: int, seed: int):
+        seen.append((count, seed))
+        return RENDER(count, seed)
+
+    monkeypatch.setattr(fonts, "generate", counted)
+    return seen
+
+
+def _same(a, b) -> bool:
+    return np.array_equal(a.images, b.images) and np.array_equal(a.labels, b.labels)
+
+
+def _cache_file(cache_dir):
+    (path,) = cache_dir.glob(f"fonts-*-{SEED}-{COUNT}.npz")
+    return path
+
+
+def test_a_second_run_reads_the_rendered_images_back(renders):
+    first = fonts.rendered(COUNT, SEED)
+    again = fonts.rendered(COUNT, SEED)
+    assert renders == [(COUNT, SEED)]  # rendered once
+    assert _same(again, first) and _same(first, RENDER(COUNT, SEED))
+    assert again.labels.dtype == np.int64
+
+
+def test_another_count_or_seed_is_rendered_for_itself(renders):
+    fonts.rendered(COUNT, SEED)
+    fonts.rendered(COUNT, SEED + 1)
+    fonts.rendered(COUNT + 1, SEED)
+    assert renders == [(COUNT, SEED), (COUNT, SEED + 1), (COUNT + 1, SEED)]
+
+
+def test_a_new_renderer_renders_again(renders, monkeypatch):
+    fonts.rendered(COUNT, SEED)
+    monkeypatch.setattr(fonts, "renderer_version", lambda: "another renderer")
+    fonts.rendered(COUNT, SEED)
+    assert len(renders) == 2
+
+
+def test_the_renderer_version_follows_the_font_files(tmp_path, monkeypatch):
+    copies = []
+    for index, path in enumerate(fonts._font_files()[:2]):
+        copies.append(tmp_path / f"{index}.ttf")
+        copies[-1].write_bytes(path.read_bytes())
+    monkeypatch.setattr(fonts, "_font_files", lambda: copies)
+    before = fonts.renderer_version.__wrapped__()
+    copies[1].write_bytes(copies[1].read_bytes() + b"\0")  # a font upgraded in place
+    assert fonts.renderer_version.__wrapped__() != before
+
+
+def _garbage(path):
+    path.write_bytes(b"not a cache")
+
+
+def _truncated(path):
+    path.write_bytes(path.read_bytes()[:1000])
+
+
+def _pixels_changed(path):
+    with np.load(path) as stored:
+        arrays = dict(stored)
+    arrays["images"] = 255 - arrays["images"]
+    with path.open("wb") as handle:
+        np.savez(handle, **arrays)
+
+
+def _forged(path):
+    """Its checksum matches, but the labels are no digits."""
+    with np.load(path) as stored:
+        arrays = {"images": stored["images"], "labels": stored["labels"] + 10}
+    mark = np.frombuffer(cache_files.checksum(arrays).encode(), np.uint8)
+    with path.open("wb") as handle:
+        np.savez(handle, **arrays, checksum=mark)
+
+
+@pytest.mark.parametrize("damage", [_garbage, _truncated, _pixels_changed, _forged])
+def test_a_broken_cache_is_rendered_again_and_mended(renders, cache_dir, capsys, damage):
+    first = fonts.rendered(COUNT, SEED)
+    damage(_cache_file(cache_dir))
+    again = fonts.rendered(COUNT, SEED)
+    assert _same(again, first) and len(renders) == 2
+    assert "broken fonts cache, rendering again" in capsys.readouterr().err
+    assert _same(fonts.rendered(COUNT, SEED), first) and len(renders) == 2  # mended
+
+
+def test_a_cache_folder_that_cannot_be_written_only_costs_time(
+    renders, tmp_path, monkeypatch, capsys
+):
+    blocked = tmp_path / "a file"
+    blocked.write_text("where the cache folder should be")
+    monkeypatch.setenv(cache_files.CACHE_DIR_VARIABLE, str(blocked))
+    split = fonts.rendered(COUNT, SEED)
+    assert _same(split, RENDER(COUNT, SEED))
+    assert "cannot write the fonts cache" in capsys.readouterr().err
