@@ -26,11 +26,17 @@ from __future__ import annotations
 import json
 import os
 import re
+import threading
 from pathlib import Path
 
 
 def write_atomically(
-    path: Path, content: str | bytes, *, durable: bool = False, mode: int | None = None
+    path: Path,
+    content: str | bytes,
+    *,
+    durable: bool = False,
+    mode: int | None = None,
+    shared: bool = False,
 ) -> None:
     """Replace ``path`` with ``content`` (text is written as UTF-8, line endings as given).
 
@@ -39,11 +45,16 @@ def write_atomically(
     old file or the new one, never an empty one; for files a person's command changes,
     not for those written at every step of a run. ``mode``: the file's permissions from
     its creation on, whatever the umask (0o600: no moment at which another user could
-    open it); None: the umask's. A write that fails (a full disk) removes its temporary
-    file, so nothing half-written is left behind.
+    open it); None: the umask's. ``shared``: other processes may write ``path`` at the
+    same moment (a cache every worker of a run fills), so each writer's temporary file
+    is its own (``<name>.<pid>-<thread>.tmp``; one ``<name>.tmp`` would take two
+    writers' bytes and could be renamed half-written) and the last rename wins. A write
+    that fails (a full disk) removes its temporary file, so nothing half-written is
+    left behind.
     """
     data = content.encode("utf-8") if isinstance(content, str) else content
-    temporary = path.with_name(path.name + ".tmp")
+    writer = f".{os.getpid()}-{threading.get_ident()}" if shared else ""
+    temporary = path.with_name(f"{path.name}{writer}.tmp")
     try:
         _write_file(temporary, data, durable, mode)
         os.replace(temporary, path)

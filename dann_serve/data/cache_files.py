@@ -52,7 +52,7 @@ def write_arrays(path: Path, arrays: dict[str, np.ndarray], what: str) -> None:
     np.savez(buffer, **arrays, **{_CHECKSUM: mark})
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomically(path, buffer.getvalue())
+        write_atomically(path, buffer.getvalue(), shared=True)  # workers fill it at once
     except OSError as error:
         print(f"{path}: cannot write the {what} ({error})", file=sys.stderr)
 

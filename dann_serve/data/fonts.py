@@ -24,6 +24,7 @@ from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from dann_serve.data.cache_files import default_cache_dir, read_arrays, write_arrays
 from dann_serve.data.domain import Domain, Split
+from dann_serve.progress import progress_bar
 
 TRAIN_SIZE = 20_000
 TEST_SIZE = 2_000
@@ -116,13 +117,15 @@ def render_digit(digit: int, rng: np.random.Generator) -> np.ndarray:
     return np.clip(np.round(image), 0, 255).astype(np.uint8)
 
 
-def generate(count: int, seed: int) -> Split:
-    """``count`` images with balanced labels, deterministic for ``seed``."""
+def generate(count: int, seed: int, progress: bool = False) -> Split:
+    """``count`` images with balanced labels, deterministic for ``seed``; ``progress``:
+    a bar on a terminal (the training split takes seconds)."""
     rng = np.random.default_rng(seed)
     labels = np.arange(count, dtype=np.int64) % 10
     rng.shuffle(labels)
     images = np.empty((count, _OUT, _OUT, 3), dtype=np.uint8)
-    for i, digit in enumerate(labels):
+    bar = progress_bar(labels, show=progress, desc="rendering fonts", unit="image")
+    for i, digit in enumerate(bar):
         images[i] = render_digit(int(digit), rng)
     return Split(images, labels)
 
@@ -158,7 +161,7 @@ def rendered(count: int, seed: int) -> Split:
     stored = read_arrays(path, _WHAT, _INSTEAD, check)
     if stored is not None:
         return Split(stored["images"], stored["labels"].astype(np.int64))
-    split = generate(count, seed)
+    split = generate(count, seed, progress=True)
     write_arrays(path, {"images": split.images, "labels": split.labels}, _WHAT)
     return split
 

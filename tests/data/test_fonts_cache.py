@@ -18,9 +18,9 @@ def renders(monkeypatch: pytest.MonkeyPatch, cache_dir) -> list[tuple[int, int]]
     """The ``(count, seed)`` of every rendering, in the test's own cache folder."""
     seen: list[tuple[int, int]] = []
 
-    def counted(count: int, seed: int):
+    def counted(count: int, seed: int, progress: bool = False):
         seen.append((count, seed))
-        return RENDER(count, seed)
+        return RENDER(count, seed, progress)
 
     monkeypatch.setattr(fonts, "generate", counted)
     return seen
