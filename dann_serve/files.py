@@ -5,9 +5,10 @@ Every file the project writes for another reader is replaced in one step: a run'
 ``config.json``, ``summary.json`` and ``metrics.csv`` (read by ``--resume``,
 ``evaluate`` and ``report``, and left by a kill at any moment), ``models.config``
 (polled by servers), ``docs/RESULTS.md`` and ``docs/PERFORMANCE.md``, and the
-benchmarks' results, the images a server captures. The new content goes to
-``<name>.tmp`` beside the file (a suffix no reader of the folder takes for its files)
-and is renamed over it; on POSIX the rename is atomic, so a reader finds the old file
+benchmarks' results, the images a server captures, the data caches. The new content
+goes to ``<name>.tmp`` beside the file (``<name>.<uuid4>.tmp`` where several processes
+write it at once; a suffix no reader of the folder takes for its files) and is renamed
+over it; on POSIX the rename is atomic, so a reader finds the old file
 or the new one, never half of either.
 
 ``docs/RESULTS.md`` (``dann-serve report``) and ``docs/PERFORMANCE.md``
@@ -26,7 +27,7 @@ from __future__ import annotations
 import json
 import os
 import re
-import threading
+import uuid
 from pathlib import Path
 
 
@@ -46,14 +47,15 @@ def write_atomically(
     not for those written at every step of a run. ``mode``: the file's permissions from
     its creation on, whatever the umask (0o600: no moment at which another user could
     open it); None: the umask's. ``shared``: other processes may write ``path`` at the
-    same moment (a cache every worker of a run fills), so each writer's temporary file
-    is its own (``<name>.<pid>-<thread>.tmp``; one ``<name>.tmp`` would take two
-    writers' bytes and could be renamed half-written) and the last rename wins. A write
+    same moment (a cache every worker of a run fills, from any host sharing the
+    volume), so each writer's temporary file is its own (``<name>.<uuid4>.tmp``; one
+    ``<name>.tmp`` would take two writers' bytes and could be renamed half-written)
+    and the last rename wins; a writer killed mid-write leaves its file behind. A write
     that fails (a full disk) removes its temporary file, so nothing half-written is
     left behind.
     """
     data = content.encode("utf-8") if isinstance(content, str) else content
-    writer = f".{os.getpid()}-{threading.get_ident()}" if shared else ""
+    writer = f".{uuid.uuid4().hex}" if shared else ""
     temporary = path.with_name(f"{path.name}{writer}.tmp")
     try:
         _write_file(temporary, data, durable, mode)

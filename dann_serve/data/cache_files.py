@@ -8,7 +8,8 @@ mismatched file (not tampering) at a fifth of a cryptographic hash's cost, which
 warm start feels.
 
 Both live under ``$DANN_CACHE_DIR``, else ``$XDG_CACHE_HOME/dann-serve/decoded``, else
-``~/.cache/dann-serve/decoded``.
+``~/.cache/dann-serve/decoded``; with none of these (no home directory, as for a
+container's user without a passwd entry) nothing is kept.
 """
 
 from __future__ import annotations
@@ -20,19 +21,30 @@ import zipfile
 import zlib
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
+from dann_serve.data.domain import DatasetError
 from dann_serve.files import write_atomically
 
 CACHE_DIR_VARIABLE = "DANN_CACHE_DIR"
 _CHECKSUM = "checksum"
+T = TypeVar("T")
 
 
-def default_cache_dir() -> Path:
+class Stale(ValueError):
+    """A whole cache file made by another version of what fills it: made again."""
+
+
+def default_cache_dir() -> Path | None:
+    """The cache folder; None when there is no home directory to put it in."""
     if os.environ.get(CACHE_DIR_VARIABLE):
         return Path(os.environ[CACHE_DIR_VARIABLE]).expanduser()
-    cache_home = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    try:
+        cache_home = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    except RuntimeError:  # no $HOME, and no passwd entry to read it from
+        return None
     return Path(cache_home) / "dann-serve" / "decoded"
 
 
@@ -58,11 +70,12 @@ def write_arrays(path: Path, arrays: dict[str, np.ndarray], what: str) -> None:
 
 
 def read_arrays(
-    path: Path, what: str, instead: str, check: Callable[[dict[str, np.ndarray]], None]
-) -> dict[str, np.ndarray] | None:
-    """The arrays ``path`` holds, or None when it is absent or broken (said on stderr:
-    ``"<path>: broken <what>, <instead> (<why>)"``). ``check`` raises ``ValueError``
-    for arrays that pass the checksum but are not what the reader expects."""
+    path: Path, what: str, instead: str, parse: Callable[[dict[str, np.ndarray]], T]
+) -> T | None:
+    """``parse`` of the arrays ``path`` holds, or None when it is absent, out of date
+    (``parse`` raised :class:`Stale`) or broken (its checksum fails, or ``parse`` raised
+    ``ValueError`` or ``DatasetError`` for arrays that are not what the reader expects);
+    either of the last two is said on stderr: ``"<path>: broken <what>, <instead> (why)"``."""
     if not path.exists():
         return None
     try:
@@ -71,8 +84,9 @@ def read_arrays(
         mark = arrays.pop(_CHECKSUM).tobytes().decode()
         if mark != checksum(arrays):
             raise ValueError("checksum does not match the contents")
-        check(arrays)
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as error:
+        return parse(arrays)
+    except Stale as error:
+        print(f"{path}: {what} out of date, {instead} ({error})", file=sys.stderr)
+    except (OSError, ValueError, KeyError, DatasetError, zipfile.BadZipFile, EOFError) as error:
         print(f"{path}: broken {what}, {instead} ({error})", file=sys.stderr)
-        return None
-    return arrays
+    return None

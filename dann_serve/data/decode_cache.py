@@ -90,7 +90,7 @@ class DecodeCache:
         self.folder = Path(folder).resolve()
         root = default_cache_dir() if root is None else Path(root)
         key = hashlib.sha256(f"{self.folder}\0{preprocessing_version()}".encode()).hexdigest()
-        self.path = root / f"{key[:32]}.npz"
+        self.path = None if root is None else root / f"{key[:32]}.npz"  # None: not kept
 
     def decode(self, files: Sequence[str], progress: bool = False, subset: bool = False) -> Decoded:
         """Decode ``files`` (paths relative to the folder), from the cache where the file
@@ -157,26 +157,25 @@ class DecodeCache:
 
     def _read(self) -> _Cached:
         """What the cache file holds; empty when absent or broken."""
-        stored = read_arrays(self.path, _WHAT, _INSTEAD, _check)
-        if stored is None:
+        if self.path is None:
             return _Cached.empty()
-        index = json.loads(stored["index"].tobytes())
-        rows = {name: row for row, (name, _, _) in enumerate(index)}
-        return _Cached(rows, [(size, mtime) for _, size, mtime in index], stored["images"])
+        return read_arrays(self.path, _WHAT, _INSTEAD, _parse) or _Cached.empty()
 
     def _write(self, names: list[str], stamps: list[Stamp | None], images: np.ndarray) -> None:
         index = [[name, *stamp] for name, stamp in zip(names, stamps, strict=True) if stamp]
-        if len(index) != len(names):  # a file vanished between stat and decode: keep none
+        if self.path is None or len(index) != len(names):  # a file vanished: keep none
             return
         index_bytes = np.frombuffer(json.dumps(index).encode(), np.uint8)
         write_arrays(self.path, {"images": images, "index": index_bytes}, _WHAT)
 
 
-def _check(stored: dict[str, np.ndarray]) -> None:
-    """One image per index entry, each a model input."""
+def _parse(stored: dict[str, np.ndarray]) -> _Cached:
+    """A cache file's arrays as rows: one model input per index entry, or ValueError."""
     images, index = stored["images"], json.loads(stored["index"].tobytes())
     if images.dtype != np.uint8 or images.shape != (len(index), *INPUT_SHAPE):
         raise ValueError(f"arrays of shape {images.shape}, {len(index)} entries")
+    rows = {name: row for row, (name, _, _) in enumerate(index)}
+    return _Cached(rows, [(size, mtime) for _, size, mtime in index], images)
 
 
 def _empty() -> np.ndarray:

@@ -4,13 +4,13 @@ A labelled source domain that needs no download: the TrueType fonts that ship
 with matplotlib (DejaVu, STIX, Computer Modern) render each digit with a random
 colour pair, size, rotation, position, outline weight and blur. Everything comes
 from one seeded generator, so the same seed gives byte-identical arrays on any
-machine with the same Pillow, FreeType, NumPy and fonts.
+machine with the same Pillow, text libraries (FreeType, Raqm), NumPy and fonts.
 
-Rendering the 22,000 images takes about 6 s, every run that reads the domain; so the
-arrays are kept in the cache folder (:mod:`cache_files`) after the first time and read
-back in a tenth of a second. The file is named by everything the pixels depend on
-(this module's source, the versions above and the font files' bytes), so an upgrade
-renders again rather than reading images another renderer drew.
+Rendering the 22,000 images takes about 6 s, so the arrays are kept in the cache
+folder (:mod:`cache_files`) after the first time and read back in a tenth of a second.
+The file records everything the pixels depend on (this module's source, the versions
+above and the font files' bytes), so an upgrade renders again, over the old file,
+rather than reading images another renderer drew.
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
-from dann_serve.data.cache_files import default_cache_dir, read_arrays, write_arrays
+from dann_serve.data.cache_files import Stale, default_cache_dir, read_arrays, write_arrays
+from dann_serve.data.datadir import checked_labels
 from dann_serve.data.domain import Domain, Split
 from dann_serve.progress import progress_bar
 
@@ -148,33 +149,46 @@ _WHAT, _INSTEAD = "fonts cache", "rendering again"
 
 def rendered(count: int, seed: int) -> Split:
     """``generate(count, seed)``, read from the cache folder when an earlier run
-    rendered it with this renderer, else rendered and kept there."""
-    path = default_cache_dir() / f"fonts-{renderer_version()}-{seed}-{count}.npz"
+    rendered it with this renderer, else rendered and kept there (one file per seed
+    and count: a new renderer's images replace the old ones')."""
+    folder = default_cache_dir()
+    if folder is None:
+        return generate(count, seed, progress=True)
+    path = folder / f"fonts-{seed}-{count}.npz"
+    version = renderer_version()
 
-    def check(stored: dict[str, np.ndarray]) -> None:
-        images, labels = stored["images"], stored["labels"]
+    def parse(stored: dict[str, np.ndarray]) -> Split:
+        if stored["renderer"].tobytes().decode() != version:
+            raise Stale("rendered by another version of the renderer")
+        images = stored["images"]
         if images.dtype != np.uint8 or images.shape != (count, _OUT, _OUT, 3):
             raise ValueError(f"images of {images.dtype} {images.shape}, not {count} of them")
-        if labels.shape != (count,) or not np.isin(labels, range(10)).all():
-            raise ValueError(f"labels of shape {labels.shape}, or not digits")
+        return Split(images, checked_labels("fonts", path, stored["labels"], count))
 
-    stored = read_arrays(path, _WHAT, _INSTEAD, check)
-    if stored is not None:
-        return Split(stored["images"], stored["labels"].astype(np.int64))
-    split = generate(count, seed, progress=True)
-    write_arrays(path, {"images": split.images, "labels": split.labels}, _WHAT)
+    split = read_arrays(path, _WHAT, _INSTEAD, parse)
+    if split is None:
+        split = generate(count, seed, progress=True)
+        renderer = np.frombuffer(version.encode(), np.uint8)
+        arrays = {"images": split.images, "labels": split.labels, "renderer": renderer}
+        write_arrays(path, arrays, _WHAT)
     return split
 
 
 @cache
 def renderer_version() -> str:
-    """Changes whenever :func:`generate` could draw other pixels for the same seed."""
+    """Changes whenever :func:`generate` could draw other pixels for the same seed: this
+    module, the libraries that draw and lay out text, NumPy's random streams, the fonts."""
     import PIL
     from PIL import features
 
     digest = hashlib.sha256(Path(__file__).read_bytes())
-    freetype = features.version_module("freetype2")
-    digest.update(f"\0pillow {PIL.__version__} freetype {freetype} numpy {np.__version__}".encode())
+    libraries = {name: features.version(name) for name in _TEXT_LIBRARIES}
+    digest.update(f"\0pillow {PIL.__version__} {libraries} numpy {np.__version__}".encode())
     for path in _font_files():
         digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
+
+
+# FreeType draws the glyphs; with Raqm (and FriBiDi, HarfBuzz) present, Pillow lays text
+# out through it rather than its basic engine, and some glyphs' pixels differ.
+_TEXT_LIBRARIES = ("freetype2", "raqm", "fribidi", "harfbuzz")

@@ -10,8 +10,9 @@ import numpy as np
 from dann_serve.data.cache_files import read_arrays, write_arrays
 
 
-def _accept(arrays: dict[str, np.ndarray]) -> None:
-    """Any arrays that pass the checksum."""
+def _accept(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Any arrays that pass the checksum, as they are."""
+    return arrays
 
 
 def test_writers_racing_for_one_cache_file_leave_it_whole(tmp_path, capsys):
@@ -33,3 +34,25 @@ def test_writers_racing_for_one_cache_file_leave_it_whole(tmp_path, capsys):
         assert any(np.array_equal(stored["images"], p["images"]) for p in payloads)
     assert capsys.readouterr().err == ""  # no writer failed, no file was found broken
     assert [p.name for p in path.parent.iterdir()] == ["shared.npz"]  # no temporary left
+
+
+def test_without_a_home_directory_nothing_is_kept_and_nothing_fails(tmp_path, monkeypatch):
+    """A container's user with no passwd entry and no $HOME: no cache folder at all."""
+    from pathlib import Path
+
+    from PIL import Image
+
+    from dann_serve.data import cache_files, fonts
+    from dann_serve.data.decode_cache import DecodeCache
+
+    def no_home(cls):
+        raise RuntimeError("Could not determine home directory.")
+
+    for variable in (cache_files.CACHE_DIR_VARIABLE, "XDG_CACHE_HOME", "HOME"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setattr(Path, "home", classmethod(no_home))
+    assert cache_files.default_cache_dir() is None
+    assert len(fonts.rendered(12, seed=3).images) == 12
+    Image.new("RGB", (32, 32), "white").save(tmp_path / "a.png")
+    assert DecodeCache(tmp_path).decode(["a.png"]).images.shape == (1, 32, 32, 3)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["a.png"]

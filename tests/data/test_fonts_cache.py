@@ -31,8 +31,7 @@ def _same(a, b) -> bool:
 
 
 def _cache_file(cache_dir):
-    (path,) = cache_dir.glob(f"fonts-*-{SEED}-{COUNT}.npz")
-    return path
+    return cache_dir / f"fonts-{SEED}-{COUNT}.npz"
 
 
 def test_a_second_run_reads_the_rendered_images_back(renders):
@@ -50,11 +49,14 @@ def test_another_count_or_seed_is_rendered_for_itself(renders):
     assert renders == [(COUNT, SEED), (COUNT, SEED + 1), (COUNT + 1, SEED)]
 
 
-def test_a_new_renderer_renders_again(renders, monkeypatch):
+def test_a_new_renderer_renders_again_over_the_old_images(renders, cache_dir, monkeypatch, capsys):
     fonts.rendered(COUNT, SEED)
     monkeypatch.setattr(fonts, "renderer_version", lambda: "another renderer")
     fonts.rendered(COUNT, SEED)
-    assert len(renders) == 2
+    assert len(renders) == 2 and "fonts cache out of date" in capsys.readouterr().err
+    fonts.rendered(COUNT, SEED)
+    assert len(renders) == 2  # the new renderer's images are the ones kept
+    assert [path.name for path in cache_dir.iterdir()] == [_cache_file(cache_dir).name]
 
 
 def test_the_renderer_version_follows_the_font_files(tmp_path, monkeypatch):
@@ -87,7 +89,8 @@ def _pixels_changed(path):
 def _forged(path):
     """Its checksum matches, but the labels are no digits."""
     with np.load(path) as stored:
-        arrays = {"images": stored["images"], "labels": stored["labels"] + 10}
+        arrays = {name: stored[name] for name in ("images", "labels", "renderer")}
+    arrays["labels"] = arrays["labels"] + 10
     mark = np.frombuffer(cache_files.checksum(arrays).encode(), np.uint8)
     with path.open("wb") as handle:
         np.savez(handle, **arrays, checksum=mark)

@@ -12,13 +12,12 @@ import os
 import stat
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
-from support.helpers import models_copy
+from support.captured import captured_files, off_centre_digits, random_pixels, wait_for
 
 
 def _served(images, signature: str = "predict_label", model: str = "dann", version: int = 1):
@@ -42,45 +41,37 @@ def _run(capture, *served) -> None:
     capture.stop(timeout=60)
 
 
-def _files(folder: Path) -> list[Path]:
-    """Every file under ``folder`` but the version folders' manifests: the images, and
-    any temporary file left behind."""
-    from dann_serve.config import CAPTURE_MANIFEST
-
-    return sorted(p for p in folder.rglob("*") if p.is_file() and p.name != CAPTURE_MANIFEST)
-
-
 def _metric(name: str, **labels: str) -> float:
     from dann_serve.serving.monitoring import REGISTRY
 
     return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
-def _pixels(count: int, seed: int = 0) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, 256, (count, 32, 32, 3), dtype=np.uint8)
-
-
 def _encoded(kind: str, seed: int = 0) -> bytes:
     buffer = io.BytesIO()
-    Image.fromarray(_pixels(1, seed)[0]).save(buffer, kind)
+    Image.fromarray(random_pixels(1, seed)[0]).save(buffer, kind)
     return buffer.getvalue()
 
 
 def test_images_are_kept_at_the_rate_asked(tmp_path):
     # 40 requests of 100 images at 0.2: 800 expected, binomial sd 12.6; +-4 sd.
     capture = _capture(tmp_path, rate=0.2, max_images=10_000, seed=1)
-    _run(capture, *(_served(_pixels(100, seed)) for seed in range(40)))
-    assert 750 <= len(_files(tmp_path)) <= 850
+    _run(capture, *(_served(random_pixels(100, seed)) for seed in range(40)))
+    assert 750 <= len(captured_files(tmp_path)) <= 850
 
 
 def test_each_version_keeps_at_most_its_bound_across_restarts(tmp_path):
-    _run(_capture(tmp_path, max_images=7), _served(_pixels(20)))
-    assert len(_files(tmp_path / "dann" / "1")) == 7
+    _run(_capture(tmp_path, max_images=7), _served(random_pixels(20)))
+    assert len(captured_files(tmp_path / "dann" / "1")) == 7
     # A restarted server counts what is there and keeps no more; another version has
     # room of its own.
-    _run(_capture(tmp_path, max_images=7), _served(_pixels(5)), _served(_pixels(3), version=2))
-    assert len(_files(tmp_path / "dann" / "1")) == 7
-    assert len(_files(tmp_path / "dann" / "2")) == 3
+    _run(
+        _capture(tmp_path, max_images=7),
+        _served(random_pixels(5)),
+        _served(random_pixels(3), version=2),
+    )
+    assert len(captured_files(tmp_path / "dann" / "1")) == 7
+    assert len(captured_files(tmp_path / "dann" / "2")) == 3
 
 
 def test_each_version_folder_names_the_version_that_answered_its_images(tmp_path, monkeypatch):
@@ -90,7 +81,11 @@ def test_each_version_folder_names_the_version_that_answered_its_images(tmp_path
 
     monkeypatch.setenv("DANN_CACHE_DIR", str(tmp_path / "cache"))
     captured = tmp_path / "captured"
-    _run(_capture(captured), _served(_pixels(2)), _served(_pixels(3), model="m", version=4))
+    _run(
+        _capture(captured),
+        _served(random_pixels(2)),
+        _served(random_pixels(3), model="m", version=4),
+    )
     for model, version, images in (("dann", 1, 2), ("m", 4, 3)):
         folder = captured / model / str(version)
         manifest = json.loads((folder / CAPTURE_MANIFEST).read_text())
@@ -102,40 +97,31 @@ def test_encoded_files_are_kept_byte_for_byte_named_by_their_format(tmp_path):
     sent = {kind: _encoded(kind) for kind in ("PNG", "JPEG", "GIF", "BMP")}
     files = np.array(list(sent.values()), dtype=object)
     _run(_capture(tmp_path), _served(files, "predict_image"))
-    kept = {path.suffix: path.read_bytes() for path in _files(tmp_path / "dann" / "1")}
+    kept = {path.suffix: path.read_bytes() for path in captured_files(tmp_path / "dann" / "1")}
     extensions = {"PNG": ".png", "JPEG": ".jpg", "GIF": ".gif", "BMP": ".bmp"}
     assert kept == {extensions[kind]: data for kind, data in sent.items()}
 
 
 def test_only_the_label_signatures_are_captured(tmp_path):
-    images = _pixels(2).astype(np.float32) / 255
+    images = random_pixels(2).astype(np.float32) / 255
     served = [
         _served(images, signature)
         for signature in ("predict_label", "serving_default", "classify_domain")
     ]
     _run(_capture(tmp_path), *served)
-    assert len(_files(tmp_path)) == 4  # classify_domain's two images are not kept again
-
-
-def _off_centre_digits(count: int) -> np.ndarray:
-    """Bars of ink on black, off the framing rule's centre: a file read without the
-    laid-out mark would be reframed, moving them."""
-    pixels = np.zeros((count, 32, 32, 3), np.uint8)
-    for index in range(count):
-        pixels[index, 2 + index : 10 + index, 3:6] = 255
-    return pixels
+    assert len(captured_files(tmp_path)) == 4  # classify_domain's two images are not kept again
 
 
 def test_captured_pixels_read_back_as_the_same_model_inputs(tmp_path, monkeypatch):
     from dann_serve.data.folders import load_folder
 
     monkeypatch.setenv("DANN_CACHE_DIR", str(tmp_path / "cache"))
-    pixels = np.concatenate([_off_centre_digits(4), _pixels(4)])
+    pixels = np.concatenate([off_centre_digits(4), random_pixels(4)])
     as_float = pixels.astype(np.float32) / np.float32(255)
     captured = tmp_path / "captured"
     _run(_capture(captured), _served(as_float), _served(pixels, "predict_label_uint8"))
     version = captured / "dann" / "1"
-    for path in _files(version):
+    for path in captured_files(version):
         with Image.open(path) as image:
             assert (image.format, image.size, image.mode) == ("PNG", (32, 32), "RGB")
     target = load_folder(version, role="target")
@@ -150,7 +136,7 @@ def test_files_and_folders_are_owner_only_whatever_the_umask(tmp_path):
     previous = os.umask(0)
     try:
         prepare_folder(tmp_path / "capture")
-        _run(_capture(tmp_path / "capture"), _served(_pixels(3)))
+        _run(_capture(tmp_path / "capture"), _served(random_pixels(3)))
     finally:
         os.umask(previous)
     for path in [tmp_path / "capture", *(tmp_path / "capture").rglob("*")]:
@@ -164,14 +150,14 @@ def test_an_unwritable_folder_is_counted_and_logged_once_then_retried(tmp_path, 
     before = _metric("dann_serve_capture_errors_total", reason="unwritable")
     capture = _capture(tmp_path).start()
     for _ in range(3):
-        capture.observe(_served(_pixels(2)))
-    _wait_for(lambda: _metric("dann_serve_capture_errors_total", reason="unwritable") >= before + 6)
+        capture.observe(_served(random_pixels(2)))
+    wait_for(lambda: _metric("dann_serve_capture_errors_total", reason="unwritable") >= before + 6)
     warnings = [r for r in caplog.records if "cannot write images" in r.getMessage()]
     assert len(warnings) == 1 and "unwritable" in warnings[0].getMessage()
     (tmp_path / "dann").unlink()  # fixed: capture goes on without a restart
-    capture.observe(_served(_pixels(2)))
+    capture.observe(_served(random_pixels(2)))
     capture.stop(timeout=60)
-    assert len(_files(tmp_path / "dann" / "1")) == 2
+    assert len(captured_files(tmp_path / "dann" / "1")) == 2
     assert any("writing under" in r.getMessage() for r in caplog.records)
 
 
@@ -180,14 +166,14 @@ def test_a_removed_folder_is_made_again_and_a_model_name_never_leaves_it(tmp_pat
 
     folder = tmp_path / "capture"
     capture = _capture(folder).start()
-    capture.observe(_served(_pixels(2), model="../outside"))
-    capture.observe(_served(_pixels(2)))
-    _wait_for(lambda: len(_files(folder)) == 2)
+    capture.observe(_served(random_pixels(2), model="../outside"))
+    capture.observe(_served(random_pixels(2)))
+    wait_for(lambda: len(captured_files(folder, suffix=".png")) == 2)  # both renamed into place
     shutil.rmtree(folder)  # an operator empties the volume under a running server
-    capture.observe(_served(_pixels(3)))
-    capture.observe(_served(_pixels(3)))
+    capture.observe(_served(random_pixels(3)))
+    capture.observe(_served(random_pixels(3)))
     capture.stop(timeout=60)
-    assert 3 <= len(_files(folder / "dann" / "1")) <= 6  # the first write may find it gone
+    assert 3 <= len(captured_files(folder / "dann" / "1")) <= 6  # the first write may find it gone
     assert sorted(path.name for path in tmp_path.iterdir()) == ["capture"]
 
 
@@ -202,10 +188,10 @@ def test_a_full_disk_leaves_no_file_and_is_counted_and_logged_once(tmp_path, cap
 
     before = _metric("dann_serve_capture_errors_total", reason="disk_full")
     monkeypatch.setattr(os, "write", disk_fills)
-    _run(_capture(tmp_path), *(_served(_pixels(2)) for _ in range(5)))
+    _run(_capture(tmp_path), *(_served(random_pixels(2)) for _ in range(5)))
     monkeypatch.undo()
     assert _metric("dann_serve_capture_errors_total", reason="disk_full") == before + 10
-    assert [path.name for path in _files(tmp_path)] == []  # nor any temporary file
+    assert [path.name for path in captured_files(tmp_path)] == []  # nor any temporary file
     assert sum("disk_full" in r.getMessage() for r in caplog.records) == 1
 
 
@@ -217,7 +203,7 @@ def test_a_full_queue_drops_and_counts_without_waiting(tmp_path, monkeypatch):
     before = _metric("dann_serve_capture_dropped_total")
     started = time.perf_counter()
     for _ in range(20):
-        capture.observe(_served(_pixels(4)))
+        capture.observe(_served(random_pixels(4)))
     assert time.perf_counter() - started < 1.0
     assert _metric("dann_serve_capture_dropped_total") == before + 80 - 8  # 2 batches fit
 
@@ -229,11 +215,11 @@ def test_the_writer_keeps_to_its_share_of_a_core(tmp_path, monkeypatch):
     monkeypatch.setattr(capture_module, "WRITER_BURST_SECONDS", 0.001)
     capture = _capture(tmp_path)
     for seed in range(10):
-        capture.observe(_served(_pixels(30, seed)))  # queued before the writer starts
+        capture.observe(_served(random_pixels(30, seed)))  # queued before the writer starts
     started, cpu = time.perf_counter(), time.process_time()
     _run(capture)
     elapsed, used = time.perf_counter() - started, time.process_time() - cpu
-    assert len(_files(tmp_path)) == 300
+    assert len(captured_files(tmp_path)) == 300
     # The test's own thread only waits: the CPU used is the writer's.
     assert used > 0.01 and elapsed >= 0.8 * (used - 0.001) / 0.02
 
@@ -284,9 +270,9 @@ def test_a_writer_is_not_charged_for_the_cpu_its_wait_for_work_used(tmp_path, mo
 
     monkeypatch.setattr(_Pending, "get", costly_wait)
     capture = _capture(tmp_path)
-    capture.observe(_served(_pixels(1)))
+    capture.observe(_served(random_pixels(1)))
     _run(capture)
-    assert len(_files(tmp_path)) == 1
+    assert len(captured_files(tmp_path)) == 1
     assert all(wait < 1.0 for wait in pauses), pauses  # charged 0.2 CPU-s: a 3 s pause
 
 
@@ -296,14 +282,15 @@ def test_a_full_folder_emptied_takes_images_again_without_a_restart(tmp_path, mo
     caplog.set_level(logging.INFO, "dann_serve.serving")
     monkeypatch.setattr(capture_module, "RECOUNT_SECONDS", 0.05)
     capture = _capture(tmp_path, max_images=2).start()
-    capture.observe(_served(_pixels(3)))
-    _wait_for(lambda: any("no more are kept" in r.getMessage() for r in caplog.records))
-    for path in _files(tmp_path):
+    capture.observe(_served(random_pixels(3)))
+    wait_for(lambda: any("no more are kept" in r.getMessage() for r in caplog.records))
+    for path in captured_files(tmp_path):
         path.unlink()  # an operator moves the captured images away to adapt on them
-    _wait_for(lambda: any("has room again" in r.getMessage() for r in caplog.records))
-    capture.observe(_served(_pixels(3, seed=1)))
+    wait_for(lambda: any("has room again" in r.getMessage() for r in caplog.records))
+    time.sleep(2 * capture_module.RECOUNT_SECONDS)  # a recount between the unlinks saw 1
+    capture.observe(_served(random_pixels(3, seed=1)))
     capture.stop(timeout=60)
-    assert len(_files(tmp_path / "dann" / "1")) == 2
+    assert len(captured_files(tmp_path / "dann" / "1")) == 2
 
 
 def test_a_reader_never_sees_part_of_a_file(tmp_path, monkeypatch):
@@ -320,7 +307,7 @@ def test_a_reader_never_sees_part_of_a_file(tmp_path, monkeypatch):
 
     def read_folder() -> None:
         while not done.is_set():
-            for path in _files(tmp_path):
+            for path in captured_files(tmp_path):
                 if path.suffix != ".tmp":
                     seen.append(len(path.read_bytes()))
 
@@ -330,7 +317,7 @@ def test_a_reader_never_sees_part_of_a_file(tmp_path, monkeypatch):
     done.set()
     reader.join()
     assert seen and set(seen) == {size}
-    assert len(_files(tmp_path)) == 12  # no temporary file left behind
+    assert len(captured_files(tmp_path)) == 12  # no temporary file left behind
 
 
 def test_a_capture_folder_that_cannot_be_made_is_one_clear_error(tmp_path):
@@ -357,88 +344,3 @@ def test_capture_options_out_of_range_are_usage_errors(arguments, message):
 
     result = CliRunner().invoke(serve, arguments)
     assert result.exit_code == 2 and message in result.output, result.output
-
-
-def _wait_for(condition, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
-
-
-# -- against a real server ---------------------------------------------------------------
-
-
-@pytest.fixture()
-def capturing_server(exported_model: Path, start_server, tmp_path):
-    """``dann-serve serve --capture-dir`` keeping every image, and its capture folder."""
-    model_dir = models_copy(exported_model, tmp_path)
-    folder = tmp_path / "capture"
-    server = start_server(model_dir, "--capture-dir", str(folder), "--capture-rate", "1")
-    yield server, folder
-    assert server.stop() == 0, server.log()
-
-
-def test_a_server_captures_what_it_answers_on_both_protocols(capturing_server, monkeypatch):
-    import base64
-
-    import grpc
-    from support.helpers import predict_request, rest
-    from tensorflow_serving.apis import prediction_service_pb2_grpc
-
-    from dann_client.preprocessing import encode_png
-    from dann_serve.data.folders import load_folder
-
-    server, folder = capturing_server
-    pixels = np.concatenate([_off_centre_digits(2), _pixels(2)])
-    sent_file = encode_png(pixels[0])
-    body = {
-        "signature_name": "predict_image",
-        "instances": [{"b64": base64.b64encode(sent_file).decode()}],
-    }
-    assert rest(server, "/v1/models/dann:predict", body)[0] == 200
-    as_float = pixels[1:].astype(np.float32) / np.float32(255)
-    with grpc.insecure_channel(server.grpc_address) as channel:
-        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
-        stub.Predict(predict_request(as_float, "predict_label"), timeout=30)
-        stub.Predict(predict_request(as_float, "classify_domain"), timeout=30)
-    version = folder / "dann" / "1"
-    _wait_for(lambda: len(_files(folder)) >= 4)
-    time.sleep(0.5)  # classify_domain's images would have come by now: none may
-    files = _files(folder)
-    assert len(files) == 4 and all(path.parent == version for path in files)
-    assert sum(path.read_bytes() == sent_file for path in files) == 1
-    for path in files:
-        assert path.suffix == ".png" and stat.S_IMODE(path.stat().st_mode) == 0o600
-        with Image.open(path) as image:
-            assert (image.format, image.size) == ("PNG", (32, 32))
-    for level in (folder, folder / "dann", version):
-        assert stat.S_IMODE(level.stat().st_mode) == 0o700
-    monkeypatch.setenv("DANN_CACHE_DIR", str(folder.parent / "cache"))
-    target = load_folder(version, role="target")
-    assert sorted(map(bytes, target.train.images)) == sorted(map(bytes, pixels))
-    metrics = urllib.request.urlopen(f"{server.rest_url}/monitoring/prometheus/metrics").read()
-    assert b'dann_serve_capture_images_total{model_name="dann",version="1"} 4.0' in metrics
-
-
-def test_a_capture_folder_that_cannot_be_made_stops_the_server_with_one_line(
-    exported_model: Path, tmp_path
-):
-    import subprocess
-    import sys
-
-    (tmp_path / "file").write_text("")
-    command = [
-        sys.executable,
-        "-m",
-        "dann_serve",
-        "serve",
-        "--model-dir",
-        str(exported_model.parent.parent),
-    ]
-    command += ["--port", "0", "--rest-port", "0", "--capture-dir", str(tmp_path / "file" / "sub")]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 1
-    last = result.stderr.strip().splitlines()[-1]
-    assert "--capture-dir" in last and "cannot create it: Not a directory" in last, result.stderr
-    assert "Traceback" not in result.stderr
