@@ -130,6 +130,19 @@ def session_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path
 
 
 @pytest.fixture()
+def homeless(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A user with no home directory (a container's uid with no passwd entry): no
+    $HOME, none of our folder variables, and ``Path.home()`` fails as it then does."""
+
+    def no_home(cls):
+        raise RuntimeError("Could not determine home directory.")
+
+    for variable in ("HOME", "XDG_CACHE_HOME", "DANN_CACHE_DIR", "DANN_DATA_DIR"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setattr(Path, "home", classmethod(no_home))
+
+
+@pytest.fixture()
 def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The test's own decode cache (never ~/.cache): a module whose tests read image
     folders uses it for every test (``pytest.mark.usefixtures("cache_dir")``)."""

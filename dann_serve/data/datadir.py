@@ -27,7 +27,13 @@ def default_data_dir() -> Path:
     """The data folder used when ``--data-dir`` is not given."""
     if os.environ.get(DATA_DIR_VARIABLE):
         return Path(os.environ[DATA_DIR_VARIABLE]).expanduser()
-    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    try:
+        cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    except RuntimeError:  # no $HOME, and no passwd entry to read it from
+        raise DatasetError(
+            f"no home directory to keep data sets under: pass --data-dir or set"
+            f" ${DATA_DIR_VARIABLE}"
+        ) from None
     return Path(cache) / "dann-serve" / "data"
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 
 import numpy as np
+import pytest
 
 from dann_serve.data.cache_files import read_arrays, write_arrays
 
@@ -36,21 +37,13 @@ def test_writers_racing_for_one_cache_file_leave_it_whole(tmp_path, capsys):
     assert [p.name for p in path.parent.iterdir()] == ["shared.npz"]  # no temporary left
 
 
-def test_without_a_home_directory_nothing_is_kept_and_nothing_fails(tmp_path, monkeypatch):
-    """A container's user with no passwd entry and no $HOME: no cache folder at all."""
-    from pathlib import Path
-
+@pytest.mark.usefixtures("homeless")
+def test_without_a_home_directory_nothing_is_kept_and_nothing_fails(tmp_path):
     from PIL import Image
 
     from dann_serve.data import cache_files, fonts
     from dann_serve.data.decode_cache import DecodeCache
 
-    def no_home(cls):
-        raise RuntimeError("Could not determine home directory.")
-
-    for variable in (cache_files.CACHE_DIR_VARIABLE, "XDG_CACHE_HOME", "HOME"):
-        monkeypatch.delenv(variable, raising=False)
-    monkeypatch.setattr(Path, "home", classmethod(no_home))
     assert cache_files.default_cache_dir() is None
     assert len(fonts.rendered(12, seed=3).images) == 12
     Image.new("RGB", (32, 32), "white").save(tmp_path / "a.png")

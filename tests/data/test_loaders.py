@@ -453,6 +453,12 @@ def test_default_data_dir_is_the_environment_variable(usps_parts, tmp_path, monk
         data.load("usps")
 
 
+@pytest.mark.usefixtures("homeless")
+def test_without_a_home_directory_a_data_set_asks_for_data_dir() -> None:
+    with pytest.raises(DatasetError, match=r"no home directory.*--data-dir or set \$DANN_DATA_DIR"):
+        data.load("usps")
+
+
 # -- downloads ----------------------------------------------------------------------------------
 
 
