@@ -21,7 +21,7 @@ import zipfile
 import zlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -61,7 +61,8 @@ def write_arrays(path: Path, arrays: dict[str, np.ndarray], what: str) -> None:
     written slows the next run, nothing more, so the failure is a line on stderr."""
     buffer = io.BytesIO()
     mark = np.frombuffer(checksum(arrays).encode(), np.uint8)
-    np.savez(buffer, **arrays, **{_CHECKSUM: mark})
+    contents: dict[str, Any] = {**arrays, _CHECKSUM: mark}  # Any: savez also takes a bool
+    np.savez(buffer, **contents)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         write_atomically(path, buffer.getvalue(), shared=True)  # workers fill it at once
