@@ -22,7 +22,7 @@ from support.helpers import models_copy
 
 from dann_client import preprocessing
 from dann_serve import data
-from dann_serve.data import Domain, decode_cache, load_domain
+from dann_serve.data import Domain, cache_files, load_domain
 
 
 @pytest.fixture(scope="session")
@@ -125,7 +125,7 @@ def session_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path
     folder of its own (child processes inherit it), and ``cache_dir`` one per test."""
     path = tmp_path_factory.mktemp("cache")
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv(decode_cache.CACHE_DIR_VARIABLE, str(path))
+        patch.setenv(cache_files.CACHE_DIR_VARIABLE, str(path))
         yield path
 
 
@@ -147,7 +147,7 @@ def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The test's own decode cache (never ~/.cache): a module whose tests read image
     folders uses it for every test (``pytest.mark.usefixtures("cache_dir")``)."""
     path = tmp_path / "decode-cache"
-    monkeypatch.setenv(decode_cache.CACHE_DIR_VARIABLE, str(path))
+    monkeypatch.setenv(cache_files.CACHE_DIR_VARIABLE, str(path))
     return path
 
 

@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from dann_serve.data.datadir import user_cache_dir
 from dann_serve.data.domain import DatasetError
 from dann_serve.files import write_atomically
 
@@ -41,11 +42,8 @@ def default_cache_dir() -> Path | None:
     """The cache folder; None when there is no home directory to put it in."""
     if os.environ.get(CACHE_DIR_VARIABLE):
         return Path(os.environ[CACHE_DIR_VARIABLE]).expanduser()
-    try:
-        cache_home = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    except RuntimeError:  # no $HOME, and no passwd entry to read it from
-        return None
-    return Path(cache_home) / "dann-serve" / "decoded"
+    cache = user_cache_dir()
+    return None if cache is None else cache / "decoded"
 
 
 def checksum(arrays: dict[str, np.ndarray]) -> str:

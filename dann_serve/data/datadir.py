@@ -23,18 +23,30 @@ DATA_DIR_VARIABLE = "DANN_DATA_DIR"
 DOWNLOADABLE = frozenset({"mnist", "svhn"})
 
 
+def user_cache_dir() -> Path | None:
+    """``$XDG_CACHE_HOME/dann-serve``, else ``~/.cache/dann-serve``: where downloads and
+    caches go unless a variable of ours names another folder; None when there is no
+    home directory (no ``$HOME``, and no passwd entry to read it from, as for a
+    container's user)."""
+    if os.environ.get("XDG_CACHE_HOME"):
+        return Path(os.environ["XDG_CACHE_HOME"]) / "dann-serve"
+    try:
+        return Path.home() / ".cache" / "dann-serve"
+    except RuntimeError:
+        return None
+
+
 def default_data_dir() -> Path:
     """The data folder used when ``--data-dir`` is not given."""
     if os.environ.get(DATA_DIR_VARIABLE):
         return Path(os.environ[DATA_DIR_VARIABLE]).expanduser()
-    try:
-        cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    except RuntimeError:  # no $HOME, and no passwd entry to read it from
+    cache = user_cache_dir()
+    if cache is None:
         raise DatasetError(
             f"no home directory to keep data sets under: pass --data-dir or set"
             f" ${DATA_DIR_VARIABLE}"
-        ) from None
-    return Path(cache) / "dann-serve" / "data"
+        )
+    return cache / "data"
 
 
 def dataset_dir(name: str, data_dir: Path | None) -> Path:

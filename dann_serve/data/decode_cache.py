@@ -29,15 +29,9 @@ import numpy as np
 from dann_client import background, contract, framing, preprocessing
 from dann_client.contract import INPUT_SHAPE
 from dann_client.errors import ImageError
-from dann_serve.data.cache_files import (
-    CACHE_DIR_VARIABLE,
-    default_cache_dir,
-    read_arrays,
-    write_arrays,
-)
+from dann_serve.data.cache_files import default_cache_dir, read_arrays, write_arrays
 from dann_serve.progress import progress_bar
 
-__all__ = ["CACHE_DIR_VARIABLE", "DecodeCache", "Decoded", "default_cache_dir"]
 _FORMAT = 2  # the layout of the cache file itself (2: CRC-32 checksum)
 _WHAT, _INSTEAD = "decode cache", "decoding again"
 

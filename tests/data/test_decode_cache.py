@@ -20,7 +20,8 @@ from support.image_folders import (
 
 from dann_client import preprocessing
 from dann_serve.data import cache_files, decode_cache
-from dann_serve.data.decode_cache import DecodeCache, default_cache_dir
+from dann_serve.data.cache_files import default_cache_dir
+from dann_serve.data.decode_cache import DecodeCache
 from dann_serve.data.folders import read_folder
 
 # Each test decodes into a cache of its own (the ``cache_dir`` fixture), never ~/.cache.
@@ -189,7 +190,7 @@ def test_the_cache_lives_under_dann_cache_dir_else_the_xdg_cache(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cache_dir: Path
 ) -> None:
     assert default_cache_dir() == cache_dir
-    monkeypatch.delenv(decode_cache.CACHE_DIR_VARIABLE)
+    monkeypatch.delenv(cache_files.CACHE_DIR_VARIABLE)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert default_cache_dir() == tmp_path / "xdg" / "dann-serve" / "decoded"
     monkeypatch.delenv("XDG_CACHE_HOME")

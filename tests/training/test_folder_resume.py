@@ -21,7 +21,7 @@ from support.image_folders import (
 )
 
 from dann_serve.config import TrainConfig
-from dann_serve.data import decode_cache
+from dann_serve.data import cache_files
 from dann_serve.training.loop import train_run
 from dann_serve.training.step import Trainer
 
@@ -37,7 +37,7 @@ def folder_run(digits, tmp_path_factory) -> dict[str, Path]:
     (shared: the tests that use it must leave it as it is)."""
     root = tmp_path_factory.mktemp("folder-run")
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv(decode_cache.CACHE_DIR_VARIABLE, str(root / "cache"))
+        patch.setenv(cache_files.CACHE_DIR_VARIABLE, str(root / "cache"))
         paths = {
             "source": labelled_folder(root / "source", digits, per_class=4),
             "target": unlabelled_folder(root / "target", digits, count=12),
