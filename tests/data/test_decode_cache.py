@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from support.cache_damage import DAMAGE, rewritten
 from support.image_folders import (
     break_file,
     labelled_folder,
@@ -99,53 +100,23 @@ def test_an_unreadable_file_is_tried_again_without_rewriting_the_cache(
     assert len(read_folder(target).files) == 6 and decodes == [bad]
 
 
-def _garbage(path: Path) -> None:
-    path.write_bytes(os.urandom(4096))
+def _other_index(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """An index claiming other files."""
+    index = json.loads(arrays["index"].tobytes())
+    index = [[f"x{name}", size, mtime] for name, size, mtime in index]
+    return {**arrays, "index": np.frombuffer(json.dumps(index).encode(), np.uint8)}
 
 
-def _truncated(path: Path) -> None:
-    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
-
-
-def _emptied(path: Path) -> None:
-    path.write_bytes(b"")
-
-
-def _tampered(path: Path, key: str) -> None:
-    """Change one array of the (valid) cache file and keep its old checksum."""
-    with np.load(path) as stored:
-        arrays = dict(stored)
-    if key == "images":
-        arrays["images"] = 255 - arrays["images"]
-    else:  # an index claiming other files
-        index = json.loads(arrays["index"].tobytes())
-        index = [[f"x{name}", size, mtime] for name, size, mtime in index]
-        arrays["index"] = np.frombuffer(json.dumps(index).encode(), np.uint8)
-    with path.open("wb") as handle:
-        np.savez(handle, **arrays)
-
-
-def _forged(path: Path) -> None:
-    """A cache file whose checksum matches its contents, but of the wrong dtype."""
-    with np.load(path) as stored:
-        images, index = stored["images"].astype(np.float32), stored["index"]
-    checksum = cache_files.checksum({"images": images, "index": index})
-    with path.open("wb") as handle:
-        np.savez(
-            handle,
-            images=images,
-            index=index,
-            checksum=np.frombuffer(checksum.encode(), np.uint8),
-        )
+def _float_images(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    return {**arrays, "images": arrays["images"].astype(np.float32)}
 
 
 CORRUPTIONS = {
-    "random bytes": _garbage,
-    "truncated": _truncated,
-    "empty": _emptied,
-    "pixels changed": lambda path: _tampered(path, "images"),
-    "index changed": lambda path: _tampered(path, "index"),
-    "checksum matches, wrong dtype": _forged,
+    **DAMAGE,
+    "index changed": lambda path: rewritten(path, _other_index, checksum_kept=True),
+    "checksum matches, wrong dtype": lambda path: rewritten(
+        path, _float_images, checksum_kept=False
+    ),
 }
 
 

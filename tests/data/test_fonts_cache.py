@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from support.cache_damage import DAMAGE, rewritten
 
 from dann_serve.data import cache_files, fonts
 
@@ -70,36 +71,22 @@ def test_the_renderer_version_follows_the_font_files(tmp_path, monkeypatch):
     assert fonts.renderer_version.__wrapped__() != before
 
 
-def _garbage(path):
-    path.write_bytes(b"not a cache")
+def _labels_no_digits(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    return {**arrays, "labels": arrays["labels"] + 10}
 
 
-def _truncated(path):
-    path.write_bytes(path.read_bytes()[:1000])
+BROKEN = {
+    **DAMAGE,
+    "checksum matches, labels no digits": lambda path: rewritten(
+        path, _labels_no_digits, checksum_kept=False
+    ),
+}
 
 
-def _pixels_changed(path):
-    with np.load(path) as stored:
-        arrays = dict(stored)
-    arrays["images"] = 255 - arrays["images"]
-    with path.open("wb") as handle:
-        np.savez(handle, **arrays)
-
-
-def _forged(path):
-    """Its checksum matches, but the labels are no digits."""
-    with np.load(path) as stored:
-        arrays = {name: stored[name] for name in ("images", "labels", "renderer")}
-    arrays["labels"] = arrays["labels"] + 10
-    mark = np.frombuffer(cache_files.checksum(arrays).encode(), np.uint8)
-    with path.open("wb") as handle:
-        np.savez(handle, **arrays, checksum=mark)
-
-
-@pytest.mark.parametrize("damage", [_garbage, _truncated, _pixels_changed, _forged])
+@pytest.mark.parametrize("damage", BROKEN)
 def test_a_broken_cache_is_rendered_again_and_mended(renders, cache_dir, capsys, damage):
     first = fonts.rendered(COUNT, SEED)
-    damage(_cache_file(cache_dir))
+    BROKEN[damage](_cache_file(cache_dir))
     again = fonts.rendered(COUNT, SEED)
     assert _same(again, first) and len(renders) == 2
     assert "broken fonts cache, rendering again" in capsys.readouterr().err
