@@ -66,6 +66,7 @@ class TrainConfig:
     information_weight: float = 1.0  # target entropy minus class spread (losses.py)
     batch_norm: bool = False
     augment: bool = True
+    shift_ramp: bool = True  # the shifts grow in like lambda (training.augment.ShiftSchedule)
     grayscale: bool = True
     dark_background: bool = True
     weight_decay: float = 0.0
@@ -126,7 +127,8 @@ class TrainConfig:
     def from_dict(cls, values: dict) -> TrainConfig:
         """The options a run saved. Options named by an older version (where ``mode``,
         ``conditional`` and ``class_weighting`` chose the method) are refused rather than
-        read as the default method."""
+        read as the default method; a run saved before ``shift_ramp`` existed is read as
+        it trained, without the ramp."""
         former = [name for name in FORMER_METHOD_OPTIONS if name in values]
         if former and "method" not in values:
             raise ValueError(
@@ -134,4 +136,6 @@ class TrainConfig:
                 "train it again with --method, or read it with the version that wrote it"
             )
         known = {field.name for field in dataclasses.fields(cls)}
-        return cls(**{key: value for key, value in values.items() if key in known})
+        # Saved before the shifts grew in: they were at full size from the first step.
+        options = {"shift_ramp": False} | {k: v for k, v in values.items() if k in known}
+        return cls(**options)

@@ -224,6 +224,12 @@ TRAINING_OPTIONS = [
         show_default=True,
         help="Random shifts of up to 10% for both domains while training.",
     ),
+    click.option(
+        "--shift-ramp/--no-shift-ramp",
+        default=DEFAULTS.shift_ramp,
+        show_default=True,
+        help="Grow the shifts in from none, like lambda (full size from mid-run).",
+    ),
     click.option("--weight-decay", type=float, default=DEFAULTS.weight_decay, show_default=True),
     click.option(
         "--clip-norm",

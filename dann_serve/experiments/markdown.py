@@ -204,6 +204,14 @@ def _described(options: dict, names: Iterable[str], describe: Callable[[dict], s
     return text + (" *" if changed else "")
 
 
+def _shifts(options: dict) -> str:
+    if not options["augment"]:
+        return "none"
+    # A run saved before the shifts grew in has no shift_ramp: full size throughout.
+    ramp = ", grown in like lambda" if options.get("shift_ramp", False) else ""
+    return f"up to 10% of the side{ramp}"
+
+
 CHOICES: tuple[tuple[str, tuple[str, ...], Callable[[dict], str]], ...] = (
     ("steps", ("steps",), lambda o: f"{o['steps']:,}"),
     (
@@ -235,7 +243,7 @@ CHOICES: tuple[tuple[str, tuple[str, ...], Callable[[dict], str]], ...] = (
         ("dark_background",),
         lambda o: "yes" if o["dark_background"] else "no",
     ),
-    ("random shifts", ("augment",), lambda o: "yes" if o["augment"] else "no"),
+    ("random shifts", ("augment", "shift_ramp"), lambda o: _shifts(o)),
     ("weight decay", ("weight_decay",), lambda o: f"{o['weight_decay']:g}"),
     (
         "gradient clipping",

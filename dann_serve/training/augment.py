@@ -12,25 +12,57 @@ step it cost as much as the weight update (bench/train_throughput.py).
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import tensorflow as tf
 
+from dann_serve.config import TrainConfig
 from dann_serve.data.pipeline import PREFETCH, to_unit_range
+from dann_serve.training.schedules import AdaptationSchedule, progress
 
 MAX_SHIFT = 0.1
 """Largest shift, as a fraction of the image side (3.2 px on a 32 px image)."""
 
 
+@dataclass(frozen=True)
+class ShiftSchedule:
+    """The largest shift at a step, as a fraction of the image side.
+
+    Without ``gamma`` it is :data:`MAX_SHIFT` throughout. With it, it grows from 0 to
+    :data:`MAX_SHIFT` along the adaptation schedule's curve (lambda's, ``gamma`` its
+    steepness): a moved, resampled digit is a harder example, and in the first steps,
+    when the network has yet to learn what a digit looks like, the shifts slowed the
+    source's own learning (docs/PERFORMANCE.md); the invariance they teach is learnt
+    once the shapes are, and from mid-run on they are at 99% of their size.
+    """
+
+    total_steps: int
+    gamma: float | None = None
+
+    def __call__(self, step: tf.Tensor) -> tf.Tensor:
+        if self.gamma is None:
+            return tf.constant(MAX_SHIFT)
+        return MAX_SHIFT * AdaptationSchedule(self.gamma)(progress(step, self.total_steps))
+
+    @classmethod
+    def of(cls, config: TrainConfig) -> ShiftSchedule | None:
+        """A run's shifts: none without ``augment``, ramped with ``shift_ramp``."""
+        if not config.augment:
+            return None
+        return cls(config.steps, config.gamma if config.shift_ramp else None)
+
+
 def training_batches(
     pairs: tf.data.Dataset,
     seed: int,
-    shift: bool,
+    shift: Callable[[tf.Tensor], tf.Tensor] | None,
     augment_source: Callable[[tf.Tensor, tf.Tensor], tf.Tensor] | None = None,
 ) -> tf.data.Dataset:
     """``pairs`` (``paired_batches``) with float32 images in [0, 1], each image shifted
-    when ``shift``, then the source half passed through ``augment_source(images,
-    seed)`` (the run's method's ``augment_source`` hook; ``seed`` is int64 ``[2]``,
-    the run's seed and the step); element ``k`` is the batch of step ``k``.
+    by up to ``shift(step)`` of its side (a :class:`ShiftSchedule`; None: not shifted),
+    then the source half passed through ``augment_source(images, seed)`` (the run's
+    method's ``augment_source`` hook; ``seed`` is int64 ``[2]``, the run's seed and the
+    step); element ``k`` is the batch of step ``k``.
 
     The offsets are drawn for the whole global batch, source half first, so that every
     replica of a distributed step slices the images one device would have used; so is
@@ -43,8 +75,8 @@ def training_batches(
     def prepare(step: tf.Tensor, pair: tuple) -> tuple:
         (xs, ys), (xt, yt) = pair
         images = to_unit_range(tf.concat([xs, xt], axis=0))
-        if shift:
-            images = random_shift(images, seed, step)
+        if shift is not None:
+            images = random_shift(images, seed, step, shift(step))
         xs, xt = tf.split(images, 2)
         if augment_source is not None:
             xs = augment_source(xs, step_seed(seed, step))
@@ -61,7 +93,7 @@ def step_seed(seed: int | tf.Tensor, step: int | tf.Tensor) -> tf.Tensor:
 
 
 def random_shift(
-    images: tf.Tensor, seed: int, step: tf.Tensor, max_shift: float = MAX_SHIFT
+    images: tf.Tensor, seed: int, step: tf.Tensor, max_shift: float | tf.Tensor = MAX_SHIFT
 ) -> tf.Tensor:
     """Each image of ``[N, H, W, C]`` moved by its own uniform sub-pixel offset.
 

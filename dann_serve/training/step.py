@@ -19,7 +19,7 @@ from dann_client.contract import NUM_CLASSES
 from dann_serve.config import TrainConfig
 from dann_serve.data import Domain
 from dann_serve.data.pipeline import paired_batches
-from dann_serve.training.augment import step_seed, training_batches
+from dann_serve.training.augment import ShiftSchedule, step_seed, training_batches
 from dann_serve.training.distribute import Placement
 from dann_serve.training.evaluation import build_network, pair_accuracies
 from dann_serve.training.losses import (
@@ -58,7 +58,8 @@ class Trainer:
             self._build_state(config)
         # One global stream on every worker: each replica slices its share of a batch.
         pairs = paired_batches(source.train, target.train, config.batch_size, config.seed)
-        batches = training_batches(pairs, config.seed, config.augment, self.method.augment_source)
+        shifts = ShiftSchedule.of(config)
+        batches = training_batches(pairs, config.seed, shifts, self.method.augment_source)
         self.iterator = iter(batches)
         self.label_loss = keras.metrics.Mean()
         self.domain_loss = keras.metrics.Mean()

@@ -11,7 +11,7 @@ import pytest
 
 from dann_serve.data import Split
 from dann_serve.data.pipeline import ordered_batches, paired_batches
-from dann_serve.training.augment import training_batches
+from dann_serve.training.augment import ShiftSchedule, training_batches
 
 # Run in a fresh process: resident memory freed by earlier tests would hide growth.
 MEASURE = """
@@ -62,7 +62,9 @@ def test_no_stream_runs_the_autotuner() -> None:
     # streams took 16-20 s to exit, a test session minutes.
     split = Split(np.zeros((8, 32, 32, 3), np.uint8), np.arange(8, dtype=np.int64))
     streams = {
-        "training": training_batches(paired_batches(split, split, 4, 0), seed=0, shift=True),
+        "training": training_batches(
+            paired_batches(split, split, 4, 0), seed=0, shift=ShiftSchedule(total_steps=1)
+        ),
         "evaluation": ordered_batches(split, 4),
     }
     for name, stream in streams.items():

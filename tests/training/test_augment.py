@@ -1,8 +1,11 @@
+import itertools
+
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from dann_serve.training.augment import MAX_SHIFT, random_shift, training_batches
+from dann_serve.config import TrainConfig
+from dann_serve.training.augment import MAX_SHIFT, ShiftSchedule, random_shift, training_batches
 
 
 @pytest.fixture()
@@ -69,11 +72,46 @@ def test_training_batches_are_unit_range_and_shifted_by_their_step() -> None:
     pixels = np.arange(8 * 32 * 32 * 3, dtype=np.int64).reshape(8, 32, 32, 3) % 251
     pixels = pixels.astype(np.uint8)
     pairs = tf.data.Dataset.from_tensors(((pixels[:4], np.zeros(4)), (pixels[4:], np.zeros(4))))
-    batches = list(training_batches(pairs.repeat(3), seed=9, shift=True))
-    plain = next(iter(training_batches(pairs, seed=9, shift=False)))
+    batches = list(training_batches(pairs.repeat(3), seed=9, shift=ShiftSchedule(total_steps=1)))
+    plain = next(iter(training_batches(pairs, seed=9, shift=None)))
     unit = np.concatenate([plain[0][0].numpy(), plain[1][0].numpy()])
     np.testing.assert_allclose(unit, pixels / 255.0, rtol=1e-6)
     for step, ((xs, _), (xt, _)) in enumerate(batches):
         expected = random_shift(tf.constant(unit), 9, tf.constant(step, tf.int64)).numpy()
         np.testing.assert_allclose(np.concatenate([xs, xt]), expected, atol=1e-6)
     assert not np.allclose(batches[0][0][0], batches[1][0][0])
+
+
+def test_ramped_shifts_grow_from_none_to_full_size_by_mid_run() -> None:
+    ramp = ShiftSchedule(total_steps=1000, gamma=10.0)
+    sizes = [float(ramp(tf.constant(step, tf.int64))) for step in range(0, 1001, 50)]
+    assert sizes[0] == 0.0  # the first step sees the digits where they are
+    assert all(a < b for a, b in itertools.pairwise(sizes[:11]))  # growing to mid-run
+    assert all(a <= b for a, b in itertools.pairwise(sizes))
+    assert sizes[10] == pytest.approx(MAX_SHIFT, rel=0.02)  # about full size from mid-run
+    assert max(sizes) <= np.float32(MAX_SHIFT)
+    assert ShiftSchedule(total_steps=1000)(tf.constant(0, tf.int64)) == np.float32(MAX_SHIFT)
+
+
+def test_a_ramped_stream_shifts_each_batch_by_its_steps_size() -> None:
+    pixels = (np.arange(8 * 32 * 32 * 3) % 251).astype(np.uint8).reshape(8, 32, 32, 3)
+    pairs = tf.data.Dataset.from_tensors(((pixels[:4], np.zeros(4)), (pixels[4:], np.zeros(4))))
+    ramp = ShiftSchedule(total_steps=4, gamma=10.0)
+    batches = list(training_batches(pairs.repeat(4), seed=9, shift=ramp))
+    unit = pixels / np.float32(255.0)
+    first = np.concatenate([batches[0][0][0], batches[0][1][0]])
+    np.testing.assert_allclose(first, unit, atol=1e-6)  # step 0: not moved
+    for step, ((xs, _), (xt, _)) in enumerate(batches):
+        at = tf.constant(step, tf.int64)
+        expected = random_shift(tf.constant(unit), 9, at, ramp(at)).numpy()
+        np.testing.assert_allclose(np.concatenate([xs, xt]), expected, atol=1e-6)
+    assert not np.allclose(batches[3][0][0], pixels[:4] / 255.0, atol=1e-3)
+
+
+def test_a_run_ramps_its_shifts_unless_told_not_to_or_saved_before_the_ramp() -> None:
+    assert ShiftSchedule.of(TrainConfig(steps=300)) == ShiftSchedule(300, gamma=10.0)
+    assert ShiftSchedule.of(TrainConfig(steps=300, shift_ramp=False)) == ShiftSchedule(300)
+    assert ShiftSchedule.of(TrainConfig(augment=False)) is None
+    saved = {k: v for k, v in vars(TrainConfig()).items() if k != "shift_ramp"}
+    assert TrainConfig.from_dict(saved).shift_ramp is False  # it trained without
+    assert TrainConfig.from_dict({**saved, "shift_ramp": True}).shift_ramp is True

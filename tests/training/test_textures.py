@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 from dann_serve.config import TrainConfig
-from dann_serve.training.augment import training_batches
+from dann_serve.training.augment import ShiftSchedule, training_batches
 from dann_serve.training.methods import AdaptationMethod, get_method, method_names
 from dann_serve.training.textures import blend_on_textures, random_textures
 
@@ -59,9 +59,14 @@ def _pairs() -> tf.data.Dataset:
 
 def test_a_method_textures_only_the_source_images_of_each_step():
     method = get_method("dann-texture")
-    plain = list(training_batches(_pairs(), seed=9, shift=True))
+    plain = list(training_batches(_pairs(), seed=9, shift=ShiftSchedule(total_steps=1)))
     textured = list(
-        training_batches(_pairs(), seed=9, shift=True, augment_source=method.augment_source)
+        training_batches(
+            _pairs(),
+            seed=9,
+            shift=ShiftSchedule(total_steps=1),
+            augment_source=method.augment_source,
+        )
     )
     for step, (((xs, ys), (xt, yt)), ((tx, tys), (ttx, tty))) in enumerate(
         zip(plain, textured, strict=True)
@@ -80,10 +85,13 @@ def test_other_methods_leave_the_batches_as_they_were():
     assert AdaptationMethod.augment_source is get_method("dann").augment_source.__func__
     images = tf.zeros([2, 32, 32, 3])
     assert AdaptationMethod().augment_source(images, SEED) is images
-    plain = list(training_batches(_pairs(), seed=9, shift=True))
+    plain = list(training_batches(_pairs(), seed=9, shift=ShiftSchedule(total_steps=1)))
     hooked = list(
         training_batches(
-            _pairs(), seed=9, shift=True, augment_source=get_method("cdan").augment_source
+            _pairs(),
+            seed=9,
+            shift=ShiftSchedule(total_steps=1),
+            augment_source=get_method("cdan").augment_source,
         )
     )
     for before, after in zip(plain, hooked, strict=True):
