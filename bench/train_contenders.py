@@ -33,7 +33,7 @@ PRECISION = "BENCH_PRECISION"  # set in a child's environment: our run's --preci
 # name -> (label, what its process adds to the environment)
 CONTENDERS = {
     "ours": ("dann-serve Trainer (Keras 3)", {}),
-    "ours-bf16": ("same, --precision mixed_bfloat16", {PRECISION: "mixed_bfloat16"}),
+    "ours-float32": ("same, --precision float32", {PRECISION: "float32"}),
     "adapt": ("ADAPT DANN, Keras 3", {}),
     "adapt-tf-keras": ("ADAPT DANN, tf-keras 2 (legacy)", {"TF_USE_LEGACY_KERAS": "1"}),
 }
@@ -145,7 +145,7 @@ def run_ours(
     from dann_serve.training.step import Trainer
 
     clock = StepClock(warmup)
-    precision = os.environ.get(PRECISION, "float32")
+    precision = os.environ.get(PRECISION, "auto")  # the default: as `dann-serve train`
     config = TrainConfig(steps=steps, batch_size=batch_size, seed=seed, precision=precision)
     if curve:
         curve.start()

@@ -12,11 +12,11 @@ the load of this shared machine falls on all of them alike. Figures are medians 
 Contenders:
 
 - ``ours``: ``dann_serve.training.step.Trainer`` with its defaults (the step ``dann-serve
-  train`` runs, random shifts included), the averaged weights evaluated as the CLI
-  reports and exports them;
-- ``ours-bf16``: the same with ``--precision mixed_bfloat16`` (bf16 matmuls and
-  convolutions, float32 weights, losses and weight average): what cheaper arithmetic
-  gives on a CPU with avx512_bf16;
+  train`` runs, random shifts included, ``--precision auto``: bfloat16 arithmetic on a
+  CPU with bfloat16 instructions), the averaged weights evaluated as the CLI reports
+  and exports them;
+- ``ours-float32``: the same with ``--precision float32``, ADAPT's arithmetic (the
+  speed goal's contender);
 - ``adapt``: ADAPT 0.4.5 on Keras 3 (what ``pip install adapt`` gives beside TF 2.21),
   fed OUR feature extractor and label head objects (same layers, same in-graph
   preprocessing, same initial weights for a seed);

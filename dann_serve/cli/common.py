@@ -273,10 +273,11 @@ TRAINING_OPTIONS = [
     click.option(
         "--precision",
         type=click.Choice(PRECISIONS),
-        default=DEFAULTS.precision,
+        default="auto",
         show_default=True,
         help="Compute dtype of the training model (Keras policy); variables, losses and "
-        "the exported signatures stay float32.",
+        "the exported signatures stay float32. auto: mixed_bfloat16 on a CPU with "
+        "bfloat16 instructions (AVX512-BF16, AMX), float32 elsewhere.",
     ),
     data_dir_option(),
     click.option("--download", is_flag=True, help=DOWNLOAD_HELP),
