@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import keras
 import tensorflow as tf
 
@@ -87,9 +89,16 @@ class MultilinearConditioning(keras.layers.Layer):
 
     def call(self, features: tf.Tensor) -> tf.Tensor:
         predictions = tf.stop_gradient(tf.nn.softmax(self.label_head(features)))
+        # The logits and the fixed maps are float32 under any policy; the joint values
+        # take the features' compute dtype (bfloat16 under mixed_bfloat16), the domain
+        # head's.
+        predictions = tf.cast(predictions, features.dtype)
         if self.randomized:
-            joint = tf.matmul(features, self.feature_map) * tf.matmul(predictions, self.class_map)
-            return joint / tf.sqrt(float(self.random_dims))
+            feature_map, class_map = (
+                tf.cast(m, features.dtype) for m in (self.feature_map, self.class_map)
+            )
+            joint = tf.matmul(features, feature_map) * tf.matmul(predictions, class_map)
+            return joint / math.sqrt(self.random_dims)
         joint = predictions[:, :, None] * features[:, None, :]
         return tf.reshape(joint, (-1, self.output_dims))
 

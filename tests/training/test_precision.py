@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from dann_serve.config import TrainConfig
+from dann_serve.config import TrainConfig, native_precision
 from dann_serve.model.networks import build_model
 from dann_serve.training.evaluation import restore_model
 from dann_serve.training.loop import _train, train_run
@@ -36,8 +36,16 @@ def mixed_run(request, tiny_pair, tmp_path_factory):
 @pytest.mark.parametrize(
     ("policy", "dtype"), [("mixed_bfloat16", tf.bfloat16), ("mixed_float16", tf.float16)]
 )
-def test_the_training_model_computes_in_16_bits_with_float32_variables(policy, dtype) -> None:
-    model = build_model(TrainConfig(), policy)
+@pytest.mark.parametrize(
+    ("arch", "conditional"),
+    # CDAN's domain head reads the features times the float32 class predictions: as
+    # an outer product (mnist) and through the randomized multilinear map (svhn).
+    [("mnist", False), ("mnist", True), ("svhn", True)],
+)
+def test_the_training_model_computes_in_16_bits_with_float32_variables(
+    policy, dtype, arch, conditional
+) -> None:
+    model = build_model(TrainConfig(arch=arch), policy, conditional=conditional)
     images = tf.random.uniform((2, 32, 32, 3))
     assert model.features(images, training=True).dtype == dtype
     # The logits, whose softmax and losses are float32, come out of float32 layers.
@@ -61,6 +69,28 @@ def test_a_16_bit_run_trains_and_restores_as_a_float32_model(mixed_run) -> None:
 def test_unknown_precision_is_refused_with_the_choices() -> None:
     with pytest.raises(ValueError, match="mixed_bfloat16"):
         TrainConfig(precision="float8")
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        ("fpu sse2 avx512f avx512_bf16 avx512_vnni", "mixed_bfloat16"),
+        ("fpu sse2 amx_bf16 amx_tile", "mixed_bfloat16"),
+        ("fpu sse2 avx2 avx512f", "float32"),  # bfloat16 would be emulated: slower
+    ],
+)
+def test_auto_trains_in_bfloat16_only_on_a_cpu_that_computes_it(tmp_path, flags, expected):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {flags}\n\nprocessor\t: 1\n")
+    assert native_precision(cpuinfo) == expected
+    assert native_precision(tmp_path / "missing") == "float32"
+
+
+def test_a_run_records_what_auto_resolved_to_and_old_runs_read_as_float32() -> None:
+    assert TrainConfig().precision == native_precision() != "auto"
+    assert TrainConfig(precision="float32").precision == "float32"
+    saved = {k: v for k, v in vars(TrainConfig()).items() if k != "precision"}
+    assert TrainConfig.from_dict(saved).precision == "float32"  # saved before --precision
 
 
 @pytest.mark.slow
