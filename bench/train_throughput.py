@@ -114,7 +114,10 @@ def trainer_of(arch: str, batch_size: int, place=None, **options):
     from dann_serve.config import TrainConfig
     from dann_serve.training.step import Trainer
 
-    config = TrainConfig(arch=arch, steps=10**6, batch_size=batch_size, **options)
+    # float32 unless asked: the bare step, the replica rows and the FLOP limits are its.
+    config = TrainConfig(
+        arch=arch, steps=10**6, batch_size=batch_size, **{"precision": "float32", **options}
+    )
     return Trainer(config, *random_pair(), place)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,7 +95,9 @@ class TrainConfig:
                 f"unknown --precision {self.precision!r}: choose one of {', '.join(PRECISIONS)}"
             )
         if self.precision == "auto":  # what the run trains in is what it records
-            object.__setattr__(self, "precision", native_precision())
+            # Each worker of a cluster would resolve it on its own CPU: float32 there.
+            native = "float32" if self.distribute == "multi-worker" else native_precision()
+            object.__setattr__(self, "precision", native)
         if self.steps < 1:
             raise ValueError(f"--steps must be at least 1, got {self.steps}")
         if self.batch_size < 2 or self.batch_size % 2:
@@ -149,16 +152,22 @@ class TrainConfig:
 
 
 @functools.cache
-def native_precision(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
-    """What ``--precision auto`` trains in on this machine: ``mixed_bfloat16`` where the
-    CPU computes bfloat16 in hardware, ``float32`` elsewhere (and where the flags
-    cannot be read).
+def native_precision(
+    cpuinfo: Path = Path("/proc/cpuinfo"), gpus: Path = Path("/proc/driver/nvidia/gpus")
+) -> str:
+    """What ``--precision auto`` trains in on this machine: ``mixed_bfloat16`` where an
+    x86 CPU computes bfloat16 in hardware and trains alone, ``float32`` elsewhere.
 
     The same choice TensorFlow makes for float32 matmuls on GPUs with TensorFloat-32:
     the hardware's own reduced-precision arithmetic, with float32 variables. Here it
-    made the training step 1.4x faster at the same accuracy (docs/SCALING.md); a CPU
-    without those instructions would emulate bfloat16 and be slower, so it is not used.
+    made the training step 1.4x faster at the same accuracy (docs/SCALING.md). float32
+    wherever that was not measured or would not hold: a CPU without those instructions
+    (bfloat16 emulated, slower), oneDNN turned off (``TF_ENABLE_ONEDNN_OPTS=0``: the
+    same), a machine with NVIDIA GPUs (the model trains there, not on the CPU), or
+    flags that cannot be read.
     """
+    if os.environ.get("TF_ENABLE_ONEDNN_OPTS") == "0" or (gpus.is_dir() and any(gpus.iterdir())):
+        return "float32"
     try:
         text = cpuinfo.read_text()
     except OSError:

@@ -326,4 +326,6 @@ def given_on_command_line(config: TrainConfig) -> dict:
         source = context.get_parameter_source(name)
         if source in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT):
             given[name] = value
+    if context.params.get("precision") == "auto":  # asks for no dtype: the run's stands
+        given.pop("precision", None)
     return given

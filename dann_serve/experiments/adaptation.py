@@ -188,12 +188,15 @@ def _resumed_plan(out: Path, parent: Path, target: str | Path, method: str | Non
 
 def _adapted_config(parent: TrainConfig, plan: dict) -> TrainConfig:
     """The parent's options with the new target (tested on a sample of its own images:
-    a capture folder has no labelled test folder) and the plan's steps."""
+    a capture folder has no labelled test folder) and the plan's steps. A warm start's
+    network reads digits already, which is what the shifts' ramp waits for: its shifts
+    are at full size from the first step."""
     return dataclasses.replace(
         parent,
         target=plan["target"],
         target_test=None,
         steps=plan["steps"],
+        shift_ramp=parent.shift_ramp and plan["start"] != "warm",
     )
 
 

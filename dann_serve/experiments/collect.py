@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import cast
 
 from dann_serve import data
-from dann_serve.config import TrainConfig
+from dann_serve.config import FORMER_DEFAULTS, TrainConfig
 from dann_serve.experiments.compare import (
     BASELINE,
     SELECT,
@@ -57,7 +57,9 @@ class Run:
 
     @property
     def options(self) -> dict:
-        return {**dataclasses.asdict(TrainConfig()), **(self.config or {}).get("options", {})}
+        # An option the run predates reads as it trained (FORMER_DEFAULTS), not as today's.
+        saved = (self.config or {}).get("options", {})
+        return {**dataclasses.asdict(TrainConfig()), **FORMER_DEFAULTS, **saved}
 
     def metrics(self) -> list[dict]:
         return read_metrics(self.path / "metrics.csv")

@@ -200,15 +200,17 @@ def _described(options: dict, names: Iterable[str], describe: Callable[[dict], s
         text = describe(options)
     except KeyError:  # an option this run predates or that was since removed
         return "-"
-    changed = any(n in defaults and options.get(n) != defaults[n] for n in names)
+    # What `auto` resolves to depends on the machine the page is made on, not the run.
+    changed = any(
+        n in defaults and n != "precision" and options.get(n) != defaults[n] for n in names
+    )
     return text + (" *" if changed else "")
 
 
 def _shifts(options: dict) -> str:
     if not options["augment"]:
         return "none"
-    # A run saved before the shifts grew in has no shift_ramp: full size throughout.
-    ramp = ", grown in like lambda" if options.get("shift_ramp", False) else ""
+    ramp = ", grown in like lambda" if options["shift_ramp"] else ""
     return f"up to 10% of the side{ramp}"
 
 
@@ -265,7 +267,7 @@ CHOICES: tuple[tuple[str, tuple[str, ...], Callable[[dict], str]], ...] = (
             else "none"
         ),
     ),
-    ("compute dtype", ("precision",), lambda o: o.get("precision", "float32")),
+    ("compute dtype", ("precision",), lambda o: o["precision"]),
     (
         "devices",
         ("distribute", "cpu_replicas"),

@@ -33,7 +33,7 @@ class ShiftSchedule:
     steepness): a moved, resampled digit is a harder example, and in the first steps,
     when the network has yet to learn what a digit looks like, the shifts slowed the
     source's own learning (docs/PERFORMANCE.md); the invariance they teach is learnt
-    once the shapes are, and from mid-run on they are at 99% of their size.
+    once the shapes are, and from mid-run on they are at 98.7% of their size or more.
     """
 
     total_steps: int

@@ -67,6 +67,9 @@ def test_adapt_writes_a_finished_run_with_its_lineage(
     assert config["lineage"] == expected
     assert summary["lineage"] == expected
     assert config["options"]["target"] == str(new_images.resolve())
+    # A warm start's network reads digits already: its shifts need no ramp.
+    adapted_run = json.loads((out / "candidates" / "adapted" / "config.json").read_text())
+    assert adapted_run["options"]["shift_ramp"] is False
     assert restore_model(out) is not None  # an ordinary run: evaluate and export read it
     names = [row["name"] for row in summary["adaptation"]["candidates"]]
     assert names == ["parent", "adapted"]

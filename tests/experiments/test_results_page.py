@@ -220,6 +220,28 @@ def test_a_run_saved_before_methods_existed_is_listed_not_misread(tmp_path, writ
     assert _row(text, "src -> tgt").startswith("| src -> tgt | missing | missing |")
 
 
+def test_options_a_run_predates_are_shown_as_it_trained(tmp_path, write_run) -> None:
+    """A run saved before the shifts' ramp and --precision trained with full-size shifts
+    in float32: the page says so, whatever today's defaults and this machine."""
+    for method, accuracy in (("source-only", 0.6), ("dann", 0.7)):
+        run = write_run(PAIR, method, 0, accuracy)
+        saved = json.loads((run / "config.json").read_text())
+        del saved["options"]["shift_ramp"], saved["options"]["precision"]
+        (run / "config.json").write_text(json.dumps(saved))
+    text = _report(tmp_path / "runs", tmp_path / "RESULTS.md", seeds=(0,))
+    assert _row(text, "random shifts") == "| random shifts | up to 10% of the side * |"
+    assert _row(text, "compute dtype") == "| compute dtype | float32 |"
+
+
+def test_todays_runs_show_their_ramp_and_dtype_unmarked(tmp_path, write_run) -> None:
+    for method, accuracy in (("source-only", 0.6), ("dann", 0.7)):
+        write_run(PAIR, method, 0, accuracy, precision="mixed_bfloat16")
+    text = _report(tmp_path / "runs", tmp_path / "RESULTS.md", seeds=(0,))
+    shifts = "| random shifts | up to 10% of the side, grown in like lambda |"
+    assert _row(text, "random shifts") == shifts
+    assert _row(text, "compute dtype") == "| compute dtype | mixed_bfloat16 |"
+
+
 # -- --select runs ------------------------------------------------------------------------
 
 # seed -> candidate -> (target accuracy, {criterion: score}); "dev" chose in both seeds.

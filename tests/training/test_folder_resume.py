@@ -4,6 +4,7 @@ logged exactly once however often the run is killed and resumed."""
 from __future__ import annotations
 
 import csv
+import json
 import shutil
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from support.image_folders import (
     unlabelled_folder,
 )
 
-from dann_serve.config import TrainConfig
+from dann_serve.config import TrainConfig, native_precision
 from dann_serve.data import cache_files
 from dann_serve.training.loop import train_run
 from dann_serve.training.step import Trainer
@@ -104,6 +105,23 @@ def test_resume_allows_the_saved_values_data_dir_and_quiet(
     )
     assert result.exit_code == 0, f"{result.output}{result.exception!r}"
     assert result.output.startswith(f"{run}: step 4, ")
+
+
+def test_resume_with_precision_auto_keeps_the_dtype_the_run_trained_in(
+    folder_run: dict[str, Path], tmp_path: Path
+) -> None:
+    """``--precision auto`` asks for no dtype in particular: a run saved in another one
+    than auto picks here is resumed in its own, not refused."""
+    run = tmp_path / "run"
+    shutil.copytree(folder_run["run"], run)
+    saved = json.loads((run / "config.json").read_text())
+    other = "float32" if native_precision() != "float32" else "mixed_bfloat16"
+    saved["options"]["precision"] = other
+    (run / "config.json").write_text(json.dumps(saved))
+    result = dann_serve("train", "--out", run, "--resume", "--quiet", "--precision", "auto")
+    assert result.exit_code == 0, f"{result.output}{result.exception!r}"
+    assert result.output.startswith(f"{run}: step 4, ")
+    assert json.loads((run / "config.json").read_text())["options"]["precision"] == other
 
 
 # -- a resumed run logs each step exactly once ---------------------------------------------

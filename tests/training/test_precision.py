@@ -86,6 +86,21 @@ def test_auto_trains_in_bfloat16_only_on_a_cpu_that_computes_it(tmp_path, flags,
     assert native_precision(tmp_path / "missing") == "float32"
 
 
+def test_auto_is_float32_where_the_model_would_not_train_on_that_cpu(tmp_path, monkeypatch):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("flags\t\t: avx512f avx512_bf16\n")
+    assert native_precision(cpuinfo, tmp_path / "none") == "mixed_bfloat16"  # no GPU
+    gpus = tmp_path / "gpus"
+    (gpus / "0000:00:04.0").mkdir(parents=True)
+    assert native_precision(cpuinfo, gpus) == "float32"  # the model trains on the GPU
+    native_precision.cache_clear()  # read once per process: the environment is changed
+    monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "0")  # bfloat16 without oneDNN: emulated
+    assert native_precision(cpuinfo, tmp_path / "none") == "float32"
+    native_precision.cache_clear()
+    # Each worker of a cluster would resolve auto on its own CPU.
+    assert TrainConfig(distribute="multi-worker").precision == "float32"
+
+
 def test_a_run_records_what_auto_resolved_to_and_old_runs_read_as_float32() -> None:
     assert TrainConfig().precision == native_precision() != "auto"
     assert TrainConfig(precision="float32").precision == "float32"
