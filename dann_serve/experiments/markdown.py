@@ -326,7 +326,8 @@ def choices_section(pairs: Sequence[PairRuns]) -> str:
     parts.append(
         "Read from each run's `config.json`. `p` is the training progress, step / steps. "
         "A value marked * differs from the current default of `dann-serve train`; "
-        "unmarked values are the defaults.\n\n"
+        "unmarked values are the defaults. The compute dtype is never marked: it is what "
+        "`--precision` (by default `auto`) resolved to on the machine that trained.\n\n"
         "- **Same settings for both methods.** Source-only is the same network, data "
         "stream, batch composition, optimiser, schedules and seed with lambda held at 0; "
         "within a pair every run shares every option but method and seed (checked above "
