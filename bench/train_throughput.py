@@ -115,9 +115,8 @@ def trainer_of(arch: str, batch_size: int, place=None, **options):
     from dann_serve.training.step import Trainer
 
     # float32 unless asked: the bare step, the replica rows and the FLOP limits are its.
-    config = TrainConfig(
-        arch=arch, steps=10**6, batch_size=batch_size, **{"precision": "float32", **options}
-    )
+    options.setdefault("precision", "float32")
+    config = TrainConfig(arch=arch, steps=10**6, batch_size=batch_size, **options)
     return Trainer(config, *random_pair(), place)
 
 

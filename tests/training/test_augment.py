@@ -66,12 +66,19 @@ def test_shift_is_bilinear_with_edge_pixels_repeated() -> None:
     np.testing.assert_allclose(shifted.numpy(), reference.numpy(), atol=1e-5)
 
 
-def test_training_batches_are_unit_range_and_shifted_by_their_step() -> None:
+@pytest.fixture()
+def pixel_pairs() -> tuple[np.ndarray, tf.data.Dataset]:
+    """8 uint8 images of distinct pixels, and one step's pair of them (4 source, then 4
+    target images)."""
+    pixels = (np.arange(8 * 32 * 32 * 3) % 251).astype(np.uint8).reshape(8, 32, 32, 3)
+    pairs = tf.data.Dataset.from_tensors(((pixels[:4], np.zeros(4)), (pixels[4:], np.zeros(4))))
+    return pixels, pairs
+
+
+def test_training_batches_are_unit_range_and_shifted_by_their_step(pixel_pairs) -> None:
     """Batch k is step k's: its shifts are those of (seed, k), whichever batch the
     stream starts from, so a restored iterator draws what an unbroken one would."""
-    pixels = np.arange(8 * 32 * 32 * 3, dtype=np.int64).reshape(8, 32, 32, 3) % 251
-    pixels = pixels.astype(np.uint8)
-    pairs = tf.data.Dataset.from_tensors(((pixels[:4], np.zeros(4)), (pixels[4:], np.zeros(4))))
+    pixels, pairs = pixel_pairs
     batches = list(training_batches(pairs.repeat(3), seed=9, shift=ShiftSchedule(total_steps=1)))
     plain = next(iter(training_batches(pairs, seed=9, shift=None)))
     unit = np.concatenate([plain[0][0].numpy(), plain[1][0].numpy()])
@@ -93,9 +100,8 @@ def test_ramped_shifts_grow_from_none_to_full_size_by_mid_run() -> None:
     assert ShiftSchedule(total_steps=1000)(tf.constant(0, tf.int64)) == np.float32(MAX_SHIFT)
 
 
-def test_a_ramped_stream_shifts_each_batch_by_its_steps_size() -> None:
-    pixels = (np.arange(8 * 32 * 32 * 3) % 251).astype(np.uint8).reshape(8, 32, 32, 3)
-    pairs = tf.data.Dataset.from_tensors(((pixels[:4], np.zeros(4)), (pixels[4:], np.zeros(4))))
+def test_a_ramped_stream_shifts_each_batch_by_its_steps_size(pixel_pairs) -> None:
+    pixels, pairs = pixel_pairs
     ramp = ShiftSchedule(total_steps=4, gamma=10.0)
     batches = list(training_batches(pairs.repeat(4), seed=9, shift=ramp))
     unit = pixels / np.float32(255.0)
